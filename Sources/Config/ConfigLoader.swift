@@ -1,0 +1,133 @@
+import CryptoCore
+import Foundation
+
+/// Runs the four stages: decode, validate, provision, freeze.
+///
+/// `ssogate check` runs all four, unlike STYLE.md's "first two": an operator checking a
+/// file wants to hear that `certificate_file` is missing before the reload, as `nginx -t`
+/// opens the files it names.
+public enum ConfigLoader {
+    /// Reads a file's text; relative paths are resolved by the loader beforehand.
+    public typealias FileReader = @Sendable (String) throws -> String
+
+    public static let diskReader: FileReader = { path in
+        try String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    /// Stages 1 and 2 only: no file besides the configuration itself is read.
+    public static func check(yaml: String, environment: [String: String]) -> [ConfigIssue] {
+        let (raw, decodeIssues) = RawConfig.decode(yaml: yaml)
+        var validator = ConfigValidator(environment: environment)
+        let (_, validateIssues) = validator.validate(raw)
+        return decodeIssues + validateIssues
+    }
+
+    /// All four stages. `baseDirectory` anchors relative `*_file` paths (the config file's folder).
+    public static func load(yaml: String, environment: [String: String], baseDirectory: String,
+                            readFile: @escaping FileReader = diskReader) throws(ConfigError) -> GatewayConfiguration {
+        let (raw, decodeIssues) = RawConfig.decode(yaml: yaml)
+        var validator = ConfigValidator(environment: environment)
+        let (validated, validateIssues) = validator.validate(raw)
+        let issues = decodeIssues + validateIssues
+        guard issues.isEmpty, let validated else { throw ConfigError(issues: issues) }
+        var provisioner = Provisioner(baseDirectory: baseDirectory, readFile: readFile)
+        let configuration = provisioner.provision(validated)
+        guard provisioner.issues.isEmpty, let configuration else { throw ConfigError(issues: provisioner.issues) }
+        return configuration
+    }
+
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> GatewayConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(issues: [ConfigIssue("", "cannot read \(path): \(error.localizedDescription)")])
+        }
+        let base = (path as NSString).deletingLastPathComponent
+        return try load(yaml: text, environment: environment, baseDirectory: base.isEmpty ? "." : base)
+    }
+}
+
+/// Stage 3: reads `*_file` material and parses certificates, reporting with key paths.
+struct Provisioner {
+    let baseDirectory: String
+    let readFile: ConfigLoader.FileReader
+    private(set) var issues: [ConfigIssue] = []
+
+    init(baseDirectory: String, readFile: @escaping ConfigLoader.FileReader) {
+        self.baseDirectory = baseDirectory
+        self.readFile = readFile
+    }
+
+    mutating func provision(_ v: ValidatedConfig) -> GatewayConfiguration? {
+        var secrets: [[UInt8]] = []
+        for (keyPath, source) in v.secretSources {
+            switch source {
+            case .inline(let text):
+                secrets.append(Array(text.utf8))
+            case .file(let path):
+                guard let text = read(path, at: keyPath) else { continue }
+                // One secret per non-empty line, so a rotation is one added line.
+                let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                if lines.isEmpty { issues.append(ConfigIssue(keyPath, "the file holds no secret")) }
+                for (index, line) in lines.enumerated() {
+                    if line.utf8.count < 32 {
+                        issues.append(ConfigIssue(keyPath, "line \(index + 1): a secret must be at least 32 bytes"))
+                    } else {
+                        secrets.append(Array(line.utf8))
+                    }
+                }
+            }
+        }
+        var organizations: [GatewayConfiguration.Organization] = []
+        for org in v.organizations {
+            var certificates: [X509Certificate] = []
+            for (keyPath, source) in org.saml.certificateSources {
+                let text: String?
+                switch source {
+                case .inline(let pem): text = pem
+                case .file(let path): text = read(path, at: keyPath)
+                }
+                guard let text else { continue }
+                do {
+                    certificates += try X509Certificate.parseAll(pem: text)
+                } catch {
+                    issues.append(ConfigIssue(keyPath, (error as? CryptoError)?.reason ?? "not a PEM certificate"))
+                }
+            }
+            let s = org.saml
+            // The SP key pair is used by later stages; here it must at least be readable.
+            for (key, file) in [("sp_certificate_file", s.spCertificateFile), ("sp_private_key_file", s.spPrivateKeyFile)] {
+                if let file { _ = read(file, at: "\(org.keyPath).saml.\(key)") }
+            }
+            organizations.append(.init(
+                name: org.name, id: org.id,
+                saml: .init(enabled: s.enabled, signOnURL: s.signOnURL, certificates: certificates,
+                            idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated, allowSHA1: s.allowSHA1,
+                            spCertificateFile: s.spCertificateFile.map(absolute), spPrivateKeyFile: s.spPrivateKeyFile.map(absolute)),
+                unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, roleMapping: org.roleMapping))
+        }
+        guard issues.isEmpty else { return nil }
+        return GatewayConfiguration(
+            listen: v.listen, publicURL: v.publicURL, publicURLIsHTTPS: v.publicURL.lowercased().hasPrefix("https:"),
+            upstream: v.upstream, upstreamTimeout: v.upstreamTimeout, headerTimeout: v.headerTimeout,
+            idleTimeout: v.idleTimeout, shutdownTimeout: v.shutdownTimeout, logFormat: v.logFormat,
+            logLevel: v.logLevel, accessLog: v.accessLog,
+            session: .init(cookieName: v.cookieName, secrets: secrets, ttl: v.sessionTTL),
+            clockSkew: v.clockSkew, protectedPaths: v.protectedPaths, unauthenticated: v.unauthenticated,
+            organizations: organizations, trustedProxies: v.trustedProxies)
+    }
+
+    private func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : baseDirectory + "/" + path
+    }
+
+    private mutating func read(_ path: String, at keyPath: String) -> String? {
+        do {
+            return try readFile(absolute(path))
+        } catch {
+            issues.append(ConfigIssue(keyPath, "cannot read \(path)"))
+            return nil
+        }
+    }
+}

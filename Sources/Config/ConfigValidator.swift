@@ -1,0 +1,376 @@
+import Foundation
+
+/// Where a secret or certificate comes from once `${ENV}` has been resolved.
+enum MaterialSource: Equatable {
+    case inline(String)
+    case file(String)
+}
+
+/// Stage 2 of 4: every value checked and parsed, with no I/O. Secrets and certificates
+/// are still sources (inline text or a file path) that provisioning reads.
+struct ValidatedConfig {
+    struct SAML {
+        var enabled: Bool
+        var signOnURL: String
+        var certificateSources: [(keyPath: String, source: MaterialSource)]
+        var idpEntityID: String?
+        var allowIdPInitiated: Bool
+        var allowSHA1: Bool
+        var spCertificateFile: String?
+        var spPrivateKeyFile: String?
+    }
+    struct Organization {
+        var keyPath: String
+        var name: String
+        var id: String?
+        var saml: SAML
+        var unauthenticated: GatewayConfiguration.UnauthenticatedMode
+        var sessionTTL: Duration
+        var roleMapping: GatewayConfiguration.RoleMapping?
+    }
+
+    var listen: GatewayConfiguration.Endpoint
+    var publicURL: String
+    var upstream: GatewayConfiguration.Endpoint
+    var upstreamTimeout: Duration
+    var headerTimeout: Duration
+    var idleTimeout: Duration
+    var shutdownTimeout: Duration
+    var logFormat: GatewayConfiguration.LogFormat
+    var logLevel: String
+    var accessLog: Bool
+    var cookieName: String
+    var secretSources: [(keyPath: String, source: MaterialSource)]
+    var sessionTTL: Duration
+    var clockSkew: Duration
+    var protectedPaths: [GatewayConfiguration.PathPattern]
+    var unauthenticated: GatewayConfiguration.UnauthenticatedMode
+    var organizations: [Organization]
+    var trustedProxies: [CIDR]
+}
+
+/// Pure validation: takes the decoded file and the process environment (for `${ENV}`),
+/// returns the validated value or every problem found, each with its key path.
+struct ConfigValidator {
+    let environment: [String: String]
+    private var issues: [ConfigIssue] = []
+
+    init(environment: [String: String]) { self.environment = environment }
+
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    mutating func validate(_ raw: RawConfig) -> (ValidatedConfig?, [ConfigIssue]) {
+        let listen = endpoint(raw.listen ?? "127.0.0.1:8080", at: "listen")
+        let publicURL = self.publicURL(raw.publicURL)
+        let upstream = upstreamEndpoint(raw.upstream)
+        let upstreamTimeout = duration(raw.upstreamTimeout, default: .seconds(60), at: "upstream_timeout")
+        let headerTimeout = duration(raw.headerTimeout, default: .seconds(15), at: "header_timeout")
+        let idleTimeout = duration(raw.idleTimeout, default: .seconds(75), at: "idle_timeout")
+        let shutdownTimeout = duration(raw.shutdownTimeout, default: .seconds(30), at: "shutdown_timeout")
+        let logFormat = oneOf(raw.logFormat, default: .text, at: "log_format", GatewayConfiguration.LogFormat.init(rawValue:), "text, json")
+        let logLevel = raw.logLevel ?? "info"
+        if !Self.logLevels.contains(logLevel) {
+            report("log_level", "must be one of \(Self.logLevels.joined(separator: ", "))")
+        }
+        let cookieName = raw.session.cookieName ?? "ssogate_session"
+        if cookieName.isEmpty || !cookieName.utf8.allSatisfy(Self.isTokenByte) {
+            report("session.cookie_name", "must be a cookie-name token (letters, digits, !#$%&'*+-.^_`|~)")
+        }
+        let secretSources = secrets(raw.session)
+        let sessionTTL = duration(raw.session.ttl, default: .seconds(8 * 3600), at: "session.ttl")
+        let clockSkew = duration(raw.clockSkew, default: .seconds(60), at: "clock_skew")
+        let patterns = (raw.protectedPaths ?? []).enumerated().compactMap { index, text in
+            pathPattern(text, at: "protected_paths[\(index)]")
+        }
+        let unauthenticated = oneOf(raw.unauthenticated, default: .banner, at: "unauthenticated",
+                                    GatewayConfiguration.UnauthenticatedMode.init(rawValue:), "banner, redirect")
+        var organizations: [ValidatedConfig.Organization] = []
+        var seen: [String: Int] = [:]
+        for (index, org) in raw.organizations.enumerated() {
+            let path = "organizations[\(index)]"
+            if let name = org.name {
+                if let first = seen[name] {
+                    report("\(path).name", "duplicate organization name (also organizations[\(first)])")
+                } else {
+                    seen[name] = index
+                }
+            }
+            if let validated = organization(org, at: path, defaultMode: unauthenticated, defaultTTL: sessionTTL) {
+                organizations.append(validated)
+            }
+        }
+        let proxies = (raw.trustedProxies ?? []).enumerated().compactMap { index, text -> CIDR? in
+            guard let cidr = CIDR(text) else {
+                report("trusted_proxies[\(index)]", "not an IP address or CIDR (\"10.0.0.0/8\", \"::1\")")
+                return nil
+            }
+            return cidr
+        }
+
+        guard issues.isEmpty, let listen, let publicURL, let upstream, let upstreamTimeout, let headerTimeout,
+              let idleTimeout, let shutdownTimeout, let logFormat, let sessionTTL, let clockSkew, let unauthenticated
+        else { return (nil, issues) }
+        return (ValidatedConfig(
+            listen: listen, publicURL: publicURL, upstream: upstream, upstreamTimeout: upstreamTimeout,
+            headerTimeout: headerTimeout, idleTimeout: idleTimeout, shutdownTimeout: shutdownTimeout,
+            logFormat: logFormat, logLevel: logLevel, accessLog: raw.accessLog ?? true, cookieName: cookieName,
+            secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
+            unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies), [])
+    }
+
+    // MARK: - Pieces
+
+    private mutating func report(_ path: String, _ message: String) {
+        issues.append(ConfigIssue(path, message))
+    }
+
+    private mutating func duration(_ text: String?, default value: Duration, at path: String) -> Duration? {
+        guard let text else { return value }
+        guard let parsed = DurationText.parse(text) else {
+            report(path, "not a duration (\"90s\", \"15m\", \"8h\", \"7d\")")
+            return nil
+        }
+        if parsed == .zero {
+            report(path, "must be greater than zero")
+            return nil
+        }
+        return parsed
+    }
+
+    private mutating func oneOf<T>(_ text: String?, default value: T, at path: String,
+                                   _ make: (String) -> T?, _ allowed: String) -> T? {
+        guard let text else { return value }
+        guard let parsed = make(text) else {
+            report(path, "must be one of \(allowed)")
+            return nil
+        }
+        return parsed
+    }
+
+    private mutating func endpoint(_ text: String, at path: String) -> GatewayConfiguration.Endpoint? {
+        guard let (host, port) = Self.splitHostPort(text), !host.isEmpty, let port, (0...65535).contains(port) else {
+            report(path, "must be host:port (\"127.0.0.1:8080\", \"[::1]:8080\")")
+            return nil
+        }
+        return .init(host: host, port: port)
+    }
+
+    /// Splits `host:port` or `[v6]:port`; the port is nil when absent.
+    static func splitHostPort(_ text: String) -> (String, Int?)? {
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            let host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            if rest.isEmpty { return (host, nil) }
+            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), rest.dropFirst().allSatisfy(\.isNumber) else { return nil }
+            return (host, port)
+        }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        if parts.count == 1 { return (text, nil) }
+        guard parts.count == 2, let port = Int(parts[1]), parts[1].allSatisfy(\.isNumber) else { return nil }
+        return (String(parts[0]), port)
+    }
+
+    private mutating func publicURL(_ text: String?) -> String? {
+        guard let text else {
+            report("public_url", "is required (how browsers reach the gateway, \"https://hub.example.com\")")
+            return nil
+        }
+        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty,
+              url.query == nil, url.fragment == nil, url.user == nil, url.path.isEmpty || url.path == "/"
+        else {
+            report("public_url", "must be an absolute http(s) URL with no path, query or user (\"https://hub.example.com\")")
+            return nil
+        }
+        return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+
+    private mutating func upstreamEndpoint(_ text: String?) -> GatewayConfiguration.Endpoint? {
+        guard let text else {
+            report("upstream", "is required (the protected application, \"http://127.0.0.1:9000\")")
+            return nil
+        }
+        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
+              let host = url.host, !host.isEmpty else {
+            report("upstream", "must be an absolute URL (\"http://127.0.0.1:9000\")")
+            return nil
+        }
+        guard scheme == "http" else {
+            report("upstream", "only http:// upstreams are supported")
+            return nil
+        }
+        guard url.path.isEmpty || url.path == "/", url.query == nil, url.user == nil else {
+            report("upstream", "must not have a path, query or user; requests keep their own path")
+            return nil
+        }
+        let port = url.port ?? 80
+        guard (1...65535).contains(port) else {
+            report("upstream", "port out of range")
+            return nil
+        }
+        return .init(host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host, port: port)
+    }
+
+    /// `${NAME}` as a whole value reads the environment; anything else is literal.
+    private mutating func resolveEnv(_ text: String, at path: String) -> String? {
+        guard text.hasPrefix("${"), text.hasSuffix("}") else { return text }
+        let name = String(text.dropFirst(2).dropLast())
+        guard !name.isEmpty, name.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }) else {
+            report(path, "malformed ${ENV} reference")
+            return nil
+        }
+        guard let value = environment[name], !value.isEmpty else {
+            report(path, "environment variable \(name) is not set")
+            return nil
+        }
+        return value
+    }
+
+    private mutating func secrets(_ session: RawConfig.RawSession) -> [(keyPath: String, source: MaterialSource)] {
+        var out: [(keyPath: String, source: MaterialSource)] = []
+        switch (session.secrets, session.secretsFile) {
+        case (nil, nil):
+            report("session.secrets", "is required (at least one secret of 32 bytes or more)")
+        case (.some, .some):
+            report("session", "give secrets or secrets_file, not both")
+        case (let list?, nil):
+            if list.isEmpty { report("session.secrets", "must hold at least one secret") }
+            for (index, text) in list.enumerated() {
+                let path = "session.secrets[\(index)]"
+                guard let value = resolveEnv(text, at: path) else { continue }
+                if value.utf8.count < 32 {
+                    report(path, "must be at least 32 bytes (got \(value.utf8.count))")
+                } else {
+                    out.append((path, .inline(value)))
+                }
+            }
+        case (nil, let file?):
+            out.append(("session.secrets_file", .file(file)))
+        }
+        return out
+    }
+
+    private mutating func pathPattern(_ text: String, at path: String) -> GatewayConfiguration.PathPattern? {
+        guard text.hasPrefix("/") else {
+            report(path, "must start with /")
+            return nil
+        }
+        let coversSubtree = text.hasSuffix("/")
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        let body = coversSubtree ? parts.dropLast() : parts
+        var segments: [String?] = []
+        for part in body {
+            if part == "{org}" {
+                segments.append(nil)
+            } else if part.isEmpty || part.contains("{") || part.contains("}") || part.contains("*") {
+                report(path, "segments must be literal names or {org}, with no empty segment")
+                return nil
+            } else {
+                segments.append(String(part))
+            }
+        }
+        guard segments.filter({ $0 == nil }).count == 1 else {
+            report(path, "must contain {org} exactly once, as a whole segment")
+            return nil
+        }
+        return .init(text: text, segments: segments, coversSubtree: coversSubtree)
+    }
+
+    private mutating func organization(_ org: RawConfig.RawOrganization, at path: String,
+                                       defaultMode: GatewayConfiguration.UnauthenticatedMode?,
+                                       defaultTTL: Duration?) -> ValidatedConfig.Organization? {
+        let before = issues.count
+        if let name = org.name {
+            let allowed = name.utf8.allSatisfy { Self.isNameByte($0) } && !name.hasPrefix(".") && !name.isEmpty
+            if !allowed { report("\(path).name", "must be a URL path segment of letters, digits, '-', '_' or '.'") }
+        } else {
+            report("\(path).name", "is required")
+        }
+        let mode = oneOf(org.unauthenticated, default: defaultMode ?? .banner, at: "\(path).unauthenticated",
+                         GatewayConfiguration.UnauthenticatedMode.init(rawValue:), "banner, redirect")
+        let ttl = duration(org.sessionTTL, default: defaultTTL ?? .seconds(8 * 3600), at: "\(path).session_ttl")
+        let saml = org.saml.flatMap { self.saml($0, at: "\(path).saml") }
+        if org.saml == nil { report("\(path).saml", "is required") }
+        let roleMapping = org.roleMapping.flatMap { self.roleMapping($0, at: "\(path).role_mapping") }
+        guard issues.count == before, let name = org.name, let mode, let ttl, let saml else { return nil }
+        return .init(keyPath: path, name: name, id: org.id, saml: saml, unauthenticated: mode, sessionTTL: ttl, roleMapping: roleMapping)
+    }
+
+    private mutating func saml(_ s: RawConfig.RawSAML, at path: String) -> ValidatedConfig.SAML? {
+        let before = issues.count
+        if let url = s.signOnURL {
+            if let c = URLComponents(string: url), let scheme = c.scheme?.lowercased(), scheme == "https" || scheme == "http",
+               let host = c.host, !host.isEmpty {
+                // http is allowed for development IdPs on loopback; the README says to use https.
+            } else {
+                report("\(path).sign_on_url", "must be an absolute https URL (the IdP's Single Sign-On URL)")
+            }
+        } else {
+            report("\(path).sign_on_url", "is required (the IdP's Single Sign-On URL)")
+        }
+        var sources: [(keyPath: String, source: MaterialSource)] = []
+        let forms = [s.certificate != nil, s.certificates != nil, s.certificateFile != nil].filter { $0 }.count
+        if forms == 0 {
+            report("\(path).certificate", "is required (the IdP's X.509 signing certificate, PEM)")
+        } else if forms > 1 {
+            report(path, "give only one of certificate, certificates, certificate_file")
+        } else if let one = s.certificate {
+            if let value = resolveEnv(one, at: "\(path).certificate") { sources.append(("\(path).certificate", .inline(value))) }
+        } else if let many = s.certificates {
+            if many.isEmpty { report("\(path).certificates", "must hold at least one certificate") }
+            for (index, text) in many.enumerated() {
+                let p = "\(path).certificates[\(index)]"
+                if let value = resolveEnv(text, at: p) { sources.append((p, .inline(value))) }
+            }
+        } else if let file = s.certificateFile {
+            sources.append(("\(path).certificate_file", .file(file)))
+        }
+        if (s.spCertificateFile == nil) != (s.spPrivateKeyFile == nil) {
+            report(path, "sp_certificate_file and sp_private_key_file go together")
+        }
+        guard issues.count == before, let url = s.signOnURL else { return nil }
+        return .init(enabled: s.enabled ?? false, signOnURL: url, certificateSources: sources,
+                     idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated ?? false,
+                     allowSHA1: s.allowSHA1 ?? false, spCertificateFile: s.spCertificateFile,
+                     spPrivateKeyFile: s.spPrivateKeyFile)
+    }
+
+    private mutating func roleMapping(_ m: RawConfig.RawRoleMapping, at path: String) -> GatewayConfiguration.RoleMapping? {
+        let before = issues.count
+        func role(_ text: String?, at p: String) -> GatewayConfiguration.Role? {
+            guard let text else { return nil }
+            guard let r = GatewayConfiguration.Role.allCases.first(where: { $0.name == text }) else {
+                report(p, "must be one of read, contributor, write, admin")
+                return nil
+            }
+            return r
+        }
+        if m.attribute == nil { report("\(path).attribute", "is required (the SAML attribute holding groups)") }
+        var rules: [(value: String, role: GatewayConfiguration.Role)] = []
+        for (index, rule) in m.rules.enumerated() {
+            let p = "\(path).rules[\(index)]"
+            if rule.value == nil { report("\(p).value", "is required") }
+            if rule.role == nil { report("\(p).role", "is required") }
+            if let value = rule.value, let r = role(rule.role, at: "\(p).role") { rules.append((value, r)) }
+        }
+        let defaultRole = m.defaultRole == nil ? .read : role(m.defaultRole, at: "\(path).default_role")
+        guard issues.count == before, let attribute = m.attribute, let defaultRole else { return nil }
+        return .init(attribute: attribute, rules: rules, defaultRole: defaultRole)
+    }
+
+    // RFC 9110 token characters, for cookie names.
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x30...0x39, 0x41...0x5a, 0x61...0x7a: return true
+        default: return "!#$%&'*+-.^_`|~".utf8.contains(b)
+        }
+    }
+
+    static func isNameByte(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x30...0x39, 0x41...0x5a, 0x61...0x7a, UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."): return true
+        default: return false
+        }
+    }
+}

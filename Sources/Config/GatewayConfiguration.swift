@@ -1,0 +1,83 @@
+import CryptoCore
+
+/// Stage 4 of 4: the frozen configuration the gateway runs on. Only the loader in this
+/// module can make one, so every value here has passed validation and provisioning.
+public struct GatewayConfiguration: Sendable {
+    public struct Endpoint: Sendable, Equatable {
+        public let host: String
+        public let port: Int
+    }
+
+    public enum LogFormat: String, Sendable { case text, json }
+    public enum UnauthenticatedMode: String, Sendable { case banner, redirect }
+    public enum Role: Int, Sendable, Comparable, CaseIterable {
+        case read, contributor, write, admin
+        public var name: String { String(describing: self) }
+        public static func < (a: Role, b: Role) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    public struct Session: Sendable {
+        public let cookieName: String
+        /// Raw secrets; the first seals new cookies, all of them open old ones.
+        public let secrets: [[UInt8]]
+        public let ttl: Duration
+    }
+
+    public struct SAML: Sendable {
+        public let enabled: Bool
+        public let signOnURL: String
+        public let certificates: [X509Certificate]
+        public let idpEntityID: String?
+        public let allowIdPInitiated: Bool
+        public let allowSHA1: Bool
+        public let spCertificateFile: String?
+        public let spPrivateKeyFile: String?
+    }
+
+    public struct RoleMapping: Sendable {
+        public let attribute: String
+        public let rules: [(value: String, role: Role)]
+        public let defaultRole: Role
+    }
+
+    public struct Organization: Sendable {
+        public let name: String
+        public let id: String?
+        public let saml: SAML
+        public let unauthenticated: UnauthenticatedMode
+        public let sessionTTL: Duration
+        public let roleMapping: RoleMapping?
+    }
+
+    /// A `protected_paths` entry, split into segments; exactly one is `{org}`.
+    public struct PathPattern: Sendable, Equatable {
+        public let text: String
+        /// Literal segments, with `nil` at the `{org}` position.
+        public let segments: [String?]
+        /// A pattern ending in `/` also covers everything below it.
+        public let coversSubtree: Bool
+    }
+
+    public let listen: Endpoint
+    /// Scheme, host and port browsers use, no trailing slash (`https://hub.example.com`).
+    public let publicURL: String
+    public let publicURLIsHTTPS: Bool
+    public let upstream: Endpoint
+    public let upstreamTimeout: Duration
+    public let headerTimeout: Duration
+    public let idleTimeout: Duration
+    public let shutdownTimeout: Duration
+    public let logFormat: LogFormat
+    public let logLevel: String
+    public let accessLog: Bool
+    public let session: Session
+    public let clockSkew: Duration
+    public let protectedPaths: [PathPattern]
+    public let unauthenticated: UnauthenticatedMode
+    public let organizations: [Organization]
+    public let trustedProxies: [CIDR]
+
+    public func organization(named name: some StringProtocol) -> Organization? {
+        organizations.first { $0.name == name }
+    }
+}

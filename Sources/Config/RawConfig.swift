@@ -1,0 +1,151 @@
+import Yams
+
+/// Stage 1 of 4: the configuration as written, with only YAML shapes checked.
+/// Every key the file may hold is declared here, once; documentation of each key is in
+/// `Config/REFERENCE.md` and in `Config/ssogate.example.yaml`.
+struct RawConfig {
+    var listen: String?
+    var publicURL: String?
+    var upstream: String?
+    var upstreamTimeout: String?
+    var headerTimeout: String?
+    var idleTimeout: String?
+    var shutdownTimeout: String?
+    var logFormat: String?
+    var logLevel: String?
+    var accessLog: Bool?
+    var session = RawSession()
+    var clockSkew: String?
+    var protectedPaths: [String]?
+    var unauthenticated: String?
+    var organizations: [RawOrganization] = []
+    var trustedProxies: [String]?
+
+    struct RawSession {
+        var cookieName: String?
+        var secrets: [String]?
+        var secretsFile: String?
+        var ttl: String?
+    }
+
+    struct RawOrganization {
+        var name: String?
+        var id: String?
+        var saml: RawSAML?
+        var unauthenticated: String?
+        var sessionTTL: String?
+        var roleMapping: RawRoleMapping?
+    }
+
+    struct RawSAML {
+        var enabled: Bool?
+        var signOnURL: String?
+        var certificate: String?
+        var certificates: [String]?
+        var certificateFile: String?
+        var idpEntityID: String?
+        var allowIdPInitiated: Bool?
+        var allowSHA1: Bool?
+        var spCertificateFile: String?
+        var spPrivateKeyFile: String?
+    }
+
+    struct RawRoleMapping {
+        var attribute: String?
+        var rules: [(value: String?, role: String?)] = []
+        var defaultRole: String?
+    }
+}
+
+extension RawConfig {
+    /// Decodes YAML text. Unknown keys, duplicate keys and wrong shapes are issues.
+    static func decode(yaml text: String) -> (RawConfig, [ConfigIssue]) {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            return (RawConfig(), [ConfigIssue("", "not valid YAML: \(error)")])
+        }
+        guard let root else { return (RawConfig(), [ConfigIssue("", "the file is empty")]) }
+        var reader = YAMLReader()
+        var raw = RawConfig()
+        let top = reader.mapping(root, at: "", keys: [
+            "listen", "public_url", "upstream", "upstream_timeout", "header_timeout", "idle_timeout",
+            "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
+            "protected_paths", "unauthenticated", "organizations", "trusted_proxies",
+        ]) ?? [:]
+        raw.listen = reader.string(top["listen"], at: "listen")
+        raw.publicURL = reader.string(top["public_url"], at: "public_url")
+        raw.upstream = reader.string(top["upstream"], at: "upstream")
+        raw.upstreamTimeout = reader.string(top["upstream_timeout"], at: "upstream_timeout")
+        raw.headerTimeout = reader.string(top["header_timeout"], at: "header_timeout")
+        raw.idleTimeout = reader.string(top["idle_timeout"], at: "idle_timeout")
+        raw.shutdownTimeout = reader.string(top["shutdown_timeout"], at: "shutdown_timeout")
+        raw.logFormat = reader.string(top["log_format"], at: "log_format")
+        raw.logLevel = reader.string(top["log_level"], at: "log_level")
+        raw.accessLog = reader.bool(top["access_log"], at: "access_log")
+        raw.clockSkew = reader.string(top["clock_skew"], at: "clock_skew")
+        raw.protectedPaths = reader.strings(top["protected_paths"], at: "protected_paths")
+        raw.unauthenticated = reader.string(top["unauthenticated"], at: "unauthenticated")
+        raw.trustedProxies = reader.strings(top["trusted_proxies"], at: "trusted_proxies")
+
+        if let session = reader.mapping(top["session"], at: "session",
+                                        keys: ["cookie_name", "secrets", "secrets_file", "ttl"]) {
+            raw.session.cookieName = reader.string(session["cookie_name"], at: "session.cookie_name")
+            raw.session.secrets = reader.strings(session["secrets"], at: "session.secrets")
+            raw.session.secretsFile = reader.string(session["secrets_file"], at: "session.secrets_file")
+            raw.session.ttl = reader.string(session["ttl"], at: "session.ttl")
+        }
+
+        for (index, node) in (reader.sequence(top["organizations"], at: "organizations") ?? []).enumerated() {
+            raw.organizations.append(decodeOrganization(node, at: "organizations[\(index)]", &reader))
+        }
+        return (raw, reader.issues)
+    }
+
+    private static func decodeOrganization(_ node: Node, at path: String, _ reader: inout YAMLReader) -> RawOrganization {
+        var org = RawOrganization()
+        guard let map = reader.mapping(node, at: path, keys: [
+            "name", "id", "saml", "unauthenticated", "session_ttl", "role_mapping",
+        ]) else { return org }
+        org.name = reader.string(map["name"], at: "\(path).name")
+        org.id = reader.string(map["id"], at: "\(path).id")
+        org.unauthenticated = reader.string(map["unauthenticated"], at: "\(path).unauthenticated")
+        org.sessionTTL = reader.string(map["session_ttl"], at: "\(path).session_ttl")
+
+        let samlPath = "\(path).saml"
+        if let saml = reader.mapping(map["saml"], at: samlPath, keys: [
+            "enabled", "sign_on_url", "certificate", "certificates", "certificate_file", "idp_entity_id",
+            "allow_idp_initiated", "allow_sha1", "sp_certificate_file", "sp_private_key_file",
+        ]) {
+            var s = RawSAML()
+            s.enabled = reader.bool(saml["enabled"], at: "\(samlPath).enabled")
+            s.signOnURL = reader.string(saml["sign_on_url"], at: "\(samlPath).sign_on_url")
+            s.certificate = reader.string(saml["certificate"], at: "\(samlPath).certificate")
+            s.certificates = reader.strings(saml["certificates"], at: "\(samlPath).certificates")
+            s.certificateFile = reader.string(saml["certificate_file"], at: "\(samlPath).certificate_file")
+            s.idpEntityID = reader.string(saml["idp_entity_id"], at: "\(samlPath).idp_entity_id")
+            s.allowIdPInitiated = reader.bool(saml["allow_idp_initiated"], at: "\(samlPath).allow_idp_initiated")
+            s.allowSHA1 = reader.bool(saml["allow_sha1"], at: "\(samlPath).allow_sha1")
+            s.spCertificateFile = reader.string(saml["sp_certificate_file"], at: "\(samlPath).sp_certificate_file")
+            s.spPrivateKeyFile = reader.string(saml["sp_private_key_file"], at: "\(samlPath).sp_private_key_file")
+            org.saml = s
+        }
+
+        let rmPath = "\(path).role_mapping"
+        if let rm = reader.mapping(map["role_mapping"], at: rmPath, keys: ["attribute", "rules", "default_role"]) {
+            var mapping = RawRoleMapping()
+            mapping.attribute = reader.string(rm["attribute"], at: "\(rmPath).attribute")
+            mapping.defaultRole = reader.string(rm["default_role"], at: "\(rmPath).default_role")
+            for (index, ruleNode) in (reader.sequence(rm["rules"], at: "\(rmPath).rules") ?? []).enumerated() {
+                let rulePath = "\(rmPath).rules[\(index)]"
+                if let rule = reader.mapping(ruleNode, at: rulePath, keys: ["value", "role"]) {
+                    mapping.rules.append((reader.string(rule["value"], at: "\(rulePath).value"),
+                                          reader.string(rule["role"], at: "\(rulePath).role")))
+                }
+            }
+            org.roleMapping = mapping
+        }
+        return org
+    }
+}

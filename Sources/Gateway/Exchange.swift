@@ -1,0 +1,52 @@
+import NIOCore
+import NIOHTTP1
+
+/// One request/response pair in flight through the proxy.
+final class Exchange {
+    let method: HTTPMethod
+    let uri: String
+    let clientVersion: HTTPVersion
+    let clientKeepAlive: Bool
+    let upstreamHead: HTTPRequestHead
+    let requestBody: RequestFraming.Body
+    let start: NIODeadline
+
+    /// Body parts that arrived before an upstream connection was ready.
+    var buffered: CircularBuffer<ByteBuffer> = []
+    var requestEndReceived = false
+    var requestFullySent = false
+    var bodyBytesSent: UInt64 = 0
+
+    var upstream: UpstreamConnection?
+    var reusedConnection = false
+    var retried = false
+    var upstreamSentAt: NIODeadline?
+    var timeout: Scheduled<Void>?
+
+    var responseHeadReceived = false
+    var responseFraming: ResponseFraming = .none
+    var upstreamKeepAlive = false
+    var status = 0
+    var responseBytes = 0
+    var upstreamNanoseconds: Int64?
+    var wroteUpstreamInThisRead = false
+
+    init(method: HTTPMethod, uri: String, clientVersion: HTTPVersion, clientKeepAlive: Bool,
+         upstreamHead: HTTPRequestHead, requestBody: RequestFraming.Body, start: NIODeadline) {
+        self.method = method
+        self.uri = uri
+        self.clientVersion = clientVersion
+        self.clientKeepAlive = clientKeepAlive
+        self.upstreamHead = upstreamHead
+        self.requestBody = requestBody
+        self.start = start
+    }
+
+    /// Whether a failure on a reused keep-alive connection may be retried on a fresh one:
+    /// the upstream may have closed the idle connection just as the request went out. Only
+    /// for body-less requests of safe methods, so nothing can happen twice.
+    var mayRetry: Bool {
+        reusedConnection && !retried && !responseHeadReceived && requestBody == .none
+            && [.GET, .HEAD, .OPTIONS].contains(method)
+    }
+}

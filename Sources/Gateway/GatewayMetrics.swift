@@ -1,0 +1,57 @@
+import CoreMetrics
+import Prometheus
+
+/// The gateway's metrics, recorded through swift-metrics into a Prometheus registry the
+/// gateway owns (no global bootstrap, so several gateways can share a test process).
+/// Every handle is made once here; the request path only increments.
+public final class GatewayMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let requestsByClass: [CoreMetrics.Counter]
+    private let upstreamLatency: CoreMetrics.Timer
+    private let upstreamFailures: [UpstreamFailure: CoreMetrics.Counter]
+    private let connections: CoreMetrics.Meter
+    private let reloads: [Bool: CoreMetrics.Counter]
+
+    public enum UpstreamFailure: String, CaseIterable, Sendable {
+        case connect, timeout, closed
+    }
+
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+        ]
+        self.registry = registry
+        requestsByClass = (1...5).map {
+            CoreMetrics.Counter(label: "ssogate_http_requests_total", dimensions: [("class", "\($0)xx")], factory: factory)
+        }
+        upstreamLatency = CoreMetrics.Timer(label: "ssogate_upstream_response_seconds", factory: factory)
+        upstreamFailures = Dictionary(uniqueKeysWithValues: UpstreamFailure.allCases.map {
+            ($0, CoreMetrics.Counter(label: "ssogate_upstream_failures_total", dimensions: [("reason", $0.rawValue)], factory: factory))
+        })
+        connections = CoreMetrics.Meter(label: "ssogate_open_connections", factory: factory)
+        reloads = [
+            true: CoreMetrics.Counter(label: "ssogate_config_reloads_total", dimensions: [("result", "success")], factory: factory),
+            false: CoreMetrics.Counter(label: "ssogate_config_reloads_total", dimensions: [("result", "failure")], factory: factory),
+        ]
+    }
+
+    func requestFinished(status: Int) {
+        let index = status / 100 - 1
+        if requestsByClass.indices.contains(index) { requestsByClass[index].increment() }
+    }
+
+    func upstreamResponded(afterNanoseconds nanoseconds: Int64) {
+        upstreamLatency.recordNanoseconds(nanoseconds)
+    }
+
+    func upstreamFailed(_ reason: UpstreamFailure) { upstreamFailures[reason]?.increment() }
+    func connectionOpened() { connections.increment() }
+    func connectionClosed() { connections.decrement() }
+    func reloaded(success: Bool) { reloads[success]?.increment() }
+
+    func exposition() -> [UInt8] { registry.emitToBuffer() }
+}

@@ -1,0 +1,148 @@
+import Config
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The listening gateway: binds, serves, reloads and drains.
+public final class GatewayServer: Sendable {
+    /// Request heads over this are refused with 431.
+    public static let maxRequestHeadBytes = 32 * 1024
+
+    private let shared: GatewayShared
+    private let group: EventLoopGroup
+    private let serverChannel: NIOLockedValueBox<Channel?> = .init(nil)
+    private let connections = ConnectionRegistry()
+    public let metrics: GatewayMetrics
+    private let logger: Logger
+
+    public init(configuration: GatewayConfiguration, group: EventLoopGroup, logger: Logger,
+                accessLogger: Logger?, metrics: GatewayMetrics = GatewayMetrics()) {
+        self.group = group
+        self.metrics = metrics
+        self.logger = logger
+        self.shared = GatewayShared(runtime: GatewayRuntime(configuration: configuration), metrics: metrics,
+                                    logger: logger, accessLogger: accessLogger, group: group)
+    }
+
+    /// Binds the listener and starts serving; returns the bound address (port 0 picks one).
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let configuration = shared.runtime.configuration
+        let shared = self.shared
+        let connections = self.connections
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.configureClientPipeline(channel, shared: shared)
+                    connections.add(channel, metrics: shared.metrics)
+                }
+            }
+            .bind(host: configuration.listen.host, port: configuration.listen.port)
+            .get()
+        serverChannel.withLockedValue { $0 = channel }
+        let address = channel.localAddress!
+        logger.info("listening", metadata: ["address": "\(address.ipAddress ?? "?"):\(address.port ?? 0)", "upstream": "\(configuration.upstream.host):\(configuration.upstream.port)"])
+        return address
+    }
+
+    private static func configureClientPipeline(_ channel: Channel, shared: GatewayShared) throws {
+        let logger = shared.logger
+        let headTimer = HeadTimeoutHandler(headerTimeout: shared.headerTimeout, idleTimeout: shared.idleTimeout) { amount in
+            logger.info("closed connection without a complete request head", metadata: [
+                "reason": "header or idle timeout", "timeout_ms": "\(amount.nanoseconds / 1_000_000)",
+            ])
+        }
+        var encoder = HTTPResponseEncoder.Configuration()
+        encoder.automaticallySetFramingHeaders = false  // the proxy frames each hop itself
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = maxRequestHeadBytes
+        limits.maxHeaderFieldSize = maxRequestHeadBytes
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(headTimer)
+        try sync.addHandler(HTTPResponseEncoder(configuration: encoder))
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes,
+                                                                    informationalResponseStrategy: .drop,
+                                                                    limitConfiguration: limits)))
+        try sync.addHandler(HTTPServerPipelineHandler())
+        try sync.addHandler(ClientConnectionHandler(shared: shared, pool: shared.pool(for: channel.eventLoop),
+                                                    headTimer: headTimer))
+    }
+
+    /// Swaps in a new configuration for every request that starts from now on.
+    /// The listen address cannot change without a restart; that is logged and ignored.
+    public func reload(_ configuration: GatewayConfiguration) {
+        let old = shared.runtime.configuration
+        if old.listen != configuration.listen {
+            logger.warning("listen address changed; restart to apply", metadata: [
+                "running": "\(old.listen.host):\(old.listen.port)", "configured": "\(configuration.listen.host):\(configuration.listen.port)",
+            ])
+        }
+        shared.swap(GatewayRuntime(configuration: configuration))
+        if old.upstream != configuration.upstream { shared.closeIdleUpstreams() }
+        metrics.reloaded(success: true)
+    }
+
+    public func recordFailedReload() { metrics.reloaded(success: false) }
+
+    /// Stops accepting, lets in-flight requests finish (keep-alive connections close after
+    /// their current response), and force-closes whatever remains after `gracePeriod`.
+    public func shutdown(gracePeriod: TimeAmount) async {
+        let channel = serverChannel.withLockedValue { value -> Channel? in
+            defer { value = nil }
+            return value
+        }
+        try? await channel?.close()
+        let open = connections.quiesceAll()
+        logger.info("draining", metadata: ["connections": "\(open)"])
+        let drained = await connections.waitUntilEmpty(within: gracePeriod, on: group.next())
+        if !drained {
+            let forced = connections.closeAll()
+            logger.warning("drain period over; closing remaining connections", metadata: ["connections": "\(forced)"])
+        }
+        shared.closeIdleUpstreams()
+    }
+}
+
+/// The open client connections, for draining.
+final class ConnectionRegistry: Sendable {
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+
+    func add(_ channel: Channel, metrics: GatewayMetrics) {
+        let id = ObjectIdentifier(channel)
+        channels.withLockedValue { $0[id] = channel }
+        metrics.connectionOpened()
+        channel.closeFuture.whenComplete { [channels] _ in
+            channels.withLockedValue { _ = $0.removeValue(forKey: id) }
+            metrics.connectionClosed()
+        }
+    }
+
+    /// Asks every connection to close once idle (NIO's pipeline handler closes idle ones at
+    /// once and adds `Connection: close` to the response in flight).
+    func quiesceAll() -> Int {
+        let all = channels.withLockedValue { Array($0.values) }
+        for channel in all { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+        return all.count
+    }
+
+    func closeAll() -> Int {
+        let all = channels.withLockedValue { Array($0.values) }
+        for channel in all { channel.close(promise: nil) }
+        return all.count
+    }
+
+    func waitUntilEmpty(within limit: TimeAmount, on loop: EventLoop) async -> Bool {
+        let deadline = NIODeadline.now() + limit
+        while NIODeadline.now() < deadline {
+            if channels.withLockedValue({ $0.isEmpty }) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return channels.withLockedValue { $0.isEmpty }
+    }
+}
