@@ -253,10 +253,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 upstream.handler.flush()
                 exchange.wroteUpstreamInThisRead = false
                 exchange.requestFullySent = true
-            } else if exchange.responseHeadReceived {
-                // The upstream already answered and was let go; the request is complete now.
-                state = .idle
-                completeResponseCycle()
             }
         }
     }
@@ -373,14 +369,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             // The upstream answered before the request body ended (e.g. 413): stop reading it.
             closeAfterResponse = true
         }
-        let close = closeAfterResponse
-        let promise: EventLoopPromise<Void>? = close ? context.eventLoop.makePromise() : nil
-        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
+        // Settle this connection's state before writing `.end`: NIO's pipeline handler
+        // delivers the next pipelined request from inside that write.
         state = .idle
-        if let promise {
-            promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        if closeAfterResponse {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             completeResponseCycle()
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
         }
     }
 
@@ -430,15 +426,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         if method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         let bytes = method == .HEAD ? 0 : body.readableBytes
+        // As in finishProxied: state first, then `.end` (which may deliver the next request).
         if closeAfterResponse {
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             logAccess(method: method, uri: uri, status: Int(status.code), bytes: bytes, start: start, upstreamNanoseconds: nil)
             state = .idle
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         state = .local(method: method, uri: uri, status: Int(status.code), bytes: bytes, start: start)
         if requestComplete { finishLocal() }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     private func finishLocal() {

@@ -101,7 +101,9 @@ enum HeaderPolicy {
         for (name, value) in head.headers {
             let lower = name.lowercased()
             if hopByHop.contains(lower) || listed.contains(lower) { continue }
-            if lower == "content-length" && framing != .contentLength { continue }
+            // A body this hop frames itself must not also carry the upstream's length; HEAD,
+            // 204 and 304 responses keep it as the size a GET would have had.
+            if lower == "content-length" && (framing == .chunked || framing == .closeDelimited) { continue }
             headers.add(name: name, value: value)
         }
         switch framing {

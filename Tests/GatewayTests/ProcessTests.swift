@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+import TestSupport
+
+private func config(upstreamPort: Int, extra: String = "") -> String {
+    """
+    listen: "127.0.0.1:PORT"
+    public_url: "http://127.0.0.1:PORT"
+    upstream: "http://127.0.0.1:\(upstreamPort)"
+    shutdown_timeout: "5s"
+    session:
+      secrets: ["0123456789abcdef0123456789abcdef-test"]
+    \(extra)
+    """
+}
+
+/// The real executable as a child process. Serialized: the 1 GiB streams want the CPU.
+@Suite("The ssogate process: memory, signals, logs", .serialized)
+struct ProcessTests {
+    static let gibibyte = 1 << 30
+    /// Resident memory the gateway may reach while a 1 GiB body passes (issue bound).
+    static let rssLimit = 64 << 20
+
+    @Test func aGibibyteDownloadStreamsThroughInFlatMemory() async throws {
+        let upstream = try await TestUpstream.start()
+        let gw = try GatewayProcess(yaml: config(upstreamPort: upstream.port, extra: "access_log: false"))
+        let c = try RawHTTPClient(port: gw.port, timeout: 60)
+        try c.send("GET /stream?bytes=\(Self.gibibyte) HTTP/1.1\r\nHost: h\r\n\r\n")
+        // The client reads nothing for two seconds: without backpressure the gateway would
+        // take the upstream's whole body into memory meanwhile.
+        try await Task.sleep(for: .seconds(2))
+        let stalledRSS = gw.memory().rss
+        #expect(stalledRSS < Self.rssLimit, "RSS while the client stalls: \(stalledRSS >> 20) MiB")
+        let r = try c.readResponse(discardBody: true)
+        #expect(r.status == 200)
+        #expect(r.text == "\(Self.gibibyte)")
+        let peak = gw.memory().peak
+        #expect(peak > 0 && peak < Self.rssLimit, "peak RSS \(peak >> 20) MiB")
+        await upstream.stop()
+    }
+
+    @Test func aGibibyteUploadStreamsThroughInFlatMemory() async throws {
+        let upstream = try await TestUpstream.start()
+        let gw = try GatewayProcess(yaml: config(upstreamPort: upstream.port, extra: "access_log: false"))
+        let c = try RawHTTPClient(port: gw.port, timeout: 60)
+        // The upstream reads nothing for two seconds: without backpressure the gateway would
+        // take the client's whole body into memory meanwhile.
+        try c.send("POST /sink?stall_ms=2000 HTTP/1.1\r\nHost: h\r\nContent-Length: \(Self.gibibyte)\r\n\r\n")
+        let piece = [UInt8](repeating: 0x62, count: 1 << 20)
+        for _ in 0..<(Self.gibibyte / piece.count) { try c.send(piece) }
+        let r = try c.readResponse()
+        #expect(r.status == 200)
+        #expect(r.text == "\(Self.gibibyte)")
+        let peak = gw.memory().peak
+        #expect(peak > 0 && peak < Self.rssLimit, "peak RSS \(peak >> 20) MiB")
+        await upstream.stop()
+    }
+
+    @Test func sighupWithABrokenFileKeepsTheRunningConfigurationAndAGoodOneIsApplied() async throws {
+        let first = try await TestUpstream.start()
+        let second = try await TestUpstream.start()
+        let gw = try GatewayProcess(yaml: config(upstreamPort: first.port))
+        let good = try String(contentsOfFile: gw.configPath, encoding: .utf8)
+
+        try (good + "\nunknown_key: 1\nupstream_timeout: \"soon\"\n").write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        gw.signal(SIGHUP)
+        #expect(gw.waitForLog("configuration reload rejected", within: 5))
+        #expect(gw.log.contains("unknown_key: unknown key"))
+        #expect(gw.log.contains("upstream_timeout: not a duration"))
+        var r = try RawHTTPClient(port: gw.port).roundTrip("GET /echo HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(r.status == 200)
+        #expect(first.requests.count == 1)
+
+        try good.replacingOccurrences(of: "127.0.0.1:\(first.port)", with: "127.0.0.1:\(second.port)")
+            .write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        gw.signal(SIGHUP)
+        #expect(gw.waitForLog("configuration reloaded", within: 5))
+        r = try RawHTTPClient(port: gw.port).roundTrip("GET /echo HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(r.status == 200)
+        #expect(second.requests.count == 1)
+        #expect(first.requests.count == 1)
+        await first.stop()
+        await second.stop()
+    }
+
+    @Test func sigtermFinishesTheRequestInFlightThenExitsZero() async throws {
+        let upstream = try await TestUpstream.start()
+        let gw = try GatewayProcess(yaml: config(upstreamPort: upstream.port))
+        let c = try RawHTTPClient(port: gw.port, timeout: 10)
+        try c.send("GET /slow?ms=800 HTTP/1.1\r\nHost: h\r\n\r\n")
+        usleep(200_000)
+        gw.signal(SIGTERM)
+        let r = try c.readResponse()
+        #expect(r.status == 200)
+        #expect(r.text == "slow")
+        #expect(r.header("connection") == "close")
+        #expect(gw.waitForExit(within: 8) == 0)
+        #expect((try? RawHTTPClient(port: gw.port, timeout: 1)) == nil, "still accepting after shutdown")
+        await upstream.stop()
+    }
+
+    @Test func sigtermForceClosesWhatOutlastsTheDrainPeriod() async throws {
+        let upstream = try await TestUpstream.start()
+        let gw = try GatewayProcess(yaml: config(upstreamPort: upstream.port).replacingOccurrences(of: "shutdown_timeout: \"5s\"", with: "shutdown_timeout: \"500ms\""))
+        let c = try RawHTTPClient(port: gw.port, timeout: 10)
+        try c.send("GET /slow?ms=5000 HTTP/1.1\r\nHost: h\r\n\r\n")
+        usleep(200_000)
+        let started = Date()
+        gw.signal(SIGTERM)
+        #expect(gw.waitForExit(within: 5) == 0)
+        #expect(Date().timeIntervalSince(started) < 3)
+        #expect(gw.log.contains("drain period over"))
+        await upstream.stop()
+    }
+
+    @Test func theAccessLogIsOneJSONLinePerRequestWithoutTheQuery() async throws {
+        let upstream = try await TestUpstream.start()
+        let gw = try GatewayProcess(yaml: config(upstreamPort: upstream.port, extra: "log_format: json"))
+        _ = try RawHTTPClient(port: gw.port).roundTrip("GET /echo?token=secret HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(gw.waitForLog("\"path\":\"/echo\"", within: 5))
+        let line = try #require(gw.log.split(separator: "\n").first { $0.contains("\"path\":\"/echo\"") })
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["msg"] as? String == "request")
+        #expect(object["method"] as? String == "GET")
+        #expect(object["status"] as? String == "200")
+        #expect(object["bytes"] != nil && object["duration_ms"] != nil && object["upstream_ms"] != nil)
+        #expect(!gw.log.contains("secret"))
+        await upstream.stop()
+    }
+
+    @Test func checkAcceptsTheExampleConfiguration() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let (status, output) = try runCheck(root.appendingPathComponent("Config/ssogate.example.yaml").path)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains(": ok ("))
+    }
+
+    @Test func checkNamesEveryProblemWithItsKeyPathAndExitsTwo() throws {
+        let path = NSTemporaryDirectory() + "ssogate-check-\(UUID().uuidString).yaml"
+        try """
+        public_url: "https://hub.example.test"
+        upstream: "http://127.0.0.1:9000"
+        session: {secrets: ["short"]}
+        organizations:
+          - name: acme
+            saml: {sign_on_url: "https://idp.example/sso", certificate: "hello"}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let (status, output) = try runCheck(path)
+        #expect(status == 2)
+        #expect(output.contains("session.secrets[0]: must be at least 32 bytes (got 5)"))
+        let (status2, output2) = try runCheck(path.replacingOccurrences(of: ".yaml", with: ".missing.yaml"))
+        #expect(status2 == 2)
+        #expect(output2.contains("cannot read"))
+    }
+
+    @Test func checkParsesTheCertificate() throws {
+        let path = NSTemporaryDirectory() + "ssogate-check-\(UUID().uuidString).yaml"
+        try """
+        public_url: "https://hub.example.test"
+        upstream: "http://127.0.0.1:9000"
+        session: {secrets: ["0123456789abcdef0123456789abcdef"]}
+        organizations:
+          - name: acme
+            saml: {sign_on_url: "https://idp.example/sso", certificate: "hello"}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let (status, output) = try runCheck(path)
+        #expect(status == 2)
+        #expect(output.contains("organizations[0].saml.certificate: not a PEM certificate"))
+    }
+
+    private func runCheck(_ path: String) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: GatewayProcess.executable)
+        process.arguments = ["check", "--config", path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+@Suite("Health and metrics endpoints")
+struct ObservabilityTests {
+    @Test func healthzAnswers200() async throws {
+        try await withGateway { gw, _ in
+            let r = try gw.request("GET /_ssogate/healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+            #expect(r.status == 200)
+            #expect(r.text == "ok\n")
+        }
+    }
+
+    @Test func metricsCountRequestsByClassUpstreamLatencyAndConnections() async throws {
+        try await withGateway { gw, _ in
+            let c = try gw.client()
+            for _ in 0..<3 {
+                try c.send("GET /echo HTTP/1.1\r\nHost: h\r\n\r\n")
+                #expect(try c.readResponse().status == 200)
+            }
+            try c.send("GET /close HTTP/1.1\r\nHost: h\r\n\r\n")
+            #expect(try c.readResponse().status == 502)
+            let text = try gw.request("GET /_ssogate/metrics HTTP/1.1\r\nHost: h\r\n\r\n").text
+            #expect(text.contains("ssogate_http_requests_total{class=\"2xx\"} 3"))
+            #expect(text.contains("ssogate_http_requests_total{class=\"5xx\"} 1"))
+            #expect(text.contains("ssogate_upstream_response_seconds_count 3"))
+            #expect(text.contains("ssogate_upstream_failures_total{reason=\"closed\"} 1"))
+            #expect(text.contains("ssogate_open_connections 2"))
+        }
+    }
+
+    @Test func everyRequestGetsOneAccessLogLine() async throws {
+        try await withGateway { gw, _ in
+            _ = try gw.request("GET /echo?q=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+            _ = try gw.request("GET /_ssogate/healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(50))
+            let lines = gw.accessLogs.all
+            #expect(lines.count == 2)
+            #expect(lines[0].contains("path=/echo ") && lines[0].contains("status=200") && lines[0].contains("upstream_ms="))
+            #expect(!lines[0].contains("q=1"))
+        }
+    }
+}
+
+extension RawHTTPClient {
+    func roundTrip(_ raw: String) throws -> Response {
+        try send(raw)
+        return try readResponse()
+    }
+}
