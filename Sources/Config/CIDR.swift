@@ -6,6 +6,8 @@ public struct CIDR: Sendable, Equatable, CustomStringConvertible {
     public let network: [UInt8]
     public let prefixLength: Int
     public let description: String
+    /// False when the text had bits set past the prefix (`10.0.0.1/8`), usually a typo.
+    public let hostBitsWereZero: Bool
 
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
@@ -17,8 +19,15 @@ public struct CIDR: Sendable, Equatable, CustomStringConvertible {
             prefix = p
         }
         network = Self.mask(address, prefix)
+        hostBitsWereZero = network == address
         prefixLength = prefix
         description = text
+    }
+
+    /// The network address as text (dotted quad or grouped hex).
+    public var networkText: String {
+        if network.count == 4 { return network.map(String.init).joined(separator: ".") }
+        return stride(from: 0, to: 16, by: 2).map { String(UInt16(network[$0]) << 8 | UInt16(network[$0 + 1]), radix: 16) }.joined(separator: ":")
     }
 
     /// Whether the 4- or 16-byte address lies in this network. IPv4-mapped IPv6 addresses

@@ -10,26 +10,40 @@ public enum ConfigLoader {
     /// Reads a file's text; relative paths are resolved by the loader beforehand.
     public typealias FileReader = @Sendable (String) throws -> String
 
+    /// Why a referenced file could not be used, in a few words.
+    public struct FileError: Error {
+        public let reason: String
+        public init(_ reason: String) { self.reason = reason }
+    }
+
     public static let diskReader: FileReader = { path in
-        try String(contentsOfFile: path, encoding: .utf8)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileError("no such file") }
+        guard !isDirectory.boolValue else { throw FileError("is a directory") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw FileError("permission denied") }
+        guard let text = String(data: data, encoding: .utf8) else { throw FileError("not UTF-8 text") }
+        return text
     }
 
     /// Stages 1 and 2 only: no file besides the configuration itself is read.
     public static func check(yaml: String, environment: [String: String]) -> [ConfigIssue] {
-        let (raw, decodeIssues) = RawConfig.decode(yaml: yaml)
-        var validator = ConfigValidator(environment: environment)
-        let (_, validateIssues) = validator.validate(raw)
-        return decodeIssues + validateIssues
+        validate(yaml: yaml, environment: environment).1
+    }
+
+    private static func validate(yaml: String, environment: [String: String]) -> (ValidatedConfig?, [ConfigIssue]) {
+        let (raw, decodeIssues, reported) = RawConfig.decode(yaml: yaml)
+        guard let reported else { return (nil, decodeIssues) }
+        var validator = ConfigValidator(environment: environment, alreadyReported: reported)
+        let (validated, validateIssues) = validator.validate(raw)
+        let issues = decodeIssues + validateIssues
+        return (issues.isEmpty ? validated : nil, issues)
     }
 
     /// All four stages. `baseDirectory` anchors relative `*_file` paths (the config file's folder).
     public static func load(yaml: String, environment: [String: String], baseDirectory: String,
                             readFile: @escaping FileReader = diskReader) throws(ConfigError) -> GatewayConfiguration {
-        let (raw, decodeIssues) = RawConfig.decode(yaml: yaml)
-        var validator = ConfigValidator(environment: environment)
-        let (validated, validateIssues) = validator.validate(raw)
-        let issues = decodeIssues + validateIssues
-        guard issues.isEmpty, let validated else { throw ConfigError(issues: issues) }
+        let (validated, issues) = validate(yaml: yaml, environment: environment)
+        guard let validated else { throw ConfigError(issues: issues) }
         var provisioner = Provisioner(baseDirectory: baseDirectory, readFile: readFile)
         let configuration = provisioner.provision(validated)
         guard provisioner.issues.isEmpty, let configuration else { throw ConfigError(issues: provisioner.issues) }
@@ -123,10 +137,13 @@ struct Provisioner {
     }
 
     private mutating func read(_ path: String, at keyPath: String) -> String? {
+        let resolved = absolute(path)
         do {
-            return try readFile(absolute(path))
+            return try readFile(resolved)
         } catch {
-            issues.append(ConfigIssue(keyPath, "cannot read \(path)"))
+            let cause = (error as? ConfigLoader.FileError)?.reason ?? "\(error)"
+            let note = path.hasPrefix("/") ? "" : "; relative paths are read from the configuration file's folder"
+            issues.append(ConfigIssue(keyPath, "cannot read \"\(path)\" (\(cause)\(note))"))
             return nil
         }
     }

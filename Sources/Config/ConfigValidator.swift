@@ -53,9 +53,19 @@ struct ValidatedConfig {
 /// returns the validated value or every problem found, each with its key path.
 struct ConfigValidator {
     let environment: [String: String]
+    /// Key paths the decoder already reported (present but malformed): not "required" again.
+    let alreadyReported: Set<String>
     private var issues: [ConfigIssue] = []
 
-    init(environment: [String: String]) { self.environment = environment }
+    init(environment: [String: String], alreadyReported: Set<String> = []) {
+        self.environment = environment
+        self.alreadyReported = alreadyReported
+    }
+
+    /// Organization names the gateway's own URLs use; `/{org}/` would otherwise cover them.
+    static let reservedNames: Set<String> = ["organizations", "_ssogate"]
+    /// Larger skews accept long-expired assertions; ten minutes is already generous.
+    static let maxClockSkew = Duration.seconds(600)
 
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
@@ -76,11 +86,25 @@ struct ConfigValidator {
         if cookieName.isEmpty || !cookieName.utf8.allSatisfy(Self.isTokenByte) {
             report("session.cookie_name", "must be a cookie-name token (letters, digits, !#$%&'*+-.^_`|~)")
         }
+        if (cookieName.hasPrefix("__Host-") || cookieName.hasPrefix("__Secure-")),
+           let url = publicURL, !url.lowercased().hasPrefix("https:") {
+            report("session.cookie_name", "a __Host- or __Secure- cookie needs an https public_url; browsers refuse it otherwise")
+        }
         let secretSources = secrets(raw.session)
         let sessionTTL = duration(raw.session.ttl, default: .seconds(8 * 3600), at: "session.ttl")
-        let clockSkew = duration(raw.clockSkew, default: .seconds(60), at: "clock_skew")
-        let patterns = (raw.protectedPaths ?? []).enumerated().compactMap { index, text in
-            pathPattern(text, at: "protected_paths[\(index)]")
+        var clockSkew = duration(raw.clockSkew, default: .seconds(60), at: "clock_skew", allowZero: true)
+        if let skew = clockSkew, skew > Self.maxClockSkew {
+            report("clock_skew", "must be at most 10m (a larger skew accepts long-expired assertions)")
+            clockSkew = nil
+        }
+        var patterns: [GatewayConfiguration.PathPattern] = []
+        for (index, text) in (raw.protectedPaths ?? []).enumerated() {
+            guard let pattern = pathPattern(text, at: "protected_paths[\(index)]") else { continue }
+            if patterns.contains(pattern) {
+                report("protected_paths[\(index)]", "duplicate pattern")
+            } else {
+                patterns.append(pattern)
+            }
         }
         let unauthenticated = oneOf(raw.unauthenticated, default: .banner, at: "unauthenticated",
                                     GatewayConfiguration.UnauthenticatedMode.init(rawValue:), "banner, redirect")
@@ -89,10 +113,11 @@ struct ConfigValidator {
         for (index, org) in raw.organizations.enumerated() {
             let path = "organizations[\(index)]"
             if let name = org.name {
-                if let first = seen[name] {
+                // Compared without case: `Acme` and `acme` would be one organization to a person.
+                if let first = seen[name.lowercased()] {
                     report("\(path).name", "duplicate organization name (also organizations[\(first)])")
                 } else {
-                    seen[name] = index
+                    seen[name.lowercased()] = index
                 }
             }
             if let validated = organization(org, at: path, defaultMode: unauthenticated, defaultTTL: sessionTTL) {
@@ -100,11 +125,23 @@ struct ConfigValidator {
             }
         }
         let proxies = (raw.trustedProxies ?? []).enumerated().compactMap { index, text -> CIDR? in
+            let path = "trusted_proxies[\(index)]"
             guard let cidr = CIDR(text) else {
-                report("trusted_proxies[\(index)]", "not an IP address or CIDR (\"10.0.0.0/8\", \"::1\")")
+                report(path, "not an IP address or network (\"10.0.0.0/8\", \"192.0.2.7\", \"fd00::/8\")")
+                return nil
+            }
+            guard cidr.prefixLength > 0 else {
+                report(path, "trusts every client, which lets anyone forge X-Forwarded-*; list your proxies' networks")
+                return nil
+            }
+            guard cidr.hostBitsWereZero else {
+                report(path, "has host bits set; the network is \(cidr.networkText)/\(cidr.prefixLength)")
                 return nil
             }
             return cidr
+        }
+        if (raw.protectedPaths ?? []).isEmpty, let index = organizations.firstIndex(where: { $0.saml.enabled }) {
+            report("protected_paths", "is empty while organizations[\(index)] has SSO enabled: nothing would be protected")
         }
 
         guard issues.isEmpty, let listen, let publicURL, let upstream, let upstreamTimeout, let headerTimeout,
@@ -124,13 +161,19 @@ struct ConfigValidator {
         issues.append(ConfigIssue(path, message))
     }
 
-    private mutating func duration(_ text: String?, default value: Duration, at path: String) -> Duration? {
+    /// Reports a missing key, unless it (or a mapping above it) was present but malformed.
+    private mutating func required(_ path: String, _ message: String) {
+        let covered = alreadyReported.contains { $0.isEmpty || path == $0 || path.hasPrefix($0 + ".") || path.hasPrefix($0 + "[") }
+        if !covered { report(path, message) }
+    }
+
+    private mutating func duration(_ text: String?, default value: Duration, at path: String, allowZero: Bool = false) -> Duration? {
         guard let text else { return value }
         guard let parsed = DurationText.parse(text) else {
-            report(path, "not a duration (\"90s\", \"15m\", \"8h\", \"7d\")")
+            report(path, "not a duration (\"500ms\", \"90s\", \"15m\", \"8h\", \"7d\", \"1h30m\")")
             return nil
         }
-        if parsed == .zero {
+        if parsed == .zero && !allowZero {
             report(path, "must be greater than zero")
             return nil
         }
@@ -148,8 +191,13 @@ struct ConfigValidator {
     }
 
     private mutating func endpoint(_ text: String, at path: String) -> GatewayConfiguration.Endpoint? {
-        guard let (host, port) = Self.splitHostPort(text), !host.isEmpty, let port, (0...65535).contains(port) else {
+        guard let (host, port) = Self.splitHostPort(text), !host.isEmpty, let port else {
             report(path, "must be host:port (\"127.0.0.1:8080\", \"[::1]:8080\")")
+            return nil
+        }
+        // Port 0 binds an ephemeral port (tests); the bound port is logged at start.
+        guard (0...65535).contains(port) else {
+            report(path, "port \(port) is out of range (0-65535)")
             return nil
         }
         return .init(host: host, port: port)
@@ -173,7 +221,7 @@ struct ConfigValidator {
 
     private mutating func publicURL(_ text: String?) -> String? {
         guard let text else {
-            report("public_url", "is required (how browsers reach the gateway, \"https://hub.example.com\")")
+            required("public_url", "is required (how browsers reach the gateway, \"https://hub.example.com\")")
             return nil
         }
         guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
@@ -188,7 +236,7 @@ struct ConfigValidator {
 
     private mutating func upstreamEndpoint(_ text: String?) -> GatewayConfiguration.Endpoint? {
         guard let text else {
-            report("upstream", "is required (the protected application, \"http://127.0.0.1:9000\")")
+            required("upstream", "is required (the protected application, \"http://127.0.0.1:9000\")")
             return nil
         }
         guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
@@ -200,8 +248,8 @@ struct ConfigValidator {
             report("upstream", "only http:// upstreams are supported")
             return nil
         }
-        guard url.path.isEmpty || url.path == "/", url.query == nil, url.user == nil else {
-            report("upstream", "must not have a path, query or user; requests keep their own path")
+        guard url.path.isEmpty || url.path == "/", url.query == nil, url.fragment == nil, url.user == nil else {
+            report("upstream", "must not have a path, query, fragment or user; requests keep their own path")
             return nil
         }
         let port = url.port ?? 80
@@ -217,21 +265,30 @@ struct ConfigValidator {
         guard text.hasPrefix("${"), text.hasSuffix("}") else { return text }
         let name = String(text.dropFirst(2).dropLast())
         guard !name.isEmpty, name.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }) else {
-            report(path, "malformed ${ENV} reference")
+            report(path, "malformed ${ENV} reference (names use A-Z, a-z, 0-9 and _)")
             return nil
         }
         guard let value = environment[name], !value.isEmpty else {
-            report(path, "environment variable \(name) is not set")
+            report(path, "environment variable \(name) is not set or empty")
             return nil
         }
         return value
+    }
+
+    /// `*_file` values are paths, never `${ENV}` references (a file named `${X}` is a mistake).
+    private mutating func filePath(_ text: String, at path: String) -> String? {
+        guard !text.contains("${") else {
+            report(path, "a file path cannot hold a ${ENV} reference; give the value itself as ${ENV} instead")
+            return nil
+        }
+        return text
     }
 
     private mutating func secrets(_ session: RawConfig.RawSession) -> [(keyPath: String, source: MaterialSource)] {
         var out: [(keyPath: String, source: MaterialSource)] = []
         switch (session.secrets, session.secretsFile) {
         case (nil, nil):
-            report("session.secrets", "is required (at least one secret of 32 bytes or more)")
+            required("session.secrets", "is required (at least one secret of 32 bytes or more)")
         case (.some, .some):
             report("session", "give secrets or secrets_file, not both")
         case (let list?, nil):
@@ -246,7 +303,7 @@ struct ConfigValidator {
                 }
             }
         case (nil, let file?):
-            out.append(("session.secrets_file", .file(file)))
+            if let file = filePath(file, at: "session.secrets_file") { out.append(("session.secrets_file", .file(file))) }
         }
         return out
     }
@@ -263,8 +320,8 @@ struct ConfigValidator {
         for part in body {
             if part == "{org}" {
                 segments.append(nil)
-            } else if part.isEmpty || part.contains("{") || part.contains("}") || part.contains("*") {
-                report(path, "segments must be literal names or {org}, with no empty segment")
+            } else if part.isEmpty || part.contains(where: { "{}*%?#".contains($0) }) || part == "." || part == ".." {
+                report(path, "segments must be literal names (no {, }, *, %, ?, #, . or ..) or {org}, with no empty segment")
                 return nil
             } else {
                 segments.append(String(part))
@@ -283,15 +340,19 @@ struct ConfigValidator {
         let before = issues.count
         if let name = org.name {
             let allowed = name.utf8.allSatisfy { Self.isNameByte($0) } && !name.hasPrefix(".") && !name.isEmpty
-            if !allowed { report("\(path).name", "must be a URL path segment of letters, digits, '-', '_' or '.'") }
+            if !allowed {
+                report("\(path).name", "must be a URL path segment of letters, digits, '-', '_' or '.', not starting with '.'")
+            } else if Self.reservedNames.contains(name.lowercased()) {
+                report("\(path).name", "\"\(name)\" is reserved for the gateway's own URLs")
+            }
         } else {
-            report("\(path).name", "is required")
+            required("\(path).name", "is required")
         }
         let mode = oneOf(org.unauthenticated, default: defaultMode ?? .banner, at: "\(path).unauthenticated",
                          GatewayConfiguration.UnauthenticatedMode.init(rawValue:), "banner, redirect")
         let ttl = duration(org.sessionTTL, default: defaultTTL ?? .seconds(8 * 3600), at: "\(path).session_ttl")
         let saml = org.saml.flatMap { self.saml($0, at: "\(path).saml") }
-        if org.saml == nil { report("\(path).saml", "is required") }
+        if org.saml == nil { required("\(path).saml", "is required") }
         let roleMapping = org.roleMapping.flatMap { self.roleMapping($0, at: "\(path).role_mapping") }
         guard issues.count == before, let name = org.name, let mode, let ttl, let saml else { return nil }
         return .init(keyPath: path, name: name, id: org.id, saml: saml, unauthenticated: mode, sessionTTL: ttl, roleMapping: roleMapping)
@@ -300,19 +361,21 @@ struct ConfigValidator {
     private mutating func saml(_ s: RawConfig.RawSAML, at path: String) -> ValidatedConfig.SAML? {
         let before = issues.count
         if let url = s.signOnURL {
-            if let c = URLComponents(string: url), let scheme = c.scheme?.lowercased(), scheme == "https" || scheme == "http",
-               let host = c.host, !host.isEmpty {
-                // http is allowed for development IdPs on loopback; the README says to use https.
-            } else {
-                report("\(path).sign_on_url", "must be an absolute https URL (the IdP's Single Sign-On URL)")
+            let c = URLComponents(string: url)
+            let scheme = c?.scheme?.lowercased()
+            let host = c?.host?.lowercased() ?? ""
+            // Plain http only to a loopback IdP (development); a real IdP is always https.
+            let loopback = host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+            if c == nil || host.isEmpty || c?.fragment != nil || !(scheme == "https" || (scheme == "http" && loopback)) {
+                report("\(path).sign_on_url", "must be an absolute https URL (the IdP's Single Sign-On URL; http only for a loopback IdP)")
             }
         } else {
-            report("\(path).sign_on_url", "is required (the IdP's Single Sign-On URL)")
+            required("\(path).sign_on_url", "is required (the IdP's Single Sign-On URL)")
         }
         var sources: [(keyPath: String, source: MaterialSource)] = []
         let forms = [s.certificate != nil, s.certificates != nil, s.certificateFile != nil].filter { $0 }.count
         if forms == 0 {
-            report("\(path).certificate", "is required (the IdP's X.509 signing certificate, PEM)")
+            required("\(path).certificate", "is required (the IdP's X.509 signing certificate, PEM): give certificate, certificates or certificate_file")
         } else if forms > 1 {
             report(path, "give only one of certificate, certificates, certificate_file")
         } else if let one = s.certificate {
@@ -323,11 +386,16 @@ struct ConfigValidator {
                 let p = "\(path).certificates[\(index)]"
                 if let value = resolveEnv(text, at: p) { sources.append((p, .inline(value))) }
             }
-        } else if let file = s.certificateFile {
-            sources.append(("\(path).certificate_file", .file(file)))
+        } else if let file = s.certificateFile, let checked = filePath(file, at: "\(path).certificate_file") {
+            sources.append(("\(path).certificate_file", .file(checked)))
         }
-        if (s.spCertificateFile == nil) != (s.spPrivateKeyFile == nil) {
-            report(path, "sp_certificate_file and sp_private_key_file go together")
+        switch (s.spCertificateFile, s.spPrivateKeyFile) {
+        case (.some, nil): report("\(path).sp_private_key_file", "is required with sp_certificate_file (the SP key pair goes together)")
+        case (nil, .some): report("\(path).sp_certificate_file", "is required with sp_private_key_file (the SP key pair goes together)")
+        case (let cert?, let key?):
+            _ = filePath(cert, at: "\(path).sp_certificate_file")
+            _ = filePath(key, at: "\(path).sp_private_key_file")
+        case (nil, nil): break
         }
         guard issues.count == before, let url = s.signOnURL else { return nil }
         return .init(enabled: s.enabled ?? false, signOnURL: url, certificateSources: sources,
@@ -346,12 +414,12 @@ struct ConfigValidator {
             }
             return r
         }
-        if m.attribute == nil { report("\(path).attribute", "is required (the SAML attribute holding groups)") }
+        if m.attribute == nil { required("\(path).attribute", "is required (the SAML attribute holding groups)") }
         var rules: [(value: String, role: GatewayConfiguration.Role)] = []
         for (index, rule) in m.rules.enumerated() {
             let p = "\(path).rules[\(index)]"
-            if rule.value == nil { report("\(p).value", "is required") }
-            if rule.role == nil { report("\(p).role", "is required") }
+            if rule.value == nil { required("\(p).value", "is required") }
+            if rule.role == nil { required("\(p).role", "is required") }
             if let value = rule.value, let r = role(rule.role, at: "\(p).role") { rules.append((value, r)) }
         }
         let defaultRole = m.defaultRole == nil ? .read : role(m.defaultRole, at: "\(path).default_role")

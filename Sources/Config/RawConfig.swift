@@ -1,8 +1,8 @@
 import Yams
 
 /// Stage 1 of 4: the configuration as written, with only YAML shapes checked.
-/// Every key the file may hold is declared here, once; documentation of each key is in
-/// `Config/REFERENCE.md` and in `Config/ssogate.example.yaml`.
+/// Every key the file may hold is declared here, once; each is documented in
+/// `Config/ssogate.example.yaml`.
 struct RawConfig {
     var listen: String?
     var publicURL: String?
@@ -59,14 +59,17 @@ struct RawConfig {
 
 extension RawConfig {
     /// Decodes YAML text. Unknown keys, duplicate keys and wrong shapes are issues.
-    static func decode(yaml text: String) -> (RawConfig, [ConfigIssue]) {
+    /// The third value lists key paths already reported, so validation does not add a
+    /// second "is required" for a key that was present but malformed. `nil` when the text
+    /// is not YAML at all: validation must not run then.
+    static func decode(yaml text: String) -> (RawConfig, [ConfigIssue], Set<String>?) {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            return (RawConfig(), [ConfigIssue("", "not valid YAML: \(error)")])
+            return (RawConfig(), [ConfigIssue("", syntaxMessage(error))], nil)
         }
-        guard let root else { return (RawConfig(), [ConfigIssue("", "the file is empty")]) }
+        guard let root else { return (RawConfig(), [ConfigIssue("", "the file is empty")], nil) }
         var reader = YAMLReader()
         var raw = RawConfig()
         let top = reader.mapping(root, at: "", keys: [
@@ -100,7 +103,24 @@ extension RawConfig {
         for (index, node) in (reader.sequence(top["organizations"], at: "organizations") ?? []).enumerated() {
             raw.organizations.append(decodeOrganization(node, at: "organizations[\(index)]", &reader))
         }
-        return (raw, reader.issues)
+        return (raw, reader.issues, Set(reader.issues.map(\.keyPath)))
+    }
+
+    /// A YAML syntax error as one line with its position. Never the file's text: the
+    /// message may be logged on a failed reload, and the file may hold secrets.
+    static func syntaxMessage(_ error: Error) -> String {
+        guard let yaml = error as? YamlError else { return "not valid YAML" }
+        switch yaml {
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let names = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            return "not valid YAML: line \(context.mark.line), column \(context.mark.column): duplicate key \(names)"
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return "not valid YAML: line \(mark.line), column \(mark.column): \(problem)"
+        case .reader(let problem, let offset, _, _):
+            return "not valid YAML: \(problem)" + (offset.map { " at byte \($0)" } ?? "")
+        default:
+            return "not valid YAML"
+        }
     }
 
     private static func decodeOrganization(_ node: Node, at path: String, _ reader: inout YAMLReader) -> RawOrganization {

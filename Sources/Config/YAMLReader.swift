@@ -14,7 +14,7 @@ struct YAMLReader {
     mutating func mapping(_ node: Node?, at path: String, keys allowed: Set<String>) -> [String: Node]? {
         guard let node else { return nil }
         guard case .mapping(let mapping) = node else {
-            report(path, "must be a mapping")
+            report(path, path.isEmpty ? "the file must be a YAML mapping of keys" : "must be a mapping")
             return nil
         }
         var entries: [String: Node] = [:]
@@ -24,10 +24,9 @@ struct YAMLReader {
                 continue
             }
             let keyPath = Self.join(path, key)
+            // Duplicate keys never get here: the YAML composer refuses them first.
             if !allowed.contains(key) {
                 report(keyPath, "unknown key")
-            } else if entries[key] != nil {
-                report(keyPath, "duplicate key")
             } else {
                 entries[key] = value
             }
@@ -59,17 +58,11 @@ struct YAMLReader {
 
     mutating func bool(_ node: Node?, at path: String) -> Bool? {
         guard let node else { return nil }
-        guard case .scalar(let scalar) = node, scalar.style == .plain else {
-            report(path, "must be true or false")
+        guard case .scalar(let scalar) = node, scalar.style == .plain, ["true", "false"].contains(scalar.string) else {
+            report(path, "must be true or false (unquoted, lower case)")
             return nil
         }
-        switch scalar.string {
-        case "true": return true
-        case "false": return false
-        default:
-            report(path, "must be true or false")
-            return nil
-        }
+        return scalar.string == "true"
     }
 
     mutating func strings(_ node: Node?, at path: String) -> [String]? {

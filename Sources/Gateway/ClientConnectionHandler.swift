@@ -129,17 +129,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.close(promise: nil)
     }
 
-    private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func requestHead(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
         headTimer.headReceived()
         let start = NIODeadline.now()
-        if !head.isKeepAlive { closeAfterResponse = true }
+        if !received.isKeepAlive { closeAfterResponse = true }
+        let head: HTTPRequestHead
+        switch RequestTarget.normalise(received) {
+        case .success(let normalised): head = normalised
+        case .failure(let rejection):
+            reject(received, .badRequest, rejection.rawValue, reason: rejection.rawValue)
+            return
+        }
 
         if head.uri.hasPrefix("/_ssogate/") {
             serveInternal(head)
-            return
-        }
-        guard head.uri.hasPrefix("/") || (head.uri == "*" && head.method == .OPTIONS) else {
-            reject(head, .badRequest, "request target must be a path", reason: "request target not in origin form")
             return
         }
         if head.method == .CONNECT {

@@ -30,8 +30,6 @@ final class GatewayShared: Sendable {
     let logger: Logger
     let accessLogger: Logger?
     let scheme: String
-    let headerTimeout: TimeAmount
-    let idleTimeout: TimeAmount
     private let pools: [ObjectIdentifier: UpstreamPoolBox]
 
     init(runtime: GatewayRuntime, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?,
@@ -41,8 +39,6 @@ final class GatewayShared: Sendable {
         self.logger = logger
         self.accessLogger = accessLogger
         self.scheme = "http"
-        self.headerTimeout = runtime.configuration.headerTimeout.timeAmount
-        self.idleTimeout = runtime.configuration.idleTimeout.timeAmount
         var pools: [ObjectIdentifier: UpstreamPoolBox] = [:]
         for loop in group.makeIterator() {
             pools[ObjectIdentifier(loop)] = UpstreamPoolBox(UpstreamPool(eventLoop: loop))

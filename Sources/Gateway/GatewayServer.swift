@@ -53,7 +53,10 @@ public final class GatewayServer: Sendable {
 
     private static func configureClientPipeline(_ channel: Channel, shared: GatewayShared) throws {
         let logger = shared.logger
-        let headTimer = HeadTimeoutHandler(headerTimeout: shared.headerTimeout, idleTimeout: shared.idleTimeout) { amount in
+        // Read per connection, so a reload applies to every connection opened after it.
+        let configuration = shared.runtime.configuration
+        let headTimer = HeadTimeoutHandler(headerTimeout: configuration.headerTimeout.timeAmount,
+                                           idleTimeout: configuration.idleTimeout.timeAmount) { amount in
             logger.info("closed connection without a complete request head", metadata: [
                 "reason": "header or idle timeout", "timeout_ms": "\(amount.nanoseconds / 1_000_000)",
             ])
@@ -74,14 +77,21 @@ public final class GatewayServer: Sendable {
                                                     headTimer: headTimer))
     }
 
-    /// Swaps in a new configuration for every request that starts from now on.
-    /// The listen address cannot change without a restart; that is logged and ignored.
+    /// The configuration requests are served with now.
+    public var configuration: GatewayConfiguration { shared.runtime.configuration }
+
+    /// Swaps in a new configuration for every request that starts from now on (timeouts
+    /// for connections opened from now on). The listen address and the logging keys are
+    /// fixed at start: a change to them is logged and waits for a restart.
     public func reload(_ configuration: GatewayConfiguration) {
         let old = shared.runtime.configuration
-        if old.listen != configuration.listen {
-            logger.warning("listen address changed; restart to apply", metadata: [
-                "running": "\(old.listen.host):\(old.listen.port)", "configured": "\(configuration.listen.host):\(configuration.listen.port)",
-            ])
+        var fixed: [String] = []
+        if old.listen != configuration.listen { fixed.append("listen") }
+        if old.logFormat != configuration.logFormat { fixed.append("log_format") }
+        if old.logLevel != configuration.logLevel { fixed.append("log_level") }
+        if old.accessLog != configuration.accessLog { fixed.append("access_log") }
+        if !fixed.isEmpty {
+            logger.warning("some changed keys apply only after a restart", metadata: ["keys": "\(fixed.joined(separator: ","))"])
         }
         shared.swap(GatewayRuntime(configuration: configuration))
         if old.upstream != configuration.upstream { shared.closeIdleUpstreams() }

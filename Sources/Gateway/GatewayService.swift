@@ -8,13 +8,11 @@ import UnixSignals
 public struct GatewayService: Service {
     private let server: GatewayServer
     private let loadConfiguration: @Sendable () throws(ConfigError) -> GatewayConfiguration
-    private let drainPeriod: Duration
     private let logger: Logger
 
-    public init(server: GatewayServer, drainPeriod: Duration, logger: Logger,
+    public init(server: GatewayServer, logger: Logger,
                 loadConfiguration: @escaping @Sendable () throws(ConfigError) -> GatewayConfiguration) {
         self.server = server
-        self.drainPeriod = drainPeriod
         self.logger = logger
         self.loadConfiguration = loadConfiguration
     }
@@ -25,8 +23,10 @@ public struct GatewayService: Service {
         for await _ in hangups.cancelOnGracefulShutdown() {
             reload()
         }
-        logger.info("shutting down", metadata: ["drain_ms": "\(drainPeriod.timeAmount.nanoseconds / 1_000_000)"])
-        await server.shutdown(gracePeriod: drainPeriod.timeAmount)
+        // The drain period in force now, after any reload.
+        let drainPeriod = server.configuration.shutdownTimeout.timeAmount
+        logger.info("shutting down", metadata: ["drain_ms": "\(drainPeriod.nanoseconds / 1_000_000)"])
+        await server.shutdown(gracePeriod: drainPeriod)
         logger.info("stopped")
     }
 

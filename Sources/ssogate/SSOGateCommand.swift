@@ -41,8 +41,7 @@ func runGateway(configuration: GatewayConfiguration, reload: @escaping @Sendable
     XMLLibrary.initialize()
     let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
                                logger: logger, accessLogger: accessLogger)
-    let service = GatewayService(server: server, drainPeriod: configuration.shutdownTimeout, logger: logger,
-                                 loadConfiguration: reload)
+    let service = GatewayService(server: server, logger: logger, loadConfiguration: reload)
     let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint],
                                                   logger: logger))
     try await group.run()
@@ -69,7 +68,8 @@ struct Check: AsyncParsableCommand {
     func run() async throws {
         let configuration = try loadOrExit(config)
         let enabled = configuration.organizations.filter(\.saml.enabled).count
-        print("\(config): ok (\(configuration.organizations.count) organizations, \(enabled) with SSO enabled; listen \(configuration.listen.host):\(configuration.listen.port); upstream \(configuration.upstream.host):\(configuration.upstream.port))")
+        func hostPort(_ e: GatewayConfiguration.Endpoint) -> String { e.host.contains(":") ? "[\(e.host)]:\(e.port)" : "\(e.host):\(e.port)" }
+        print("\(config): ok (\(configuration.organizations.count) organizations, \(enabled) with SSO enabled; listen \(hostPort(configuration.listen)); upstream \(hostPort(configuration.upstream)))")
     }
 }
 

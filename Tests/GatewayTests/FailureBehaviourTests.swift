@@ -56,7 +56,8 @@ struct FailureBehaviourTests {
         "GET / HTTP/1.1\r\nHost: h\r\nNo colon here\r\n\r\n",
         "GET / HTTP/9.9\r\nHost: h\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: h\r\nBad\u{1}Name: v\r\n\r\n",
-        "GET http://elsewhere.example/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET http://user@elsewhere.example/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET elsewhere.example/ HTTP/1.1\r\nHost: h\r\n\r\n",
     ])
     func aMalformedRequestGives400AndClose(raw: String) async throws {
         try await withGateway { gw, upstream in

@@ -17,6 +17,16 @@ struct ProxyBehaviourTests {
         }
     }
 
+    @Test func anAbsoluteFormTargetIsServedAsItsPathWithHostFromTheAuthority() async throws {
+        try await withGateway { gw, _ in
+            let r = try gw.request("GET http://hub.example.test:8443/echo?a=1 HTTP/1.1\r\nHost: ignored.example\r\n\r\n")
+            #expect(r.status == 200)
+            let echo = try Echo(r)
+            #expect(echo.uri == "/echo?a=1")
+            #expect(echo.values("host") == ["hub.example.test:8443"])
+        }
+    }
+
     @Test func identityHeadersSentByAClientNeverReachTheUpstreamInAnySpelling() async throws {
         try await withGateway { gw, _ in
             let spoofed = [

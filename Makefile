@@ -1,0 +1,42 @@
+# ssogate: build, test and run. `make demo` and `make test` work on a fresh Debian/Ubuntu
+# machine with Swift installed: `deps` installs the system libraries that are missing.
+
+SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev
+PORT ?= 8080
+# apt-get needs root; use sudo only when not already root.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: deps build test demo release bench check-example
+
+# Installs only what is missing, so it is quiet and quick once everything is there.
+deps:
+	@missing=""; \
+	for pkg in $(SYSTEM_PACKAGES); do \
+	  dpkg -s "$$pkg" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	swift build
+
+# Fails when any test fails (swift test exits non-zero). The executable is built first:
+# the process tests run the real `ssogate` binary.
+test: deps
+	swift build --build-tests
+	swift test --skip-build
+
+demo: build
+	.build/debug/ssogate demo --port $(PORT)
+
+release: deps
+	swift build -c release
+
+bench: release
+	bash benchmarks/proxy-bench.sh
+
+check-example: build
+	.build/debug/ssogate check --config Config/ssogate.example.yaml
