@@ -47,6 +47,7 @@ let package = Package(
         ]),
         .executableTarget(name: "ssogate", dependencies: [
             "Config", "Gateway", "XMLCore", "Demo", "CryptoCore",
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

@@ -123,7 +123,7 @@ struct Provisioner {
         }
         guard issues.isEmpty else { return nil }
         return GatewayConfiguration(
-            listen: v.listen, publicURL: v.publicURL, publicURLIsHTTPS: v.publicURL.lowercased().hasPrefix("https:"),
+            listen: v.listen, workers: v.workers, publicURL: v.publicURL, publicURLIsHTTPS: v.publicURL.lowercased().hasPrefix("https:"),
             upstream: v.upstream, upstreamTimeout: v.upstreamTimeout, headerTimeout: v.headerTimeout,
             idleTimeout: v.idleTimeout, shutdownTimeout: v.shutdownTimeout, logFormat: v.logFormat,
             logLevel: v.logLevel, accessLog: v.accessLog,

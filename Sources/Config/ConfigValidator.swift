@@ -30,6 +30,7 @@ struct ValidatedConfig {
     }
 
     var listen: GatewayConfiguration.Endpoint
+    var workers: Int
     var publicURL: String
     var upstream: GatewayConfiguration.Endpoint
     var upstreamTimeout: Duration
@@ -71,6 +72,8 @@ struct ConfigValidator {
 
     mutating func validate(_ raw: RawConfig) -> (ValidatedConfig?, [ConfigIssue]) {
         let listen = endpoint(raw.listen ?? "127.0.0.1:8080", at: "listen")
+        let workers = raw.workers ?? 0
+        if !(0...256).contains(workers) { report("workers", "must be between 0 (one per CPU core) and 256") }
         let publicURL = self.publicURL(raw.publicURL)
         let upstream = upstreamEndpoint(raw.upstream)
         let upstreamTimeout = duration(raw.upstreamTimeout, default: .seconds(60), at: "upstream_timeout")
@@ -148,7 +151,7 @@ struct ConfigValidator {
               let idleTimeout, let shutdownTimeout, let logFormat, let sessionTTL, let clockSkew, let unauthenticated
         else { return (nil, issues) }
         return (ValidatedConfig(
-            listen: listen, publicURL: publicURL, upstream: upstream, upstreamTimeout: upstreamTimeout,
+            listen: listen, workers: workers, publicURL: publicURL, upstream: upstream, upstreamTimeout: upstreamTimeout,
             headerTimeout: headerTimeout, idleTimeout: idleTimeout, shutdownTimeout: shutdownTimeout,
             logFormat: logFormat, logLevel: logLevel, accessLog: raw.accessLog ?? true, cookieName: cookieName,
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,

@@ -59,6 +59,8 @@ public struct GatewayConfiguration: Sendable {
     }
 
     public let listen: Endpoint
+    /// Event-loop threads; 0 means one per CPU core. Fixed at start.
+    public let workers: Int
     /// Scheme, host and port browsers use, no trailing slash (`https://hub.example.com`).
     public let publicURL: String
     public let publicURLIsHTTPS: Bool

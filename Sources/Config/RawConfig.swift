@@ -5,6 +5,7 @@ import Yams
 /// `Config/ssogate.example.yaml`.
 struct RawConfig {
     var listen: String?
+    var workers: Int?
     var publicURL: String?
     var upstream: String?
     var upstreamTimeout: String?
@@ -73,11 +74,12 @@ extension RawConfig {
         var reader = YAMLReader()
         var raw = RawConfig()
         let top = reader.mapping(root, at: "", keys: [
-            "listen", "public_url", "upstream", "upstream_timeout", "header_timeout", "idle_timeout",
+            "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "idle_timeout",
             "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
             "protected_paths", "unauthenticated", "organizations", "trusted_proxies",
         ]) ?? [:]
         raw.listen = reader.string(top["listen"], at: "listen")
+        raw.workers = reader.int(top["workers"], at: "workers")
         raw.publicURL = reader.string(top["public_url"], at: "public_url")
         raw.upstream = reader.string(top["upstream"], at: "upstream")
         raw.upstreamTimeout = reader.string(top["upstream_timeout"], at: "upstream_timeout")

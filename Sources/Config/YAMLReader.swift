@@ -65,6 +65,15 @@ struct YAMLReader {
         return scalar.string == "true"
     }
 
+    mutating func int(_ node: Node?, at path: String) -> Int? {
+        guard let node else { return nil }
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Int(scalar.string) else {
+            report(path, "must be a whole number")
+            return nil
+        }
+        return value
+    }
+
     mutating func strings(_ node: Node?, at path: String) -> [String]? {
         guard let items = sequence(node, at: path) else { return nil }
         var out: [String] = []

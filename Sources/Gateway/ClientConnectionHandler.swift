@@ -5,6 +5,10 @@ import NIOHTTP1
 
 /// Serves one client connection: internal endpoints locally, everything else through an
 /// upstream connection of this event loop's pool, streaming both ways with backpressure.
+///
+/// Pipelined requests are queued here and served one at a time, in order. Reads are only
+/// held while something is queued or a body has nowhere to go, so a plain keep-alive
+/// client costs no epoll change per request.
 final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -18,22 +22,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private let shared: GatewayShared
-    private let pool: UpstreamPool
-    private let headTimer: HeadTimeoutHandler
+    private let loop: LoopContext
     private var context: ChannelHandlerContext?
     private var state: State = .idle
+    /// The current request's head arrived and its `.end` has not.
+    private var requestOpen = false
+    /// Parts of later (pipelined) requests, in arrival order.
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var draining = false
+    private var deferredParserError: HTTPParserError?
     private var readPending = false
     private var closeAfterResponse = false
     private var peerText: String?
     private var peerBytes: [UInt8]?
 
-    init(shared: GatewayShared, pool: UpstreamPool, headTimer: HeadTimeoutHandler) {
+    private var headTimer: HeadTimer
+    private var headDeadline: NIODeadline?
+
+    init(shared: GatewayShared, loop: LoopContext, headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.shared = shared
-        self.pool = pool
-        self.headTimer = headTimer
+        self.loop = loop
+        self.headTimer = HeadTimer(headerTimeout: headerTimeout, idleTimeout: idleTimeout)
     }
 
-    // MARK: - Client side
+    // MARK: - Lifecycle and deadlines
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -45,14 +57,99 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             default: peerBytes = nil
             }
         }
+        loop.register(self)
+        apply(headTimer.connectionOpened())
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): requestHead(head, context: context)
-        case .body(let buffer): requestBody(buffer)
-        case .end: requestEnd()
+    func handlerRemoved(context: ChannelHandlerContext) {
+        loop.unregister(self)
+        self.context = nil
+    }
+
+    /// From the raw-bytes observer in front of the decoder.
+    func bytesReceived() { apply(headTimer.bytesReceived()) }
+
+    private func apply(_ action: HeadTimer.Action) {
+        switch action {
+        case .none: break
+        case .cancel: headDeadline = nil
+        case .arm(let amount): headDeadline = .now() + amount
         }
+    }
+
+    /// Called by the loop's sweep.
+    func checkDeadlines(now: NIODeadline) {
+        if let deadline = headDeadline, deadline <= now, let context {
+            headDeadline = nil
+            shared.logger.info("closed connection without a complete request head", metadata: [
+                "reason": "header or idle timeout", "peer": "\(peerText ?? "-")",
+            ])
+            context.close(promise: nil)
+            return
+        }
+        if case .proxying(let exchange) = state, let deadline = exchange.upstreamDeadline, deadline <= now {
+            upstreamTimedOut(exchange)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Drain: finish what is in flight, then close; an idle connection closes now.
+            closeAfterResponse = true
+            if case .idle = state, !requestOpen { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: - Client side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty || isLaterRequest(part) {
+            queued.append(part)
+            return
+        }
+        dispatch(part)
+    }
+
+    /// A head while a response is still being produced belongs to a pipelined request.
+    private func isLaterRequest(_ part: HTTPServerRequestPart) -> Bool {
+        guard case .head = part else { return false }
+        if case .idle = state { return requestOpen }
+        return true
+    }
+
+    private func dispatch(_ part: HTTPServerRequestPart) {
+        guard let context else { return }
+        switch part {
+        case .head(let head):
+            requestOpen = true
+            requestHead(head, context: context)
+        case .body(let buffer):
+            requestBody(buffer)
+        case .end:
+            requestOpen = false
+            requestEnd()
+        }
+    }
+
+    /// Serves queued requests while the connection is free, then asks for more bytes.
+    private func drainQueue() {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
+        while let part = queued.first {
+            if isLaterRequest(part) { break }
+            queued.removeFirst()
+            dispatch(part)
+        }
+        if queued.isEmpty, case .idle = state, !requestOpen, let error = deferredParserError {
+            deferredParserError = nil
+            respondToParserError(error)
+            return
+        }
+        resumeClientReadsIfPossible()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -78,9 +175,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
-    /// Client reads wait while the request body has nowhere to go: no upstream yet and a
-    /// part already buffered, or an upstream that cannot take more.
+    /// Client reads wait while pipelined requests are queued, or while the request body has
+    /// nowhere to go: no upstream yet and a part already buffered, or an upstream that
+    /// cannot take more.
     private var holdsClientReads: Bool {
+        if !queued.isEmpty { return true }
         guard case .proxying(let exchange) = state, !exchange.requestEndReceived else { return false }
         if let upstream = exchange.upstream { return !upstream.channel.isWritable }
         return !exchange.buffered.isEmpty
@@ -94,34 +193,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func channelInactive(context: ChannelHandlerContext) {
         if case .proxying(let exchange) = state {
-            exchange.timeout?.cancel()
             if let upstream = exchange.upstream {
                 // The upstream connection is mid-exchange: its state is unknown, never reuse it.
                 upstream.handler.delegate = nil
                 upstream.channel.close(promise: nil)
             }
-            if !exchange.responseHeadReceived || exchange.status == 0 {
+            if exchange.status == 0 {
                 logAccess(method: exchange.method, uri: exchange.uri, status: 499, bytes: exchange.responseBytes,
                           start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
             }
             state = .idle
         }
+        queued.removeAll()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let parserError = error as? HTTPParserError {
-            // The request head could not be read; nothing was forwarded.
-            let tooLarge = parserError == .headerOverflow
-            let status: HTTPResponseStatus = tooLarge ? .requestHeaderFieldsTooLarge : .badRequest
-            shared.logger.warning("rejected malformed request", metadata: [
-                "reason": "\(tooLarge ? "request head over 32 KiB" : "\(parserError)")", "peer": "\(peerText ?? "-")",
-            ])
-            if case .idle = state {
-                respondLocally(status: status, text: tooLarge ? "request header fields too large" : "bad request",
-                               method: .GET, uri: "-", close: true)
+            // Nothing of the unreadable request was forwarded. A response in flight (and any
+            // request queued before the bad one) is finished first; then the error is
+            // answered and the connection closed.
+            if case .idle = state, !requestOpen, queued.isEmpty {
+                respondToParserError(parserError)
             } else {
-                context.close(promise: nil)
+                deferredParserError = parserError
             }
             return
         }
@@ -129,8 +224,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.close(promise: nil)
     }
 
+    private func respondToParserError(_ error: HTTPParserError) {
+        let tooLarge = error == .headerOverflow
+        shared.logger.warning("rejected malformed request", metadata: [
+            "reason": "\(tooLarge ? "request head over 32 KiB" : "\(error)")", "peer": "\(peerText ?? "-")",
+        ])
+        respondLocally(status: tooLarge ? .requestHeaderFieldsTooLarge : .badRequest,
+                       text: tooLarge ? "request header fields too large" : "bad request",
+                       method: .GET, uri: "-", close: true)
+    }
+
     private func requestHead(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
-        headTimer.headReceived()
+        apply(headTimer.headReceived())
         let start = NIODeadline.now()
         if !received.isKeepAlive { closeAfterResponse = true }
         let head: HTTPRequestHead
@@ -179,7 +284,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
 
-        if let idle = pool.takeIdle(for: runtime.configuration.upstream) {
+        if let idle = loop.pool.takeIdle(for: runtime.configuration.upstream) {
             exchange.reusedConnection = true
             attach(idle, to: exchange, runtime: runtime)
         } else {
@@ -189,10 +294,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func connectUpstream(for exchange: Exchange, runtime: GatewayRuntime) {
         let endpoint = runtime.configuration.upstream
-        pool.connect(to: endpoint, timeout: min(runtime.upstreamTimeout, .seconds(10)))
+        loop.pool.connect(to: endpoint, timeout: min(runtime.upstreamTimeout, .seconds(10)))
             .assumeIsolated()
-            .whenComplete { [weak self] result in
-                guard let self else { return }
+            .whenComplete { result in
                 guard case .proxying(let current) = self.state, current === exchange else {
                     // The client went away while we connected.
                     if case .success(let connection) = result { connection.channel.close(promise: nil) }
@@ -213,7 +317,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.upstream = connection
         connection.handler.delegate = self
         if let context, !context.channel.isWritable { connection.handler.pauseReads() } else { connection.handler.resumeReads() }
-        exchange.upstreamSentAt = .now()
+        let now = NIODeadline.now()
+        exchange.upstreamSentAt = now
+        exchange.upstreamDeadline = now + runtime.upstreamTimeout
+        exchange.upstreamTimeout = runtime.upstreamTimeout
         connection.handler.write(.head(exchange.upstreamHead))
         while let part = exchange.buffered.popFirst() {
             exchange.bodyBytesSent += UInt64(part.readableBytes)
@@ -224,16 +331,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             exchange.requestFullySent = true
         }
         connection.handler.flush()
-        exchange.timeout = context?.eventLoop.assumeIsolated().scheduleTask(in: runtime.upstreamTimeout) { [weak self, weak exchange] in
-            guard let self, let exchange else { return }
-            self.upstreamTimedOut(exchange, after: runtime.upstreamTimeout)
-        }
         resumeClientReadsIfPossible()
     }
 
     private func requestBody(_ buffer: ByteBuffer) {
         guard case .proxying(let exchange) = state else { return }  // local response: drop
-        if exchange.responseHeadReceived && exchange.upstream == nil { return }  // upstream answered early
         if let upstream = exchange.upstream {
             exchange.bodyBytesSent += UInt64(buffer.readableBytes)
             upstream.handler.write(.body(.byteBuffer(buffer)))
@@ -266,9 +368,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard case .proxying(let exchange) = state, let context else { return }
         switch part {
         case .head(let head):
-            exchange.timeout?.cancel()
-            exchange.timeout = nil
-            exchange.responseHeadReceived = true
+            exchange.upstreamDeadline = nil
             exchange.status = Int(head.status.code)
             if let sent = exchange.upstreamSentAt {
                 let nanos = (NIODeadline.now() - sent).nanoseconds
@@ -279,7 +379,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             let framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: head)
             exchange.responseFraming = framing
             var clientHead = HeaderPolicy.clientResponseHead(from: head, framing: framing)
-            if framing == .closeDelimited || !exchange.clientKeepAlive { closeAfterResponse = true }
+            if framing == .closeDelimited || !exchange.clientKeepAlive || !exchange.requestEndReceived { closeAfterResponse = true }
             if closeAfterResponse {
                 if exchange.clientVersion >= .http1_1 { clientHead.headers.add(name: "Connection", value: "close") }
             } else if exchange.clientVersion < .http1_1 {
@@ -306,8 +406,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     func upstreamClosed(error: Error?) {
         guard case .proxying(let exchange) = state else { return }
         exchange.upstream = nil
-        exchange.timeout?.cancel()
-        if exchange.responseHeadReceived {
+        exchange.upstreamDeadline = nil
+        if exchange.status != 0 {
             // Mid-body: the client cannot be told in-band; end its connection so it sees the cut.
             shared.metrics.upstreamFailed(.closed)
             shared.logger.warning("upstream closed mid-response", metadata: ["path": "\(pathOnly(exchange.uri))"])
@@ -328,17 +428,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                      reason: "upstream closed before responding", detail: error.map { "\($0)" } ?? "eof")
     }
 
-    private func upstreamTimedOut(_ exchange: Exchange, after amount: TimeAmount) {
-        guard case .proxying(let current) = state, current === exchange, !exchange.responseHeadReceived else { return }
+    private func upstreamTimedOut(_ exchange: Exchange) {
+        guard exchange.status == 0 else { return }
         shared.metrics.upstreamFailed(.timeout)
         failUpstream(exchange, status: .gatewayTimeout, text: "upstream timed out",
                      reason: "no response headers within upstream_timeout",
-                     detail: "\(amount.nanoseconds / 1_000_000)ms")
+                     detail: "\(exchange.upstreamTimeout.nanoseconds / 1_000_000)ms")
     }
 
     /// Ends an exchange that has no response yet with a local 502/504.
     private func failUpstream(_ exchange: Exchange, status: HTTPResponseStatus, text: String, reason: String, detail: String) {
-        exchange.timeout?.cancel()
+        exchange.upstreamDeadline = nil
         if let upstream = exchange.upstream {
             upstream.handler.delegate = nil
             upstream.channel.close(promise: nil)
@@ -356,11 +456,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func finishProxied(_ exchange: Exchange, trailers: HTTPHeaders?) {
         guard let context else { return }
-        exchange.timeout?.cancel()
+        exchange.upstreamDeadline = nil
         if let upstream = exchange.upstream {
             exchange.upstream = nil
             if exchange.requestFullySent && exchange.upstreamKeepAlive {
-                pool.release(upstream)
+                loop.pool.release(upstream)
             } else {
                 upstream.handler.delegate = nil
                 upstream.channel.close(promise: nil)
@@ -368,19 +468,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         logAccess(method: exchange.method, uri: exchange.uri, status: exchange.status, bytes: exchange.responseBytes,
                   start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
-        if !exchange.requestEndReceived {
-            // The upstream answered before the request body ended (e.g. 413): stop reading it.
-            closeAfterResponse = true
-        }
-        // Settle this connection's state before writing `.end`: NIO's pipeline handler
-        // delivers the next pipelined request from inside that write.
+        // The upstream answered before the request body ended (e.g. 413): the rest of the
+        // body is not read; the connection closes after this response (decided at the head).
         state = .idle
+        endResponse(trailers: trailers, context: context)
+    }
+
+    /// Writes `.end`, then either closes or turns to the next request.
+    private func endResponse(trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         if closeAfterResponse {
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        } else {
-            completeResponseCycle()
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            return
         }
+        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        if !requestOpen { completeResponseCycle() }
     }
 
     // MARK: - Local responses
@@ -429,16 +530,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         if method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         let bytes = method == .HEAD ? 0 : body.readableBytes
-        // As in finishProxied: state first, then `.end` (which may deliver the next request).
-        if closeAfterResponse {
+        if closeAfterResponse || requestComplete || !requestOpen {
             logAccess(method: method, uri: uri, status: Int(status.code), bytes: bytes, start: start, upstreamNanoseconds: nil)
             state = .idle
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-            return
+        } else {
+            // The request body is still coming: drop it, then turn to the next request.
+            state = .local(method: method, uri: uri, status: Int(status.code), bytes: bytes, start: start)
         }
-        state = .local(method: method, uri: uri, status: Int(status.code), bytes: bytes, start: start)
-        if requestComplete { finishLocal() }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        endResponse(trailers: nil, context: context)
     }
 
     private func finishLocal() {
@@ -450,8 +549,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// The connection is ready for its next request.
     private func completeResponseCycle() {
-        headTimer.responseCompleted()
-        resumeClientReadsIfPossible()
+        apply(headTimer.responseCompleted())
+        drainQueue()
     }
 
     // MARK: - Logging
@@ -459,18 +558,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func logAccess(method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline, upstreamNanoseconds: Int64?) {
         shared.metrics.requestFinished(status: status)
         guard let accessLogger = shared.accessLogger else { return }
-        let durationMs = Double((NIODeadline.now() - start).nanoseconds) / 1_000_000
-        var metadata: Logger.Metadata = [
-            "method": "\(method.rawValue)", "path": "\(pathOnly(uri))", "status": "\(status)", "bytes": "\(bytes)",
-            "duration_ms": "\(rounded(durationMs))", "peer": "\(peerText ?? "-")",
-        ]
-        if let upstreamNanoseconds {
-            metadata["upstream_ms"] = "\(rounded(Double(upstreamNanoseconds) / 1_000_000))"
-        }
-        accessLogger.info("request", metadata: metadata)
+        let record = AccessRecord(method: method.rawValue, path: pathOnly(uri), status: status, bytes: bytes,
+                                  durationMicros: (NIODeadline.now() - start).nanoseconds / 1000,
+                                  upstreamMicros: upstreamNanoseconds.map { $0 / 1000 }, peer: peerText ?? "-")
+        accessLogger.info("\(record.line(format: shared.logFormat, timestamp: loop.clock.now()))")
     }
-
-    private func rounded(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
 }
 
 /// The path of a request target without its query, which may carry tokens.

@@ -21,11 +21,13 @@ final class Exchange {
     var reusedConnection = false
     var retried = false
     var upstreamSentAt: NIODeadline?
-    var timeout: Scheduled<Void>?
+    /// When the response head must have arrived (`upstream_timeout`), checked by the loop sweep.
+    var upstreamDeadline: NIODeadline?
+    var upstreamTimeout: TimeAmount = .zero
 
-    var responseHeadReceived = false
     var responseFraming: ResponseFraming = .none
     var upstreamKeepAlive = false
+    /// The upstream's status once its response head arrived; 0 before.
     var status = 0
     var responseBytes = 0
     var upstreamNanoseconds: Int64?
@@ -46,7 +48,7 @@ final class Exchange {
     /// the upstream may have closed the idle connection just as the request went out. Only
     /// for body-less requests of safe methods, so nothing can happen twice.
     var mayRetry: Bool {
-        reusedConnection && !retried && !responseHeadReceived && requestBody == .none
+        reusedConnection && !retried && status == 0 && requestBody == .none
             && [.GET, .HEAD, .OPTIONS].contains(method)
     }
 }

@@ -23,48 +23,56 @@ final class GatewayRuntime: Sendable {
 }
 
 /// State shared by every connection of one gateway: the current runtime (swappable),
-/// metrics, loggers and the per-loop upstream pools.
+/// metrics, loggers and the per-loop contexts (upstream pool, deadline sweep).
 final class GatewayShared: Sendable {
     private let current: NIOLockedValueBox<GatewayRuntime>
     let metrics: GatewayMetrics
     let logger: Logger
     let accessLogger: Logger?
+    let logFormat: GatewayConfiguration.LogFormat
     let scheme: String
-    private let pools: [ObjectIdentifier: UpstreamPoolBox]
+    private let loops: [ObjectIdentifier: LoopContextBox]
 
     init(runtime: GatewayRuntime, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?,
-         group: EventLoopGroup) {
+         accessLogSink: AccessLogSink?, group: EventLoopGroup) {
         self.current = NIOLockedValueBox(runtime)
         self.metrics = metrics
         self.logger = logger
         self.accessLogger = accessLogger
+        self.logFormat = runtime.configuration.logFormat
         self.scheme = "http"
-        var pools: [ObjectIdentifier: UpstreamPoolBox] = [:]
+        var loops: [ObjectIdentifier: LoopContextBox] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = UpstreamPoolBox(UpstreamPool(eventLoop: loop))
+            loops[ObjectIdentifier(loop)] = LoopContextBox(LoopContext(eventLoop: loop) { accessLogSink?.flush() })
         }
-        self.pools = pools
+        self.loops = loops
     }
 
     var runtime: GatewayRuntime { current.withLockedValue { $0 } }
 
     func swap(_ runtime: GatewayRuntime) { current.withLockedValue { $0 = runtime } }
 
-    /// The pool of `loop`. Each pool is only used on its own loop.
-    func pool(for loop: EventLoop) -> UpstreamPool { pools[ObjectIdentifier(loop)]!.pool }
+    /// The context of `loop`. Each context is only used on its own loop.
+    func context(for loop: EventLoop) -> LoopContext { loops[ObjectIdentifier(loop)]!.context }
 
     func closeIdleUpstreams() {
-        for box in pools.values {
-            box.pool.eventLoop.execute { box.pool.closeAll() }
+        for box in loops.values {
+            box.context.eventLoop.execute { box.context.pool.closeAll() }
+        }
+    }
+
+    func stopSweeps() {
+        for box in loops.values {
+            box.context.eventLoop.execute { box.context.stop() }
         }
     }
 }
 
-/// Carries a loop-confined pool across the Sendable boundary of the shared state; every
-/// use happens on `pool.eventLoop` (checked by `preconditionInEventLoop` in the pool).
-final class UpstreamPoolBox: @unchecked Sendable {
-    let pool: UpstreamPool
-    init(_ pool: UpstreamPool) { self.pool = pool }
+/// Carries a loop-confined context across the Sendable boundary of the shared state;
+/// every use happens on `context.eventLoop` (checked by `preconditionInEventLoop`).
+final class LoopContextBox: @unchecked Sendable {
+    let context: LoopContext
+    init(_ context: LoopContext) { self.context = context }
 }
 
 extension Duration {

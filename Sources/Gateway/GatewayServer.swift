@@ -17,13 +17,26 @@ public final class GatewayServer: Sendable {
     public let metrics: GatewayMetrics
     private let logger: Logger
 
+    private let accessLogSink: AccessLogSink?
+
+    /// - Parameter accessLogger: where access records go; by default, when `access_log` is
+    ///   on, a buffered `AccessLogHandler` on standard output.
     public init(configuration: GatewayConfiguration, group: EventLoopGroup, logger: Logger,
-                accessLogger: Logger?, metrics: GatewayMetrics = GatewayMetrics()) {
+                accessLogger: Logger? = nil, metrics: GatewayMetrics = GatewayMetrics()) {
         self.group = group
         self.metrics = metrics
         self.logger = logger
+        var accessLogger = accessLogger
+        var sink: AccessLogSink?
+        if accessLogger == nil && configuration.accessLog {
+            let stdoutSink = AccessLogSink()
+            sink = stdoutSink
+            accessLogger = Logger(label: "ssogate.access") { _ in AccessLogHandler(sink: stdoutSink) }
+        }
+        self.accessLogSink = sink
         self.shared = GatewayShared(runtime: GatewayRuntime(configuration: configuration), metrics: metrics,
-                                    logger: logger, accessLogger: accessLogger, group: group)
+                                    logger: logger, accessLogger: configuration.accessLog ? accessLogger : nil,
+                                    accessLogSink: sink, group: group)
     }
 
     /// Binds the listener and starts serving; returns the bound address (port 0 picks one).
@@ -52,29 +65,25 @@ public final class GatewayServer: Sendable {
     }
 
     private static func configureClientPipeline(_ channel: Channel, shared: GatewayShared) throws {
-        let logger = shared.logger
         // Read per connection, so a reload applies to every connection opened after it.
         let configuration = shared.runtime.configuration
-        let headTimer = HeadTimeoutHandler(headerTimeout: configuration.headerTimeout.timeAmount,
-                                           idleTimeout: configuration.idleTimeout.timeAmount) { amount in
-            logger.info("closed connection without a complete request head", metadata: [
-                "reason": "header or idle timeout", "timeout_ms": "\(amount.nanoseconds / 1_000_000)",
-            ])
-        }
         var encoder = HTTPResponseEncoder.Configuration()
         encoder.automaticallySetFramingHeaders = false  // the proxy frames each hop itself
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = maxRequestHeadBytes
         limits.maxHeaderFieldSize = maxRequestHeadBytes
+        let handler = ClientConnectionHandler(shared: shared, loop: shared.context(for: channel.eventLoop),
+                                              headerTimeout: configuration.headerTimeout.timeAmount,
+                                              idleTimeout: configuration.idleTimeout.timeAmount)
+        // No HTTPServerPipelineHandler: the connection handler orders pipelined requests
+        // itself without toggling read interest on every request.
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(headTimer)
+        try sync.addHandler(RawBytesObserver(owner: handler))
         try sync.addHandler(HTTPResponseEncoder(configuration: encoder))
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes,
                                                                     informationalResponseStrategy: .drop,
                                                                     limitConfiguration: limits)))
-        try sync.addHandler(HTTPServerPipelineHandler())
-        try sync.addHandler(ClientConnectionHandler(shared: shared, pool: shared.pool(for: channel.eventLoop),
-                                                    headTimer: headTimer))
+        try sync.addHandler(handler)
     }
 
     /// The configuration requests are served with now.
@@ -87,6 +96,7 @@ public final class GatewayServer: Sendable {
         let old = shared.runtime.configuration
         var fixed: [String] = []
         if old.listen != configuration.listen { fixed.append("listen") }
+        if old.workers != configuration.workers { fixed.append("workers") }
         if old.logFormat != configuration.logFormat { fixed.append("log_format") }
         if old.logLevel != configuration.logLevel { fixed.append("log_level") }
         if old.accessLog != configuration.accessLog { fixed.append("access_log") }
@@ -116,6 +126,8 @@ public final class GatewayServer: Sendable {
             logger.warning("drain period over; closing remaining connections", metadata: ["connections": "\(forced)"])
         }
         shared.closeIdleUpstreams()
+        shared.stopSweeps()
+        accessLogSink?.flush()
     }
 }
 
@@ -133,8 +145,8 @@ final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// Asks every connection to close once idle (NIO's pipeline handler closes idle ones at
-    /// once and adds `Connection: close` to the response in flight).
+    /// Asks every connection to close once idle: idle ones close at once, busy ones after
+    /// the response in flight, which carries `Connection: close` when its head is still to come.
     func quiesceAll() -> Int {
         let all = channels.withLockedValue { Array($0.values) }
         for channel in all { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }

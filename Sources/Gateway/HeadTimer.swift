@@ -43,60 +43,18 @@ struct HeadTimer {
     }
 }
 
-/// First handler of a client connection: sees raw bytes before the HTTP decoder and
-/// closes the connection when the `HeadTimer` deadline passes.
-final class HeadTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// First handler of a client connection: sees raw bytes before the HTTP decoder, so the
+/// connection handler learns when the next request's first byte arrives.
+final class RawBytesObserver: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private var timer: HeadTimer
-    private var scheduled: Scheduled<Void>?
-    private var context: ChannelHandlerContext?
-    private let onTimeout: (TimeAmount) -> Void
+    private let owner: ClientConnectionHandler
 
-    init(headerTimeout: TimeAmount, idleTimeout: TimeAmount, onTimeout: @escaping (TimeAmount) -> Void) {
-        self.timer = HeadTimer(headerTimeout: headerTimeout, idleTimeout: idleTimeout)
-        self.onTimeout = onTimeout
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        if context.channel.isActive { apply(timer.connectionOpened()) }
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        apply(timer.connectionOpened())
-        context.fireChannelActive()
-    }
+    init(owner: ClientConnectionHandler) { self.owner = owner }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        apply(timer.bytesReceived())
+        owner.bytesReceived()
         context.fireChannelRead(data)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        scheduled?.cancel()
-        scheduled = nil
-        context.fireChannelInactive()
-    }
-
-    func headReceived() { apply(timer.headReceived()) }
-    func responseCompleted() { apply(timer.responseCompleted()) }
-
-    private func apply(_ action: HeadTimer.Action) {
-        switch action {
-        case .none: return
-        case .cancel:
-            scheduled?.cancel()
-            scheduled = nil
-        case .arm(let amount):
-            scheduled?.cancel()
-            guard let context else { return }
-            scheduled = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { [weak self] in
-                guard let self, let context = self.context else { return }
-                self.onTimeout(amount)
-                context.close(promise: nil)
-            }
-        }
     }
 }

@@ -8,7 +8,7 @@ final class UpstreamConnection {
     let channel: Channel
     let handler: UpstreamHandler
     let endpoint: GatewayConfiguration.Endpoint
-    fileprivate var idleTimer: Scheduled<Void>?
+    fileprivate var idleSince = NIODeadline.distantPast
 
     init(channel: Channel, handler: UpstreamHandler, endpoint: GatewayConfiguration.Endpoint) {
         self.channel = channel
@@ -37,8 +37,6 @@ final class UpstreamPool {
     func takeIdle(for endpoint: GatewayConfiguration.Endpoint) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
         while let connection = idle.popLast() {
-            connection.idleTimer?.cancel()
-            connection.idleTimer = nil
             if connection.channel.isActive && connection.endpoint == endpoint { return connection }
             connection.channel.close(promise: nil)
         }
@@ -75,28 +73,25 @@ final class UpstreamPool {
             connection.channel.close(promise: nil)
             return
         }
-        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [weak self] in
-            self?.evict(connection)
-        }
+        connection.idleSince = .now()
         idle.append(connection)
-        // An idle connection that the upstream closes is dropped at once.
-        connection.handler.onIdleClose = { [weak self] in self?.evict(connection) }
     }
 
-    private func evict(_ connection: UpstreamConnection) {
-        if let index = idle.firstIndex(where: { $0 === connection }) {
-            idle.remove(at: index)
-            connection.idleTimer?.cancel()
+    /// Called by the loop's sweep: closes connections idle for longer than `idleTimeout`
+    /// and drops those the upstream has closed. The oldest are at the front (LIFO use).
+    func evictIdle(now: NIODeadline) {
+        guard !idle.isEmpty else { return }
+        let cutoff = now - idleTimeout
+        idle.removeAll { connection in
+            guard connection.idleSince < cutoff || !connection.channel.isActive else { return false }
             connection.channel.close(promise: nil)
+            return true
         }
     }
 
     func closeAll() {
         eventLoop.preconditionInEventLoop()
-        for connection in idle {
-            connection.idleTimer?.cancel()
-            connection.channel.close(promise: nil)
-        }
+        for connection in idle { connection.channel.close(promise: nil) }
         idle.removeAll()
     }
 }
@@ -117,7 +112,6 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     weak var delegate: UpstreamDelegate?
-    var onIdleClose: (() -> Void)?
     private var context: ChannelHandlerContext?
     private var readsPaused = false
     private var readPending = false
@@ -144,13 +138,11 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // An idle connection that closes is dropped from the pool by the next sweep.
         if let delegate {
             self.delegate = nil
             delegate.upstreamClosed(error: nil)
-        } else {
-            onIdleClose?()
         }
-        onIdleClose = nil
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -5,6 +5,7 @@ import Demo
 import Foundation
 import Gateway
 import Logging
+import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import XMLCore
@@ -28,19 +29,20 @@ func loadOrExit(_ path: String) throws -> GatewayConfiguration {
     }
 }
 
-func makeLoggers(_ configuration: GatewayConfiguration) -> (Logger, Logger?) {
+/// The application logger; access records have their own buffered handler in the server.
+func makeLogger(_ configuration: GatewayConfiguration) -> Logger {
     let level = Logger.Level(configName: configuration.logLevel) ?? .info
     let format = configuration.logFormat
     LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: format, level: level) }
-    let logger = Logger(label: "ssogate")
-    return (logger, configuration.accessLog ? Logger(label: "ssogate.access") : nil)
+    return Logger(label: "ssogate")
 }
 
 func runGateway(configuration: GatewayConfiguration, reload: @escaping @Sendable () throws(ConfigError) -> GatewayConfiguration,
-                logger: Logger, accessLogger: Logger?) async throws {
+                logger: Logger) async throws {
     XMLLibrary.initialize()
-    let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
-                               logger: logger, accessLogger: accessLogger)
+    let threads = configuration.workers == 0 ? System.coreCount : configuration.workers
+    let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup(numberOfThreads: threads),
+                               logger: logger)
     let service = GatewayService(server: server, logger: logger, loadConfiguration: reload)
     let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint],
                                                   logger: logger))
@@ -53,10 +55,10 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try loadOrExit(config)
-        let (logger, accessLogger) = makeLoggers(configuration)
+        let logger = makeLogger(configuration)
         let path = config
         try await runGateway(configuration: configuration, reload: { () throws(ConfigError) in try ConfigLoader.load(path: path) },
-                             logger: logger, accessLogger: accessLogger)
+                             logger: logger)
     }
 }
 
@@ -96,9 +98,9 @@ struct Demo: AsyncParsableCommand {
             FileHandle.standardError.write(Data("demo configuration: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let (logger, accessLogger) = makeLoggers(configuration)
+        let logger = makeLogger(configuration)
         FileHandle.standardOutput.write(Data("ssogate demo: open http://127.0.0.1:\(port)/ (Ctrl-C to stop)\n".utf8))
         try await runGateway(configuration: configuration, reload: { () throws(ConfigError) in configuration },
-                             logger: logger, accessLogger: accessLogger)
+                             logger: logger)
     }
 }

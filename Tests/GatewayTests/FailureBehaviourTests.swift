@@ -5,10 +5,11 @@ import TestSupport
 @Suite("Failures: clear status, one log line with a reason, never a hang")
 struct FailureBehaviourTests {
     @Test func anUnreachableUpstreamGives502() async throws {
-        let port = try GatewayProcess.freePort()  // nothing listens there
-        let gw = try await Harness.start(upstreamPort: port)
-        defer { Task { await gw.stop() } }
+        let refusing = try RefusingPort()
+        let gw = try await Harness.start(upstreamPort: refusing.port)
         let r = try gw.request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        await gw.stop()
+        withExtendedLifetime(refusing) {}
         #expect(r.status == 502)
         #expect(r.text == "upstream unreachable\n")
         #expect(gw.logs.contains("upstream failure") && gw.logs.contains("reason=upstream connect failed"))

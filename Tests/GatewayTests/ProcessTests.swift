@@ -122,7 +122,7 @@ struct ProcessTests {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         #expect(object["msg"] as? String == "request")
         #expect(object["method"] as? String == "GET")
-        #expect(object["status"] as? String == "200")
+        #expect(object["status"] as? Int == 200)
         #expect(object["bytes"] != nil && object["duration_ms"] != nil && object["upstream_ms"] != nil)
         #expect(!gw.log.contains("secret"))
         await upstream.stop()

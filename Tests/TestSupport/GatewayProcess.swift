@@ -113,3 +113,29 @@ final class LogCollector: @unchecked Sendable {
     func append(_ more: Data) { lock.lock(); data.append(more); lock.unlock() }
     var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
 }
+
+/// A loopback port that is bound but never listens, so connecting to it is refused, for as
+/// long as this value lives (a port merely found free may be taken by a parallel test).
+public final class RefusingPort {
+    public let port: Int
+    private let fd: Int32
+
+    public init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                guard bind(fd, p, length) == 0 else { return -1 }
+                return getsockname(fd, p, &length)
+            }
+        }
+        guard ok == 0 else { close(fd); throw RawHTTPClient.Failure(description: "cannot reserve a port") }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
+}

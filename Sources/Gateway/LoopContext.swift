@@ -1,0 +1,79 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+
+/// Everything one event loop owns: its upstream pool, its client connections' deadlines
+/// and a cached access-log timestamp. Only ever touched on `eventLoop`.
+///
+/// Timeouts are deadlines stored on each connection and checked by one sweep per loop
+/// every `sweepInterval`, instead of a timer scheduled and cancelled per request: NIO
+/// cancels a scheduled task by searching its timer heap, which with thousands of
+/// keep-alive connections costs more than the request itself.
+final class LoopContext {
+    static let sweepInterval = TimeAmount.milliseconds(100)
+
+    let eventLoop: EventLoop
+    let pool: UpstreamPool
+    let clock = LogClock()
+    private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
+    private var sweeper: RepeatedTask?
+    private let onSweep: @Sendable () -> Void
+
+    init(eventLoop: EventLoop, onSweep: @escaping @Sendable () -> Void) {
+        self.eventLoop = eventLoop
+        self.pool = UpstreamPool(eventLoop: eventLoop)
+        self.onSweep = onSweep
+    }
+
+    func register(_ connection: ClientConnectionHandler) {
+        eventLoop.preconditionInEventLoop()
+        connections[ObjectIdentifier(connection)] = connection
+        if sweeper == nil {
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            sweeper = eventLoop.scheduleRepeatedTask(initialDelay: Self.sweepInterval, delay: Self.sweepInterval) { _ in
+                bound.value.sweep()
+            }
+        }
+    }
+
+    func unregister(_ connection: ClientConnectionHandler) {
+        connections.removeValue(forKey: ObjectIdentifier(connection))
+    }
+
+    private func sweep() {
+        let now = NIODeadline.now()
+        for connection in Array(connections.values) { connection.checkDeadlines(now: now) }
+        pool.evictIdle(now: now)
+        onSweep()
+    }
+
+    func stop() {
+        sweeper?.cancel()
+        sweeper = nil
+    }
+}
+
+/// The wall-clock time as log text, with the formatted second cached (one `gmtime_r`
+/// per second instead of per line).
+final class LogClock {
+    private var cachedSecond = -1
+    private var cachedPrefix = ""
+
+    func now() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        let second = spec.tv_sec
+        if second != cachedSecond {
+            var parts = tm()
+            var t = second
+            gmtime_r(&t, &parts)
+            cachedSecond = second
+            cachedPrefix = "\(parts.tm_year + 1900)-\(pad2(parts.tm_mon + 1))-\(pad2(parts.tm_mday))T\(pad2(parts.tm_hour)):\(pad2(parts.tm_min)):\(pad2(parts.tm_sec))."
+        }
+        let millis = Int(spec.tv_nsec / 1_000_000)
+        return cachedPrefix + (millis < 10 ? "00" : millis < 100 ? "0" : "") + String(millis) + "Z"
+    }
+
+    private func pad2(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+}
