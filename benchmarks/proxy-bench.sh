@@ -239,7 +239,7 @@ log ""
 log "## Set-up"
 log ""
 log "- Pinning: the servers under test (upstream nginx, nginx proxy with worker_processes 1, ssogate) run on CPU 0 (\`taskset -c 0\`); the load generators (wrk -t1 -c64, curl) run on CPU 1. The upstream shares CPU 0 with whichever proxy is measured, alike for both; \"direct\" has CPU 0 to itself."
-log "- ssogate is multi-threaded (SwiftNIO, one event loop per core: NIO counts online cores/cgroup limits, not the taskset mask, so on this machine it still starts $(nproc) loops). Pinned to one core, its threads share that core, which is the fair comparison with one nginx worker."
+log "- ssogate runs with \`workers: 1\` (one SwiftNIO event loop), as nginx runs \`worker_processes 1\`, both pinned to CPU 0."
 log "- Both proxies write one access-log line per request to a file (nginx: access_log; ssogate: stdout redirected to a file)."
 log "- nginx proxy: upstream keepalive 64, proxy_http_version 1.1, Connection \"\", proxy_buffering off with proxy_buffer_size 64k (SwiftNIO reads up to 64 KiB; nginx's 4 KiB default would halve its streaming rate), sets X-Forwarded-For/Proto/Host like ssogate does; keepalive_requests raised on every hop so no side recycles connections mid-run."
 log "- temp folder: $WORK"
@@ -351,8 +351,11 @@ NGX_MASTER=${STARTED_PIDS[-1]}
 wait_http "nginx proxy" "$NGX_MASTER" "http://127.0.0.1:$PORT_NGX/1k"
 
 # ---------------------------------------------------------------- 4. ssogate
+# workers: 1 -- one event loop, as nginx runs worker_processes 1 on the same pinned core
+# (NIO would otherwise start one loop per online core and its threads would share CPU 0).
 cat > "$WORK/ssogate/config.yaml" <<EOF
 listen: "127.0.0.1:$PORT_SSO"
+workers: 1
 public_url: "http://127.0.0.1:$PORT_SSO"
 upstream: "http://127.0.0.1:$PORT_UP"
 session:

@@ -322,10 +322,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.upstreamDeadline = now + runtime.upstreamTimeout
         exchange.upstreamTimeout = runtime.upstreamTimeout
         connection.handler.write(.head(exchange.upstreamHead))
-        while let part = exchange.buffered.popFirst() {
+        for part in exchange.buffered {
             exchange.bodyBytesSent += UInt64(part.readableBytes)
             connection.handler.write(.body(.byteBuffer(part)))
         }
+        exchange.buffered = []
         if exchange.requestEndReceived {
             connection.handler.write(.end(nil))
             exchange.requestFullySent = true

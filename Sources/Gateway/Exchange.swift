@@ -11,8 +11,9 @@ final class Exchange {
     let requestBody: RequestFraming.Body
     let start: NIODeadline
 
-    /// Body parts that arrived before an upstream connection was ready.
-    var buffered: CircularBuffer<ByteBuffer> = []
+    /// Body parts that arrived before an upstream connection was ready. An array, not a
+    /// CircularBuffer: an empty array allocates nothing, and most requests have no body.
+    var buffered: [ByteBuffer] = []
     var requestEndReceived = false
     var requestFullySent = false
     var bodyBytesSent: UInt64 = 0

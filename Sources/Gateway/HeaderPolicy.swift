@@ -4,43 +4,23 @@ import NIOHTTP1
 /// What crosses the gateway in request and response headers. Pure functions, tested
 /// without sockets.
 enum HeaderPolicy {
-    /// RFC 9110 §7.6.1 connection-specific fields, plus the de-facto `Proxy-Connection`.
-    /// `Transfer-Encoding` is here because each hop frames its own body; the proxy re-adds it.
-    static let hopByHop: Set<String> = [
-        "connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade", "trailer",
-    ]
-
-    /// Fields only the gateway may set. Compared after `canonical(_:)`, so `X-Forwarded_User`
-    /// and `x-forwarded-user` are the same field: upstream stacks (CGI, PHP, some WSGI
-    /// servers) map `-` and `_` to one name, so a client could otherwise smuggle one in.
-    static let identity: Set<String> = [
-        "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
-    ]
-    /// The whole `X-SSO-*` namespace belongs to the gateway.
-    static let identityPrefix = "x-sso-"
-    /// Client-sent forwarding fields; kept only from trusted proxies.
-    static let forwarding: Set<String> = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"]
-
-    /// Lower case with `_` folded to `-`.
-    static func canonical(_ name: String) -> String {
-        var out = ""
-        out.reserveCapacity(name.utf8.count)
-        for scalar in name.unicodeScalars {
-            switch scalar {
-            case "A"..."Z": out.unicodeScalars.append(Unicode.Scalar(scalar.value + 32)!)
-            case "_": out.unicodeScalars.append("-")
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
+    // Which fields are hop-by-hop (RFC 9110 §7.6.1, plus `Proxy-Connection`), which belong
+    // to the gateway alone (identity, compared with `_` as `-`: CGI, PHP and some WSGI
+    // servers map both to one name, so a client could otherwise smuggle one in) and which
+    // are forwarding fields is decided by `HeaderName.classify`. `Transfer-Encoding` counts
+    // as hop-by-hop because each hop frames its own body; the proxy re-adds it.
 
     /// Names listed in `Connection` (lower-cased), which are hop-by-hop for this message.
-    static func connectionListed(_ headers: HTTPHeaders) -> Set<String> {
-        var names: Set<String> = []
-        for value in headers[canonicalForm: "connection"] {
-            let name = String(value).lowercased()
-            if !name.isEmpty { names.insert(name) }
+    /// `keep-alive` and `close` are the common values and name no field worth a set.
+    static func connectionListed(_ headers: HTTPHeaders) -> Set<String>? {
+        var names: Set<String>?
+        for (name, value) in headers where HeaderName.classify(name).0 == .connection {
+            for token in value.split(separator: ",") {
+                let trimmed = token.trimmingASCIISpaces().lowercased()
+                if trimmed.isEmpty || trimmed == "keep-alive" || trimmed == "close" { continue }
+                names = names ?? []
+                names!.insert(trimmed)
+            }
         }
         return names
     }
@@ -57,23 +37,28 @@ enum HeaderPolicy {
         var clientXFF: [String] = []
         var clientProto: String?
         var clientHost: String?
+        var host: String?
         for (name, value) in head.headers {
-            let lower = name.lowercased()
-            // Content-Length is re-emitted once below; Expect is answered by the gateway itself.
-            if hopByHop.contains(lower) || listed.contains(lower) || lower == "expect" || lower == "content-length" { continue }
-            let canon = lower.contains("_") ? canonical(lower) : lower
-            if identity.contains(canon) || canon.hasPrefix(identityPrefix) { continue }
-            if forwarding.contains(canon) {
-                guard peerTrusted, canon == lower else { continue }  // a trusted proxy spells them properly
-                switch lower {
-                case "x-forwarded-for": clientXFF.append(value)
-                case "x-forwarded-proto": clientProto = clientProto ?? value
-                case "x-forwarded-host": clientHost = clientHost ?? value
+            let (kind, underscore) = HeaderName.classify(name)
+            switch kind {
+            case .hopByHop, .connection, .identity, .contentLength, .expect:
+                // Content-Length is re-emitted once below; Expect is answered by the gateway.
+                continue
+            case .forwardedFor, .forwardedProto, .forwardedHost, .forwarded:
+                guard peerTrusted, !underscore else { continue }  // a trusted proxy spells them properly
+                switch kind {
+                case .forwardedFor: clientXFF.append(value)
+                case .forwardedProto: clientProto = clientProto ?? value
+                case .forwardedHost: clientHost = clientHost ?? value
                 default: headers.add(name: name, value: value)  // Forwarded, kept as sent
                 }
-                continue
+            case .host:
+                host = host ?? value
+                headers.add(name: name, value: value)
+            case .other:
+                if let listed, listed.contains(name.lowercased()) { continue }
+                headers.add(name: name, value: value)
             }
-            headers.add(name: name, value: value)
         }
         var forwardedFor = clientXFF.joined(separator: ", ")
         if let peer {
@@ -81,8 +66,8 @@ enum HeaderPolicy {
         }
         if !forwardedFor.isEmpty { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
         headers.add(name: "X-Forwarded-Proto", value: clientProto ?? scheme)
-        if let host = clientHost ?? head.headers.first(name: "host") {
-            headers.add(name: "X-Forwarded-Host", value: host)
+        if let forwardedHost = clientHost ?? host {
+            headers.add(name: "X-Forwarded-Host", value: forwardedHost)
         }
         switch bodyFraming {
         case .none: break
@@ -93,23 +78,37 @@ enum HeaderPolicy {
     }
 
     /// The response head the client receives: hop-by-hop fields removed and the body framing
-    /// chosen for this hop.
+    /// chosen for this hop. The upstream's fields are reused as they are when none needs to go.
     static func clientResponseHead(from head: HTTPResponseHead, framing: ResponseFraming) -> HTTPResponseHead {
-        let listed = connectionListed(head.headers)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + 1)
-        for (name, value) in head.headers {
-            let lower = name.lowercased()
-            if hopByHop.contains(lower) || listed.contains(lower) { continue }
-            // A body this hop frames itself must not also carry the upstream's length; HEAD,
-            // 204 and 304 responses keep it as the size a GET would have had.
-            if lower == "content-length" && (framing == .chunked || framing == .closeDelimited) { continue }
-            headers.add(name: name, value: value)
+        // A body this hop frames itself must not also carry the upstream's length; HEAD,
+        // 204 and 304 responses keep it as the size a GET would have had.
+        let dropLength = framing == .chunked || framing == .closeDelimited
+        var needsFilter = false
+        for (name, _) in head.headers {
+            switch HeaderName.classify(name).0 {
+            case .hopByHop, .connection: needsFilter = true
+            case .contentLength where dropLength: needsFilter = true
+            default: break
+            }
+            if needsFilter { break }
         }
-        switch framing {
-        case .chunked: headers.add(name: "Transfer-Encoding", value: "chunked")
-        case .closeDelimited, .none, .contentLength: break
+        var headers: HTTPHeaders
+        if needsFilter {
+            let listed = connectionListed(head.headers)
+            headers = HTTPHeaders()
+            headers.reserveCapacity(head.headers.count + 1)
+            for (name, value) in head.headers {
+                switch HeaderName.classify(name).0 {
+                case .hopByHop, .connection: continue
+                case .contentLength where dropLength: continue
+                case .other where listed?.contains(name.lowercased()) == true: continue
+                default: headers.add(name: name, value: value)
+                }
+            }
+        } else {
+            headers = head.headers
         }
+        if framing == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
         return HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
     }
 }

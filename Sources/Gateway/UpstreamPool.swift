@@ -47,13 +47,17 @@ final class UpstreamPool {
         let loop = eventLoop
         return ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: GatewayServer.receiveAllocator)
+            .channelOption(.writeBufferWaterMark, value: GatewayServer.writeWaterMark)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     var encoder = HTTPRequestEncoder.Configuration()
                     encoder.automaticallySetFramingHeaders = false  // the proxy frames each hop itself
+                    // No outbound header validator: every field sent upstream either came through
+                    // the request decoder (which refuses CR, LF and NUL) or is the gateway's own.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .dropBytes, enableOutboundHeaderValidation: true,
+                        leftOverBytesStrategy: .dropBytes, enableOutboundHeaderValidation: false,
                         encoderConfiguration: encoder)
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }

@@ -59,28 +59,59 @@ struct RequestFramingTests {
 
 @Suite("Header policy")
 struct HeaderPolicyTests {
-    @Test func canonicalNamesFoldCaseAndUnderscore() {
-        #expect(HeaderPolicy.canonical("X_Forwarded_USER") == "x-forwarded-user")
+    /// Every byte value at every position of `X-Forwarded-User`: the name stays an identity
+    /// field exactly when the byte is that letter in either case (or `-`/`_` at a separator).
+    @Test func identityClassificationUnderEveryByteSubstitution() {
+        let name = Array("X-Forwarded-User".utf8)
+        for position in name.indices {
+            for byte in UInt8(0)...UInt8(127) {
+                var bytes = name
+                bytes[position] = byte
+                let original = name[position]
+                let isSeparator = original == UInt8(ascii: "-")
+                let sameLetter = (byte | 0x20) == (original | 0x20) && (original | 0x20) >= 0x61 && (original | 0x20) <= 0x7A
+                let expected = isSeparator ? (byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")) : sameLetter
+                let kind = HeaderName.classify(String(decoding: bytes, as: UTF8.self)).0
+                #expect((kind == .identity) == expected, "byte \(byte) at \(position)")
+            }
+        }
     }
 
-    /// Every byte value in a header name position: only names that canonicalise to a
-    /// gateway-owned field are dropped, everything else is forwarded untouched.
-    @Test func identityFieldsAreDroppedUnderEveryCaseAndSeparatorSpelling() {
-        let base = Array("x-forwarded-user".utf8)
-        var spellings: [String] = []
-        for mask in 0..<(1 << 5) {
-            var bytes = base
-            for (bit, index) in [0, 2, 10, 11, 12].enumerated() where mask & (1 << bit) != 0 {
-                bytes[index] = bytes[index] >= 0x61 ? bytes[index] - 32 : bytes[index]
-            }
-            spellings.append(String(decoding: bytes, as: UTF8.self))
-            spellings.append(String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "-", with: "_"))
+    @Test func theWholeSSONamespaceIsTheGatewaysInAnySpelling() {
+        for name in ["X-SSO-Role", "x_sso_anything", "X-Sso-Organization", "x-SSO-"] {
+            #expect(HeaderName.classify(name).0 == .identity, "\(name)")
         }
-        for spelling in spellings {
+        #expect(HeaderName.classify("X-SSOish").0 == .other)
+    }
+
+    @Test func identityFieldsAreDroppedFromTheUpstreamHead() {
+        for spelling in ["X-Forwarded-User", "x_forwarded_user", "X-FORWARDED_EMAIL", "x-forwarded-groups", "X-Sso-Role"] {
             let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: [spelling: "evil", "Host": "h"])
             let out = HeaderPolicy.upstreamRequestHead(from: head, peer: "127.0.0.1", peerTrusted: false, scheme: "http", bodyFraming: .none)
-            #expect(!out.headers.contains { HeaderPolicy.canonical($0.name) == "x-forwarded-user" }, "\(spelling)")
+            #expect(!out.headers.contains { HeaderName.classify($0.name).0 == .identity }, "\(spelling)")
         }
+    }
+
+    @Test func forwardingFieldsSpelledWithUnderscoreAreNotBelievedEvenFromATrustedPeer() {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([
+            ("Host", "h"), ("X_Forwarded_For", "6.6.6.6"), ("X-Forwarded-For", "203.0.113.1"),
+        ]))
+        let out = HeaderPolicy.upstreamRequestHead(from: head, peer: "127.0.0.1", peerTrusted: true, scheme: "http", bodyFraming: .none)
+        #expect(out.headers["X-Forwarded-For"] == ["203.0.113.1, 127.0.0.1"])
+        #expect(!out.headers.contains { $0.name.contains("_") })
+    }
+
+    @Test func connectionListedFieldsAreDroppedBothWays() {
+        let request = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([
+            ("Connection", "X-Hop, keep-alive"), ("x-hop", "1"), ("X-Keep", "2"),
+        ]))
+        let up = HeaderPolicy.upstreamRequestHead(from: request, peer: nil, peerTrusted: false, scheme: "http", bodyFraming: .none)
+        #expect(up.headers["x-hop"].isEmpty && up.headers["X-Keep"] == ["2"] && up.headers["connection"].isEmpty)
+        let response = HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([
+            ("Connection", "x-up"), ("X-Up", "1"), ("Content-Length", "3"),
+        ]))
+        let down = HeaderPolicy.clientResponseHead(from: response, framing: .contentLength)
+        #expect(down.headers["x-up"].isEmpty && down.headers["content-length"] == ["3"])
     }
 
     @Test func aLookalikeFieldIsForwarded() {

@@ -1,0 +1,69 @@
+/// What the gateway does with a header field, decided from the name's bytes without
+/// allocating: ASCII case is ignored and `_` counts as `-` (the spelling games upstream
+/// stacks fall for). This runs for every field of every request and response.
+enum HeaderName: Equatable {
+    case hopByHop
+    /// Set only by the gateway (`X-Forwarded-User`, ..., the `X-SSO-*` namespace).
+    case identity
+    case forwardedFor, forwardedProto, forwardedHost, forwarded
+    case contentLength, expect, host, connection
+    case other
+
+    /// Classifies a field name; `usesUnderscore` tells that a recognised name was spelled
+    /// with `_` (a trusted proxy's forwarding fields are only believed when spelled with `-`).
+    static func classify(_ name: String) -> (HeaderName, usesUnderscore: Bool) {
+        var utf8 = name.utf8
+        if let result = utf8.withContiguousStorageIfAvailable({ classify(bytes: $0) }) { return result }
+        var copy = name
+        copy.makeContiguousUTF8()
+        utf8 = copy.utf8
+        return utf8.withContiguousStorageIfAvailable { classify(bytes: $0) } ?? (.other, false)
+    }
+
+    private static func classify(bytes: UnsafeBufferPointer<UInt8>) -> (HeaderName, usesUnderscore: Bool) {
+        var underscore = false
+        // Folds case and `_`; returns nil when the name cannot be one of ours.
+        @inline(__always) func folded(_ i: Int) -> UInt8 {
+            let b = bytes[i]
+            if b == UInt8(ascii: "_") { underscore = true; return UInt8(ascii: "-") }
+            return (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b
+        }
+        @inline(__always) func equals(_ literal: StaticString) -> Bool {
+            guard literal.utf8CodeUnitCount == bytes.count else { return false }
+            let l = literal.utf8Start
+            for i in 0..<bytes.count where folded(i) != l[i] { return false }
+            return true
+        }
+        @inline(__always) func hasPrefix(_ literal: StaticString) -> Bool {
+            guard literal.utf8CodeUnitCount <= bytes.count else { return false }
+            let l = literal.utf8Start
+            for i in 0..<literal.utf8CodeUnitCount where folded(i) != l[i] { return false }
+            return true
+        }
+        let kind: HeaderName
+        switch bytes.count {
+        case 2: kind = equals("te") ? .hopByHop : .other
+        case 4: kind = equals("host") ? .host : .other
+        case 6: kind = equals("expect") ? .expect : .other
+        case 7: kind = equals("upgrade") ? .hopByHop : equals("trailer") ? .hopByHop : .other
+        case 9: kind = equals("forwarded") ? .forwarded : .other
+        case 10: kind = equals("connection") ? .connection : equals("keep-alive") ? .hopByHop : .other
+        case 14: kind = equals("content-length") ? .contentLength : .other
+        case 15:
+            kind = equals("x-forwarded-for") ? .forwardedFor : .other
+        case 16:
+            kind = equals("x-forwarded-user") ? .identity : equals("x-forwarded-host") ? .forwardedHost
+                : equals("proxy-connection") ? .hopByHop : .other
+        case 17:
+            kind = equals("x-forwarded-email") ? .identity : equals("x-forwarded-proto") ? .forwardedProto
+                : equals("transfer-encoding") ? .hopByHop : .other
+        case 18: kind = equals("x-forwarded-groups") ? .identity : .other
+        case 30: kind = equals("x-forwarded-preferred-username") ? .identity : .other
+        default: kind = .other
+        }
+        if kind == .other && hasPrefix("x-sso-") { return (.identity, underscore) }
+        if kind == .other { return (.other, false) }
+        // `folded` saw every byte of a matching name, so `underscore` is complete here.
+        return (kind, underscore)
+    }
+}
