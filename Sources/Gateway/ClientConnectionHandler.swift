@@ -11,8 +11,10 @@ import NIOHTTP1
 /// client costs no epoll change per request.
 final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    /// Responses are written as bytes: a relayed head is the upstream's own field bytes,
+    /// never decoded and encoded again (see `ResponseParser`).
+    typealias OutboundOut = ByteBuffer
 
     private enum State {
         case idle
@@ -155,7 +157,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     func channelReadComplete(context: ChannelHandlerContext) {
         if case .proxying(let exchange) = state, exchange.wroteUpstreamInThisRead {
             exchange.wroteUpstreamInThisRead = false
-            exchange.upstream?.handler.flush()
+            exchange.upstream?.handler.flush(deferredOn: loop)
         }
         context.fireChannelReadComplete()
     }
@@ -281,7 +283,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if expectContinue {
             // The gateway answers the expectation itself, once it has decided to forward;
             // the upstream gets no Expect header.
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
 
         if let idle = loop.pool.takeIdle(for: runtime.configuration.upstream) {
@@ -321,17 +323,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.upstreamSentAt = now
         exchange.upstreamDeadline = now + runtime.upstreamTimeout
         exchange.upstreamTimeout = runtime.upstreamTimeout
-        connection.handler.write(.head(exchange.upstreamHead))
+        connection.handler.sendHead(exchange.upstreamHead, chunked: exchange.requestBody == .chunked)
         for part in exchange.buffered {
             exchange.bodyBytesSent += UInt64(part.readableBytes)
-            connection.handler.write(.body(.byteBuffer(part)))
+            connection.handler.sendBody(part)
         }
         exchange.buffered = []
         if exchange.requestEndReceived {
-            connection.handler.write(.end(nil))
+            connection.handler.sendEnd()
             exchange.requestFullySent = true
         }
-        connection.handler.flush()
+        connection.handler.flush(deferredOn: loop)
         resumeClientReadsIfPossible()
     }
 
@@ -339,7 +341,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard case .proxying(let exchange) = state else { return }  // local response: drop
         if let upstream = exchange.upstream {
             exchange.bodyBytesSent += UInt64(buffer.readableBytes)
-            upstream.handler.write(.body(.byteBuffer(buffer)))
+            upstream.handler.sendBody(buffer)
             exchange.wroteUpstreamInThisRead = true
         } else {
             exchange.buffered.append(buffer)
@@ -355,8 +357,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .proxying(let exchange):
             exchange.requestEndReceived = true
             if let upstream = exchange.upstream {
-                upstream.handler.write(.end(nil))
-                upstream.handler.flush()
+                upstream.handler.sendEnd()
+                upstream.handler.flush(deferredOn: loop)
                 exchange.wroteUpstreamInThisRead = false
                 exchange.requestFullySent = true
             }
@@ -365,40 +367,75 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: - Upstream side
 
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
+    func upstreamReceived(_ event: ResponseParser.Event) {
         guard case .proxying(let exchange) = state, let context else { return }
-        switch part {
+        switch event {
         case .head(let head):
             exchange.upstreamDeadline = nil
-            exchange.status = Int(head.status.code)
+            exchange.status = head.status
             if let sent = exchange.upstreamSentAt {
                 let nanos = (NIODeadline.now() - sent).nanoseconds
                 exchange.upstreamNanoseconds = nanos
                 shared.metrics.upstreamResponded(afterNanoseconds: nanos)
             }
-            exchange.upstreamKeepAlive = head.isKeepAlive
-            let framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: head)
+            exchange.upstreamKeepAlive = head.keepAlive
+            let framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: head.body)
             exchange.responseFraming = framing
-            var clientHead = HeaderPolicy.clientResponseHead(from: head, framing: framing)
             if framing == .closeDelimited || !exchange.clientKeepAlive || !exchange.requestEndReceived { closeAfterResponse = true }
-            if closeAfterResponse {
-                if exchange.clientVersion >= .http1_1 { clientHead.headers.add(name: "Connection", value: "close") }
-            } else if exchange.clientVersion < .http1_1 {
-                clientHead.headers.add(name: "Connection", value: "keep-alive")
-            }
-            clientHead.version = exchange.clientVersion < .http1_1 ? exchange.clientVersion : .http1_1
-            context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
+            context.write(wrapOutboundOut(responseHead(head, framing: framing, clientVersion: exchange.clientVersion)), promise: nil)
         case .body(let buffer):
             guard exchange.responseFraming != .none else { return }
             exchange.responseBytes += buffer.readableBytes
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            if exchange.responseFraming == .chunked {
+                context.write(wrapOutboundOut(ChunkFraming.header(buffer.readableBytes, allocator: context.channel.allocator)), promise: nil)
+                context.write(wrapOutboundOut(buffer), promise: nil)
+                context.write(wrapOutboundOut(ChunkFraming.crlf), promise: nil)
+            } else {
+                context.write(wrapOutboundOut(buffer), promise: nil)
+            }
             if !context.channel.isWritable { exchange.upstream?.handler.pauseReads() }
-        case .end(let trailers):
-            finishProxied(exchange, trailers: exchange.responseFraming == .chunked ? trailers : nil)
+        case .end:
+            finishProxied(exchange)
         }
     }
 
-    func upstreamReadComplete() { context?.flush() }
+    /// The relayed head: status line, the upstream's own fields as bytes, then the framing
+    /// and connection fields of this hop.
+    private func responseHead(_ head: UpstreamResponseHead, framing: ResponseFraming, clientVersion: HTTPVersion) -> ByteBuffer {
+        var out = context!.channel.allocator.buffer(capacity: head.fields.readableBytes + head.statusText.readableBytes + 96)
+        out.writeStaticString(clientVersion < .http1_1 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        out.writeImmutableBuffer(head.statusText)
+        out.writeStaticString("\r\n")
+        out.writeImmutableBuffer(head.fields)
+        switch framing {
+        case .contentLength:
+            out.writeStaticString("Content-Length: ")
+            out.writeString(String(head.contentLength ?? 0))
+            out.writeStaticString("\r\n")
+        case .none:
+            // HEAD and 304 keep the length a GET would have had (RFC 9110 §8.6); 1xx/204 have none.
+            if let length = head.contentLength, head.status != 204 {
+                out.writeStaticString("Content-Length: ")
+                out.writeString(String(length))
+                out.writeStaticString("\r\n")
+            }
+        case .chunked:
+            out.writeStaticString("Transfer-Encoding: chunked\r\n")
+        case .closeDelimited:
+            break
+        }
+        if closeAfterResponse {
+            if clientVersion >= .http1_1 { out.writeStaticString("Connection: close\r\n") }
+        } else if clientVersion < .http1_1 {
+            out.writeStaticString("Connection: keep-alive\r\n")
+        }
+        out.writeStaticString("\r\n")
+        return out
+    }
+
+    func upstreamReadComplete() {
+        if let context { loop.deferFlush(context) }
+    }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
         if isWritable { resumeClientReadsIfPossible() }
@@ -418,15 +455,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             context?.close(promise: nil)
             return
         }
-        if exchange.mayRetry {
+        // A malformed response is not retried: the upstream answered, just badly.
+        if exchange.mayRetry && !(error is ResponseParser.Failure) {
             exchange.retried = true
             exchange.reusedConnection = false
             connectUpstream(for: exchange, runtime: shared.runtime)
             return
         }
         shared.metrics.upstreamFailed(.closed)
-        failUpstream(exchange, status: .badGateway, text: "upstream closed the connection",
-                     reason: "upstream closed before responding", detail: error.map { "\($0)" } ?? "eof")
+        if let malformed = error as? ResponseParser.Failure {
+            failUpstream(exchange, status: .badGateway, text: "upstream sent a malformed response",
+                         reason: "malformed upstream response", detail: malformed.description)
+        } else {
+            failUpstream(exchange, status: .badGateway, text: "upstream closed the connection",
+                         reason: "upstream closed before responding", detail: error.map { "\($0)" } ?? "eof")
+        }
     }
 
     private func upstreamTimedOut(_ exchange: Exchange) {
@@ -455,12 +498,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                        close: closeAfterResponse, start: exchange.start, requestComplete: exchange.requestEndReceived)
     }
 
-    private func finishProxied(_ exchange: Exchange, trailers: HTTPHeaders?) {
+    private func finishProxied(_ exchange: Exchange) {
         guard let context else { return }
         exchange.upstreamDeadline = nil
         if let upstream = exchange.upstream {
             exchange.upstream = nil
-            if exchange.requestFullySent && exchange.upstreamKeepAlive {
+            if exchange.requestFullySent && exchange.upstreamKeepAlive && upstream.handler.isReusable {
                 loop.pool.release(upstream)
             } else {
                 upstream.handler.delegate = nil
@@ -472,16 +515,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         // The upstream answered before the request body ended (e.g. 413): the rest of the
         // body is not read; the connection closes after this response (decided at the head).
         state = .idle
-        endResponse(trailers: trailers, context: context)
+        endResponse(lastChunk: exchange.responseFraming == .chunked, context: context)
     }
 
-    /// Writes `.end`, then either closes or turns to the next request.
-    private func endResponse(trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+    /// Ends the response on the wire, then either closes or turns to the next request.
+    private func endResponse(lastChunk: Bool, context: ChannelHandlerContext) {
         if closeAfterResponse {
-            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            // Close once the last bytes are written: a close with writes still queued drops them.
+            let last = lastChunk ? ChunkFraming.last : context.channel.allocator.buffer(capacity: 0)
+            context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
-        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        if lastChunk { context.write(wrapOutboundOut(ChunkFraming.last), promise: nil) }
+        loop.deferFlush(context)
         if !requestOpen { completeResponseCycle() }
     }
 
@@ -523,13 +569,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                                 uri: String, close: Bool, start: NIODeadline = .now(), requestComplete: Bool = false) {
         guard let context else { return }
         if close { closeAfterResponse = true }
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: contentType)
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Cache-Control", value: "no-store")
-        if closeAfterResponse { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        if method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        var head = context.channel.allocator.buffer(capacity: 160)
+        head.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: \(contentType)\r\n")
+        head.writeString("Content-Length: \(body.readableBytes)\r\nCache-Control: no-store\r\n")
+        if closeAfterResponse { head.writeStaticString("Connection: close\r\n") }
+        head.writeStaticString("\r\n")
+        context.write(wrapOutboundOut(head), promise: nil)
+        if method != .HEAD { context.write(wrapOutboundOut(body), promise: nil) }
         let bytes = method == .HEAD ? 0 : body.readableBytes
         if closeAfterResponse || requestComplete || !requestOpen {
             logAccess(method: method, uri: uri, status: Int(status.code), bytes: bytes, start: start, upstreamNanoseconds: nil)
@@ -538,7 +584,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             // The request body is still coming: drop it, then turn to the next request.
             state = .local(method: method, uri: uri, status: Int(status.code), bytes: bytes, start: start)
         }
-        endResponse(trailers: nil, context: context)
+        endResponse(lastChunk: false, context: context)
     }
 
     private func finishLocal() {

@@ -76,8 +76,6 @@ public final class GatewayServer: Sendable {
     private static func configureClientPipeline(_ channel: Channel, shared: GatewayShared) throws {
         // Read per connection, so a reload applies to every connection opened after it.
         let configuration = shared.runtime.configuration
-        var encoder = HTTPResponseEncoder.Configuration()
-        encoder.automaticallySetFramingHeaders = false  // the proxy frames each hop itself
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = maxRequestHeadBytes
         limits.maxHeaderFieldSize = maxRequestHeadBytes
@@ -85,10 +83,10 @@ public final class GatewayServer: Sendable {
                                               headerTimeout: configuration.headerTimeout.timeAmount,
                                               idleTimeout: configuration.idleTimeout.timeAmount)
         // No HTTPServerPipelineHandler: the connection handler orders pipelined requests
-        // itself without toggling read interest on every request.
+        // itself without toggling read interest on every request. No response encoder
+        // either: the handler writes response bytes and frames each hop itself.
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(RawBytesObserver(owner: handler))
-        try sync.addHandler(HTTPResponseEncoder(configuration: encoder))
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes,
                                                                     informationalResponseStrategy: .drop,
                                                                     limitConfiguration: limits)))

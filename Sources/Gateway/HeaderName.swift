@@ -1,12 +1,12 @@
 /// What the gateway does with a header field, decided from the name's bytes without
-/// allocating: ASCII case is ignored and `_` counts as `-` (the spelling games upstream
+/// allocating (`Transfer-Encoding` is hop-by-hop too, but framing needs to see it): ASCII case is ignored and `_` counts as `-` (the spelling games upstream
 /// stacks fall for). This runs for every field of every request and response.
 enum HeaderName: Equatable {
     case hopByHop
     /// Set only by the gateway (`X-Forwarded-User`, ..., the `X-SSO-*` namespace).
     case identity
     case forwardedFor, forwardedProto, forwardedHost, forwarded
-    case contentLength, expect, host, connection
+    case contentLength, transferEncoding, expect, host, connection
     case other
 
     /// Classifies a field name; `usesUnderscore` tells that a recognised name was spelled
@@ -20,7 +20,7 @@ enum HeaderName: Equatable {
         return utf8.withContiguousStorageIfAvailable { classify(bytes: $0) } ?? (.other, false)
     }
 
-    private static func classify(bytes: UnsafeBufferPointer<UInt8>) -> (HeaderName, usesUnderscore: Bool) {
+    static func classify(bytes: UnsafeBufferPointer<UInt8>) -> (HeaderName, usesUnderscore: Bool) {
         var underscore = false
         // Folds case and `_`; returns nil when the name cannot be one of ours.
         @inline(__always) func folded(_ i: Int) -> UInt8 {
@@ -56,7 +56,7 @@ enum HeaderName: Equatable {
                 : equals("proxy-connection") ? .hopByHop : .other
         case 17:
             kind = equals("x-forwarded-email") ? .identity : equals("x-forwarded-proto") ? .forwardedProto
-                : equals("transfer-encoding") ? .hopByHop : .other
+                : equals("transfer-encoding") ? .transferEncoding : .other
         case 18: kind = equals("x-forwarded-groups") ? .identity : .other
         case 30: kind = equals("x-forwarded-preferred-username") ? .identity : .other
         default: kind = .other

@@ -41,7 +41,7 @@ enum HeaderPolicy {
         for (name, value) in head.headers {
             let (kind, underscore) = HeaderName.classify(name)
             switch kind {
-            case .hopByHop, .connection, .identity, .contentLength, .expect:
+            case .hopByHop, .transferEncoding, .connection, .identity, .contentLength, .expect:
                 // Content-Length is re-emitted once below; Expect is answered by the gateway.
                 continue
             case .forwardedFor, .forwardedProto, .forwardedHost, .forwarded:
@@ -76,41 +76,6 @@ enum HeaderPolicy {
         }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
     }
-
-    /// The response head the client receives: hop-by-hop fields removed and the body framing
-    /// chosen for this hop. The upstream's fields are reused as they are when none needs to go.
-    static func clientResponseHead(from head: HTTPResponseHead, framing: ResponseFraming) -> HTTPResponseHead {
-        // A body this hop frames itself must not also carry the upstream's length; HEAD,
-        // 204 and 304 responses keep it as the size a GET would have had.
-        let dropLength = framing == .chunked || framing == .closeDelimited
-        var needsFilter = false
-        for (name, _) in head.headers {
-            switch HeaderName.classify(name).0 {
-            case .hopByHop, .connection: needsFilter = true
-            case .contentLength where dropLength: needsFilter = true
-            default: break
-            }
-            if needsFilter { break }
-        }
-        var headers: HTTPHeaders
-        if needsFilter {
-            let listed = connectionListed(head.headers)
-            headers = HTTPHeaders()
-            headers.reserveCapacity(head.headers.count + 1)
-            for (name, value) in head.headers {
-                switch HeaderName.classify(name).0 {
-                case .hopByHop, .connection: continue
-                case .contentLength where dropLength: continue
-                case .other where listed?.contains(name.lowercased()) == true: continue
-                default: headers.add(name: name, value: value)
-                }
-            }
-        } else {
-            headers = head.headers
-        }
-        if framing == .chunked { headers.add(name: "Transfer-Encoding", value: "chunked") }
-        return HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
-    }
 }
 
 /// How the gateway frames a response body toward the client.
@@ -122,15 +87,13 @@ enum ResponseFraming: Equatable {
     /// An HTTP/1.0 client and no length: the body ends when the connection closes.
     case closeDelimited
 
-    static func choose(requestMethod: HTTPMethod, clientVersion: HTTPVersion, upstream: HTTPResponseHead) -> ResponseFraming {
-        let code = upstream.status.code
-        if requestMethod == .HEAD || (100..<200).contains(code) || code == 204 || code == 304 {
-            return .none
+    static func choose(requestMethod: HTTPMethod, clientVersion: HTTPVersion, upstream: ResponseParser.BodyFraming) -> ResponseFraming {
+        if requestMethod == .HEAD { return .none }
+        switch upstream {
+        case .none: return .none
+        case .contentLength: return .contentLength
+        case .chunked, .untilClose: return clientVersion >= .http1_1 ? .chunked : .closeDelimited
         }
-        if upstream.headers.contains(name: "content-length"), !upstream.headers.contains(name: "transfer-encoding") {
-            return .contentLength
-        }
-        return clientVersion >= .http1_1 ? .chunked : .closeDelimited
     }
 }
 

@@ -19,6 +19,9 @@ final class LoopContext {
     private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
     private var sweeper: RepeatedTask?
     private let onSweep: @Sendable () -> Void
+    private var pendingFlushes: [ChannelHandlerContext] = []
+    private var pendingUpstreamFlushes: [ChannelHandlerContext] = []
+    private var flushScheduled = false
 
     init(eventLoop: EventLoop, onSweep: @escaping @Sendable () -> Void) {
         self.eventLoop = eventLoop
@@ -46,6 +49,30 @@ final class LoopContext {
         for connection in Array(connections.values) { connection.checkDeadlines(now: now) }
         pool.evictIdle(now: now)
         onSweep()
+    }
+
+    /// Flushes `context` once the loop has handled every I/O event of this tick. Writes
+    /// made while a burst of ready connections is served then leave together, so the peers
+    /// they wake (an upstream on the same core, say) do not preempt the loop per request:
+    /// measured, that preemption cost more CPU than the proxying itself.
+    /// Upstream-bound flushes go last: waking the upstream is what can take the core away,
+    /// so every client-bound byte of the tick is handed to the kernel before that.
+    func deferFlush(_ context: ChannelHandlerContext, upstream: Bool = false) {
+        if upstream { pendingUpstreamFlushes.append(context) } else { pendingFlushes.append(context) }
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        eventLoop.execute { bound.value.runDeferredFlushes() }
+    }
+
+    private func runDeferredFlushes() {
+        flushScheduled = false
+        let contexts = pendingFlushes
+        let upstreams = pendingUpstreamFlushes
+        pendingFlushes.removeAll(keepingCapacity: true)
+        pendingUpstreamFlushes.removeAll(keepingCapacity: true)
+        for context in contexts where context.channel.isActive { context.flush() }
+        for context in upstreams where context.channel.isActive { context.flush() }
     }
 
     func stop() {

@@ -51,14 +51,9 @@ final class UpstreamPool {
             .channelOption(.writeBufferWaterMark, value: GatewayServer.writeWaterMark)
             .connectTimeout(timeout)
             .channelInitializer { channel in
+                // One handler: requests are serialized and responses parsed right here, so a
+                // relayed response is never decoded into strings and encoded again.
                 channel.eventLoop.makeCompletedFuture {
-                    var encoder = HTTPRequestEncoder.Configuration()
-                    encoder.automaticallySetFramingHeaders = false  // the proxy frames each hop itself
-                    // No outbound header validator: every field sent upstream either came through
-                    // the request decoder (which refuses CR, LF and NUL) or is the gateway's own.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .dropBytes, enableOutboundHeaderValidation: false,
-                        encoderConfiguration: encoder)
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
@@ -102,35 +97,49 @@ final class UpstreamPool {
 
 /// What an upstream connection reports to the client connection that is using it.
 protocol UpstreamDelegate: AnyObject {
-    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamReceived(_ event: ResponseParser.Event)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
+    /// The connection closed or sent something unparseable; `error` says why.
     func upstreamClosed(error: Error?)
 }
 
-/// Last handler of an upstream connection: relays response parts to the client connection
-/// using it, and withholds reads while that client cannot take more (backpressure).
+/// The only handler of an upstream connection: writes requests as bytes, parses the
+/// responses with `ResponseParser`, relays the events to the client connection using it,
+/// and withholds reads while that client cannot take more (backpressure).
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     weak var delegate: UpstreamDelegate?
     private var context: ChannelHandlerContext?
+    private var parser = ResponseParser()
     private var readsPaused = false
     private var readPending = false
+    private var chunkedRequest = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        let bytes = unwrapInboundIn(data)
         guard let delegate else {
             // Bytes on an idle connection: the upstream is out of step; never reuse it.
             context.close(promise: nil)
             return
         }
-        delegate.upstreamReceived(part)
+        parser.receive(bytes)
+        do {
+            // Each event is handed out after the parser call returns: the receiver may send
+            // the next request (which resets the parser) from inside its handling.
+            while let event = try parser.next() {
+                guard let receiver = self.delegate else { return }
+                receiver.upstreamReceived(event)
+            }
+        } catch {
+            fail(error, context: context)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -143,19 +152,33 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         // An idle connection that closes is dropped from the pool by the next sweep.
-        if let delegate {
+        guard let delegate else { return }
+        do {
+            if let event = try parser.closed() { delegate.upstreamReceived(event) }
+            if let stillUsing = self.delegate {
+                self.delegate = nil
+                stillUsing.upstreamClosed(error: nil)
+            }
+        } catch {
             self.delegate = nil
-            delegate.upstreamClosed(error: nil)
+            delegate.upstreamClosed(error: error)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        fail(error, context: context)
+    }
+
+    private func fail(_ error: Error, context: ChannelHandlerContext) {
         if let delegate {
             self.delegate = nil
             delegate.upstreamClosed(error: error)
         }
         context.close(promise: nil)
     }
+
+    /// Whether the last response ended cleanly, so the connection may serve another request.
+    var isReusable: Bool { parser.isIdle }
 
     func read(context: ChannelHandlerContext) {
         if readsPaused {
@@ -175,9 +198,57 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func write(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+    /// Serializes a request head (framing fields already chosen by the header policy).
+    func sendHead(_ head: HTTPRequestHead, chunked: Bool) {
+        guard let context else { return }
+        parser.expectResponse(toHead: head.method == .HEAD)
+        chunkedRequest = chunked
+        var out = context.channel.allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 32)
+        out.writeString(head.method.rawValue)
+        out.writeStaticString(" ")
+        out.writeString(head.uri)
+        out.writeStaticString(" HTTP/1.1\r\n")
+        for (name, value) in head.headers {
+            out.writeString(name)
+            out.writeStaticString(": ")
+            out.writeString(value)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("\r\n")
+        context.write(wrapOutboundOut(out), promise: nil)
     }
 
-    func flush() { context?.flush() }
+    func sendBody(_ part: ByteBuffer) {
+        guard let context, part.readableBytes > 0 else { return }
+        if chunkedRequest {
+            context.write(wrapOutboundOut(ChunkFraming.header(part.readableBytes, allocator: context.channel.allocator)), promise: nil)
+            context.write(wrapOutboundOut(part), promise: nil)
+            context.write(wrapOutboundOut(ChunkFraming.crlf), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(part), promise: nil)
+        }
+    }
+
+    func sendEnd() {
+        guard let context, chunkedRequest else { return }
+        context.write(wrapOutboundOut(ChunkFraming.last), promise: nil)
+    }
+
+    /// Flushes at the end of the loop's current tick (see `LoopContext.deferFlush`).
+    func flush(deferredOn loop: LoopContext) {
+        if let context { loop.deferFlush(context, upstream: true) }
+    }
+}
+
+/// Chunked transfer coding on the wire (RFC 9112 §7.1).
+enum ChunkFraming {
+    static let crlf = ByteBuffer(staticString: "\r\n")
+    static let last = ByteBuffer(staticString: "0\r\n\r\n")
+
+    static func header(_ size: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: 18)
+        out.writeString(String(size, radix: 16))
+        out.writeStaticString("\r\n")
+        return out
+    }
 }
