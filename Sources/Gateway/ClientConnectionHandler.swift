@@ -26,6 +26,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private let shared: GatewayShared
     private let loop: LoopContext
     private var context: ChannelHandlerContext?
+    /// Cached from the channel: each `context.channel` hop costs a retain/release pair.
+    private var allocator = ByteBufferAllocator()
+    private var clientWritable = true
     private var state: State = .idle
     /// The current request's head arrived and its `.end` has not.
     private var requestOpen = false
@@ -51,6 +54,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        allocator = context.channel.allocator
         if let address = context.channel.remoteAddress {
             peerText = address.ipAddress
             switch address {
@@ -163,7 +167,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, case .proxying(let exchange) = state {
+        clientWritable = context.channel.isWritable
+        if clientWritable, case .proxying(let exchange) = state {
             exchange.upstream?.handler.resumeReads()
         }
         context.fireChannelWritabilityChanged()
@@ -318,7 +323,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func attach(_ connection: UpstreamConnection, to exchange: Exchange, runtime: GatewayRuntime) {
         exchange.upstream = connection
         connection.handler.delegate = self
-        if let context, !context.channel.isWritable { connection.handler.pauseReads() } else { connection.handler.resumeReads() }
+        if clientWritable { connection.handler.resumeReads() } else { connection.handler.pauseReads() }
         let now = NIODeadline.now()
         exchange.upstreamSentAt = now
         exchange.upstreamDeadline = now + runtime.upstreamTimeout
@@ -387,13 +392,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             guard exchange.responseFraming != .none else { return }
             exchange.responseBytes += buffer.readableBytes
             if exchange.responseFraming == .chunked {
-                context.write(wrapOutboundOut(ChunkFraming.header(buffer.readableBytes, allocator: context.channel.allocator)), promise: nil)
+                context.write(wrapOutboundOut(ChunkFraming.header(buffer.readableBytes, allocator: allocator)), promise: nil)
                 context.write(wrapOutboundOut(buffer), promise: nil)
                 context.write(wrapOutboundOut(ChunkFraming.crlf), promise: nil)
             } else {
                 context.write(wrapOutboundOut(buffer), promise: nil)
             }
-            if !context.channel.isWritable { exchange.upstream?.handler.pauseReads() }
+            if !clientWritable { exchange.upstream?.handler.pauseReads() }
         case .end:
             finishProxied(exchange)
         }
@@ -402,7 +407,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The relayed head: status line, the upstream's own fields as bytes, then the framing
     /// and connection fields of this hop.
     private func responseHead(_ head: UpstreamResponseHead, framing: ResponseFraming, clientVersion: HTTPVersion) -> ByteBuffer {
-        var out = context!.channel.allocator.buffer(capacity: head.fields.readableBytes + head.statusText.readableBytes + 96)
+        var out = allocator.buffer(capacity: head.fields.readableBytes + head.statusText.readableBytes + 96)
         out.writeStaticString(clientVersion < .http1_1 ? "HTTP/1.0 " : "HTTP/1.1 ")
         out.writeImmutableBuffer(head.statusText)
         out.writeStaticString("\r\n")
@@ -522,7 +527,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func endResponse(lastChunk: Bool, context: ChannelHandlerContext) {
         if closeAfterResponse {
             // Close once the last bytes are written: a close with writes still queued drops them.
-            let last = lastChunk ? ChunkFraming.last : context.channel.allocator.buffer(capacity: 0)
+            let last = lastChunk ? ChunkFraming.last : allocator.buffer(capacity: 0)
             context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
@@ -539,7 +544,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case (.GET, "/_ssogate/healthz"), (.HEAD, "/_ssogate/healthz"):
             respondLocally(status: .ok, text: "ok", method: head.method, uri: head.uri, close: closeAfterResponse)
         case (.GET, "/_ssogate/metrics"):
-            var buffer = context!.channel.allocator.buffer(capacity: 4096)
+            var buffer = allocator.buffer(capacity: 4096)
             buffer.writeBytes(shared.metrics.exposition())
             respondLocally(status: .ok, body: buffer, contentType: "text/plain; version=0.0.4; charset=utf-8",
                            method: head.method, uri: head.uri, close: closeAfterResponse)
@@ -558,7 +563,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func respondLocally(status: HTTPResponseStatus, text: String, method: HTTPMethod, uri: String, close: Bool,
                                 start: NIODeadline = .now(), requestComplete: Bool = false) {
         guard let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: text.utf8.count + 1)
+        var buffer = allocator.buffer(capacity: text.utf8.count + 1)
         buffer.writeString(text)
         buffer.writeString("\n")
         respondLocally(status: status, body: buffer, contentType: "text/plain; charset=utf-8", method: method, uri: uri,
@@ -569,7 +574,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                                 uri: String, close: Bool, start: NIODeadline = .now(), requestComplete: Bool = false) {
         guard let context else { return }
         if close { closeAfterResponse = true }
-        var head = context.channel.allocator.buffer(capacity: 160)
+        var head = allocator.buffer(capacity: 160)
         head.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: \(contentType)\r\n")
         head.writeString("Content-Length: \(body.readableBytes)\r\nCache-Control: no-store\r\n")
         if closeAfterResponse { head.writeStaticString("Connection: close\r\n") }

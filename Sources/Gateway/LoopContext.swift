@@ -71,8 +71,9 @@ final class LoopContext {
         let upstreams = pendingUpstreamFlushes
         pendingFlushes.removeAll(keepingCapacity: true)
         pendingUpstreamFlushes.removeAll(keepingCapacity: true)
-        for context in contexts where context.channel.isActive { context.flush() }
-        for context in upstreams where context.channel.isActive { context.flush() }
+        // Flushing a channel that closed meanwhile does nothing.
+        for context in contexts { context.flush() }
+        for context in upstreams { context.flush() }
     }
 
     func stop() {

@@ -114,12 +114,16 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     weak var delegate: UpstreamDelegate?
     private var context: ChannelHandlerContext?
+    private var allocator = ByteBufferAllocator()
     private var parser = ResponseParser()
     private var readsPaused = false
     private var readPending = false
     private var chunkedRequest = false
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        allocator = context.channel.allocator
+    }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -203,7 +207,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let context else { return }
         parser.expectResponse(toHead: head.method == .HEAD)
         chunkedRequest = chunked
-        var out = context.channel.allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 32)
+        var out = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 32)
         out.writeString(head.method.rawValue)
         out.writeStaticString(" ")
         out.writeString(head.uri)
@@ -221,7 +225,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func sendBody(_ part: ByteBuffer) {
         guard let context, part.readableBytes > 0 else { return }
         if chunkedRequest {
-            context.write(wrapOutboundOut(ChunkFraming.header(part.readableBytes, allocator: context.channel.allocator)), promise: nil)
+            context.write(wrapOutboundOut(ChunkFraming.header(part.readableBytes, allocator: allocator)), promise: nil)
             context.write(wrapOutboundOut(part), promise: nil)
             context.write(wrapOutboundOut(ChunkFraming.crlf), promise: nil)
         } else {
