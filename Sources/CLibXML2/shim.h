@@ -9,6 +9,7 @@
 #include <libxml/c14n.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlsave.h>
+#include <libxml/xmlIO.h>
 
 /* xmlFree is a global function pointer; Swift 6 rejects it as shared mutable state. */
 static inline void ssogate_xmlFree(void *p) { xmlFree(p); }

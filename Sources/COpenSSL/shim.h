@@ -6,6 +6,10 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
+#include <openssl/rsa.h>
 
 /* OPENSSL_free is a function-like macro and does not import. */
 static inline void ssogate_OPENSSL_free(void *p) { OPENSSL_free(p); }

@@ -104,7 +104,10 @@ struct Provisioner {
                 }
                 guard let text else { continue }
                 do {
-                    certificates += try X509Certificate.parseAll(pem: text)
+                    let parsed = try X509Certificate.parseAll(pem: text)
+                    // A key that cannot verify (or is too weak to trust) fails now, not at login.
+                    for certificate in parsed { _ = try certificate.publicKey() }
+                    certificates += parsed
                 } catch {
                     issues.append(ConfigIssue(keyPath, (error as? CryptoError)?.reason ?? "not a PEM certificate"))
                 }

@@ -1,7 +1,7 @@
 /// The one error type of CryptoCore: a stable code plus a human reason.
 /// Equality compares the code only (STYLE.md "Errors").
 public struct CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
-    private enum Code: Sendable { case notPEMCertificate, randomFailed, digestFailed }
+    private enum Code: Sendable { case notPEMCertificate, notPEMKey, randomFailed, digestFailed, signFailed, keyTooWeak }
     private let code: Code
     public let reason: String
 
@@ -13,7 +13,14 @@ public struct CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     public static func randomFailed(_ reason: String) -> CryptoError { .init(.randomFailed, reason) }
     public static func digestFailed(_ reason: String) -> CryptoError { .init(.digestFailed, reason) }
 
+    public static func notPEMKey(_ reason: String) -> CryptoError { .init(.notPEMKey, reason) }
+    public static func signFailed(_ reason: String) -> CryptoError { .init(.signFailed, reason) }
+    public static func keyTooWeak(_ reason: String) -> CryptoError { .init(.keyTooWeak, reason) }
+
     public static let notPEMCertificate = CryptoError(.notPEMCertificate, "")
+    public static let notPEMKey = CryptoError(.notPEMKey, "")
+    public static let signFailed = CryptoError(.signFailed, "")
+    public static let keyTooWeak = CryptoError(.keyTooWeak, "")
     public static let randomFailed = CryptoError(.randomFailed, "")
     public static let digestFailed = CryptoError(.digestFailed, "")
 

@@ -3,7 +3,7 @@ import COpenSSL
 /// An X.509 certificate parsed by OpenSSL. Owns its `X509*`.
 public final class X509Certificate: @unchecked Sendable {
     // Immutable after init; OpenSSL's X509 objects are safe for concurrent reads.
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     /// DER encoding of the certificate.
     public let der: [UInt8]
     /// SHA-256 over the DER, lower-case hex with colons (as `openssl x509 -fingerprint -sha256`).

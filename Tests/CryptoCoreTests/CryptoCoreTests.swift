@@ -1,4 +1,4 @@
-import CryptoCore
+@testable import CryptoCore
 import Foundation
 import Testing
 
@@ -49,5 +49,73 @@ struct CryptoCoreTests {
     static func fixture(_ name: String) -> String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/crypto/\(name)").path
+    }
+}
+
+@Suite("Signatures")
+struct SignatureTests {
+    static func text(_ name: String) throws -> String { try String(contentsOfFile: CryptoCoreTests.fixture(name), encoding: .utf8) }
+    static func bytes(_ name: String) throws -> [UInt8] { Array(try Foundation.Data(contentsOf: URL(fileURLWithPath: CryptoCoreTests.fixture(name)))) }
+
+    static func publicKey(_ cert: String) throws -> PublicKey { try X509Certificate.parseAll(pem: text(cert))[0].publicKey() }
+
+    @Test func rsaSignaturesMadeByTheOpenSSLCommandLineVerify() throws {
+        let key = try Self.publicKey("rsa-2048.crt")
+        let message = try Self.bytes("message.txt")
+        #expect(key.verify(signature: try Self.bytes("message.rsa-sha256.sig"), of: message, algorithm: .rsaSHA256))
+        #expect(key.verify(signature: try Self.bytes("message.rsa-sha512.sig"), of: message, algorithm: .rsaSHA512))
+        // The same signature under the wrong digest, or over other bytes, does not.
+        #expect(!key.verify(signature: try Self.bytes("message.rsa-sha256.sig"), of: message, algorithm: .rsaSHA512))
+        #expect(!key.verify(signature: try Self.bytes("message.rsa-sha256.sig"), of: message + [0x0A], algorithm: .rsaSHA256))
+    }
+
+    @Test func anECDSASignatureMadeByTheOpenSSLCommandLineVerifiesInRawForm() throws {
+        let key = try Self.publicKey("ec-p256.crt")
+        let message = try Self.bytes("message.txt")
+        let raw = try PrivateKey.derToRaw(Self.bytes("message.ecdsa-sha256.der"), fieldBytes: 32)
+        #expect(raw.count == 64)
+        #expect(key.verify(signature: raw, of: message, algorithm: .ecdsaSHA256))
+        var flipped = raw
+        flipped[10] ^= 1
+        #expect(!key.verify(signature: flipped, of: message, algorithm: .ecdsaSHA256))
+        // An RSA algorithm with an EC key never verifies.
+        #expect(!key.verify(signature: raw, of: message, algorithm: .rsaSHA256))
+    }
+
+    @Test(arguments: [SignatureAlgorithm.rsaSHA256, .rsaSHA384, .rsaSHA512, .insecureRSASHA1])
+    func ourRSASignaturesVerify(algorithm: SignatureAlgorithm) throws {
+        let signer = try PrivateKey(pem: Self.text("rsa-2048.key"))
+        let message = Array("sign me".utf8)
+        let signature = try signer.sign(message, algorithm: algorithm)
+        #expect(try Self.publicKey("rsa-2048.crt").verify(signature: signature, of: message, algorithm: algorithm))
+        #expect(try !Self.publicKey("ec-p256.crt").verify(signature: signature, of: message, algorithm: algorithm))
+    }
+
+    @Test(arguments: [SignatureAlgorithm.ecdsaSHA256, .ecdsaSHA384, .ecdsaSHA512])
+    func ourECDSASignaturesAreRawAndVerify(algorithm: SignatureAlgorithm) throws {
+        let signer = try PrivateKey(pem: Self.text("ec-p256.key"))
+        let message = Array("sign me".utf8)
+        let signature = try signer.sign(message, algorithm: algorithm)
+        #expect(signature.count == 64)
+        #expect(try Self.publicKey("ec-p256.crt").verify(signature: signature, of: message, algorithm: algorithm))
+    }
+
+    @Test func aWeakRSAKeyIsRefused() throws {
+        let cert = try X509Certificate.parseAll(pem: Self.text("rsa-1024.crt"))[0]
+        #expect(throws: CryptoError.keyTooWeak) { try cert.publicKey() }
+    }
+
+    @Test func constantTimeEqualityIsEquality() {
+        #expect(Digest.constantTimeEqual([1, 2, 3], [1, 2, 3]))
+        #expect(!Digest.constantTimeEqual([1, 2, 3], [1, 2, 4]))
+        #expect(!Digest.constantTimeEqual([1, 2, 3], [1, 2]))
+    }
+
+    @Test func digestsMatchKnownVectors() throws {
+        let abc = Array("abc".utf8)
+        func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+        #expect(hex(try Digest.compute(.insecureSHA1, abc)) == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(hex(try Digest.compute(.sha384, abc)).hasPrefix("cb00753f45a35e8bb5a03d699ac65007"))
+        #expect(hex(try Digest.compute(.sha512, abc)).hasPrefix("ddaf35a193617abacc417349ae204131"))
     }
 }
