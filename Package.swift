@@ -24,6 +24,7 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .target(name: "XMLCore", dependencies: ["CLibXML2"]),
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
+        .target(name: "XMLDSig", dependencies: ["XMLCore", "CryptoCore"]),
         .target(name: "Config", dependencies: [
             "CryptoCore",
             .product(name: "Yams", package: "Yams"),
@@ -61,6 +62,7 @@ let package = Package(
         ], path: "Tests/TestSupport"),
         .testTarget(name: "XMLCoreTests", dependencies: ["XMLCore"]),
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
+        .testTarget(name: "XMLDSigTests", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "GatewayTests", dependencies: [
