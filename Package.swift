@@ -25,6 +25,7 @@ let package = Package(
         .target(name: "XMLCore", dependencies: ["CLibXML2"]),
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         .target(name: "XMLDSig", dependencies: ["XMLCore", "CryptoCore"]),
+        .target(name: "SAML", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"]),
         .target(name: "Config", dependencies: [
             "CryptoCore",
             .product(name: "Yams", package: "Yams"),
@@ -63,6 +64,7 @@ let package = Package(
         .testTarget(name: "XMLCoreTests", dependencies: ["XMLCore"]),
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "XMLDSigTests", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"]),
+        .testTarget(name: "SAMLTests", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "GatewayTests", dependencies: [

@@ -158,7 +158,8 @@ public struct SignatureVerifier: Sendable {
     /// Base64 as found in SignatureValue/DigestValue: often wrapped at 64 columns, so XML
     /// whitespace is ignored; anything else that is not base64 is an error.
     static func base64(_ text: String) -> [UInt8]? {
-        let compact = text.filter { !($0 == " " || $0 == "\n" || $0 == "\r" || $0 == "\t") }
+        // Filtered as bytes: "\r\n" is one Character, which a Character filter would keep.
+        let compact = String(decoding: text.utf8.filter { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }, as: UTF8.self)
         guard !compact.isEmpty, let data = Data(base64Encoded: compact) else { return nil }
         return Array(data)
     }

@@ -136,3 +136,14 @@ struct XmlsecCrossCheckTests {
         #expect(try !xmlsecVerifies(edited(signAssertion(), ">alice@", ">mallory@"), cert: "rsa-2048.crt"))
     }
 }
+
+@Suite("XML-DSig: base64")
+struct Base64Tests {
+    @Test func wrappedValuesDecodeWhateverTheLineEnds() {
+        #expect(SignatureVerifier.base64("QUJD\r\nREVG") == Array("ABCDEF".utf8))
+        #expect(SignatureVerifier.base64("QUJD\nREVG\n") == Array("ABCDEF".utf8))
+        #expect(SignatureVerifier.base64(" QUJD\tREVG ") == Array("ABCDEF".utf8))
+        #expect(SignatureVerifier.base64("QUJD*REVG") == nil)
+        #expect(SignatureVerifier.base64("") == nil)
+    }
+}

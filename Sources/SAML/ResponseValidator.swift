@@ -1,0 +1,241 @@
+import CryptoCore
+import Foundation
+import XMLCore
+import XMLDSig
+
+/// What the SP checks a response against, per organization.
+public struct ServiceProviderSettings: Sendable {
+    /// `{public_url}/organizations/{org}/saml/metadata`: the Audience that must be present.
+    public let entityID: String
+    /// `{public_url}/organizations/{org}/saml/consume`: Destination and Recipient.
+    public let acsURL: String
+    /// When set, the assertion's Issuer must equal it.
+    public let idpEntityID: String?
+    public let trusted: [TrustedKey]
+    public let allowInsecureSHA1: Bool
+    public let allowIdPInitiated: Bool
+    public let clockSkew: TimeInterval
+
+    public init(entityID: String, acsURL: String, idpEntityID: String?, trusted: [TrustedKey],
+                allowInsecureSHA1: Bool, allowIdPInitiated: Bool, clockSkew: TimeInterval) {
+        self.entityID = entityID
+        self.acsURL = acsURL
+        self.idpEntityID = idpEntityID
+        self.trusted = trusted
+        self.allowInsecureSHA1 = allowInsecureSHA1
+        self.allowIdPInitiated = allowIdPInitiated
+        self.clockSkew = clockSkew
+    }
+}
+
+enum SAMLNS {
+    static let protocol_ = "urn:oasis:names:tc:SAML:2.0:protocol"
+    static let assertion = "urn:oasis:names:tc:SAML:2.0:assertion"
+    static let success = "urn:oasis:names:tc:SAML:2.0:status:Success"
+    static let bearer = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+}
+
+/// Turns an untrusted SAMLResponse into a `ValidatedAssertion` or one reason code: the
+/// nine ACS rules of SPEC.md, in order. Clock and replay cache are injected (STYLE.md).
+public struct ResponseValidator: Sendable {
+    public static let maxDecodedBytes = 256 * 1024
+
+    public let settings: ServiceProviderSettings
+    public let replayCache: ReplayCache
+    public let clock: @Sendable () -> Date
+
+    public init(settings: ServiceProviderSettings, replayCache: ReplayCache, clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.settings = settings
+        self.replayCache = replayCache
+        self.clock = clock
+    }
+
+    /// The HTTP-POST binding's `SAMLResponse` field. `expectedRequestID` is the AuthnRequest
+    /// ID bound to this browser (nil when none is outstanding).
+    public func validate(samlResponse: String, expectedRequestID: String?) throws(SAMLError) -> ValidatedAssertion {
+        // Filtered as bytes: "\r\n" is one Character, which a Character filter would keep.
+        let compact = String(decoding: samlResponse.utf8.filter { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }, as: UTF8.self)
+        // Rule 1: at most 256 KiB decoded; checked on the encoded size first, cheaply.
+        guard compact.utf8.count <= (Self.maxDecodedBytes / 3 + 1) * 4 else { throw SAMLError("too_large", "\(compact.utf8.count) base64 bytes") }
+        guard let data = Data(base64Encoded: compact) else { throw SAMLError("malformed", "SAMLResponse is not base64") }
+        return try validate(xml: Array(data), expectedRequestID: expectedRequestID)
+    }
+
+    public func validate(xml: [UInt8], expectedRequestID: String?) throws(SAMLError) -> ValidatedAssertion {
+        guard xml.count <= Self.maxDecodedBytes else { throw SAMLError("too_large", "\(xml.count) bytes after base64 decoding") }
+        let now = clock()
+        let document: XMLDocument
+        do {
+            document = try XMLDocument.parse(xml)
+        } catch {
+            switch error {
+            case .dtdForbidden: throw SAMLError("dtd_forbidden", error.reason)
+            case .tooLarge: throw SAMLError("too_large", error.reason)
+            default: throw SAMLError("malformed", error.reason)
+            }
+        }
+        let response = document.root
+        guard response.isNamed("Response", in: SAMLNS.protocol_) else {
+            throw SAMLError("malformed", "root element is \(response.localName), not samlp:Response")
+        }
+
+        // Rule 2: Success. (Read before any signature: it can only lead to a refusal.)
+        let status = response.children(named: "Status", in: SAMLNS.protocol_).first?
+            .children(named: "StatusCode", in: SAMLNS.protocol_).first?.attribute("Value")
+        guard status == SAMLNS.success else { throw SAMLError("status_not_success", status ?? "no StatusCode") }
+
+        // Rule 3: exactly one Assertion in the whole document, a direct child of the Response.
+        let everywhere = Self.count(document.root, named: "Assertion")
+        let encrypted = Self.count(document.root, named: "EncryptedAssertion")
+        if encrypted > 0 { throw SAMLError("encrypted_assertion_unsupported", "EncryptedAssertion needs an SP key (not configured)") }
+        guard everywhere > 0 else { throw SAMLError("no_assertion", "the response holds no Assertion") }
+        guard everywhere == 1 else { throw SAMLError("multiple_assertions", "\(everywhere) Assertion elements in the document") }
+        let direct = response.children(named: "Assertion", in: SAMLNS.assertion)
+        guard direct.count == 1 else { throw SAMLError("multiple_assertions", "the Assertion is not a direct child of the Response") }
+
+        // Rule 4: the Assertion signed, or the Response signed over it. From here on, only
+        // elements returned by the verifier are read (rule 5).
+        let verifier = SignatureVerifier(trusted: settings.trusted, allowInsecureSHA1: settings.allowInsecureSHA1)
+        var signedResponse: XMLElement?
+        var assertion: XMLElement
+        var verifiedBy: String
+        if response.children(named: "Signature", in: "http://www.w3.org/2000/09/xmldsig#").isEmpty {
+            let signed = try Self.mapping { () throws(DSigError) in try verifier.verify(direct[0]) }
+            assertion = signed.element
+            verifiedBy = signed.verifiedBy.sha256Fingerprint
+        } else {
+            let signed = try Self.mapping { () throws(DSigError) in try verifier.verify(response) }
+            signedResponse = signed.element
+            verifiedBy = signed.verifiedBy.sha256Fingerprint
+            let inner = signed.element.children(named: "Assertion", in: SAMLNS.assertion)
+            guard inner.count == 1 else { throw SAMLError("multiple_assertions", "signed Response holds \(inner.count) Assertions") }
+            assertion = inner[0]
+            if !direct[0].children(named: "Signature", in: "http://www.w3.org/2000/09/xmldsig#").isEmpty {
+                // Both signed (Okta's default): the inner signature must hold too. It is
+                // checked on the document's Assertion, not the canonical copy: exclusive C14N
+                // of the Response drops namespace declarations used only inside attribute
+                // values (`xs` in xsi:type), which the Assertion's own PrefixList keeps. It is
+                // the same element: rule 3 left exactly one Assertion in the document.
+                let original = direct[0]
+                assertion = try Self.mapping { () throws(DSigError) in try verifier.verify(original) }.element
+            }
+        }
+        guard let assertionID = assertion.attribute("ID") else { throw SAMLError("malformed", "Assertion without ID") }
+
+        // Rule 6: Issuer, Destination, Audience.
+        let issuer = assertion.children(named: "Issuer", in: SAMLNS.assertion).first?.textContent.trimmingSpaces() ?? ""
+        if let expected = settings.idpEntityID, issuer != expected {
+            throw SAMLError("issuer_mismatch", "expected \(expected), received \(issuer)")
+        }
+        if let destination = (signedResponse ?? response).attribute("Destination"), destination != settings.acsURL {
+            throw SAMLError("destination_mismatch", "expected \(settings.acsURL), received \(destination)")
+        }
+        let conditions = assertion.children(named: "Conditions", in: SAMLNS.assertion)
+        guard conditions.count <= 1 else { throw SAMLError("malformed", "several Conditions") }
+        let audiences = conditions.first.map { c in
+            c.children(named: "AudienceRestriction", in: SAMLNS.assertion)
+                .flatMap { $0.children(named: "Audience", in: SAMLNS.assertion) }
+                .map { $0.textContent.trimmingSpaces() }
+        } ?? []
+        guard audiences.contains(settings.entityID) else {
+            throw SAMLError("audience_mismatch", "expected \(settings.entityID), received \(audiences)")
+        }
+
+        // Rule 7: a bearer SubjectConfirmation for this ACS, still valid; Conditions' window.
+        let subject = assertion.children(named: "Subject", in: SAMLNS.assertion).first
+        let confirmations = (subject?.children(named: "SubjectConfirmation", in: SAMLNS.assertion) ?? [])
+            .filter { $0.attribute("Method") == SAMLNS.bearer }
+            .compactMap { $0.children(named: "SubjectConfirmationData", in: SAMLNS.assertion).first }
+        guard !confirmations.isEmpty else { throw SAMLError("recipient_mismatch", "no bearer SubjectConfirmationData") }
+        let forUs = confirmations.filter { $0.attribute("Recipient") == settings.acsURL }
+        guard let confirmation = forUs.first else {
+            throw SAMLError("recipient_mismatch", "expected \(settings.acsURL), received \(confirmations.map { $0.attribute("Recipient") ?? "none" })")
+        }
+        guard let confirmationEnd = confirmation.attribute("NotOnOrAfter").flatMap(SAMLTime.parse) else {
+            throw SAMLError("malformed", "SubjectConfirmationData without a valid NotOnOrAfter")
+        }
+        guard now.addingTimeInterval(-settings.clockSkew) < confirmationEnd else {
+            throw SAMLError("subject_confirmation_expired", "NotOnOrAfter \(confirmationEnd) is \(Int(now.timeIntervalSince(confirmationEnd)))s in the past")
+        }
+        var validUntil = confirmationEnd
+        if let condition = conditions.first {
+            if let text = condition.attribute("NotBefore") {
+                guard let notBefore = SAMLTime.parse(text) else { throw SAMLError("malformed", "Conditions NotBefore \(text)") }
+                guard now.addingTimeInterval(settings.clockSkew) >= notBefore else {
+                    throw SAMLError("not_yet_valid", "NotBefore \(text) is \(Int(notBefore.timeIntervalSince(now)))s ahead")
+                }
+            }
+            if let text = condition.attribute("NotOnOrAfter") {
+                guard let end = SAMLTime.parse(text) else { throw SAMLError("malformed", "Conditions NotOnOrAfter \(text)") }
+                guard now.addingTimeInterval(-settings.clockSkew) < end else {
+                    throw SAMLError("expired", "NotOnOrAfter \(text) is \(Int(now.timeIntervalSince(end)))s in the past")
+                }
+                validUntil = end
+            }
+        }
+
+        // Rule 8: InResponseTo against the request bound to this browser, spent once.
+        let inResponseTo = confirmation.attribute("InResponseTo")
+        let responseInResponseTo = (signedResponse ?? response).attribute("InResponseTo")
+        if let a = inResponseTo, let r = responseInResponseTo, a != r {
+            throw SAMLError("in_response_to_unknown", "Response answers \(r) but its Assertion \(a)")
+        }
+        if let answered = inResponseTo ?? responseInResponseTo {
+            guard let expectedRequestID, answered == expectedRequestID else {
+                throw SAMLError("in_response_to_unknown", "answers \(answered), outstanding \(expectedRequestID ?? "none")")
+            }
+            guard replayCache.spend("request:" + answered, until: now.addingTimeInterval(24 * 3600), now: now) else {
+                throw SAMLError("in_response_to_unknown", "request \(answered) was already answered")
+            }
+        } else if !settings.allowIdPInitiated {
+            throw SAMLError("unsolicited_not_allowed", "no InResponseTo and allow_idp_initiated is off")
+        }
+
+        // Rule 9: each Assertion ID once, remembered until it could no longer be accepted.
+        guard replayCache.spend("assertion:" + assertionID, until: validUntil.addingTimeInterval(settings.clockSkew), now: now) else {
+            throw SAMLError("assertion_replayed", "assertion \(assertionID) was already used")
+        }
+
+        let nameIDElement = subject?.children(named: "NameID", in: SAMLNS.assertion).first
+        guard let nameIDElement else { throw SAMLError("malformed", "Subject without NameID") }
+        let nameID = nameIDElement.textContent.trimmingSpaces()
+        guard !nameID.isEmpty else { throw SAMLError("malformed", "empty NameID") }
+        var attributes: [String: [String]] = [:]
+        for statement in assertion.children(named: "AttributeStatement", in: SAMLNS.assertion) {
+            for attribute in statement.children(named: "Attribute", in: SAMLNS.assertion) {
+                guard let name = attribute.attribute("Name") else { continue }
+                attributes[name, default: []] += attribute.children(named: "AttributeValue", in: SAMLNS.assertion)
+                    .map { $0.textContent }
+            }
+        }
+        let sessionIndex = assertion.children(named: "AuthnStatement", in: SAMLNS.assertion).first?.attribute("SessionIndex")
+        return ValidatedAssertion(assertionID: assertionID, issuer: issuer, nameID: nameID,
+                                  nameIDFormat: nameIDElement.attribute("Format"), sessionIndex: sessionIndex,
+                                  attributes: attributes, notOnOrAfter: validUntil,
+                                  inResponseTo: inResponseTo ?? responseInResponseTo, verifiedBy: verifiedBy)
+    }
+
+    private static func mapping<T>(_ body: () throws(DSigError) -> T) throws(SAMLError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw SAMLError(error.reasonCode == "signature_malformed" ? "signature_malformed" : error.reasonCode, error.reason)
+        }
+    }
+
+    /// Elements named `localName` in the assertion namespace anywhere below `root`.
+    private static func count(_ root: XMLElement, named localName: String) -> Int {
+        var total = root.isNamed(localName, in: SAMLNS.assertion) ? 1 : 0
+        for child in root.children { total += count(child, named: localName) }
+        return total
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}
