@@ -48,7 +48,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "ssogate", dependencies: [
-            "Config", "Gateway", "XMLCore", "Demo", "CryptoCore",
+            "Config", "Gateway", "XMLCore", "Demo", "CryptoCore", "SAML",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

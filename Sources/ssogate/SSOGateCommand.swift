@@ -5,6 +5,7 @@ import Demo
 import Foundation
 import Gateway
 import Logging
+import SAML
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -16,7 +17,7 @@ struct SSOGateCommand: AsyncParsableCommand {
         commandName: "ssogate",
         abstract: "An authenticating reverse proxy that puts SAML single sign-on in front of a web application.",
         version: "0.1.0",
-        subcommands: [Serve.self, Check.self, Demo.self])
+        subcommands: [Serve.self, Check.self, Metadata.self, ImportIdPMetadata.self, Demo.self])
 }
 
 /// Reads and loads a configuration file, printing every problem with its key path.
@@ -102,5 +103,67 @@ struct Demo: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data("ssogate demo: open http://127.0.0.1:\(port)/ (Ctrl-C to stop)\n".utf8))
         try await runGateway(configuration: configuration, reload: { () throws(ConfigError) in configuration },
                              logger: logger)
+    }
+}
+
+struct Metadata: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the SP metadata XML of an organization.")
+    @Option(help: "Path of the YAML configuration.") var config: String
+    @Option(help: "Organization name.") var org: String
+
+    func run() async throws {
+        let configuration = try loadOrExit(config)
+        guard let organization = configuration.organization(named: org) else {
+            FileHandle.standardError.write(Data("no organization named \(org) in \(config)\n".utf8))
+            throw ExitCode(2)
+        }
+        let base = configuration.publicURL + "/organizations/" + organization.name + "/saml"
+        var certificate: X509Certificate?
+        if let file = organization.saml.spCertificateFile {
+            certificate = try X509Certificate.parseAll(pem: String(contentsOfFile: file, encoding: .utf8)).first
+        }
+        print(SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", signingCertificate: certificate), terminator: "")
+    }
+}
+
+struct ImportIdPMetadata: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import-idp-metadata",
+        abstract: "Read an IdP's metadata XML (Okta, Azure AD, SimpleSAMLphp) and print the organization's configuration block.")
+    @Argument(help: "The IdP metadata file.") var file: String
+    @Option(help: "Organization name.") var org: String
+
+    func run() async throws {
+        XMLLibrary.initialize()
+        let metadata: IdPMetadata
+        do {
+            metadata = try IdPMetadata.parse(Array(try Data(contentsOf: URL(fileURLWithPath: file))))
+        } catch let error as SAMLError {
+            FileHandle.standardError.write(Data("\(file): \(error.detail)\n".utf8))
+            throw ExitCode(2)
+        }
+        guard let sso = metadata.redirectSSOURL else {
+            FileHandle.standardError.write(Data("\(file): the IdP lists no HTTP-Redirect SingleSignOnService; ssogate needs one\n".utf8))
+            throw ExitCode(2)
+        }
+        var out = """
+        # From \(file). Paste under `organizations:`; turn `enabled` on after testing with
+        # /organizations/\(org)/sso?test=1.
+          - name: "\(org)"
+            saml:
+              enabled: false
+              sign_on_url: "\(sso)"
+              idp_entity_id: "\(metadata.entityID)"
+              certificates:
+
+        """
+        for certificate in metadata.signingCertificates {
+            out += "        - |\n          -----BEGIN CERTIFICATE-----\n"
+            for line in Data(certificate.der).base64EncodedString(options: .lineLength64Characters).split(separator: "\r\n") {
+                out += "          \(line)\n"
+            }
+            out += "          -----END CERTIFICATE-----\n"
+        }
+        print(out, terminator: "")
     }
 }

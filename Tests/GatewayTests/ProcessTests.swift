@@ -168,10 +168,43 @@ struct ProcessTests {
         #expect(output.contains("organizations[0].saml.certificate: not a PEM certificate"))
     }
 
-    private func runCheck(_ path: String) throws -> (Int32, String) {
+    @Test func importedIdPMetadataMakesAConfigurationThatChecks() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let metadata = root.appendingPathComponent("Tests/Fixtures/real-idp/TestSPCanHandleOktaSignedResponseEncryptedAssertion_IDPMetadata").path
+        let (status, block) = try run(["import-idp-metadata", metadata, "--org", "acme"])
+        #expect(status == 0, "\(block)")
+        #expect(block.contains("idp_entity_id: \"http://www.okta.com/exkppsa1qwuFV4D7z0h7\""))
+        let path = NSTemporaryDirectory() + "ssogate-import-\(UUID().uuidString).yaml"
+        let base = """
+        public_url: "https://hub.example.test"
+        upstream: "http://127.0.0.1:9000"
+        session: {secrets: ["0123456789abcdef0123456789abcdef"]}
+        protected_paths: ["/{org}/"]
+        organizations:
+
+        """
+        try (base + block).write(toFile: path, atomically: true, encoding: .utf8)
+        let (checked, output) = try runCheck(path)
+        #expect(checked == 0, "\(output)")
+        #expect(output.contains("1 organizations"))
+    }
+
+    @Test func metadataPrintsTheOrganizationsEntityAndACS() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Config/ssogate.example.yaml").path
+        let (status, xml) = try run(["metadata", "--config", example, "--org", "acme"])
+        #expect(status == 0)
+        #expect(xml.contains("entityID=\"https://hub.example.com/organizations/acme/saml/metadata\""))
+        #expect(xml.contains("Location=\"https://hub.example.com/organizations/acme/saml/consume\""))
+        #expect(try run(["metadata", "--config", example, "--org", "nope"]).0 == 2)
+    }
+
+    private func runCheck(_ path: String) throws -> (Int32, String) { try run(["check", "--config", path]) }
+
+    private func run(_ arguments: [String]) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GatewayProcess.executable)
-        process.arguments = ["check", "--config", path]
+        process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
