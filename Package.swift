@@ -7,6 +7,7 @@ let package = Package(
     name: "SSOGate",
     products: [
         .executable(name: "ssogate", targets: ["ssogate"]),
+        .executable(name: "ssogate-bench", targets: ["ssogate-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -55,6 +56,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // Micro-benchmarks (benchmarks/saml-bench.sh runs them in release beside xmlsec1).
+        .executableTarget(name: "ssogate-bench", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),
         .target(name: "TestSupport", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
