@@ -56,6 +56,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // Fuzzing: `make fuzz` builds ssogate-fuzz with -sanitize=fuzzer,address -DFUZZING
+        // (libFuzzer's entry point); otherwise it replays the inputs it is given.
+        .target(name: "FuzzTargets", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),
+        .executableTarget(name: "ssogate-fuzz", dependencies: ["FuzzTargets"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // Micro-benchmarks (benchmarks/saml-bench.sh runs them in release beside xmlsec1).
         .executableTarget(name: "ssogate-bench", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),
         .target(name: "TestSupport", dependencies: [
@@ -68,6 +73,7 @@ let package = Package(
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "XMLDSigTests", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"]),
         .testTarget(name: "SAMLTests", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "GatewayTests", dependencies: [

@@ -35,6 +35,8 @@ struct GoldenAttackTests {
         Case(file: "valid-response-signed", verdict: .accept(nameID: alice)),
         Case(file: "valid-both-signed", verdict: .accept(nameID: alice)),
         Case(file: "valid-ecdsa-assertion-signed", verdict: .accept(nameID: alice)),
+        // r or s begins with a zero byte: the raw r||s to DER conversion must keep it.
+        Case(file: "valid-ecdsa-leading-zero-in-signature", verdict: .accept(nameID: alice)),
         Case(file: "valid-idp-initiated", verdict: .accept(nameID: alice), idpInitiated: true, request: nil),
         Case(file: "valid-idp-initiated", verdict: .reject("unsolicited_not_allowed"), request: nil),
         Case(file: "valid-rsa-sha1", verdict: .accept(nameID: alice), sha1: true),
