@@ -64,6 +64,27 @@ public struct ResponseValidator: Sendable {
     public func validate(xml: [UInt8], expectedRequestID: String?) throws(SAMLError) -> ValidatedAssertion {
         guard xml.count <= Self.maxDecodedBytes else { throw SAMLError("too_large", "\(xml.count) bytes after base64 decoding") }
         let now = clock()
+        let response = try Self.parse(xml)                                        // rule 1
+        try Self.checkStatus(response)                                            // rule 2
+        let unsignedAssertion = try Self.soleAssertion(of: response)              // rule 3
+        let signed = try verifySignatures(response, unsignedAssertion)            // rules 4, 5
+        let assertion = signed.assertion
+        guard let assertionID = assertion.attribute("ID") else { throw SAMLError("malformed", "Assertion without ID") }
+        let issuer = try checkIssuerDestinationAudience(signed.response ?? response, assertion)  // rule 6
+        let (confirmation, validUntil) = try checkConfirmationAndConditions(assertion, now: now) // rule 7
+        let inResponseTo = try checkInResponseTo(confirmation, signed.response ?? response,
+                                                 expected: expectedRequestID, now: now)       // rule 8
+        guard replayCache.spend("assertion:" + assertionID, until: validUntil.addingTimeInterval(settings.clockSkew), now: now) else {
+            throw SAMLError("assertion_replayed", "assertion \(assertionID) was already used")  // rule 9
+        }
+        return try Self.identity(of: assertion, id: assertionID, issuer: issuer, validUntil: validUntil,
+                                 inResponseTo: inResponseTo, verifiedBy: signed.verifiedBy)
+    }
+
+    // MARK: - Rules
+
+    /// Rule 1: well-formed, no DOCTYPE, a samlp:Response at the root.
+    private static func parse(_ xml: [UInt8]) throws(SAMLError) -> XMLElement {
         let document: XMLDocument
         do {
             document = try XMLDocument.parse(xml)
@@ -74,60 +95,65 @@ public struct ResponseValidator: Sendable {
             default: throw SAMLError("malformed", error.reason)
             }
         }
-        let response = document.root
-        guard response.isNamed("Response", in: SAMLNS.protocol_) else {
-            throw SAMLError("malformed", "root element is \(response.localName), not samlp:Response")
+        guard document.root.isNamed("Response", in: SAMLNS.protocol_) else {
+            throw SAMLError("malformed", "root element is \(document.root.localName), not samlp:Response")
         }
+        return document.root
+    }
 
-        // Rule 2: Success. (Read before any signature: it can only lead to a refusal.)
+    /// Rule 2: Success. Read before any signature: it can only lead to a refusal.
+    private static func checkStatus(_ response: XMLElement) throws(SAMLError) {
         let status = response.children(named: "Status", in: SAMLNS.protocol_).first?
             .children(named: "StatusCode", in: SAMLNS.protocol_).first?.attribute("Value")
         guard status == SAMLNS.success else { throw SAMLError("status_not_success", status ?? "no StatusCode") }
+    }
 
-        // Rule 3: exactly one Assertion in the whole document, a direct child of the Response.
-        let everywhere = Self.count(document.root, named: "Assertion")
-        let encrypted = Self.count(document.root, named: "EncryptedAssertion")
-        if encrypted > 0 { throw SAMLError("encrypted_assertion_unsupported", "EncryptedAssertion needs an SP key (not configured)") }
+    /// Rule 3: exactly one Assertion in the whole document, a direct child of the Response
+    /// (every signature-wrapping permutation needs a second one somewhere).
+    private static func soleAssertion(of response: XMLElement) throws(SAMLError) -> XMLElement {
+        let everywhere = count(response, named: "Assertion")
+        if count(response, named: "EncryptedAssertion") > 0 {
+            throw SAMLError("encrypted_assertion_unsupported", "EncryptedAssertion needs an SP key (not configured)")
+        }
         guard everywhere > 0 else { throw SAMLError("no_assertion", "the response holds no Assertion") }
         guard everywhere == 1 else { throw SAMLError("multiple_assertions", "\(everywhere) Assertion elements in the document") }
         let direct = response.children(named: "Assertion", in: SAMLNS.assertion)
         guard direct.count == 1 else { throw SAMLError("multiple_assertions", "the Assertion is not a direct child of the Response") }
+        return direct[0]
+    }
 
-        // Rule 4: the Assertion signed, or the Response signed over it. From here on, only
-        // elements returned by the verifier are read (rule 5).
+    /// Rules 4 and 5: the Assertion signed, or the Response signed over it; from here on
+    /// only elements returned by the verifier are read.
+    private func verifySignatures(_ response: XMLElement, _ documentAssertion: XMLElement) throws(SAMLError)
+        -> (response: XMLElement?, assertion: XMLElement, verifiedBy: String) {
         let verifier = SignatureVerifier(trusted: settings.trusted, allowInsecureSHA1: settings.allowInsecureSHA1)
-        var signedResponse: XMLElement?
-        var assertion: XMLElement
-        var verifiedBy: String
-        if response.children(named: "Signature", in: "http://www.w3.org/2000/09/xmldsig#").isEmpty {
-            let signed = try Self.mapping { () throws(DSigError) in try verifier.verify(direct[0]) }
-            assertion = signed.element
-            verifiedBy = signed.verifiedBy.sha256Fingerprint
-        } else {
-            let signed = try Self.mapping { () throws(DSigError) in try verifier.verify(response) }
-            signedResponse = signed.element
-            verifiedBy = signed.verifiedBy.sha256Fingerprint
-            let inner = signed.element.children(named: "Assertion", in: SAMLNS.assertion)
-            guard inner.count == 1 else { throw SAMLError("multiple_assertions", "signed Response holds \(inner.count) Assertions") }
-            assertion = inner[0]
-            if !direct[0].children(named: "Signature", in: "http://www.w3.org/2000/09/xmldsig#").isEmpty {
-                // Both signed (Okta's default): the inner signature must hold too. It is
-                // checked on the document's Assertion, not the canonical copy: exclusive C14N
-                // of the Response drops namespace declarations used only inside attribute
-                // values (`xs` in xsi:type), which the Assertion's own PrefixList keeps. It is
-                // the same element: rule 3 left exactly one Assertion in the document.
-                let original = direct[0]
-                assertion = try Self.mapping { () throws(DSigError) in try verifier.verify(original) }.element
-            }
+        let dsig = "http://www.w3.org/2000/09/xmldsig#"
+        guard !response.children(named: "Signature", in: dsig).isEmpty else {
+            let signed = try Self.mapping { () throws(DSigError) in try verifier.verify(documentAssertion) }
+            return (nil, signed.element, signed.verifiedBy.sha256Fingerprint)
         }
-        guard let assertionID = assertion.attribute("ID") else { throw SAMLError("malformed", "Assertion without ID") }
+        let signed = try Self.mapping { () throws(DSigError) in try verifier.verify(response) }
+        let inner = signed.element.children(named: "Assertion", in: SAMLNS.assertion)
+        guard inner.count == 1 else { throw SAMLError("multiple_assertions", "signed Response holds \(inner.count) Assertions") }
+        guard !documentAssertion.children(named: "Signature", in: dsig).isEmpty else {
+            return (signed.element, inner[0], signed.verifiedBy.sha256Fingerprint)
+        }
+        // Both signed (Okta's default): the inner signature must hold too. It is checked on
+        // the document's Assertion, not the canonical copy: exclusive C14N of the Response
+        // drops namespace declarations used only inside attribute values (`xs` in
+        // xsi:type), which the Assertion's own PrefixList keeps. It is the same element:
+        // rule 3 left exactly one Assertion in the document.
+        let assertion = try Self.mapping { () throws(DSigError) in try verifier.verify(documentAssertion) }.element
+        return (signed.element, assertion, signed.verifiedBy.sha256Fingerprint)
+    }
 
-        // Rule 6: Issuer, Destination, Audience.
+    /// Rule 6: Issuer, Destination, Audience. Returns the Issuer.
+    private func checkIssuerDestinationAudience(_ response: XMLElement, _ assertion: XMLElement) throws(SAMLError) -> String {
         let issuer = assertion.children(named: "Issuer", in: SAMLNS.assertion).first?.textContent.trimmingSpaces() ?? ""
         if let expected = settings.idpEntityID, issuer != expected {
             throw SAMLError("issuer_mismatch", "expected \(expected), received \(issuer)")
         }
-        if let destination = (signedResponse ?? response).attribute("Destination"), destination != settings.acsURL {
+        if let destination = response.attribute("Destination"), destination != settings.acsURL {
             throw SAMLError("destination_mismatch", "expected \(settings.acsURL), received \(destination)")
         }
         let conditions = assertion.children(named: "Conditions", in: SAMLNS.assertion)
@@ -140,15 +166,18 @@ public struct ResponseValidator: Sendable {
         guard audiences.contains(settings.entityID) else {
             throw SAMLError("audience_mismatch", "expected \(settings.entityID), received \(audiences)")
         }
+        return issuer
+    }
 
-        // Rule 7: a bearer SubjectConfirmation for this ACS, still valid; Conditions' window.
+    /// Rule 7: a bearer SubjectConfirmation for this ACS, still valid, and the Conditions'
+    /// window, both within `clock_skew`. Returns the confirmation and when validity ends.
+    private func checkConfirmationAndConditions(_ assertion: XMLElement, now: Date) throws(SAMLError) -> (XMLElement, Date) {
         let subject = assertion.children(named: "Subject", in: SAMLNS.assertion).first
         let confirmations = (subject?.children(named: "SubjectConfirmation", in: SAMLNS.assertion) ?? [])
             .filter { $0.attribute("Method") == SAMLNS.bearer }
             .compactMap { $0.children(named: "SubjectConfirmationData", in: SAMLNS.assertion).first }
         guard !confirmations.isEmpty else { throw SAMLError("recipient_mismatch", "no bearer SubjectConfirmationData") }
-        let forUs = confirmations.filter { $0.attribute("Recipient") == settings.acsURL }
-        guard let confirmation = forUs.first else {
+        guard let confirmation = confirmations.first(where: { $0.attribute("Recipient") == settings.acsURL }) else {
             throw SAMLError("recipient_mismatch", "expected \(settings.acsURL), received \(confirmations.map { $0.attribute("Recipient") ?? "none" })")
         }
         guard let confirmationEnd = confirmation.attribute("NotOnOrAfter").flatMap(SAMLTime.parse) else {
@@ -158,7 +187,7 @@ public struct ResponseValidator: Sendable {
             throw SAMLError("subject_confirmation_expired", "NotOnOrAfter \(confirmationEnd) is \(Int(now.timeIntervalSince(confirmationEnd)))s in the past")
         }
         var validUntil = confirmationEnd
-        if let condition = conditions.first {
+        if let condition = assertion.children(named: "Conditions", in: SAMLNS.assertion).first {
             if let text = condition.attribute("NotBefore") {
                 guard let notBefore = SAMLTime.parse(text) else { throw SAMLError("malformed", "Conditions NotBefore \(text)") }
                 guard now.addingTimeInterval(settings.clockSkew) >= notBefore else {
@@ -173,46 +202,52 @@ public struct ResponseValidator: Sendable {
                 validUntil = end
             }
         }
+        return (confirmation, validUntil)
+    }
 
-        // Rule 8: InResponseTo against the request bound to this browser, spent once.
-        let inResponseTo = confirmation.attribute("InResponseTo")
-        let responseInResponseTo = (signedResponse ?? response).attribute("InResponseTo")
-        if let a = inResponseTo, let r = responseInResponseTo, a != r {
+    /// Rule 8: InResponseTo against the request bound to this browser, which is then spent;
+    /// none at all only with `allow_idp_initiated`.
+    private func checkInResponseTo(_ confirmation: XMLElement, _ response: XMLElement, expected: String?, now: Date) throws(SAMLError) -> String? {
+        let fromAssertion = confirmation.attribute("InResponseTo")
+        let fromResponse = response.attribute("InResponseTo")
+        if let a = fromAssertion, let r = fromResponse, a != r {
             throw SAMLError("in_response_to_unknown", "Response answers \(r) but its Assertion \(a)")
         }
-        if let answered = inResponseTo ?? responseInResponseTo {
-            guard let expectedRequestID, answered == expectedRequestID else {
-                throw SAMLError("in_response_to_unknown", "answers \(answered), outstanding \(expectedRequestID ?? "none")")
+        guard let answered = fromAssertion ?? fromResponse else {
+            guard settings.allowIdPInitiated else {
+                throw SAMLError("unsolicited_not_allowed", "no InResponseTo and allow_idp_initiated is off")
             }
-            guard replayCache.spend("request:" + answered, until: now.addingTimeInterval(24 * 3600), now: now) else {
-                throw SAMLError("in_response_to_unknown", "request \(answered) was already answered")
-            }
-        } else if !settings.allowIdPInitiated {
-            throw SAMLError("unsolicited_not_allowed", "no InResponseTo and allow_idp_initiated is off")
+            return nil
         }
-
-        // Rule 9: each Assertion ID once, remembered until it could no longer be accepted.
-        guard replayCache.spend("assertion:" + assertionID, until: validUntil.addingTimeInterval(settings.clockSkew), now: now) else {
-            throw SAMLError("assertion_replayed", "assertion \(assertionID) was already used")
+        guard let expected, answered == expected else {
+            throw SAMLError("in_response_to_unknown", "answers \(answered), outstanding \(expected ?? "none")")
         }
+        guard replayCache.spend("request:" + answered, until: now.addingTimeInterval(24 * 3600), now: now) else {
+            throw SAMLError("in_response_to_unknown", "request \(answered) was already answered")
+        }
+        return answered
+    }
 
-        let nameIDElement = subject?.children(named: "NameID", in: SAMLNS.assertion).first
-        guard let nameIDElement else { throw SAMLError("malformed", "Subject without NameID") }
+    /// The identity, from the signed Assertion only.
+    private static func identity(of assertion: XMLElement, id: String, issuer: String, validUntil: Date,
+                                 inResponseTo: String?, verifiedBy: String) throws(SAMLError) -> ValidatedAssertion {
+        let subject = assertion.children(named: "Subject", in: SAMLNS.assertion).first
+        guard let nameIDElement = subject?.children(named: "NameID", in: SAMLNS.assertion).first else {
+            throw SAMLError("malformed", "Subject without NameID")
+        }
         let nameID = nameIDElement.textContent.trimmingSpaces()
         guard !nameID.isEmpty else { throw SAMLError("malformed", "empty NameID") }
         var attributes: [String: [String]] = [:]
         for statement in assertion.children(named: "AttributeStatement", in: SAMLNS.assertion) {
             for attribute in statement.children(named: "Attribute", in: SAMLNS.assertion) {
                 guard let name = attribute.attribute("Name") else { continue }
-                attributes[name, default: []] += attribute.children(named: "AttributeValue", in: SAMLNS.assertion)
-                    .map { $0.textContent }
+                attributes[name, default: []] += attribute.children(named: "AttributeValue", in: SAMLNS.assertion).map(\.textContent)
             }
         }
         let sessionIndex = assertion.children(named: "AuthnStatement", in: SAMLNS.assertion).first?.attribute("SessionIndex")
-        return ValidatedAssertion(assertionID: assertionID, issuer: issuer, nameID: nameID,
-                                  nameIDFormat: nameIDElement.attribute("Format"), sessionIndex: sessionIndex,
-                                  attributes: attributes, notOnOrAfter: validUntil,
-                                  inResponseTo: inResponseTo ?? responseInResponseTo, verifiedBy: verifiedBy)
+        return ValidatedAssertion(assertionID: id, issuer: issuer, nameID: nameID, nameIDFormat: nameIDElement.attribute("Format"),
+                                  sessionIndex: sessionIndex, attributes: attributes, notOnOrAfter: validUntil,
+                                  inResponseTo: inResponseTo, verifiedBy: verifiedBy)
     }
 
     private static func mapping<T>(_ body: () throws(DSigError) -> T) throws(SAMLError) -> T {
