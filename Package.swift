@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         .target(name: "XMLDSig", dependencies: ["XMLCore", "CryptoCore"]),
         .target(name: "SAML", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"]),
+        .target(name: "Sessions", dependencies: ["CryptoCore"]),
         .target(name: "Config", dependencies: [
             "CryptoCore",
             .product(name: "Yams", package: "Yams"),
@@ -74,6 +75,7 @@ let package = Package(
         .testTarget(name: "XMLDSigTests", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"]),
         .testTarget(name: "SAMLTests", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
+        .testTarget(name: "SessionsTests", dependencies: ["Sessions", "CryptoCore"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "GatewayTests", dependencies: [

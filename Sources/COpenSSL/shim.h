@@ -10,6 +10,7 @@
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/rsa.h>
+#include <openssl/hmac.h>
 
 /* OPENSSL_free is a function-like macro and does not import. */
 static inline void ssogate_OPENSSL_free(void *p) { OPENSSL_free(p); }

@@ -119,3 +119,35 @@ struct SignatureTests {
         #expect(hex(try Digest.compute(.sha512, abc)).hasPrefix("ddaf35a193617abacc417349ae204131"))
     }
 }
+
+@Suite("AEAD and HKDF")
+struct AEADTests {
+    func hex(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var chars = Array(s)
+        while chars.count >= 2 { out.append(UInt8(String(chars[0..<2]), radix: 16)!); chars.removeFirst(2) }
+        return out
+    }
+
+    /// RFC 5869 test case 1.
+    @Test func hkdfMatchesTheRFCVector() {
+        let okm = AEAD.hkdfSHA256(secret: hex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"), salt: hex("000102030405060708090a0b0c"),
+                                  info: hex("f0f1f2f3f4f5f6f7f8f9"), length: 42)
+        #expect(okm == hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"))
+    }
+
+    /// NIST GCM test vector (AES-256, 96-bit IV, with AAD).
+    @Test func aesGCMMatchesAKnownVector() throws {
+        let key = hex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")
+        let nonce = hex("cafebabefacedbaddecaf888")
+        let plaintext = hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39")
+        let aad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2")
+        let sealed = try AEAD.seal(plaintext, key: key, nonce: nonce, aad: aad)
+        #expect(Array(sealed.suffix(16)) == hex("76fc6ece0f4e1768cddf8853bb2d551b"))
+        #expect(AEAD.open(sealed, key: key, nonce: nonce, aad: aad) == plaintext)
+        var tampered = sealed
+        tampered[0] ^= 1
+        #expect(AEAD.open(tampered, key: key, nonce: nonce, aad: aad) == nil)
+        #expect(AEAD.open(sealed, key: key, nonce: nonce, aad: aad + [0]) == nil)
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+
+/// One organization's grant: who logged in through its IdP, until when.
+public struct SessionGrant: Codable, Sendable, Equatable {
+    public var subject: String
+    public var email: String?
+    public var groups: [String]
+    public var role: String?
+    /// Seconds since 1970; the grant is void from then on.
+    public var expires: Int64
+
+    public init(subject: String, email: String?, groups: [String], role: String?, expires: Int64) {
+        self.subject = subject
+        self.email = email
+        self.groups = groups
+        self.role = role
+        self.expires = expires
+    }
+}
+
+/// The session cookie's content: grants by organization name. A grant for one
+/// organization authorizes nothing of another (SPEC "A request for protected content").
+public struct Session: Codable, Sendable, Equatable {
+    public var grants: [String: SessionGrant]
+
+    public init(grants: [String: SessionGrant] = [:]) { self.grants = grants }
+
+    /// The grant for `organization` if it has not expired.
+    public func grant(for organization: String, now: Date) -> SessionGrant? {
+        guard let grant = grants[organization], grant.expires > Int64(now.timeIntervalSince1970) else { return nil }
+        return grant
+    }
+
+    /// Without the grants that have expired.
+    public func pruned(now: Date) -> Session {
+        Session(grants: grants.filter { $0.value.expires > Int64(now.timeIntervalSince1970) })
+    }
+}
+
+/// The short-lived cookie that binds an SP-initiated login to the browser that started
+/// it (rule 8): which request ID it waits for, and where to go afterwards.
+public struct LoginState: Codable, Sendable, Equatable {
+    public var organization: String
+    public var requestID: String
+    public var returnTo: String
+    /// `?test=1`: show the diagnostic page, issue no session.
+    public var test: Bool
+    public var expires: Int64
+
+    public init(organization: String, requestID: String, returnTo: String, test: Bool, expires: Int64) {
+        self.organization = organization
+        self.requestID = requestID
+        self.returnTo = returnTo
+        self.test = test
+        self.expires = expires
+    }
+}
