@@ -1,0 +1,99 @@
+import Config
+@testable import Gateway
+import Testing
+
+@Suite("Protected paths, navigation, return_to, roles")
+struct ProtectionTests {
+    static let configuration: GatewayConfiguration = {
+        let cert = """
+        -----BEGIN CERTIFICATE-----
+        MIIDCzCCAfOgAwIBAgIUBjPHvxyEYQfiw1OVe8gG5ulcqfUwDQYJKoZIhvcNAQEL
+        BQAwFTETMBEGA1UEAwwKZ29sZGVuLWlkcDAeFw0yNjExMjkwNjA5MzlaFw0zNjEx
+        MjYwNjA5MzlaMBUxEzARBgNVBAMMCmdvbGRlbi1pZHAwggEiMA0GCSqGSIb3DQEB
+        AQUAA4IBDwAwggEKAoIBAQDVcz98xFSqZn5MdDijTeqXYqXSle3kZEHXWwBYfiKA
+        3psJ+S3L6xGn5tYj5vUw3dsQyEq65evdlyMmLkJOnryZdcGjf3yPq56PN99MhT2A
+        o+ysDukvJ9wqrJ46kQfcXtI849L96E/sajLiopMLKzxT/wQ1nUez5tDur+Qvp/Gk
+        ZpPowVd0/rn+MmUqG8NjyQXQgwtD6ayBmd37rbhpcx0q3bRu8R7zu6EFR4kvM7b3
+        s4b8HRtQ0Bv28bsiIyWk63sVu8Ayc+LsmyG+G2cRvTAfOxyt5O/Y/3EYo+WsAmSI
+        6gHZpVSFNVWqvAGU40CWvI/KWolhhxeucZUKDOc/pfy1AgMBAAGjUzBRMB0GA1Ud
+        DgQWBBTKT63Bj0nd4xhM3Knkna96yAnYOTAfBgNVHSMEGDAWgBTKT63Bj0nd4xhM
+        3Knkna96yAnYOTAPBgNVHRMBAf8EBTADAQH/MA0GCSqGSIb3DQEBCwUAA4IBAQA8
+        RhNhxmgbc7d22SeM3U4nwfZCmOxZmokmUBuXIcNZ4bBniExOa01VrLWyNreshzRB
+        TP9zBeEK+1qBBPHew00ZqUF32rVM9ybAB91g8CpUxAdmcBjYA5PL4yH8PR3ye8IY
+        zDD5U9pf8/2ucbp4jkOKac2df+4TLMqSlCjBGMTZjOuH+zuwlRCjPcPv5XhMb8kV
+        iPGDSjxNvedbdZfaJS/UV+Jp/u1qb+LLK2J3q8v6IUuYc9T7O6/JAIleu8xuiBlB
+        11toF0IAIGQzcHhN5Dr+QMC7diO9IXY7SAwem3H5UKoNdVASZTzm3GMGl4cNzB0s
+        5ux677O3w/0NBEcOSHPA
+        -----END CERTIFICATE-----
+        """.split(separator: "\n").map { "        " + $0 }.joined(separator: "\n")
+        let yaml = """
+        public_url: "https://hub.example.test"
+        upstream: "http://127.0.0.1:9000"
+        session: {secrets: ["0123456789abcdef0123456789abcdef"]}
+        protected_paths: ["/{org}/", "/datasets/{org}/", "/spaces/{org}"]
+        organizations:
+          - name: acme
+            saml:
+              enabled: true
+              sign_on_url: "https://idp.example/sso"
+              certificate: |
+        \(cert)
+            role_mapping:
+              attribute: groups
+              rules: [{value: "engineering", role: "write"}, {value: "hf-admins", role: "admin"}, {value: "interns", role: "contributor"}]
+          - name: dormant
+            saml:
+              enabled: false
+              sign_on_url: "https://idp.example/sso"
+              certificate: |
+        \(cert)
+        """
+        return try! ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: ".")
+    }()
+
+    static var orgs: [String: GatewayConfiguration.Organization] {
+        Dictionary(uniqueKeysWithValues: configuration.organizations.map { ($0.name, $0) })
+    }
+
+    func org(_ path: String) -> String? {
+        Protection.organization(of: Substring(path), patterns: Self.configuration.protectedPaths, organizations: Self.orgs)?.name
+    }
+
+    @Test func patternsMatchConfiguredEnabledOrganizationsOnly() {
+        #expect(org("/acme") == "acme")
+        #expect(org("/acme/") == "acme")
+        #expect(org("/acme/models/x") == "acme")
+        #expect(org("/datasets/acme/data.csv") == "acme")
+        #expect(org("/spaces/acme") == "acme")
+        #expect(org("/spaces/acme/app") == nil)  // no trailing slash: that path only
+        #expect(org("/dormant/x") == nil)        // SAML not enabled
+        #expect(org("/unknown/x") == nil)
+        #expect(org("/") == nil)
+        #expect(org("/ACME/x") == nil)           // organization names are exact
+    }
+
+    @Test func onlyHTMLGetsAndHeadsAreNavigations() {
+        #expect(Protection.isBrowserNavigation(method: "GET", accept: "text/html,application/xhtml+xml;q=0.9"))
+        #expect(Protection.isBrowserNavigation(method: "HEAD", accept: "TEXT/HTML"))
+        #expect(!Protection.isBrowserNavigation(method: "GET", accept: "application/json"))
+        #expect(!Protection.isBrowserNavigation(method: "GET", accept: nil))
+        #expect(!Protection.isBrowserNavigation(method: "POST", accept: "text/html"))
+    }
+
+    @Test(arguments: [
+        ("/acme/private?x=1", "/acme/private?x=1"), ("//evil.example/x", "/"), ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"), ("javascript:alert(1)", "/"), ("/a\r\nSet-Cookie: x=1", "/"),
+        ("", "/"), ("relative/path", "/"), ("/ok/\\back", "/"),
+    ])
+    func returnToIsALocalPath(input: String, expected: String) {
+        #expect(Protection.safeReturnTo(input) == expected)
+    }
+
+    @Test func theMostPrivilegedMatchingRoleWins() throws {
+        let mapping = try #require(Self.orgs["acme"]?.roleMapping)
+        #expect(Protection.role(for: ["groups": ["engineering", "hf-admins"]], mapping: mapping) == .admin)
+        #expect(Protection.role(for: ["groups": ["interns", "engineering"]], mapping: mapping) == .write)
+        #expect(Protection.role(for: ["groups": ["nobody"]], mapping: mapping) == .read)
+        #expect(Protection.role(for: [:], mapping: mapping) == .read)
+    }
+}
