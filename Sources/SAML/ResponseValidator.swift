@@ -219,8 +219,13 @@ public struct ResponseValidator: Sendable {
             }
             return nil
         }
-        guard let expected, answered == expected else {
-            throw SAMLError("in_response_to_unknown", "answers \(answered), outstanding \(expected ?? "none")")
+        guard let expected else {
+            // The response answers a request, but the browser brought no login state: most
+            // often a SameSite or third-party-cookie setting dropped it on the IdP's POST.
+            throw SAMLError("login_state_missing", "answers \(answered); no login-state cookie came back")
+        }
+        guard answered == expected else {
+            throw SAMLError("in_response_to_unknown", "answers \(answered), outstanding \(expected)")
         }
         guard replayCache.spend("request:" + answered, until: now.addingTimeInterval(24 * 3600), now: now) else {
             throw SAMLError("in_response_to_unknown", "request \(answered) was already answered")

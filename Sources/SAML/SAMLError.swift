@@ -31,6 +31,7 @@ public struct SAMLError: Error, Equatable, Sendable, CustomStringConvertible {
     public static let expired = code("expired")
     public static let notYetValid = code("not_yet_valid")
     public static let inResponseToUnknown = code("in_response_to_unknown")
+    public static let loginStateMissing = code("login_state_missing")
     public static let unsolicitedNotAllowed = code("unsolicited_not_allowed")
     public static let assertionReplayed = code("assertion_replayed")
 }

@@ -169,7 +169,9 @@ struct ResponseValidatorTests {
     // Rule 8
     @Test func anUnknownInResponseToIsRefused() throws {
         refused(.inResponseToUnknown, try IdP.response(), request: "id-request-other")
-        refused(.inResponseToUnknown, try IdP.response(), request: nil)
+    }
+    @Test func aSolicitedResponseWithoutLoginStateSaysSo() throws {
+        refused(.loginStateMissing, try IdP.response(), request: nil)
     }
     @Test func aRequestIDIsSpentOnce() throws {
         let cache = MemoryReplayCache()
