@@ -33,7 +33,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "Gateway", dependencies: [
-            "Config",
+            "Config", "SAML", "Sessions", "XMLDSig", "CryptoCore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Config", "TestSupport",
+            "Gateway", "Config", "TestSupport", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

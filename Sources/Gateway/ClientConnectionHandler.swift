@@ -1,4 +1,6 @@
 import Config
+import CryptoCore
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -21,7 +23,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case proxying(Exchange)
         /// A locally made response was written; the rest of the request body is dropped.
         case local(method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline)
+        /// The ACS: its form body is read (bounded) before the SAML engine sees it.
+        case collectingForm(organization: String, head: HTTPRequestHead, body: ByteBuffer, start: NIODeadline)
     }
+
+    /// A SAMLResponse is at most 256 KiB decoded; base64 and form encoding add some.
+    static let maxFormBytes = 512 * 1024
 
     private let shared: GatewayShared
     private let loop: LoopContext
@@ -257,6 +264,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             serveInternal(head)
             return
         }
+        let runtime = shared.runtime
+        if head.uri.hasPrefix("/organizations/"), routeSSO(head, runtime: runtime, start: start) { return }
         if head.method == .CONNECT {
             reject(head, .methodNotAllowed, "CONNECT is not supported", reason: "CONNECT method")
             return
@@ -277,13 +286,29 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             expectContinue = head.version >= .http1_1 && body != .none
         }
 
-        let runtime = shared.runtime
+        let cookies = Self.cookies(head.headers)
+        let decision = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
+                                           accept: head.headers.first(name: "accept"), cookies: cookies)
+        var identity: [(String, String)] = []
+        switch decision {
+        case .forward(let headers): identity = headers
+        case .banner: break  // forwarded anonymously; the banner itself comes with issue 4's next step
+        case .redirect(let location):
+            respond(LocalResponse(status: .found, headers: [("Location", location), ("Cache-Control", "no-store")], body: []),
+                    method: head.method, uri: head.uri, start: start)
+            return
+        case .unauthorized(let json):
+            respond(LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: json),
+                    method: head.method, uri: head.uri, start: start)
+            return
+        }
         let upstreamHead = HeaderPolicy.upstreamRequestHead(
             from: head, peer: peerText, peerTrusted: runtime.isTrusted(peer: peerBytes),
-            scheme: shared.scheme, bodyFraming: body)
+            scheme: shared.scheme, bodyFraming: body, dropCookies: runtime.reservedCookies, identity: identity)
         let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
                                 clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
                                 requestBody: body, start: start)
+        exchange.reservedCookies = runtime.reservedCookies
         state = .proxying(exchange)
         if expectContinue {
             // The gateway answers the expectation itself, once it has decided to forward;
@@ -328,7 +353,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchange.upstreamSentAt = now
         exchange.upstreamDeadline = now + runtime.upstreamTimeout
         exchange.upstreamTimeout = runtime.upstreamTimeout
-        connection.handler.sendHead(exchange.upstreamHead, chunked: exchange.requestBody == .chunked)
+        connection.handler.sendHead(exchange.upstreamHead, chunked: exchange.requestBody == .chunked,
+                                    reservedCookies: exchange.reservedCookies)
         for part in exchange.buffered {
             exchange.bodyBytesSent += UInt64(part.readableBytes)
             connection.handler.sendBody(part)
@@ -343,6 +369,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func requestBody(_ buffer: ByteBuffer) {
+        if case .collectingForm(let organization, let head, var body, let start) = state {
+            guard body.readableBytes + buffer.readableBytes <= Self.maxFormBytes else {
+                state = .idle
+                respond(.text(.payloadTooLarge, "form too large"), method: head.method, uri: head.uri, start: start, close: true)
+                return
+            }
+            var part = buffer
+            body.writeBuffer(&part)
+            state = .collectingForm(organization: organization, head: head, body: body, start: start)
+            return
+        }
         guard case .proxying(let exchange) = state else { return }  // local response: drop
         if let upstream = exchange.upstream {
             exchange.bodyBytesSent += UInt64(buffer.readableBytes)
@@ -357,6 +394,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         switch state {
         case .idle:
             return
+        case .collectingForm(let organization, let head, let body, let start):
+            state = .idle
+            consume(organization: organization, head: head, body: body, start: start)
         case .local:
             finishLocal()
         case .proxying(let exchange):
@@ -536,11 +576,108 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !requestOpen { completeResponseCycle() }
     }
 
+    // MARK: - The SSO endpoints
+
+    /// `/organizations/{org}/sso`, `/saml/consume`, `/saml/metadata`; false for any other
+    /// path under `/organizations/`, which is then proxied like everything else.
+    private func routeSSO(_ head: HTTPRequestHead, runtime: GatewayRuntime, start: NIODeadline) -> Bool {
+        let parts = pathOnly(head.uri).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 4, parts[1] == "organizations" else { return false }
+        let organization = String(parts[2])
+        let rest = parts[3...].joined(separator: "/")
+        switch (head.method, rest) {
+        case (.GET, "sso"), (.HEAD, "sso"):
+            respond(runtime.flow.startLogin(organization: organization, query: Self.query(head.uri)),
+                    method: head.method, uri: head.uri, start: start)
+        case (.POST, "saml/consume"):
+            state = .collectingForm(organization: organization, head: head, body: allocator.buffer(capacity: 8192), start: start)
+        case (.GET, "saml/metadata"), (.HEAD, "saml/metadata"):
+            respond(runtime.flow.spMetadata(organization: organization), method: head.method, uri: head.uri, start: start)
+        default:
+            return false
+        }
+        return true
+    }
+
+    private func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, start: NIODeadline) {
+        let requestID = Self.requestID()
+        let accept = head.headers.first(name: "accept")?.lowercased() ?? ""
+        let outcome = shared.runtime.flow.consume(
+            organization: organization, form: Self.form(String(buffer: body)), cookies: Self.cookies(head.headers),
+            acceptsJSON: accept.contains("application/json") && !accept.contains("text/html"), requestID: requestID)
+        shared.metrics.loginFinished(result: outcome.result)
+        if outcome.result == "success" || outcome.result == "test_success" {
+            shared.logger.info("login", metadata: ["organization": "\(organization)", "result": "\(outcome.result)", "request_id": "\(requestID)"])
+        } else {
+            shared.logger.warning("login refused", metadata: [
+                "organization": "\(organization)", "reason": "\(outcome.result)", "detail": "\(outcome.detail ?? "-")",
+                "request_id": "\(requestID)", "peer": "\(peerText ?? "-")",
+            ])
+        }
+        respond(outcome.response, method: head.method, uri: head.uri, start: start)
+    }
+
+    static func requestID() -> String {
+        ((try? SecureRandom().bytes(8)) ?? []).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Cookie pairs of all Cookie fields; the first of a name wins.
+    static func cookies(_ headers: HTTPHeaders) -> [String: Substring] {
+        var out: [String: Substring] = [:]
+        for value in headers["cookie"] {
+            for pair in value.split(separator: ";") {
+                let trimmed = pair.trimmingASCIISpaces()
+                guard let eq = trimmed.firstIndex(of: "=") else { continue }
+                let name = String(trimmed[..<eq])
+                if out[name] == nil { out[name] = trimmed[trimmed.index(after: eq)...] }
+            }
+        }
+        return out
+    }
+
+    static func query(_ uri: String) -> [String: String] {
+        guard let q = uri.firstIndex(of: "?") else { return [:] }
+        return form(String(uri[uri.index(after: q)...]))
+    }
+
+    /// application/x-www-form-urlencoded; the first of a name wins.
+    static func form(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let key = decode(kv[0]) else { continue }
+            if out[key] == nil { out[key] = kv.count > 1 ? decode(kv[1]) ?? "" : "" }
+        }
+        return out
+    }
+
+    private static func decode(_ text: Substring) -> String? {
+        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    }
+
     // MARK: - Local responses
+
+    private func respond(_ local: LocalResponse, method: HTTPMethod, uri: String, start: NIODeadline, close: Bool = false) {
+        guard let context else { return }
+        if close { closeAfterResponse = true }
+        var head = allocator.buffer(capacity: 256)
+        head.writeString("HTTP/1.1 \(local.status.code) \(local.status.reasonPhrase)\r\n")
+        for (name, value) in local.headers { head.writeString("\(name): \(value)\r\n") }
+        head.writeString("Content-Length: \(local.body.count)\r\n")
+        if closeAfterResponse { head.writeStaticString("Connection: close\r\n") }
+        head.writeStaticString("\r\n")
+        context.write(wrapOutboundOut(head), promise: nil)
+        if method != .HEAD && !local.body.isEmpty { context.write(wrapOutboundOut(allocator.buffer(bytes: local.body)), promise: nil) }
+        finishLocalResponse(method: method, uri: uri, status: Int(local.status.code), bytes: method == .HEAD ? 0 : local.body.count,
+                            start: start, requestComplete: false, context: context)
+    }
+
 
     private func serveInternal(_ head: HTTPRequestHead) {
         let path = pathOnly(head.uri)
         switch (head.method, path) {
+        case (.GET, "/_ssogate/logout"), (.POST, "/_ssogate/logout"):
+            respond(shared.runtime.flow.logout(), method: head.method, uri: head.uri, start: .now())
         case (.GET, "/_ssogate/healthz"), (.HEAD, "/_ssogate/healthz"):
             respondLocally(status: .ok, text: "ok", method: head.method, uri: head.uri, close: closeAfterResponse)
         case (.GET, "/_ssogate/metrics"):
@@ -581,13 +718,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         head.writeStaticString("\r\n")
         context.write(wrapOutboundOut(head), promise: nil)
         if method != .HEAD { context.write(wrapOutboundOut(body), promise: nil) }
-        let bytes = method == .HEAD ? 0 : body.readableBytes
+        finishLocalResponse(method: method, uri: uri, status: Int(status.code), bytes: method == .HEAD ? 0 : body.readableBytes,
+                            start: start, requestComplete: requestComplete, context: context)
+    }
+
+    /// State first, then the end of the response (which may deliver the next request).
+    private func finishLocalResponse(method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline,
+                                     requestComplete: Bool, context: ChannelHandlerContext) {
         if closeAfterResponse || requestComplete || !requestOpen {
-            logAccess(method: method, uri: uri, status: Int(status.code), bytes: bytes, start: start, upstreamNanoseconds: nil)
+            logAccess(method: method, uri: uri, status: status, bytes: bytes, start: start, upstreamNanoseconds: nil)
             state = .idle
         } else {
             // The request body is still coming: drop it, then turn to the next request.
-            state = .local(method: method, uri: uri, status: Int(status.code), bytes: bytes, start: start)
+            state = .local(method: method, uri: uri, status: status, bytes: bytes, start: start)
         }
         endResponse(lastChunk: false, context: context)
     }

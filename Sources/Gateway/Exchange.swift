@@ -18,6 +18,8 @@ final class Exchange {
     var requestFullySent = false
     var bodyBytesSent: UInt64 = 0
 
+    /// The gateway's cookie names: an upstream Set-Cookie for them is dropped.
+    var reservedCookies: [String] = []
     var upstream: UpstreamConnection?
     var reusedConnection = false
     var retried = false

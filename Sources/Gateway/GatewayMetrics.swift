@@ -1,4 +1,5 @@
 import CoreMetrics
+import NIOConcurrencyHelpers
 import Prometheus
 
 /// The gateway's metrics, recorded through swift-metrics into a Prometheus registry the
@@ -11,6 +12,8 @@ public final class GatewayMetrics: Sendable {
     private let upstreamFailures: [UpstreamFailure: CoreMetrics.Counter]
     private let connections: CoreMetrics.Meter
     private let reloads: [Bool: CoreMetrics.Counter]
+    private let factory: PrometheusMetricsFactory
+    private let logins = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
 
     public enum UpstreamFailure: String, CaseIterable, Sendable {
         case connect, timeout, closed
@@ -25,6 +28,7 @@ public final class GatewayMetrics: Sendable {
             .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
         ]
         self.registry = registry
+        self.factory = factory
         requestsByClass = (1...5).map {
             CoreMetrics.Counter(label: "ssogate_http_requests_total", dimensions: [("class", "\($0)xx")], factory: factory)
         }
@@ -52,6 +56,18 @@ public final class GatewayMetrics: Sendable {
     func connectionOpened() { connections.increment() }
     func connectionClosed() { connections.decrement() }
     func reloaded(success: Bool) { reloads[success]?.increment() }
+
+    /// Logins by outcome: `success`, `test_success` or the reason code. Reason codes are a
+    /// fixed, small set, so the label cannot grow without bound.
+    func loginFinished(result: String) {
+        let counter = logins.withLockedValue { counters in
+            if let existing = counters[result] { return existing }
+            let made = CoreMetrics.Counter(label: "ssogate_logins_total", dimensions: [("result", result)], factory: factory)
+            counters[result] = made
+            return made
+        }
+        counter.increment()
+    }
 
     func exposition() -> [UInt8] { registry.emitToBuffer() }
 }

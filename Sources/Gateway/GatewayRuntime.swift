@@ -1,5 +1,7 @@
 import Config
+import Foundation
 import Logging
+import SAML
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -9,9 +11,14 @@ final class GatewayRuntime: Sendable {
     let configuration: GatewayConfiguration
     let upstreamTimeout: TimeAmount
     let trustedProxies: [CIDR]
+    let flow: SSOFlow
+    /// The gateway's cookies, never forwarded to the upstream nor settable by it.
+    let reservedCookies: [String]
 
-    init(configuration: GatewayConfiguration) {
+    init(configuration: GatewayConfiguration, replayCache: ReplayCache, clock: @escaping @Sendable () -> Date) {
         self.configuration = configuration
+        self.flow = SSOFlow(configuration: configuration, replayCache: replayCache, clock: clock)
+        self.reservedCookies = [configuration.session.cookieName, configuration.session.cookieName + "_login"]
         self.upstreamTimeout = configuration.upstreamTimeout.timeAmount
         self.trustedProxies = configuration.trustedProxies
     }
@@ -31,10 +38,17 @@ final class GatewayShared: Sendable {
     let accessLogger: Logger?
     let logFormat: GatewayConfiguration.LogFormat
     let scheme: String
+    /// Spent assertion and request IDs, kept across reloads.
+    let replayCache: ReplayCache
+    let clock: @Sendable () -> Date
     private let loops: [ObjectIdentifier: LoopContextBox]
 
-    init(runtime: GatewayRuntime, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?,
-         accessLogSink: AccessLogSink?, group: EventLoopGroup) {
+    init(configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?,
+         accessLogSink: AccessLogSink?, group: EventLoopGroup, clock: @escaping @Sendable () -> Date) {
+        let replayCache = MemoryReplayCache()
+        self.replayCache = replayCache
+        self.clock = clock
+        let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, clock: clock)
         self.current = NIOLockedValueBox(runtime)
         self.metrics = metrics
         self.logger = logger
@@ -50,7 +64,10 @@ final class GatewayShared: Sendable {
 
     var runtime: GatewayRuntime { current.withLockedValue { $0 } }
 
-    func swap(_ runtime: GatewayRuntime) { current.withLockedValue { $0 = runtime } }
+    func swap(to configuration: GatewayConfiguration) {
+        let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, clock: clock)
+        current.withLockedValue { $0 = runtime }
+    }
 
     /// The context of `loop`. Each context is only used on its own loop.
     func context(for loop: EventLoop) -> LoopContext { loops[ObjectIdentifier(loop)]!.context }

@@ -1,4 +1,5 @@
 import Config
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -28,8 +29,10 @@ public final class GatewayServer: Sendable {
 
     /// - Parameter accessLogger: where access records go; by default, when `access_log` is
     ///   on, a buffered `AccessLogHandler` on standard output.
+    /// - Parameter clock: the time the SAML rules and sessions are judged at (tests pin it).
     public init(configuration: GatewayConfiguration, group: EventLoopGroup, logger: Logger,
-                accessLogger: Logger? = nil, metrics: GatewayMetrics = GatewayMetrics()) {
+                accessLogger: Logger? = nil, metrics: GatewayMetrics = GatewayMetrics(),
+                clock: @escaping @Sendable () -> Date = { Date() }) {
         self.group = group
         self.metrics = metrics
         self.logger = logger
@@ -41,9 +44,9 @@ public final class GatewayServer: Sendable {
             accessLogger = Logger(label: "ssogate.access") { _ in AccessLogHandler(sink: stdoutSink) }
         }
         self.accessLogSink = sink
-        self.shared = GatewayShared(runtime: GatewayRuntime(configuration: configuration), metrics: metrics,
+        self.shared = GatewayShared(configuration: configuration, metrics: metrics,
                                     logger: logger, accessLogger: configuration.accessLog ? accessLogger : nil,
-                                    accessLogSink: sink, group: group)
+                                    accessLogSink: sink, group: group, clock: clock)
     }
 
     /// Binds the listener and starts serving; returns the bound address (port 0 picks one).
@@ -110,7 +113,7 @@ public final class GatewayServer: Sendable {
         if !fixed.isEmpty {
             logger.warning("some changed keys apply only after a restart", metadata: ["keys": "\(fixed.joined(separator: ","))"])
         }
-        shared.swap(GatewayRuntime(configuration: configuration))
+        shared.swap(to: configuration)
         if old.upstream != configuration.upstream { shared.closeIdleUpstreams() }
         metrics.reloaded(success: true)
     }

@@ -6,7 +6,7 @@ enum HeaderName: Equatable {
     /// Set only by the gateway (`X-Forwarded-User`, ..., the `X-SSO-*` namespace).
     case identity
     case forwardedFor, forwardedProto, forwardedHost, forwarded
-    case contentLength, transferEncoding, expect, host, connection
+    case contentLength, transferEncoding, expect, host, connection, cookie, setCookie
     case other
 
     /// Classifies a field name; `usesUnderscore` tells that a recognised name was spelled
@@ -44,10 +44,11 @@ enum HeaderName: Equatable {
         switch bytes.count {
         case 2: kind = equals("te") ? .hopByHop : .other
         case 4: kind = equals("host") ? .host : .other
-        case 6: kind = equals("expect") ? .expect : .other
+        case 6: kind = equals("expect") ? .expect : equals("cookie") ? .cookie : .other
         case 7: kind = equals("upgrade") ? .hopByHop : equals("trailer") ? .hopByHop : .other
         case 9: kind = equals("forwarded") ? .forwarded : .other
-        case 10: kind = equals("connection") ? .connection : equals("keep-alive") ? .hopByHop : .other
+        case 10: kind = equals("connection") ? .connection : equals("keep-alive") ? .hopByHop
+            : equals("set-cookie") ? .setCookie : .other
         case 14: kind = equals("content-length") ? .contentLength : .other
         case 15:
             kind = equals("x-forwarded-for") ? .forwardedFor : .other

@@ -30,7 +30,8 @@ enum HeaderPolicy {
     ///   - peer: the client's IP address as text; `peerTrusted` when it is in `trusted_proxies`.
     ///   - scheme: the listener's scheme (`http` or `https`).
     static func upstreamRequestHead(from head: HTTPRequestHead, peer: String?, peerTrusted: Bool,
-                                    scheme: String, bodyFraming: RequestFraming.Body) -> HTTPRequestHead {
+                                    scheme: String, bodyFraming: RequestFraming.Body,
+                                    dropCookies: [String] = [], identity: [(String, String)] = []) -> HTTPRequestHead {
         let listed = connectionListed(head.headers)
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 4)
@@ -55,7 +56,14 @@ enum HeaderPolicy {
             case .host:
                 host = host ?? value
                 headers.add(name: name, value: value)
-            case .other:
+            case .cookie where !dropCookies.isEmpty:
+                // The gateway's own cookies are not the application's business.
+                let kept = value.split(separator: ";").filter { pair in
+                    let cookieName = pair.trimmingASCIISpaces().prefix { $0 != "=" }
+                    return !dropCookies.contains(String(cookieName))
+                }.map { $0.trimmingASCIISpaces() }
+                if !kept.isEmpty { headers.add(name: name, value: kept.joined(separator: "; ")) }
+            case .other, .cookie, .setCookie:
                 if let listed, listed.contains(name.lowercased()) { continue }
                 headers.add(name: name, value: value)
             }
@@ -69,6 +77,7 @@ enum HeaderPolicy {
         if let forwardedHost = clientHost ?? host {
             headers.add(name: "X-Forwarded-Host", value: forwardedHost)
         }
+        for (name, value) in identity { headers.add(name: name, value: value) }
         switch bodyFraming {
         case .none: break
         case .contentLength(let length): headers.add(name: "Content-Length", value: String(length))

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 
 /// An upstream response head, ready to relay: the fields to forward are already bytes
@@ -63,6 +64,8 @@ struct ResponseParser {
     private var buffered = ByteBuffer()
     /// Whether the request this response answers was HEAD (no body follows, RFC 9110 §9.3.2).
     private var requestWasHead = false
+    /// Cookie names the upstream may not set (the gateway's own session cookies).
+    var reservedCookies: [String] = []
 
     /// Called when a request is sent: the next bytes are its response.
     mutating func expectResponse(toHead: Bool) {
@@ -105,7 +108,7 @@ struct ResponseParser {
                 }
                 let parsed: UpstreamResponseHead
                 do {
-                    parsed = try Self.parseHead(head, requestWasHead: requestWasHead)
+                    parsed = try Self.parseHead(head, requestWasHead: requestWasHead, reservedCookies: reservedCookies)
                 } catch {
                     state = .failed
                     throw error
@@ -237,15 +240,16 @@ struct ResponseParser {
 
     // MARK: - Head
 
-    static func parseHead(_ head: ByteBuffer, requestWasHead: Bool) throws(Failure) -> UpstreamResponseHead {
+    static func parseHead(_ head: ByteBuffer, requestWasHead: Bool, reservedCookies: [String] = []) throws(Failure) -> UpstreamResponseHead {
         // One pass over the raw bytes: no buffer, view or string per line.
         let result = head.withUnsafeReadableBytes { raw in
-            parseHead(raw, head: head, requestWasHead: requestWasHead)
+            parseHead(raw, head: head, requestWasHead: requestWasHead, reservedCookies: reservedCookies)
         }
         return try result.get()
     }
 
-    private static func parseHead(_ raw: UnsafeRawBufferPointer, head: ByteBuffer, requestWasHead: Bool) -> Result<UpstreamResponseHead, Failure> {
+    private static func parseHead(_ raw: UnsafeRawBufferPointer, head: ByteBuffer, requestWasHead: Bool,
+                                  reservedCookies: [String]) -> Result<UpstreamResponseHead, Failure> {
         let bytes = raw.bindMemory(to: UInt8.self)
         let count = bytes.count
         /// The line starting at `start`: its end without CR, and where the next begins.
@@ -347,6 +351,13 @@ struct ResponseParser {
                 }
             case .hopByHop:
                 break
+            case .setCookie where !reservedCookies.isEmpty:
+                // An upstream cannot set (or clear) the gateway's own session cookies.
+                let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
+                let cookieName = value.prefix { $0 != "=" }.trimmingCharacters(in: .whitespaces)
+                if reservedCookies.contains(cookieName) { break }
+                fields.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+                fields.writeStaticString("\r\n")
             default:
                 fields.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
                 fields.writeStaticString("\r\n")

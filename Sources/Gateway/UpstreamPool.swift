@@ -203,9 +203,10 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Serializes a request head (framing fields already chosen by the header policy).
-    func sendHead(_ head: HTTPRequestHead, chunked: Bool) {
+    func sendHead(_ head: HTTPRequestHead, chunked: Bool, reservedCookies: [String]) {
         guard let context else { return }
         parser.expectResponse(toHead: head.method == .HEAD)
+        parser.reservedCookies = reservedCookies
         chunkedRequest = chunked
         var out = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 32)
         out.writeString(head.method.rawValue)

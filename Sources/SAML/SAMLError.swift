@@ -4,7 +4,7 @@ public struct SAMLError: Error, Equatable, Sendable, CustomStringConvertible {
     public let code: String
     public let detail: String
 
-    init(_ code: String, _ detail: String) { self.code = code; self.detail = detail }
+    public init(_ code: String, _ detail: String) { self.code = code; self.detail = detail }
     public static func == (lhs: SAMLError, rhs: SAMLError) -> Bool { lhs.code == rhs.code }
     public var description: String { "\(code): \(detail)" }
 

@@ -137,6 +137,11 @@ public final class TestUpstream: Sendable {
                 }
             case "/close":
                 context.close(promise: nil)
+            case "/setcookie":
+                // Tries to set the gateway's own session cookie beside an ordinary one.
+                respond(context, status: .ok, body: "cookies", extra: [
+                    ("Set-Cookie", "ssogate_session=forged; Path=/"), ("Set-Cookie", "app=1; Path=/"),
+                ])
             case "/hop":
                 // Hop-by-hop fields, including one named by Connection, that must not reach the client.
                 respond(context, status: .ok, body: "hop", extra: [

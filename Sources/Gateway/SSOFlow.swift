@@ -1,0 +1,260 @@
+import Config
+import CryptoCore
+import Foundation
+import NIOHTTP1
+import SAML
+import Sessions
+import XMLDSig
+
+/// A response the gateway makes itself.
+struct LocalResponse {
+    var status: HTTPResponseStatus
+    var headers: [(String, String)]
+    var body: [UInt8]
+
+    static func text(_ status: HTTPResponseStatus, _ text: String) -> LocalResponse {
+        LocalResponse(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array((text + "\n").utf8))
+    }
+}
+
+/// What to do with a request for application content.
+enum AccessDecision {
+    /// Forward; `identity` are the headers the upstream gets (none when anonymous).
+    case forward(identity: [(String, String)])
+    /// Forward anonymously; the HTML answer should carry the "Login with SSO" banner.
+    case banner(organization: String, loginURL: String)
+    case redirect(location: String)
+    case unauthorized(body: [UInt8])
+}
+
+/// The SSO flow (SPEC "HTTP endpoints" and "A request for protected content"), as plain
+/// functions from a request's parts to a response or decision: no sockets, clock injected.
+struct SSOFlow: Sendable {
+    let configuration: GatewayConfiguration
+    let organizations: [String: GatewayConfiguration.Organization]
+    let validators: [String: ResponseValidator]
+    let spKeys: [String: PrivateKey]
+    let sessions: SessionCookies
+    let loginStates: SealedCodec<LoginState>
+    let clock: @Sendable () -> Date
+    let random: @Sendable (Int) throws -> [UInt8]
+
+    static let loginStateSeconds: Int64 = 600
+
+    init(configuration: GatewayConfiguration, replayCache: ReplayCache,
+         clock: @escaping @Sendable () -> Date = { Date() },
+         random: @escaping @Sendable (Int) throws -> [UInt8] = { try SecureRandom().bytes($0) }) {
+        self.configuration = configuration
+        self.clock = clock
+        self.random = random
+        organizations = Dictionary(uniqueKeysWithValues: configuration.organizations.map { ($0.name, $0) })
+        var validators: [String: ResponseValidator] = [:]
+        var keys: [String: PrivateKey] = [:]
+        for org in configuration.organizations {
+            let base = configuration.publicURL + "/organizations/" + org.name + "/saml"
+            // Certificates were parsed and their keys checked when the configuration loaded.
+            let trusted = org.saml.certificates.compactMap { try? TrustedKey(certificate: $0) }
+            let settings = ServiceProviderSettings(
+                entityID: base + "/metadata", acsURL: base + "/consume", idpEntityID: org.saml.idpEntityID,
+                trusted: trusted, allowInsecureSHA1: org.saml.allowSHA1, allowIdPInitiated: org.saml.allowIdPInitiated,
+                clockSkew: TimeInterval(configuration.clockSkew.components.seconds))
+            validators[org.name] = ResponseValidator(settings: settings, replayCache: replayCache, clock: clock)
+            if let file = org.saml.spPrivateKeyFile, let pem = try? String(contentsOfFile: file, encoding: .utf8) {
+                keys[org.name] = try? PrivateKey(pem: pem)
+            }
+        }
+        self.validators = validators
+        spKeys = keys
+        sessions = SessionCookies(secrets: configuration.session.secrets, random: random)
+        loginStates = SealedCodec(secrets: configuration.session.secrets, purpose: "login-state", random: random)
+    }
+
+    var cookieName: String { configuration.session.cookieName }
+    var loginCookieName: String { configuration.session.cookieName + "_login" }
+    private var secure: String { configuration.publicURLIsHTTPS ? "; Secure" : "" }
+
+    func ssoURL(_ org: String, returnTo: String?) -> String {
+        configuration.publicURL + "/organizations/" + org + "/sso" + (returnTo.map { "?return_to=" + Self.formEncode($0) } ?? "")
+    }
+
+    // MARK: - GET /organizations/{org}/sso
+
+    func startLogin(organization name: String, query: [String: String]) -> LocalResponse {
+        guard let org = organizations[name] else { return .text(.notFound, "unknown organization") }
+        let test = query["test"] == "1"
+        guard org.saml.enabled || test else {
+            return .text(.notFound, "SAML SSO is not enabled for this organization")
+        }
+        let now = clock()
+        let base = configuration.publicURL + "/organizations/" + org.name + "/saml"
+        let returnTo = Protection.safeReturnTo(query["return_to"] ?? "/" + org.name)
+        do {
+            let request = try AuthnRequest(destination: org.saml.signOnURL, acsURL: base + "/consume", spEntityID: base + "/metadata",
+                                           issueInstant: now, random: { try random(20) })
+            let state = LoginState(organization: org.name, requestID: request.id, returnTo: returnTo, test: test,
+                                   expires: Int64(now.timeIntervalSince1970) + Self.loginStateSeconds)
+            let sealed = try loginStates.seal(state)
+            let location = try request.redirectURL(to: org.saml.signOnURL, relayState: returnTo, signingKey: spKeys[org.name])
+            // SameSite=None so the cookie survives the IdP's cross-site POST back; browsers
+            // count http://localhost and 127.0.0.1 as secure for the Secure flag.
+            let cookie = "\(loginCookieName)=\(sealed); Path=/organizations/\(org.name)/saml/consume; Max-Age=\(Self.loginStateSeconds); HttpOnly; SameSite=None; Secure"
+            return LocalResponse(status: .found, headers: [("Location", location), ("Set-Cookie", cookie), ("Cache-Control", "no-store")], body: [])
+        } catch {
+            return .text(.internalServerError, "could not start the login")
+        }
+    }
+
+    // MARK: - POST /organizations/{org}/saml/consume
+
+    struct ConsumeOutcome {
+        var response: LocalResponse
+        /// `success` or the reason code, for logs and metrics.
+        var result: String
+        var detail: String?
+    }
+
+    func consume(organization name: String, form: [String: String], cookies: [String: Substring], acceptsJSON: Bool,
+                 requestID: String) -> ConsumeOutcome {
+        guard let org = organizations[name], let validator = validators[name] else {
+            return ConsumeOutcome(response: .text(.notFound, "unknown organization"), result: "unknown_organization")
+        }
+        let now = clock()
+        let state = cookies[loginCookieName].flatMap { loginStates.open($0) }
+            .flatMap { $0.organization == name && $0.expires > Int64(now.timeIntervalSince1970) ? $0 : nil }
+        let clearState = "\(loginCookieName)=; Path=/organizations/\(name)/saml/consume; Max-Age=0; HttpOnly; SameSite=None; Secure"
+        guard org.saml.enabled || state?.test == true else {
+            return ConsumeOutcome(response: .text(.notFound, "SAML SSO is not enabled for this organization"), result: "sso_disabled")
+        }
+        guard let samlResponse = form["SAMLResponse"] else {
+            return failure(.init("malformed", "no SAMLResponse in the form"), org: name, test: state?.test ?? false,
+                           acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
+        }
+        let assertion: ValidatedAssertion
+        do {
+            assertion = try validator.validate(samlResponse: samlResponse, expectedRequestID: state?.requestID)
+        } catch {
+            return failure(error, org: name, test: state?.test ?? false, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
+        }
+        let groupsAttribute = org.roleMapping?.attribute ?? "groups"
+        let groups = assertion.attributes[groupsAttribute] ?? []
+        let role = org.roleMapping.map { Protection.role(for: assertion.attributes, mapping: $0).name }
+        let email = Self.email(of: assertion)
+        if state?.test == true {
+            let page = DiagnosticPage.success(organization: name, assertion: assertion, role: role, email: email)
+            return ConsumeOutcome(response: LocalResponse(status: .ok, headers: [("Content-Type", "text/html; charset=utf-8"),
+                                                                                 ("Set-Cookie", clearState), ("Cache-Control", "no-store")],
+                                                          body: Array(page.utf8)), result: "test_success")
+        }
+        var session = cookies[cookieName].flatMap { sessions.open($0, now: now) } ?? Session()
+        let ttl = org.sessionTTL.components.seconds
+        session.grants[name] = SessionGrant(subject: assertion.nameID, email: email, groups: groups, role: role,
+                                            expires: Int64(now.timeIntervalSince1970) + ttl)
+        let returnTo = state?.returnTo ?? Protection.safeReturnTo(form["RelayState"] ?? "/" + name)
+        var headers: [(String, String)] = [("Location", returnTo), ("Cache-Control", "no-store"), ("Set-Cookie", clearState)]
+        if let value = try? sessions.seal(session, now: now) {
+            headers.append(("Set-Cookie", sessionCookie(value, session: session, now: now)))
+        }
+        return ConsumeOutcome(response: LocalResponse(status: .seeOther, headers: headers, body: []), result: "success")
+    }
+
+    private func sessionCookie(_ value: String, session: Session, now: Date) -> String {
+        let longest = session.grants.values.map(\.expires).max() ?? Int64(now.timeIntervalSince1970)
+        let maxAge = max(0, longest - Int64(now.timeIntervalSince1970))
+        return "\(cookieName)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax\(secure)"
+    }
+
+    private func failure(_ error: SAMLError, org: String, test: Bool, acceptsJSON: Bool, requestID: String, clear: String) -> ConsumeOutcome {
+        let badInput: Set<String> = ["malformed", "too_large", "dtd_forbidden"]
+        let status: HTTPResponseStatus = badInput.contains(error.code) ? .badRequest : .forbidden
+        let response: LocalResponse
+        if acceptsJSON {
+            let body = "{\"error\":\"\(error.code)\",\"organization\":\"\(org)\",\"request_id\":\"\(requestID)\"}"
+            response = LocalResponse(status: status, headers: [("Content-Type", "application/json"), ("Set-Cookie", clear)], body: Array(body.utf8))
+        } else {
+            let page = test ? DiagnosticPage.failure(organization: org, error: error, requestID: requestID)
+                : DiagnosticPage.loginFailed(organization: org, code: error.code, requestID: requestID, retry: ssoURL(org, returnTo: nil))
+            response = LocalResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8"), ("Set-Cookie", clear),
+                                                               ("Cache-Control", "no-store")], body: Array(page.utf8))
+        }
+        return ConsumeOutcome(response: response, result: error.code, detail: error.detail)
+    }
+
+    static func email(of assertion: ValidatedAssertion) -> String? {
+        for key in ["email", "mail", "emailAddress", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"] {
+            if let value = assertion.attributes[key]?.first { return value }
+        }
+        return assertion.nameIDFormat?.hasSuffix("emailAddress") == true ? assertion.nameID : nil
+    }
+
+    // MARK: - Metadata and logout
+
+    func spMetadata(organization name: String) -> LocalResponse {
+        guard let org = organizations[name] else { return .text(.notFound, "unknown organization") }
+        let base = configuration.publicURL + "/organizations/" + org.name + "/saml"
+        var certificate: X509Certificate?
+        if let file = org.saml.spCertificateFile, let pem = try? String(contentsOfFile: file, encoding: .utf8) {
+            certificate = try? X509Certificate.parseAll(pem: pem).first
+        }
+        let xml = SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", signingCertificate: certificate)
+        return LocalResponse(status: .ok, headers: [("Content-Type", "application/samlmetadata+xml")], body: Array(xml.utf8))
+    }
+
+    func logout() -> LocalResponse {
+        LocalResponse(status: .seeOther, headers: [
+            ("Location", "/"), ("Cache-Control", "no-store"),
+            ("Set-Cookie", "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)"),
+        ], body: [])
+    }
+
+    // MARK: - Protected content
+
+    func decide(path: Substring, uri: String, method: String, accept: String?, cookies: [String: Substring]) -> AccessDecision {
+        let now = clock()
+        let session = cookies[cookieName].flatMap { sessions.open($0, now: now) }
+        guard let org = Protection.organization(of: path, patterns: configuration.protectedPaths, organizations: organizations) else {
+            // Not protected: forwarded as is, with the identity of the most recent login if any.
+            let latest = session?.grants.max { $0.value.expires < $1.value.expires }
+            return .forward(identity: latest.map { Self.identity($0.value, organization: nil) } ?? [])
+        }
+        if let grant = session?.grant(for: org.name, now: now) {
+            return .forward(identity: Self.identity(grant, organization: org.name))
+        }
+        let login = ssoURL(org.name, returnTo: uri)
+        guard Protection.isBrowserNavigation(method: method, accept: accept) else {
+            let body = "{\"error\":\"sso_required\",\"organization\":\"\(org.name)\",\"sso_url\":\"\(Self.jsonEscape(ssoURL(org.name, returnTo: nil)))\"}"
+            return .unauthorized(body: Array(body.utf8))
+        }
+        switch org.unauthenticated {
+        case .redirect: return .redirect(location: "/organizations/" + org.name + "/sso?return_to=" + Self.formEncode(uri))
+        case .banner: return .banner(organization: org.name, loginURL: "/organizations/" + org.name + "/sso?return_to=" + Self.formEncode(uri))
+        }
+    }
+
+    /// Identity headers from a grant. A value with a control character is left out: it
+    /// came from an IdP and must not be able to split a header.
+    static func identity(_ grant: SessionGrant, organization: String?) -> [(String, String)] {
+        var headers: [(String, String)] = [("X-Forwarded-User", grant.subject)]
+        if let email = grant.email { headers.append(("X-Forwarded-Email", email)) }
+        if !grant.groups.isEmpty { headers.append(("X-Forwarded-Groups", grant.groups.joined(separator: ","))) }
+        if let organization { headers.append(("X-SSO-Organization", organization)) }
+        if let role = grant.role, organization != nil { headers.append(("X-SSO-Role", role)) }
+        return headers.filter { $0.1.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F } }
+    }
+
+    static func formEncode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += String(format: "%%%02X", byte)
+            }
+        }
+        return out
+    }
+
+    static func jsonEscape(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+    }
+}

@@ -1,0 +1,262 @@
+import Config
+import CryptoCore
+import Foundation
+@testable import Gateway
+import Logging
+import NIOPosix
+import Testing
+import TestSupport
+import XMLCore
+import XMLDSig
+
+/// The login flow end to end over real sockets: the gateway in this process with its clock
+/// pinned, the test upstream behind it, and IdP responses signed by our signer (itself
+/// checked against xmlsec1 in XMLDSigTests).
+@Suite("SSO flow over sockets")
+struct SSOFlowTests {
+    static let now = Date(timeIntervalSince1970: 1_767_261_660)  // 2026-01-01T10:01:00Z
+    static func fixture(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/crypto/\(name)").path
+    }
+
+    struct Gateway {
+        let harness: Harness
+        let upstream: TestUpstream
+    }
+
+    static func start() async throws -> Gateway {
+        XMLLibrary.initialize()
+        let upstream = try await TestUpstream.start()
+        let yaml = """
+        listen: "127.0.0.1:0"
+        public_url: "https://hub.example.test"
+        upstream: "http://127.0.0.1:\(upstream.port)"
+        session: {secrets: ["0123456789abcdef0123456789abcdef-test"]}
+        protected_paths: ["/{org}/"]
+        organizations:
+          - name: acme
+            saml: {enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))",
+                   idp_entity_id: "http://www.okta.com/exk-test"}
+            role_mapping: {attribute: groups, rules: [{value: engineering, role: write}, {value: hf-admins, role: admin}]}
+          - name: globex
+            unauthenticated: redirect
+            saml: {enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))"}
+          - name: dormant
+            saml: {enabled: false, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))"}
+        """
+        let configuration = try ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: ".")
+        let logs = CapturedLogs()
+        let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
+                                   logger: Logger(label: "t") { _ in CapturingLogHandler(sink: logs) },
+                                   accessLogger: Logger(label: "a") { _ in CapturingLogHandler(sink: CapturedLogs()) },
+                                   clock: { now })
+        let address = try await server.start()
+        return Gateway(harness: Harness(server: server, port: address.port!, logs: logs, accessLogs: CapturedLogs()), upstream: upstream)
+    }
+
+    func stop(_ g: Gateway) async {
+        await g.harness.stop()
+        await g.upstream.stop()
+    }
+
+    /// The AuthnRequest ID inside a redirect Location (stored-block DEFLATE, one block).
+    static func requestID(in location: String) throws -> String {
+        let query = URLComponents(string: location)!.percentEncodedQueryItems!
+        let encoded = try #require(query.first { $0.name == "SAMLRequest" }?.value?.removingPercentEncoding)
+        let deflated = Array(try #require(Data(base64Encoded: encoded)))
+        let xml = String(decoding: deflated.dropFirst(5), as: UTF8.self)
+        let start = try #require(xml.range(of: "ID=\""))
+        return String(xml[start.upperBound...].prefix { $0 != "\"" })
+    }
+
+    static func cookie(_ response: RawHTTPClient.Response, _ name: String) -> String? {
+        response.values("set-cookie").first { $0.hasPrefix(name + "=") }
+    }
+
+    static func value(_ setCookie: String) -> String {
+        String(setCookie.split(separator: ";")[0].split(separator: "=", maxSplits: 1)[1])
+    }
+
+    static func samlResponse(inResponseTo: String?, assertionID: String = "id-assertion-1", org: String = "acme") throws -> String {
+        let irt = inResponseTo.map { " InResponseTo=\"\($0)\"" } ?? ""
+        let acs = "https://hub.example.test/organizations/\(org)/saml/consume"
+        let xml = """
+        <samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="id-response-1" Version="2.0" IssueInstant="2026-01-01T10:00:00Z" Destination="\(acs)"\(irt)>\
+        <saml:Issuer>http://www.okta.com/exk-test</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>\
+        <saml:Assertion ID="\(assertionID)" Version="2.0" IssueInstant="2026-01-01T10:00:00Z"><saml:Issuer>http://www.okta.com/exk-test</saml:Issuer>\
+        <saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">alice@example.test</saml:NameID>\
+        <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="2026-01-01T10:05:00Z" Recipient="\(acs)"\(irt)/></saml:SubjectConfirmation></saml:Subject>\
+        <saml:Conditions NotBefore="2026-01-01T09:59:00Z" NotOnOrAfter="2026-01-01T10:05:00Z"><saml:AudienceRestriction><saml:Audience>https://hub.example.test/organizations/\(org)/saml/metadata</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
+        <saml:AuthnStatement AuthnInstant="2026-01-01T10:00:00Z" SessionIndex="s-1"/><saml:AttributeStatement>\
+        <saml:Attribute Name="email"><saml:AttributeValue>alice@example.test</saml:AttributeValue></saml:Attribute>\
+        <saml:Attribute Name="groups"><saml:AttributeValue>engineering</saml:AttributeValue><saml:AttributeValue>hf-admins</saml:AttributeValue></saml:Attribute>\
+        </saml:AttributeStatement></saml:Assertion></samlp:Response>
+        """
+        let key = try PrivateKey(pem: String(contentsOfFile: fixture("rsa-2048.key"), encoding: .utf8))
+        let cert = try X509Certificate.parseAll(pem: String(contentsOfFile: fixture("rsa-2048.crt"), encoding: .utf8))[0]
+        let signed = try SignatureSigner(key: key, certificate: cert).sign(Array(xml.utf8), elementID: assertionID)
+        return Data(signed).base64EncodedString()
+    }
+
+    static func formBody(_ fields: [String: String]) -> String {
+        fields.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+    }
+
+    static func post(_ g: Gateway, org: String = "acme", form: [String: String], cookies: [String] = [], accept: String = "text/html") throws -> RawHTTPClient.Response {
+        let body = formBody(form)
+        let cookieLine = cookies.isEmpty ? "" : "Cookie: \(cookies.joined(separator: "; "))\r\n"
+        return try g.harness.request("POST /organizations/\(org)/saml/consume HTTP/1.1\r\nHost: hub.example.test\r\nAccept: \(accept)\r\n\(cookieLine)Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+    }
+
+    /// Starts a login and completes it; returns the session cookie pair.
+    static func logIn(_ g: Gateway, returnTo: String = "/acme/private") throws -> (RawHTTPClient.Response, String) {
+        let start = try g.harness.request("GET /organizations/acme/sso?return_to=\(returnTo) HTTP/1.1\r\nHost: hub.example.test\r\n\r\n")
+        let location = try #require(start.header("location"))
+        let login = try #require(cookie(start, "ssogate_session_login"))
+        let done = try post(g, form: ["SAMLResponse": try samlResponse(inResponseTo: requestID(in: location)), "RelayState": returnTo],
+                            cookies: ["ssogate_session_login=" + value(login)])
+        return (done, done.values("set-cookie").first { $0.hasPrefix("ssogate_session=") }.map { "ssogate_session=" + value($0) } ?? "")
+    }
+
+    @Test func startingALoginRedirectsToTheIdPWithALoginStateCookie() async throws {
+        let g = try await Self.start()
+        let r = try g.harness.request("GET /organizations/acme/sso?return_to=/acme/private HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(r.status == 302)
+        let location = try #require(r.header("location"))
+        #expect(location.hasPrefix("https://idp.example.test/sso?SAMLRequest="))
+        #expect(location.contains("RelayState=%2Facme%2Fprivate"))
+        let login = try #require(Self.cookie(r, "ssogate_session_login"))
+        #expect(login.contains("SameSite=None") && login.contains("Secure") && login.contains("HttpOnly"))
+        #expect(login.contains("Path=/organizations/acme/saml/consume"))
+        await stop(g)
+    }
+
+    @Test func aFullLoginSetsTheSessionAndTheUpstreamSeesTheIdentity() async throws {
+        let g = try await Self.start()
+        let (done, session) = try Self.logIn(g)
+        #expect(done.status == 303)
+        #expect(done.header("location") == "/acme/private")
+        let set = try #require(Self.cookie(done, "ssogate_session"))
+        #expect(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Secure") && set.contains("Path=/"))
+        let r = try g.harness.request("GET /acme/echo HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\nCookie: theme=dark; \(session)\r\n\r\n")
+        #expect(r.status == 200)
+        let seen = try #require(g.upstream.requests.last)
+        #expect(seen.values("x-forwarded-user") == ["alice@example.test"])
+        #expect(seen.values("x-forwarded-email") == ["alice@example.test"])
+        #expect(seen.values("x-forwarded-groups") == ["engineering,hf-admins"])
+        #expect(seen.values("x-sso-organization") == ["acme"])
+        #expect(seen.values("x-sso-role") == ["admin"])
+        // The session cookie is the gateway's: the application sees only its own.
+        #expect(seen.values("cookie") == ["theme=dark"])
+        await stop(g)
+    }
+
+    @Test func aGrantForOneOrganizationAuthorizesNothingOfAnother() async throws {
+        let g = try await Self.start()
+        let (_, session) = try Self.logIn(g)
+        let r = try g.harness.request("GET /globex/x HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\nCookie: \(session)\r\n\r\n")
+        #expect(r.status == 401)
+        await stop(g)
+    }
+
+    @Test func apiClientsGetTheExact401JSON() async throws {
+        let g = try await Self.start()
+        let r = try g.harness.request("GET /acme/models HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
+        #expect(r.status == 401)
+        #expect(r.header("content-type") == "application/json")
+        #expect(r.text == #"{"error":"sso_required","organization":"acme","sso_url":"https://hub.example.test/organizations/acme/sso"}"#)
+        let post = try g.harness.request("POST /acme/upload HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\nContent-Length: 0\r\n\r\n")
+        #expect(post.status == 401)
+        #expect(g.upstream.requests.isEmpty)
+        await stop(g)
+    }
+
+    @Test func browsersAreRedirectedOrForwardedAnonymouslyByMode() async throws {
+        let g = try await Self.start()
+        let redirect = try g.harness.request("GET /globex/x?y=1 HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")
+        #expect(redirect.status == 302)
+        #expect(redirect.header("location") == "/organizations/globex/sso?return_to=/globex/x%3Fy%3D1")
+        let banner = try g.harness.request("GET /acme/echo HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\nX-Forwarded-User: evil\r\n\r\n")
+        #expect(banner.status == 200)
+        let seen = try #require(g.upstream.requests.last)
+        #expect(seen.values("x-forwarded-user").isEmpty && seen.values("x-sso-organization").isEmpty)
+        await stop(g)
+    }
+
+    @Test func aReplayedResponseIsRefusedWithItsReasonAsJSON() async throws {
+        let g = try await Self.start()
+        let start = try g.harness.request("GET /organizations/acme/sso HTTP/1.1\r\nHost: h\r\n\r\n")
+        let login = "ssogate_session_login=" + Self.value(try #require(Self.cookie(start, "ssogate_session_login")))
+        let response = try Self.samlResponse(inResponseTo: Self.requestID(in: start.header("location")!))
+        #expect(try Self.post(g, form: ["SAMLResponse": response], cookies: [login]).status == 303)
+        let again = try Self.post(g, form: ["SAMLResponse": response], cookies: [login], accept: "application/json")
+        #expect(again.status == 403)
+        #expect(again.text.hasPrefix(#"{"error":"in_response_to_unknown","organization":"acme","request_id":""#))
+        #expect(Self.cookie(again, "ssogate_session") == nil)
+        #expect(g.harness.logs.contains("login refused") && g.harness.logs.contains("reason=in_response_to_unknown"))
+        await stop(g)
+    }
+
+    @Test func aResponseWithoutItsLoginStateSaysSo() async throws {
+        let g = try await Self.start()
+        let r = try Self.post(g, form: ["SAMLResponse": try Self.samlResponse(inResponseTo: "id-request-elsewhere")])
+        #expect(r.status == 403)
+        #expect(r.text.contains("login_state_missing"))
+        #expect(r.text.contains("Try again"))
+        await stop(g)
+    }
+
+    @Test func anUnsolicitedResponseNeedsTheOptIn() async throws {
+        let g = try await Self.start()
+        let r = try Self.post(g, form: ["SAMLResponse": try Self.samlResponse(inResponseTo: nil)], accept: "application/json")
+        #expect(r.status == 403)
+        #expect(r.text.contains("unsolicited_not_allowed"))
+        await stop(g)
+    }
+
+    @Test func testModeShowsTheAssertionAndIssuesNoSession() async throws {
+        let g = try await Self.start()
+        let start = try g.harness.request("GET /organizations/dormant/sso?test=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(start.status == 302)  // works while enabled: false
+        let login = "ssogate_session_login=" + Self.value(try #require(Self.cookie(start, "ssogate_session_login")))
+        let response = try Self.samlResponse(inResponseTo: Self.requestID(in: start.header("location")!), org: "dormant")
+        let r = try Self.post(g, org: "dormant", form: ["SAMLResponse": response], cookies: [login])
+        #expect(r.status == 200)
+        #expect(r.text.contains("alice@example.test") && r.text.contains("hf-admins"))
+        #expect(r.text.contains("ssogate-test-result\">success"))
+        #expect(Self.cookie(r, "ssogate_session") == nil)
+        await stop(g)
+    }
+
+    @Test func unknownAndDisabledOrganizationsAre404() async throws {
+        let g = try await Self.start()
+        #expect(try g.harness.request("GET /organizations/nope/sso HTTP/1.1\r\nHost: h\r\n\r\n").status == 404)
+        let disabled = try g.harness.request("GET /organizations/dormant/sso HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(disabled.status == 404 && disabled.text.contains("not enabled"))
+        await stop(g)
+    }
+
+    @Test func logoutClearsTheSession() async throws {
+        let g = try await Self.start()
+        let r = try g.harness.request("POST /_ssogate/logout HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+        #expect(r.status == 303 && r.header("location") == "/")
+        #expect(Self.cookie(r, "ssogate_session")?.contains("Max-Age=0") == true)
+        await stop(g)
+    }
+
+    @Test func spMetadataIsServed() async throws {
+        let g = try await Self.start()
+        let r = try g.harness.request("GET /organizations/acme/saml/metadata HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(r.status == 200)
+        #expect(r.text.contains("entityID=\"https://hub.example.test/organizations/acme/saml/metadata\""))
+        await stop(g)
+    }
+
+    @Test func theUpstreamCannotSetTheGatewaysCookie() async throws {
+        let g = try await Self.start()
+        let r = try g.harness.request("GET /setcookie HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(r.values("set-cookie") == ["app=1; Path=/"])
+        await stop(g)
+    }
+}
