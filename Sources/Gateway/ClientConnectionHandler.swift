@@ -290,9 +290,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         let decision = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
                                            accept: head.headers.first(name: "accept"), cookies: cookies)
         var identity: [(String, String)] = []
+        var bannerHTML: String?
         switch decision {
         case .forward(let headers): identity = headers
-        case .banner: break  // forwarded anonymously; the banner itself comes with issue 4's next step
+        case .banner(let organization, let loginURL):
+            // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
+            if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }
         case .redirect(let location):
             respond(LocalResponse(status: .found, headers: [("Location", location), ("Cache-Control", "no-store")], body: []),
                     method: head.method, uri: head.uri, start: start)
@@ -304,11 +307,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         let upstreamHead = HeaderPolicy.upstreamRequestHead(
             from: head, peer: peerText, peerTrusted: runtime.isTrusted(peer: peerBytes),
-            scheme: shared.scheme, bodyFraming: body, dropCookies: runtime.reservedCookies, identity: identity)
+            scheme: shared.scheme, bodyFraming: body, dropCookies: runtime.reservedCookies, identity: identity,
+            askIdentityEncoding: bannerHTML != nil)
         let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
                                 clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
                                 requestBody: body, start: start)
         exchange.reservedCookies = runtime.reservedCookies
+        exchange.bannerHTML = bannerHTML
         state = .proxying(exchange)
         if expectContinue {
             // The gateway answers the expectation itself, once it has decided to forward;
@@ -424,12 +429,27 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 shared.metrics.upstreamResponded(afterNanoseconds: nanos)
             }
             exchange.upstreamKeepAlive = head.keepAlive
-            let framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: head.body)
+            var framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: head.body)
+            var head = head
+            if let banner = exchange.bannerHTML, framing != .none, (200..<300).contains(head.status),
+               head.contentType?.lowercased().hasPrefix("text/html") == true,
+               (head.contentEncoding ?? "identity").lowercased() == "identity" {
+                // The length changes: the body goes out chunked (close-delimited for HTTP/1.0).
+                exchange.injector = BannerInjector(banner: banner)
+                framing = exchange.clientVersion >= .http1_1 ? .chunked : .closeDelimited
+                head.contentLength = nil
+            }
             exchange.responseFraming = framing
             if framing == .closeDelimited || !exchange.clientKeepAlive || !exchange.requestEndReceived { closeAfterResponse = true }
             context.write(wrapOutboundOut(responseHead(head, framing: framing, clientVersion: exchange.clientVersion)), promise: nil)
         case .body(let buffer):
             guard exchange.responseFraming != .none else { return }
+            var buffer = buffer
+            if exchange.injector != nil {
+                let bytes = exchange.injector!.feed(buffer)
+                guard !bytes.isEmpty else { return }
+                buffer = allocator.buffer(bytes: bytes)
+            }
             exchange.responseBytes += buffer.readableBytes
             if exchange.responseFraming == .chunked {
                 context.write(wrapOutboundOut(ChunkFraming.header(buffer.readableBytes, allocator: allocator)), promise: nil)
@@ -440,6 +460,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             if !clientWritable { exchange.upstream?.handler.pauseReads() }
         case .end:
+            if exchange.injector != nil {
+                let rest = exchange.injector!.finish()
+                exchange.injector = nil
+                if !rest.isEmpty { upstreamReceived(.body(allocator.buffer(bytes: rest))) }
+            }
             finishProxied(exchange)
         }
     }

@@ -18,6 +18,10 @@ final class Exchange {
     var requestFullySent = false
     var bodyBytesSent: UInt64 = 0
 
+    /// Banner mode: the markup to insert into an HTML answer, and the injector once the
+    /// answer turned out to be uncompressed HTML.
+    var bannerHTML: String?
+    var injector: BannerInjector?
     /// The gateway's cookie names: an upstream Set-Cookie for them is dropped.
     var reservedCookies: [String] = []
     var upstream: UpstreamConnection?

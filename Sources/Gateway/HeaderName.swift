@@ -7,6 +7,7 @@ enum HeaderName: Equatable {
     case identity
     case forwardedFor, forwardedProto, forwardedHost, forwarded
     case contentLength, transferEncoding, expect, host, connection, cookie, setCookie
+    case contentType, contentEncoding, acceptEncoding
     case other
 
     /// Classifies a field name; `usesUnderscore` tells that a recognised name was spelled
@@ -49,12 +50,13 @@ enum HeaderName: Equatable {
         case 9: kind = equals("forwarded") ? .forwarded : .other
         case 10: kind = equals("connection") ? .connection : equals("keep-alive") ? .hopByHop
             : equals("set-cookie") ? .setCookie : .other
+        case 12: kind = equals("content-type") ? .contentType : .other
         case 14: kind = equals("content-length") ? .contentLength : .other
         case 15:
-            kind = equals("x-forwarded-for") ? .forwardedFor : .other
+            kind = equals("x-forwarded-for") ? .forwardedFor : equals("accept-encoding") ? .acceptEncoding : .other
         case 16:
             kind = equals("x-forwarded-user") ? .identity : equals("x-forwarded-host") ? .forwardedHost
-                : equals("proxy-connection") ? .hopByHop : .other
+                : equals("proxy-connection") ? .hopByHop : equals("content-encoding") ? .contentEncoding : .other
         case 17:
             kind = equals("x-forwarded-email") ? .identity : equals("x-forwarded-proto") ? .forwardedProto
                 : equals("transfer-encoding") ? .transferEncoding : .other

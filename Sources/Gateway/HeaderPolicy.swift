@@ -31,7 +31,8 @@ enum HeaderPolicy {
     ///   - scheme: the listener's scheme (`http` or `https`).
     static func upstreamRequestHead(from head: HTTPRequestHead, peer: String?, peerTrusted: Bool,
                                     scheme: String, bodyFraming: RequestFraming.Body,
-                                    dropCookies: [String] = [], identity: [(String, String)] = []) -> HTTPRequestHead {
+                                    dropCookies: [String] = [], identity: [(String, String)] = [],
+                                    askIdentityEncoding: Bool = false) -> HTTPRequestHead {
         let listed = connectionListed(head.headers)
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 4)
@@ -63,7 +64,9 @@ enum HeaderPolicy {
                     return !dropCookies.contains(String(cookieName))
                 }.map { $0.trimmingASCIISpaces() }
                 if !kept.isEmpty { headers.add(name: name, value: kept.joined(separator: "; ")) }
-            case .other, .cookie, .setCookie:
+            case .acceptEncoding where askIdentityEncoding:
+                continue  // replaced below: the banner goes into an uncompressed page
+            case .other, .cookie, .setCookie, .contentType, .contentEncoding, .acceptEncoding:
                 if let listed, listed.contains(name.lowercased()) { continue }
                 headers.add(name: name, value: value)
             }
@@ -78,6 +81,7 @@ enum HeaderPolicy {
             headers.add(name: "X-Forwarded-Host", value: forwardedHost)
         }
         for (name, value) in identity { headers.add(name: name, value: value) }
+        if askIdentityEncoding { headers.add(name: "Accept-Encoding", value: "identity") }
         switch bodyFraming {
         case .none: break
         case .contentLength(let length): headers.add(name: "Content-Length", value: String(length))

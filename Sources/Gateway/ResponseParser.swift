@@ -14,6 +14,8 @@ struct UpstreamResponseHead {
     var contentLength: UInt64?
     var keepAlive: Bool
     var body: ResponseParser.BodyFraming
+    var contentType: String? = nil
+    var contentEncoding: String? = nil
 }
 
 /// Incremental parser of upstream HTTP/1.x responses (RFC 9112), a plain state machine:
@@ -293,6 +295,8 @@ struct ResponseParser {
         var close = false
         var keepAliveToken = false
         var listed: [String] = []
+        var contentType: String?
+        var contentEncoding: String?
         var position = status.next
         while let current = line(from: position) {
             let start = position, end = current.end
@@ -351,6 +355,11 @@ struct ResponseParser {
                 }
             case .hopByHop:
                 break
+            case .contentType, .contentEncoding:
+                let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
+                if kind == .contentType { contentType = contentType ?? value } else { contentEncoding = contentEncoding ?? value }
+                fields.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+                fields.writeStaticString("\r\n")
             case .setCookie where !reservedCookies.isEmpty:
                 // An upstream cannot set (or clear) the gateway's own session cookies.
                 let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
@@ -381,7 +390,7 @@ struct ResponseParser {
         }
         return .success(UpstreamResponseHead(
             version: (1, minor), status: code, statusText: statusText, fields: fields, contentLength: contentLength,
-            keepAlive: keepAlive && body != .untilClose, body: body))
+            keepAlive: keepAlive && body != .untilClose, body: body, contentType: contentType, contentEncoding: contentEncoding))
     }
 
     /// The relay fields without those a `Connection` field named (rare: built anew).

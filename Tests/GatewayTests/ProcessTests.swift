@@ -56,6 +56,31 @@ struct ProcessTests {
         await upstream.stop()
     }
 
+    @Test func aHundredMegabyteHTMLPageGetsItsBannerWithoutBeingBuffered() async throws {
+        let upstream = try await TestUpstream.start()
+        let cert = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/crypto/rsa-2048.crt").path
+        let gw = try GatewayProcess(yaml: config(upstreamPort: upstream.port, extra: """
+        access_log: false
+        protected_paths: ["/{org}/"]
+        organizations:
+          - name: acme
+            saml: {enabled: true, sign_on_url: "https://idp.example/sso", certificate_file: "\(cert)"}
+        """))
+        let size = 100_000_000
+        let c = try RawHTTPClient(port: gw.port, timeout: 60)
+        try c.send("GET /acme/bightml?bytes=\(size) HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")
+        // The client stalls first: the page must wait upstream, not pile up in the gateway.
+        try await Task.sleep(for: .seconds(1))
+        let stalled = gw.memory().rss
+        let r = try c.readResponse(discardBody: true)
+        #expect(r.status == 200 && r.header("transfer-encoding") == "chunked")
+        let banner = Array("<div id=\"ssogate-banner\"".utf8).count
+        #expect(Int(r.text)! > size + 1000 + banner)
+        #expect(stalled < Self.rssLimit && gw.memory().peak < Self.rssLimit, "RSS \(stalled >> 20) / peak \(gw.memory().peak >> 20) MiB")
+        await upstream.stop()
+    }
+
     @Test func sighupWithABrokenFileKeepsTheRunningConfigurationAndAGoodOneIsApplied() async throws {
         let first = try await TestUpstream.start()
         let second = try await TestUpstream.start()

@@ -260,3 +260,45 @@ struct SSOFlowTests {
         await stop(g)
     }
 }
+
+@Suite("Login with SSO banner over sockets")
+struct BannerFlowTests {
+    @Test func anAnonymousNavigationGetsTheBannerAfterTheBodyTag() async throws {
+        let g = try await SSOFlowTests.start()
+        let r = try g.harness.request("GET /acme/html?x=1 HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\nAccept-Encoding: gzip, br\r\n\r\n")
+        #expect(r.status == 200)
+        #expect(r.header("transfer-encoding") == "chunked" && r.header("content-length") == nil)
+        let expectedBanner = BannerInjector.html(organization: "acme", loginURL: "/organizations/acme/sso?return_to=/acme/html%3Fx%3D1")
+        #expect(r.text == "<!doctype html><html><head><title>t</title></head><body class=\"app\">\(expectedBanner)<h1>Repo</h1></body></html>")
+        #expect(g.upstream.requests.last?.values("accept-encoding") == ["identity"])
+        await SSOFlowTests().stop(g)
+    }
+
+    @Test func otherAnswersAreUntouched() async throws {
+        let g = try await SSOFlowTests.start()
+        let json = try g.harness.request("GET /acme/echo HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")
+        #expect(json.status == 200 && !json.text.contains("ssogate-banner"))
+        let gzip = try g.harness.request("GET /acme/html-gzip HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")
+        #expect(gzip.text == "GZIPPED-BYTES" && gzip.header("content-length") == "13" && gzip.header("content-encoding") == "gzip")
+        let head = try g.harness.request("HEAD /acme/html HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n", forHead: true)
+        #expect(head.status == 200)
+        await SSOFlowTests().stop(g)
+    }
+
+    @Test func aLoggedInNavigationHasNoBanner() async throws {
+        let g = try await SSOFlowTests.start()
+        let (_, session) = try SSOFlowTests.logIn(g)
+        let r = try g.harness.request("GET /acme/html HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\nCookie: \(session)\r\n\r\n")
+        #expect(r.status == 200 && !r.text.contains("ssogate-banner") && r.header("content-length") != nil)
+        await SSOFlowTests().stop(g)
+    }
+
+    @Test func anHTTP10ClientGetsTheBannerInACloseDelimitedBody() async throws {
+        let g = try await SSOFlowTests.start()
+        let c = try g.harness.client()
+        try c.send("GET /acme/html HTTP/1.0\r\nHost: h\r\nAccept: text/html\r\n\r\n")
+        let r = try c.readResponse()
+        #expect(r.text.contains("<body class=\"app\"><div id=\"ssogate-banner\""))
+        await SSOFlowTests().stop(g)
+    }
+}

@@ -137,6 +137,26 @@ public final class TestUpstream: Sendable {
                 }
             case "/close":
                 context.close(promise: nil)
+            case "/html", "/acme/html":
+                respond(context, status: .ok, body: "<!doctype html><html><head><title>t</title></head><body class=\"app\"><h1>Repo</h1></body></html>",
+                        extra: [("Content-Type", "text/html; charset=utf-8")])
+            case "/acme/html-gzip":
+                // Labelled as compressed whatever was asked: must pass through untouched.
+                respond(context, status: .ok, body: "GZIPPED-BYTES", extra: [("Content-Type", "text/html"), ("Content-Encoding", "gzip")])
+            case "/acme/bightml":
+                // A streamed HTML page of `bytes` bytes whose <body> tag comes after 1 KiB.
+                remaining = Int(query(h.uri, "bytes") ?? "0") ?? 0
+                chunked = true
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "text/html")
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                var prefix = context.channel.allocator.buffer(capacity: 1100)
+                prefix.writeString("<html><head>" + String(repeating: " ", count: 1024) + "</head><bo")
+                context.write(wrapOutboundOut(.body(.byteBuffer(prefix))), promise: nil)
+                var rest = context.channel.allocator.buffer(capacity: 16)
+                rest.writeString("dy id=\"b\">")
+                context.write(wrapOutboundOut(.body(.byteBuffer(rest))), promise: nil)
+                pump(context)
             case "/setcookie":
                 // Tries to set the gateway's own session cookie beside an ordinary one.
                 respond(context, status: .ok, body: "cookies", extra: [
