@@ -287,8 +287,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
 
         let cookies = Self.cookies(head.headers)
-        let decision = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
-                                           accept: head.headers.first(name: "accept"), cookies: cookies)
+        let (decision, clearCookie) = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
+                                                          accept: head.headers.first(name: "accept"), cookies: cookies)
+        let clearing: [(String, String)] = clearCookie.map { [("Set-Cookie", $0)] } ?? []
         var identity: [(String, String)] = []
         var bannerHTML: String?
         switch decision {
@@ -297,11 +298,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
             if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }
         case .redirect(let location):
-            respond(LocalResponse(status: .found, headers: [("Location", location), ("Cache-Control", "no-store")], body: []),
+            respond(LocalResponse(status: .found, headers: [("Location", location), ("Cache-Control", "no-store")] + clearing, body: []),
                     method: head.method, uri: head.uri, start: start)
             return
         case .unauthorized(let json):
-            respond(LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: json),
+            respond(LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")] + clearing, body: json),
                     method: head.method, uri: head.uri, start: start)
             return
         }
@@ -314,6 +315,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                                 requestBody: body, start: start)
         exchange.reservedCookies = runtime.reservedCookies
         exchange.bannerHTML = bannerHTML
+        exchange.clearCookie = clearCookie
         state = .proxying(exchange)
         if expectContinue {
             // The gateway answers the expectation itself, once it has decided to forward;
@@ -441,7 +443,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             exchange.responseFraming = framing
             if framing == .closeDelimited || !exchange.clientKeepAlive || !exchange.requestEndReceived { closeAfterResponse = true }
-            context.write(wrapOutboundOut(responseHead(head, framing: framing, clientVersion: exchange.clientVersion)), promise: nil)
+            context.write(wrapOutboundOut(responseHead(head, framing: framing, clientVersion: exchange.clientVersion, exchange: exchange)), promise: nil)
         case .body(let buffer):
             guard exchange.responseFraming != .none else { return }
             var buffer = buffer
@@ -471,12 +473,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// The relayed head: status line, the upstream's own fields as bytes, then the framing
     /// and connection fields of this hop.
-    private func responseHead(_ head: UpstreamResponseHead, framing: ResponseFraming, clientVersion: HTTPVersion) -> ByteBuffer {
+    private func responseHead(_ head: UpstreamResponseHead, framing: ResponseFraming, clientVersion: HTTPVersion,
+                              exchange: Exchange? = nil) -> ByteBuffer {
         var out = allocator.buffer(capacity: head.fields.readableBytes + head.statusText.readableBytes + 96)
         out.writeStaticString(clientVersion < .http1_1 ? "HTTP/1.0 " : "HTTP/1.1 ")
         out.writeImmutableBuffer(head.statusText)
         out.writeStaticString("\r\n")
         out.writeImmutableBuffer(head.fields)
+        if let clear = exchange?.clearCookie {
+            out.writeStaticString("Set-Cookie: ")
+            out.writeString(clear)
+            out.writeStaticString("\r\n")
+        }
         switch framing {
         case .contentLength:
             out.writeStaticString("Content-Length: ")

@@ -22,6 +22,8 @@ final class Exchange {
     /// answer turned out to be uncompressed HTML.
     var bannerHTML: String?
     var injector: BannerInjector?
+    /// Set-Cookie that clears a session cookie which no longer opens.
+    var clearCookie: String?
     /// The gateway's cookie names: an upstream Set-Cookie for them is dropped.
     var reservedCookies: [String] = []
     var upstream: UpstreamConnection?

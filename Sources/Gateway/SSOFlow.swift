@@ -208,9 +208,18 @@ struct SSOFlow: Sendable {
 
     // MARK: - Protected content
 
-    func decide(path: Substring, uri: String, method: String, accept: String?, cookies: [String: Substring]) -> AccessDecision {
+    /// The decision, and a Set-Cookie value that clears the session cookie when the browser
+    /// sent one that is tampered, sealed by a retired secret or wholly expired.
+    func decide(path: Substring, uri: String, method: String, accept: String?,
+                cookies: [String: Substring]) -> (AccessDecision, clearCookie: String?) {
         let now = clock()
         let session = cookies[cookieName].flatMap { sessions.open($0, now: now) }
+        let stale = cookies[cookieName] != nil && (session?.grants.isEmpty ?? true)
+        return (decision(path: path, uri: uri, method: method, accept: accept, session: session, now: now),
+                stale ? "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)" : nil)
+    }
+
+    private func decision(path: Substring, uri: String, method: String, accept: String?, session: Session?, now: Date) -> AccessDecision {
         guard let org = Protection.organization(of: path, patterns: configuration.protectedPaths, organizations: organizations) else {
             // Not protected: forwarded as is, with the identity of the most recent login if any.
             let latest = session?.grants.max { $0.value.expires < $1.value.expires }

@@ -245,6 +245,24 @@ struct SSOFlowTests {
         await stop(g)
     }
 
+    @Test func aTamperedSessionCookieIsNoSessionAndIsCleared() async throws {
+        let g = try await Self.start()
+        let (_, session) = try Self.logIn(g)
+        var bytes = Array(session.utf8)
+        bytes[bytes.count - 10] = bytes[bytes.count - 10] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        let tampered = String(decoding: bytes, as: UTF8.self)
+        let api = try g.harness.request("GET /acme/x HTTP/1.1\r\nHost: h\r\nCookie: \(tampered)\r\n\r\n")
+        #expect(api.status == 401)
+        #expect(Self.cookie(api, "ssogate_session")?.contains("Max-Age=0") == true)
+        let open = try g.harness.request("GET /echo HTTP/1.1\r\nHost: h\r\nCookie: \(tampered)\r\n\r\n")
+        #expect(open.status == 200 && Self.cookie(open, "ssogate_session")?.contains("Max-Age=0") == true)
+        #expect(g.upstream.requests.last?.values("x-forwarded-user").isEmpty == true)
+        // A good cookie is left alone.
+        let good = try g.harness.request("GET /echo HTTP/1.1\r\nHost: h\r\nCookie: \(session)\r\n\r\n")
+        #expect(Self.cookie(good, "ssogate_session") == nil)
+        await stop(g)
+    }
+
     @Test func spMetadataIsServed() async throws {
         let g = try await Self.start()
         let r = try g.harness.request("GET /organizations/acme/saml/metadata HTTP/1.1\r\nHost: h\r\n\r\n")
