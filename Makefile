@@ -1,7 +1,7 @@
 # ssogate: build, test and run. `make demo` and `make test` work on a fresh Debian/Ubuntu
 # machine with Swift installed: `deps` installs the system libraries that are missing.
 
-SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev
+SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev libbrotli-dev
 # Third-party parts the tests check against: xmlsec1 verifies our signatures.
 TEST_PACKAGES := xmlsec1
 PORT ?= 8080

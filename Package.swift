@@ -23,7 +23,11 @@ let package = Package(
                        providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlienc", providers: [.apt(["libbrotli-dev"])]),
         .target(name: "XMLCore", dependencies: ["CLibXML2"]),
+        // Streaming gzip/deflate/br, for the banner in compressed pages (owns zlib/Brotli state).
+        .target(name: "Compression", dependencies: ["CZlib", "CBrotli"]),
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         .target(name: "XMLDSig", dependencies: ["XMLCore", "CryptoCore"]),
         .target(name: "SAML", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"]),
@@ -33,7 +37,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "Gateway", dependencies: [
-            "Config", "SAML", "Sessions", "XMLDSig", "CryptoCore",
+            "Config", "SAML", "Sessions", "XMLDSig", "CryptoCore", "Compression",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -76,10 +80,11 @@ let package = Package(
         .testTarget(name: "SAMLTests", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "SessionsTests", dependencies: ["Sessions", "CryptoCore"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Config", "TestSupport", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore",
+            "Gateway", "Config", "TestSupport", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -26,9 +26,11 @@ struct BannerInjector {
     init(banner: String) { self.banner = Array(banner.utf8) }
 
     /// The bytes to send for `input`, in order.
-    mutating func feed(_ input: ByteBuffer) -> [UInt8] {
-        guard case .done = state else { return process(Array(input.readableBytesView)) }
-        return Array(input.readableBytesView)
+    mutating func feed(_ input: ByteBuffer) -> [UInt8] { feed(Array(input.readableBytesView)) }
+
+    mutating func feed(_ input: [UInt8]) -> [UInt8] {
+        guard case .done = state else { return process(input) }
+        return input
     }
 
     /// What is still held when the body ends.

@@ -1,3 +1,4 @@
+import Compression
 import Config
 import CryptoCore
 import Foundation
@@ -433,11 +434,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             exchange.upstreamKeepAlive = head.keepAlive
             var framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: head.body)
             var head = head
+            let encoding = (head.contentEncoding ?? "identity").lowercased()
+            let coding = ContentCoding(header: encoding)
             if let banner = exchange.bannerHTML, framing != .none, (200..<300).contains(head.status),
-               head.contentType?.lowercased().hasPrefix("text/html") == true,
-               (head.contentEncoding ?? "identity").lowercased() == "identity" {
+               head.contentType?.lowercased().hasPrefix("text/html") == true, encoding == "identity" || coding != nil {
                 // The length changes: the body goes out chunked (close-delimited for HTTP/1.0).
+                // A compressed page (the upstream ignored `identity`) is decoded, given its
+                // banner and encoded again, streaming; its Content-Encoding stays.
                 exchange.injector = BannerInjector(banner: banner)
+                if let coding {
+                    exchange.decoder = try? StreamDecoder(coding)
+                    exchange.encoder = try? StreamEncoder(coding)
+                }
                 framing = exchange.clientVersion >= .http1_1 ? .chunked : .closeDelimited
                 head.contentLength = nil
             }
@@ -448,7 +456,22 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             guard exchange.responseFraming != .none else { return }
             var buffer = buffer
             if exchange.injector != nil {
-                let bytes = exchange.injector!.feed(buffer)
+                var bytes = Array(buffer.readableBytesView)
+                if let decoder = exchange.decoder {
+                    guard let plain = try? decoder.decode(bytes) else {
+                        // The head is out; a corrupt body can only end the connection.
+                        shared.logger.warning("upstream sent a corrupt compressed body", metadata: ["path": "\(pathOnly(exchange.uri))"])
+                        exchange.upstream?.handler.delegate = nil
+                        exchange.upstream?.channel.close(promise: nil)
+                        exchange.upstream = nil
+                        state = .idle
+                        context.close(promise: nil)
+                        return
+                    }
+                    bytes = plain
+                }
+                bytes = exchange.injector!.feed(bytes)
+                if let encoder = exchange.encoder { bytes = encoder.encode(bytes) }
                 guard !bytes.isEmpty else { return }
                 buffer = allocator.buffer(bytes: bytes)
             }
@@ -463,8 +486,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             if !clientWritable { exchange.upstream?.handler.pauseReads() }
         case .end:
             if exchange.injector != nil {
-                let rest = exchange.injector!.finish()
+                var rest = exchange.injector!.finish()
                 exchange.injector = nil
+                if let encoder = exchange.encoder { rest = encoder.encode(rest) + encoder.finish() }
+                exchange.decoder = nil
+                exchange.encoder = nil
                 if !rest.isEmpty { upstreamReceived(.body(allocator.buffer(bytes: rest))) }
             }
             finishProxied(exchange)

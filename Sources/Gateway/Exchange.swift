@@ -1,3 +1,4 @@
+import Compression
 import NIOCore
 import NIOHTTP1
 
@@ -22,6 +23,9 @@ final class Exchange {
     /// answer turned out to be uncompressed HTML.
     var bannerHTML: String?
     var injector: BannerInjector?
+    /// For a compressed page: undo the coding, insert, redo it.
+    var decoder: StreamDecoder?
+    var encoder: StreamEncoder?
     /// Set-Cookie that clears a session cookie which no longer opens.
     var clearCookie: String?
     /// The gateway's cookie names: an upstream Set-Cookie for them is dropped.

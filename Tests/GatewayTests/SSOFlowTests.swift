@@ -1,3 +1,4 @@
+import Compression
 import Config
 import CryptoCore
 import Foundation
@@ -279,6 +280,11 @@ struct SSOFlowTests {
     }
 }
 
+enum CompressionFixtures {
+    static let page: [UInt8] = Array(FileManager.default.contents(atPath: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/compression/page.html").path)!)
+}
+
 @Suite("Login with SSO banner over sockets")
 struct BannerFlowTests {
     @Test func anAnonymousNavigationGetsTheBannerAfterTheBodyTag() async throws {
@@ -296,10 +302,26 @@ struct BannerFlowTests {
         let g = try await SSOFlowTests.start()
         let json = try g.harness.request("GET /acme/echo HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")
         #expect(json.status == 200 && !json.text.contains("ssogate-banner"))
-        let gzip = try g.harness.request("GET /acme/html-gzip HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")
-        #expect(gzip.text == "GZIPPED-BYTES" && gzip.header("content-length") == "13" && gzip.header("content-encoding") == "gzip")
+        let zstd = try g.harness.request("GET /acme/html-zstd HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")
+        #expect(zstd.text == "ZSTD-BYTES" && zstd.header("content-length") == "10" && zstd.header("content-encoding") == "zstd")
         let head = try g.harness.request("HEAD /acme/html HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n", forHead: true)
         #expect(head.status == 200)
+        await SSOFlowTests().stop(g)
+    }
+
+    /// The upstream ignores `Accept-Encoding: identity` and answers compressed: the page is
+    /// decoded, given its banner and encoded again, whatever the coding.
+    @Test(arguments: ["gzip", "deflate", "br"])
+    func aCompressedPageGetsTheBannerAndStaysCompressed(coding: String) async throws {
+        let g = try await SSOFlowTests.start()
+        let r = try g.harness.request("GET /acme/compressed?coding=\(coding) HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")
+        #expect(r.status == 200)
+        #expect(r.header("content-encoding") == coding && r.header("transfer-encoding") == "chunked")
+        let page = String(decoding: try StreamDecoder(ContentCoding(header: coding)!).decode(r.body), as: UTF8.self)
+        let original = String(decoding: CompressionFixtures.page, as: UTF8.self)
+        let banner = BannerInjector.html(organization: "acme", loginURL: "/organizations/acme/sso?return_to=/acme/compressed%3Fcoding%3D\(coding)")
+        #expect(page == original.replacingOccurrences(of: "<body class=\"c\">", with: "<body class=\"c\">" + banner))
+        #expect(r.body.count < page.utf8.count / 4)
         await SSOFlowTests().stop(g)
     }
 

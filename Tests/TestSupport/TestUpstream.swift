@@ -140,9 +140,28 @@ public final class TestUpstream: Sendable {
             case "/html", "/acme/html":
                 respond(context, status: .ok, body: "<!doctype html><html><head><title>t</title></head><body class=\"app\"><h1>Repo</h1></body></html>",
                         extra: [("Content-Type", "text/html; charset=utf-8")])
-            case "/acme/html-gzip":
-                // Labelled as compressed whatever was asked: must pass through untouched.
-                respond(context, status: .ok, body: "GZIPPED-BYTES", extra: [("Content-Type", "text/html"), ("Content-Encoding", "gzip")])
+            case "/acme/html-zstd":
+                // A coding the gateway does not handle: must pass through untouched.
+                respond(context, status: .ok, body: "ZSTD-BYTES", extra: [("Content-Type", "text/html"), ("Content-Encoding", "zstd")])
+            case "/acme/compressed":
+                // The page of Tests/Fixtures/compression as compressed elsewhere, sent coded
+                // whatever the request asked for.
+                let coding = query(h.uri, "coding") ?? "gzip"
+                let file = ["gzip": "page.html.gz", "deflate": "page.html.zz", "br": "page.html.br"][coding] ?? "page.html.gz"
+                let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                    .appendingPathComponent("Fixtures/compression/\(file)").path
+                let bytes = FileManager.default.contents(atPath: path) ?? Data()
+                var headers = HTTPHeaders([("Content-Type", "text/html"), ("Content-Encoding", coding), ("Content-Length", String(bytes.count))])
+                headers.add(name: "Vary", value: "Accept-Encoding")
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                // Sent in 700-byte pieces, so the compressed stream arrives split.
+                var offset = 0
+                while offset < bytes.count {
+                    let end = min(bytes.count, offset + 700)
+                    context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes[offset..<end])))), promise: nil)
+                    offset = end
+                }
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             case "/acme/bightml":
                 // A streamed HTML page of `bytes` bytes whose <body> tag comes after 1 KiB.
                 remaining = Int(query(h.uri, "bytes") ?? "0") ?? 0
