@@ -5,7 +5,7 @@ enum HeaderName: Equatable {
     case hopByHop
     /// Set only by the gateway (`X-Forwarded-User`, ..., the `X-SSO-*` namespace).
     case identity
-    case forwardedFor, forwardedProto, forwardedHost, forwarded
+    case forwardedFor, forwardedProto, forwardedHost, forwarded, forwardedOther
     case contentLength, transferEncoding, expect, host, connection, cookie, setCookie
     case contentType, contentEncoding, acceptEncoding
     case other
@@ -65,6 +65,9 @@ enum HeaderName: Equatable {
         default: kind = .other
         }
         if kind == .other && hasPrefix("x-sso-") { return (.identity, underscore) }
+        // X-Forwarded-Port, -Prefix, -Ssl, -Server, -Scheme...: forwarding claims too, which
+        // frameworks use to build URLs; believed only from a trusted proxy.
+        if kind == .other && hasPrefix("x-forwarded-") { return (.forwardedOther, underscore) }
         if kind == .other { return (.other, false) }
         // `folded` saw every byte of a matching name, so `underscore` is complete here.
         return (kind, underscore)

@@ -46,13 +46,13 @@ enum HeaderPolicy {
             case .hopByHop, .transferEncoding, .connection, .identity, .contentLength, .expect:
                 // Content-Length is re-emitted once below; Expect is answered by the gateway.
                 continue
-            case .forwardedFor, .forwardedProto, .forwardedHost, .forwarded:
+            case .forwardedFor, .forwardedProto, .forwardedHost, .forwarded, .forwardedOther:
                 guard peerTrusted, !underscore else { continue }  // a trusted proxy spells them properly
                 switch kind {
                 case .forwardedFor: clientXFF.append(value)
                 case .forwardedProto: clientProto = clientProto ?? value
                 case .forwardedHost: clientHost = clientHost ?? value
-                default: headers.add(name: name, value: value)  // Forwarded, kept as sent
+                default: headers.add(name: name, value: value)  // Forwarded and the rest, kept as sent
                 }
             case .host:
                 host = host ?? value

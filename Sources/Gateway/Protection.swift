@@ -24,7 +24,11 @@ enum Protection {
                     org = actual
                 }
             }
-            guard matched, let name = org, let organization = organizations[String(name)], organization.saml.enabled else { continue }
+            // Names are matched without case (configuration refuses names that differ only in
+            // case), so `/ACME/x` is acme's content for an upstream that ignores case.
+            guard matched, let name = org,
+                  let organization = organizations[String(name)] ?? organizations.values.first(where: { $0.name.lowercased() == name.lowercased() }),
+                  organization.saml.enabled else { continue }
             return organization
         }
         return nil

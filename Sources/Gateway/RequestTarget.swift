@@ -8,9 +8,34 @@ enum RequestTarget {
     enum Rejection: String, Error {
         case notOriginForm = "request target must be a path"
         case badAbsoluteForm = "malformed absolute-form request target"
+        case ambiguousPath = "encoded or backslash path separator"
+        case badEscape = "malformed percent-escape in the path"
+        case hostCount = "exactly one Host field is required"
     }
 
+    /// The request with its target in origin form and its path canonical
+    /// (`PathCanonicalizer`), which is also what the upstream receives.
     static func normalise(_ head: HTTPRequestHead) -> Result<HTTPRequestHead, Rejection> {
+        // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; several would let the
+        // gateway and the upstream disagree about which site is meant.
+        let hosts = head.headers["host"].count
+        if hosts > 1 || (hosts == 0 && head.version >= .http1_1) { return .failure(.hostCount) }
+        switch originForm(head) {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(var normalised):
+            guard normalised.uri.hasPrefix("/") else { return .success(normalised) }  // OPTIONS *
+            let uri = normalised.uri
+            let queryStart = uri.firstIndex(of: "?") ?? uri.endIndex
+            switch PathCanonicalizer.canonical(uri[..<queryStart]) {
+            case .failure(.ambiguousSeparator): return .failure(.ambiguousPath)
+            case .failure(.badEscape): return .failure(.badEscape)
+            case .success(let path): normalised.uri = path + uri[queryStart...]
+            }
+            return .success(normalised)
+        }
+    }
+
+    private static func originForm(_ head: HTTPRequestHead) -> Result<HTTPRequestHead, Rejection> {
         let uri = head.uri
         if uri.hasPrefix("/") { return .success(head) }
         if uri == "*" { return head.method == .OPTIONS ? .success(head) : .failure(.notOriginForm) }

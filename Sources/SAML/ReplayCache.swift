@@ -3,34 +3,36 @@ import Synchronization
 
 /// Where spent IDs are remembered (assertion IDs until their NotOnOrAfter, rule 9; spent
 /// AuthnRequest IDs, rule 8). `spend` is atomic: of two racing callers with the same ID,
-/// exactly one gets `true`. A shared implementation (PostgreSQL) comes with multi-replica
+/// exactly one gets `.spent`. A shared implementation (PostgreSQL) comes with multi-replica
 /// support.
-public protocol ReplayCache: Sendable {
-    /// Records `id` as used until `expiry`; false when it was already recorded.
-    func spend(_ id: String, until expiry: Date, now: Date) -> Bool
+public enum SpendResult: Sendable, Equatable {
+    case spent, alreadySpent
+    /// The ID could not be recorded (store full or down): the login must fail closed.
+    case unavailable
 }
 
-/// One process's replay cache: bounded, expired entries dropped as it fills.
+public protocol ReplayCache: Sendable {
+    /// Records `id` as used until `expiry`.
+    func spend(_ id: String, until expiry: Date, now: Date) -> SpendResult
+}
+
+/// One process's replay cache: bounded; expired entries are dropped as it fills. Full of
+/// live entries it refuses new ones rather than forget an ID that could still be replayed.
 public final class MemoryReplayCache: ReplayCache {
     private let state = Mutex<[String: Date]>([:])
     public let capacity: Int
 
     public init(capacity: Int = 100_000) { self.capacity = capacity }
 
-    public func spend(_ id: String, until expiry: Date, now: Date) -> Bool {
+    public func spend(_ id: String, until expiry: Date, now: Date) -> SpendResult {
         state.withLock { entries in
-            if let existing = entries[id], existing > now { return false }
+            if let existing = entries[id], existing > now { return .alreadySpent }
             if entries.count >= capacity {
                 entries = entries.filter { $0.value > now }
-                if entries.count >= capacity {
-                    // Full of live entries: forget the ones that expire first. Each of them
-                    // is still protected by its own NotOnOrAfter check.
-                    let keep = entries.sorted { $0.value > $1.value }.prefix(capacity / 2)
-                    entries = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
-                }
+                if entries.count >= capacity { return .unavailable }
             }
             entries[id] = expiry
-            return true
+            return .spent
         }
     }
 }

@@ -39,6 +39,8 @@ enum SAMLNS {
 /// nine ACS rules of SPEC.md, in order. Clock and replay cache are injected (STYLE.md).
 public struct ResponseValidator: Sendable {
     public static let maxDecodedBytes = 256 * 1024
+    /// A login-state cookie lives 10 minutes; its request ID is remembered a little longer.
+    static let requestIDLifetime: TimeInterval = 3600
 
     public let settings: ServiceProviderSettings
     public let replayCache: ReplayCache
@@ -72,10 +74,14 @@ public struct ResponseValidator: Sendable {
         guard let assertionID = assertion.attribute("ID") else { throw SAMLError("malformed", "Assertion without ID") }
         let issuer = try checkIssuerDestinationAudience(signed.response ?? response, assertion)  // rule 6
         let (confirmation, validUntil) = try checkConfirmationAndConditions(assertion, now: now) // rule 7
-        let inResponseTo = try checkInResponseTo(confirmation, signed.response ?? response,
+        // Only signed values count (rule 5): the Response's InResponseTo is read when the
+        // Response itself was verified, never from an unsigned wrapper.
+        let inResponseTo = try checkInResponseTo(confirmation, signed.response,
                                                  expected: expectedRequestID, now: now)       // rule 8
-        guard replayCache.spend("assertion:" + assertionID, until: validUntil.addingTimeInterval(settings.clockSkew), now: now) else {
-            throw SAMLError("assertion_replayed", "assertion \(assertionID) was already used")  // rule 9
+        switch replayCache.spend("assertion:" + assertionID, until: validUntil.addingTimeInterval(settings.clockSkew), now: now) {
+        case .spent: break
+        case .alreadySpent: throw SAMLError("assertion_replayed", "assertion \(assertionID) was already used")  // rule 9
+        case .unavailable: throw SAMLError("state_store_unavailable", "the replay cache cannot record \(assertionID)")
         }
         return try Self.identity(of: assertion, id: assertionID, issuer: issuer, validUntil: validUntil,
                                  inResponseTo: inResponseTo, verifiedBy: signed.verifiedBy)
@@ -158,13 +164,12 @@ public struct ResponseValidator: Sendable {
         }
         let conditions = assertion.children(named: "Conditions", in: SAMLNS.assertion)
         guard conditions.count <= 1 else { throw SAMLError("malformed", "several Conditions") }
-        let audiences = conditions.first.map { c in
-            c.children(named: "AudienceRestriction", in: SAMLNS.assertion)
-                .flatMap { $0.children(named: "Audience", in: SAMLNS.assertion) }
-                .map { $0.textContent.trimmingSpaces() }
-        } ?? []
-        guard audiences.contains(settings.entityID) else {
-            throw SAMLError("audience_mismatch", "expected \(settings.entityID), received \(audiences)")
+        // Every AudienceRestriction must name this SP (SAML Core §2.5.1.4: each one is a
+        // condition of its own); at least one must be present.
+        let restrictions = conditions.first?.children(named: "AudienceRestriction", in: SAMLNS.assertion) ?? []
+        let audiences = restrictions.map { $0.children(named: "Audience", in: SAMLNS.assertion).map { $0.textContent.trimmingSpaces() } }
+        guard !restrictions.isEmpty, audiences.allSatisfy({ $0.contains(settings.entityID) }) else {
+            throw SAMLError("audience_mismatch", "expected \(settings.entityID) in every restriction, received \(audiences)")
         }
         return issuer
     }
@@ -207,9 +212,9 @@ public struct ResponseValidator: Sendable {
 
     /// Rule 8: InResponseTo against the request bound to this browser, which is then spent;
     /// none at all only with `allow_idp_initiated`.
-    private func checkInResponseTo(_ confirmation: XMLElement, _ response: XMLElement, expected: String?, now: Date) throws(SAMLError) -> String? {
+    private func checkInResponseTo(_ confirmation: XMLElement, _ signedResponse: XMLElement?, expected: String?, now: Date) throws(SAMLError) -> String? {
         let fromAssertion = confirmation.attribute("InResponseTo")
-        let fromResponse = response.attribute("InResponseTo")
+        let fromResponse = signedResponse?.attribute("InResponseTo")
         if let a = fromAssertion, let r = fromResponse, a != r {
             throw SAMLError("in_response_to_unknown", "Response answers \(r) but its Assertion \(a)")
         }
@@ -227,8 +232,10 @@ public struct ResponseValidator: Sendable {
         guard answered == expected else {
             throw SAMLError("in_response_to_unknown", "answers \(answered), outstanding \(expected)")
         }
-        guard replayCache.spend("request:" + answered, until: now.addingTimeInterval(24 * 3600), now: now) else {
-            throw SAMLError("in_response_to_unknown", "request \(answered) was already answered")
+        switch replayCache.spend("request:" + answered, until: now.addingTimeInterval(Self.requestIDLifetime), now: now) {
+        case .spent: break
+        case .alreadySpent: throw SAMLError("in_response_to_unknown", "request \(answered) was already answered")
+        case .unavailable: throw SAMLError("state_store_unavailable", "the replay cache cannot record request \(answered)")
         }
         return answered
     }

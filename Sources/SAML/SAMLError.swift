@@ -34,4 +34,5 @@ public struct SAMLError: Error, Equatable, Sendable, CustomStringConvertible {
     public static let loginStateMissing = code("login_state_missing")
     public static let unsolicitedNotAllowed = code("unsolicited_not_allowed")
     public static let assertionReplayed = code("assertion_replayed")
+    public static let stateStoreUnavailable = code("state_store_unavailable")
 }

@@ -9,7 +9,7 @@ import XMLDSig
 
 /// Accepts every ID: the benchmark validates the same response over and over.
 struct AcceptAllReplayCache: ReplayCache {
-    func spend(_ id: String, until expiry: Date, now: Date) -> Bool { true }
+    func spend(_ id: String, until expiry: Date, now: Date) -> SpendResult { .spent }
 }
 
 let arguments = CommandLine.arguments

@@ -69,7 +69,7 @@ struct ProtectionTests {
         #expect(org("/dormant/x") == nil)        // SAML not enabled
         #expect(org("/unknown/x") == nil)
         #expect(org("/") == nil)
-        #expect(org("/ACME/x") == nil)           // organization names are exact
+        #expect(org("/ACME/x") == "acme")        // names match without case
     }
 
     @Test func onlyHTMLGetsAndHeadsAreNavigations() {
@@ -95,5 +95,22 @@ struct ProtectionTests {
         #expect(Protection.role(for: ["groups": ["interns", "engineering"]], mapping: mapping) == .write)
         #expect(Protection.role(for: ["groups": ["nobody"]], mapping: mapping) == .read)
         #expect(Protection.role(for: [:], mapping: mapping) == .read)
+    }
+}
+
+@Suite("Path canonicalization")
+struct PathCanonicalizerTests {
+    @Test(arguments: [
+        ("/acme/x", "/acme/x"), ("/%61cme/x", "/acme/x"), ("/%41CME", "/ACME"), ("//acme//x", "/acme/x"),
+        ("/x/../acme/x", "/acme/x"), ("/./acme/./x/", "/acme/x/"), ("/../../acme", "/acme"), ("/acme/x/..", "/acme/"),
+        ("/a%20b", "/a%20b"), ("/a%3fb", "/a%3Fb"), ("/", "/"), ("/acme/", "/acme/"), ("/%7Euser", "/~user"),
+    ])
+    func pathsHaveOneSpelling(input: String, expected: String) throws {
+        #expect(try PathCanonicalizer.canonical(Substring(input)).get() == expected)
+    }
+
+    @Test(arguments: ["/acme%2Fx", "/acme%2fx", "/acme%5Cx", "/acme\\x", "/a%2", "/a%zz"])
+    func ambiguousPathsAreRefused(input: String) {
+        #expect(throws: PathCanonicalizer.Rejection.self) { try PathCanonicalizer.canonical(Substring(input)).get() }
     }
 }

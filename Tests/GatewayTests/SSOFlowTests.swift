@@ -342,3 +342,40 @@ struct BannerFlowTests {
         await SSOFlowTests().stop(g)
     }
 }
+
+@Suite("Protected paths cannot be reached by another spelling")
+struct PathBypassTests {
+    @Test(arguments: ["/%61cme/private", "//acme/private", "/x/../acme/private", "/ACME/private", "/./acme/private"])
+    func everySpellingOfAProtectedPathIsProtected(path: String) async throws {
+        let g = try await SSOFlowTests.start()
+        let r = try g.harness.request("GET \(path) HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
+        #expect(r.status == 401, "\(path) got \(r.status)")
+        #expect(g.upstream.requests.isEmpty)
+        await SSOFlowTests().stop(g)
+    }
+
+    @Test(arguments: ["/acme%2Fprivate", "/acme%5cprivate"])
+    func encodedSeparatorsAreRefused(path: String) async throws {
+        let g = try await SSOFlowTests.start()
+        let r = try g.harness.request("GET \(path) HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(r.status == 400)
+        #expect(g.upstream.requests.isEmpty)
+        await SSOFlowTests().stop(g)
+    }
+
+    @Test func theUpstreamReceivesTheCanonicalPath() async throws {
+        let g = try await SSOFlowTests.start()
+        let r = try g.harness.request("GET /x/../%65cho?q=%2F HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(r.status == 200)
+        #expect(try Echo(r).uri == "/echo?q=%2F")
+        await SSOFlowTests().stop(g)
+    }
+
+    @Test func twoHostFieldsAreRefused() async throws {
+        let g = try await SSOFlowTests.start()
+        let r = try g.harness.request("GET /echo HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n")
+        #expect(r.status == 400)
+        #expect(g.upstream.requests.isEmpty)
+        await SSOFlowTests().stop(g)
+    }
+}

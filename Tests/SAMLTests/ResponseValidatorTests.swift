@@ -170,6 +170,33 @@ struct ResponseValidatorTests {
     @Test func anUnknownInResponseToIsRefused() throws {
         refused(.inResponseToUnknown, try IdP.response(), request: "id-request-other")
     }
+    /// An IdP-initiated response with only the Assertion signed: an InResponseTo added to the
+    /// unsigned Response must not turn it into an answer to this browser's request.
+    @Test func anInResponseToOnAnUnsignedResponseIsNotBelieved() throws {
+        var s = IdP.Shape(); s.inResponseTo = nil
+        let signed = String(decoding: try IdP.response(s, signing: .assertion), as: UTF8.self)
+        let forged = signed.replacingOccurrences(of: "ID=\"id-response-1\"", with: "ID=\"id-response-1\" InResponseTo=\"id-request-1\"")
+        #expect(forged != signed)
+        refused(.unsolicitedNotAllowed, Array(forged.utf8))
+    }
+
+    @Test func everyAudienceRestrictionMustNameTheSP() throws {
+        let signedXML = IdP.xml(IdP.Shape()).replacingOccurrences(
+            of: "</saml:AudienceRestriction></saml:Conditions>",
+            with: "</saml:AudienceRestriction><saml:AudienceRestriction><saml:Audience>https://other.example</saml:Audience></saml:AudienceRestriction></saml:Conditions>")
+        XMLLibrary.initialize()
+        let bytes = try SignatureSigner(key: IdP.key, certificate: IdP.cert).sign(Array(signedXML.utf8), elementID: "id-assertion-1", inclusivePrefixes: ["xs"])
+        refused(.audienceMismatch, bytes)
+    }
+
+    @Test func aFullReplayCacheFailsClosed() throws {
+        let cache = MemoryReplayCache(capacity: 1)
+        var s = IdP.Shape(); s.inResponseTo = nil
+        _ = try IdP.validator(idpInitiated: true, cache: cache).validate(xml: IdP.response(s), expectedRequestID: nil)
+        s.assertionID = "id-assertion-2"
+        refused(.stateStoreUnavailable, try IdP.response(s), validator: try IdP.validator(idpInitiated: true, cache: cache), request: nil)
+    }
+
     @Test func aSolicitedResponseWithoutLoginStateSaysSo() throws {
         refused(.loginStateMissing, try IdP.response(), request: nil)
     }
