@@ -46,11 +46,14 @@ public final class StreamDecoder {
         if coding == .br { BrotliDecoderDestroyInstance(brotli) } else { inflateEnd(&zlib) }
     }
 
-    public func decode(_ input: [UInt8]) throws -> [UInt8] {
-        coding == .br ? try brotliDecode(input) : try zlibDecode(input)
+    /// Output per call is bounded by `limit`: a few KiB of deflate or Brotli can expand a
+    /// thousandfold (a decompression bomb), and the caller streams, so it never needs more.
+    public func decode(_ input: [UInt8], limit: Int = 8 << 20) throws -> [UInt8] {
+        let output = coding == .br ? try brotliDecode(input, limit: limit) : try zlibDecode(input, limit: limit)
+        return output
     }
 
-    private func zlibDecode(_ input: [UInt8]) throws -> [UInt8] {
+    private func zlibDecode(_ input: [UInt8], limit: Int) throws -> [UInt8] {
         var output: [UInt8] = []
         var input = input
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
@@ -65,6 +68,7 @@ public final class StreamDecoder {
                     return (status, out.count - Int(zlib.avail_out))
                 }
                 output += chunk[0..<produced]
+                guard output.count <= limit else { throw CompressionError(description: "\(coding.rawValue) expands past \(limit) bytes per piece") }
                 if status == Z_STREAM_END { break }
                 guard status == Z_OK || status == Z_BUF_ERROR else { throw CompressionError(description: "corrupt \(coding.rawValue) stream") }
                 if produced == 0 && zlib.avail_in == 0 { break }
@@ -74,7 +78,7 @@ public final class StreamDecoder {
         return output
     }
 
-    private func brotliDecode(_ input: [UInt8]) throws -> [UInt8] {
+    private func brotliDecode(_ input: [UInt8], limit: Int) throws -> [UInt8] {
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         try input.withUnsafeBufferPointer { inBuffer in
@@ -89,6 +93,7 @@ public final class StreamDecoder {
                     return out.count - availableOut
                 }
                 output += chunk[0..<produced]
+                guard output.count <= limit else { throw CompressionError(description: "br expands past \(limit) bytes per piece") }
                 switch result {
                 case BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT: continue
                 case BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT, BROTLI_DECODER_RESULT_SUCCESS: return

@@ -135,11 +135,14 @@ struct SSOFlow: Sendable {
         } catch {
             return failure(error, org: name, test: state?.test ?? false, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
         }
+        // An unsolicited response (the IdP's tile) answers no request: a login-state cookie
+        // left from an abandoned login must not choose its destination or test mode.
+        let solicited = assertion.inResponseTo == nil ? nil : state
         let groupsAttribute = org.roleMapping?.attribute ?? "groups"
         let groups = assertion.attributes[groupsAttribute] ?? []
         let role = org.roleMapping.map { Protection.role(for: assertion.attributes, mapping: $0).name }
         let email = Self.email(of: assertion)
-        if state?.test == true {
+        if solicited?.test == true {
             let page = DiagnosticPage.success(organization: name, assertion: assertion, role: role, email: email)
             return ConsumeOutcome(response: LocalResponse(status: .ok, headers: [("Content-Type", "text/html; charset=utf-8"),
                                                                                  ("Set-Cookie", clearState), ("Cache-Control", "no-store")],
@@ -149,7 +152,7 @@ struct SSOFlow: Sendable {
         let ttl = org.sessionTTL.components.seconds
         session.grants[name] = SessionGrant(subject: assertion.nameID, email: email, groups: groups, role: role,
                                             expires: Int64(now.timeIntervalSince1970) + ttl)
-        let returnTo = state?.returnTo ?? Protection.safeReturnTo(form["RelayState"] ?? "/" + name)
+        let returnTo = solicited?.returnTo ?? Protection.safeReturnTo(form["RelayState"] ?? "/" + name)
         var headers: [(String, String)] = [("Location", returnTo), ("Cache-Control", "no-store"), ("Set-Cookie", clearState)]
         if let value = try? sessions.seal(session, now: now) {
             headers.append(("Set-Cookie", sessionCookie(value, session: session, now: now)))

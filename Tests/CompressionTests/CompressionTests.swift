@@ -66,6 +66,14 @@ struct CompressionTests {
         }
     }
 
+    @Test(arguments: [ContentCoding.gzip, .br])
+    func aDecompressionBombStopsAtTheLimit(coding: ContentCoding) throws {
+        let encoder = try StreamEncoder(coding)
+        let bomb = encoder.encode([UInt8](repeating: 0, count: 32 << 20)) + encoder.finish()
+        #expect(bomb.count < 64 * 1024)
+        #expect(throws: CompressionError.self) { _ = try StreamDecoder(coding).decode(bomb, limit: 1 << 20) }
+    }
+
     @Test func headerValuesMapToCodings() {
         #expect(ContentCoding(header: "GZIP") == .gzip)
         #expect(ContentCoding(header: " br ") == .br)
