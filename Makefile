@@ -2,8 +2,11 @@
 # machine with Swift installed: `deps` installs the system libraries that are missing.
 
 SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev libbrotli-dev
-# Third-party parts the tests check against: xmlsec1 verifies our signatures.
-TEST_PACKAGES := xmlsec1
+# Third-party parts the tests check against: xmlsec1 verifies our signatures; SimpleSAMLphp
+# (with PHP's DOM extension), Chromium and its driver run the end-to-end login.
+TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver
+# Selenium drives Chromium in Tests/E2E; 4.27.1 resolves against this machine's PyPI mirror.
+SELENIUM := selenium==4.27.1
 PORT ?= 8080
 # apt-get needs root; use sudo only when not already root.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -16,6 +19,7 @@ deps:
 
 test-deps: deps
 	@$(MAKE) --no-print-directory install-missing PACKAGES="$(TEST_PACKAGES)"
+	@python3 -c 'import selenium' 2>/dev/null || pip install -q --disable-pip-version-check "$(SELENIUM)"
 
 .PHONY: install-missing
 install-missing:
@@ -37,6 +41,13 @@ build: deps
 test: test-deps
 	swift build --build-tests
 	swift test --skip-build
+	bash Tests/E2E/run-e2e.sh
+
+# The browser login against SimpleSAMLphp alone (screenshots in .build/e2e/).
+.PHONY: e2e
+e2e: test-deps
+	swift build --product ssogate
+	bash Tests/E2E/run-e2e.sh
 
 demo: build
 	.build/debug/ssogate demo --port $(PORT)

@@ -1,0 +1,9 @@
+<?php
+$config = [
+    'admin' => ['core:AdminPassword'],
+    // Users of the e2e IdP; the gateway maps the groups to roles.
+    'example-userpass' => [
+        'exampleauth:UserPass',
+        'alice:alice-password' => ['email' => ['alice@example.test'], 'groups' => ['engineering', 'hf-admins']],
+    ],
+];
