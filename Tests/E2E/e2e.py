@@ -113,5 +113,5 @@ except Exception as error:  # a step timed out or an element was missing
 finally:
     driver.quit()
 
-print(f"{passed} passed, {failed} failed")
+print(f"e2e: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
