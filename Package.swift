@@ -48,7 +48,9 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
+        .target(name: "DevIdP", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore", "Compression"]),
         .target(name: "Demo", dependencies: [
+            "DevIdP",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -81,6 +83,7 @@ let package = Package(
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "SessionsTests", dependencies: ["Sessions", "CryptoCore"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression"]),
+        .testTarget(name: "DevIdPTests", dependencies: ["DevIdP", "SAML", "XMLDSig", "CryptoCore", "XMLCore"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "GatewayTests", dependencies: [

@@ -170,3 +170,34 @@ public final class StreamEncoder {
         return output
     }
 }
+
+/// Raw DEFLATE (RFC 1951, no wrapper), as the SAML HTTP-Redirect binding carries requests.
+public enum RawDeflate {
+    public static func inflate(_ input: [UInt8], limit: Int = 1 << 20) throws -> [UInt8] {
+        var stream = z_stream()
+        guard inflateInit2_(&stream, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw CompressionError(description: "inflateInit failed")
+        }
+        defer { inflateEnd(&stream) }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var input = input
+        try input.withUnsafeMutableBufferPointer { inBuffer in
+            stream.next_in = inBuffer.baseAddress
+            stream.avail_in = UInt32(inBuffer.count)
+            while true {
+                let (status, produced) = chunk.withUnsafeMutableBufferPointer { out -> (Int32, Int) in
+                    stream.next_out = out.baseAddress
+                    stream.avail_out = UInt32(out.count)
+                    let status = CZlib.inflate(&stream, Z_NO_FLUSH)
+                    return (status, out.count - Int(stream.avail_out))
+                }
+                output += chunk[0..<produced]
+                guard output.count <= limit else { throw CompressionError(description: "inflates past \(limit) bytes") }
+                if status == Z_STREAM_END { return }
+                guard status == Z_OK, produced > 0 || stream.avail_in > 0 else { throw CompressionError(description: "corrupt raw deflate") }
+            }
+        }
+        return output
+    }
+}

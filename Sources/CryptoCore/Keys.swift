@@ -109,6 +109,13 @@ public final class PrivateKey: @unchecked Sendable {
         bits = Int(EVP_PKEY_get_bits(key))
     }
 
+    /// Takes ownership of a key OpenSSL just made.
+    init(owning key: OpaquePointer) {
+        handle = key
+        isRSA = EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA
+        bits = Int(EVP_PKEY_get_bits(key))
+    }
+
     deinit { EVP_PKEY_free(handle) }
 
     /// Signs `data`; ECDSA signatures come back as raw `r || s`, as XML-DSig wants them.

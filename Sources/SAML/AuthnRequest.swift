@@ -87,7 +87,7 @@ public struct AuthnRequest: Sendable {
 
 extension SAMLTime {
     /// xs:dateTime in UTC, whole seconds (`2026-01-01T10:00:00Z`).
-    static func format(_ date: Date) -> String {
+    public static func format(_ date: Date) -> String {
         var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
         var parts = tm()
         gmtime_r(&seconds, &parts)

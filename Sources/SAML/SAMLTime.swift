@@ -2,8 +2,8 @@ import Foundation
 
 /// xs:dateTime as SAML uses it: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`. Strict: any
 /// other shape is malformed rather than guessed at.
-enum SAMLTime {
-    static func parse(_ text: String) -> Date? {
+public enum SAMLTime {
+    public static func parse(_ text: String) -> Date? {
         let b = Array(text.utf8)
         func num(_ from: Int, _ count: Int) -> Int? {
             guard from + count <= b.count else { return nil }

@@ -151,3 +151,17 @@ struct AEADTests {
         #expect(AEAD.open(sealed, key: key, nonce: nonce, aad: aad + [0]) == nil)
     }
 }
+
+@Suite("Self-signed identity")
+struct SelfSignedTests {
+    @Test func aFreshKeyAndCertificateSignAndVerify() throws {
+        let identity = try SelfSignedIdentity.generate(commonName: "ssogate-dev-idp")
+        #expect(identity.certificate.subject.contains("CN=ssogate-dev-idp"))
+        #expect(identity.certificate.notAfter > identity.certificate.notBefore)
+        let message = Array("dev idp".utf8)
+        let signature = try identity.key.sign(message, algorithm: .rsaSHA256)
+        #expect(try identity.certificate.publicKey().verify(signature: signature, of: message, algorithm: .rsaSHA256))
+        #expect(try X509Certificate.parseAll(pem: identity.certificatePEM)[0].sha256Fingerprint == identity.certificate.sha256Fingerprint)
+        #expect(try SelfSignedIdentity.generate(commonName: "x").certificate.sha256Fingerprint != identity.certificate.sha256Fingerprint)
+    }
+}
