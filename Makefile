@@ -37,10 +37,12 @@ build: deps
 	swift build
 
 # Fails when any test fails (swift test exits non-zero). The executable is built first:
-# the process tests run the real `ssogate` binary.
+# the process tests run the real `ssogate` binary. demo_login.py completes a login in
+# `ssogate demo` by following its HTML forms.
 test: test-deps
 	swift build --build-tests
 	swift test --skip-build
+	python3 Tests/Demo/demo_login.py .build/debug/ssogate
 	bash Tests/E2E/run-e2e.sh
 
 # The browser login against SimpleSAMLphp alone (screenshots in .build/e2e/).

@@ -54,9 +54,10 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .executableTarget(name: "ssogate", dependencies: [
-            "Config", "Gateway", "XMLCore", "Demo", "CryptoCore", "SAML",
+            "Config", "Gateway", "XMLCore", "Demo", "DevIdP", "CryptoCore", "SAML",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

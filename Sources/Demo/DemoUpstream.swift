@@ -2,8 +2,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The built-in application behind `ssogate demo`: a small page that shows which request
-/// headers reached it, so a person can see what the gateway forwards (and what it strips).
+/// The built-in application behind `ssogate demo`: a tiny model hub that shows which identity
+/// reached it, so a person can see what the gateway forwards (and what it strips).
 public enum DemoUpstream {
     /// Starts the demo app on `host:port` (0 picks a port) and returns its channel.
     public static func start(group: EventLoopGroup, host: String = "127.0.0.1", port: Int = 0) async throws -> Channel {
@@ -33,19 +33,56 @@ public enum DemoUpstream {
         return out
     }
 
-    static func page(for head: HTTPRequestHead) -> String {
-        let rows = head.headers.map { "<tr><td>\(escape($0.name))</td><td>\(escape($0.value))</td></tr>" }.joined(separator: "\n")
-        return """
+    /// The identity headers the gateway sets; the app trusts them because only the gateway
+    /// can reach it.
+    static let identityHeaders = ["X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-SSO-Organization", "X-SSO-Role"]
+
+    /// A small model hub: a public home page, the organization `acme` whose repositories are
+    /// restricted to its members, and `/whoami` listing every header that arrived.
+    static func page(for head: HTTPRequestHead) -> (status: Int, html: String) {
+        let path = String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+        let identity = identityHeaders.compactMap { name in head.headers.first(name: name).map { (name, $0) } }
+        let who = head.headers.first(name: "X-Forwarded-Email") ?? head.headers.first(name: "X-Forwarded-User")
+        let role = head.headers.first(name: "X-SSO-Role")
+        let signedIn = who.map { "Signed in as <b id=\"user\">\(escape($0))</b>" + (role.map { " · role <b id=\"role\">\(escape($0))</b>" } ?? "") }
+            ?? "Not signed in"
+        let content: String
+        var status = 200
+        switch path {
+        case "/":
+            content = """
+            <h1>Demo Hub</h1><p>Public models: <a href="/openlab/tiny-model">openlab/tiny-model</a></p>
+            <p>Organization <a href="/acme/private-model">acme</a> (restricted to its members, SSO with the development IdP).</p>
+            <p><a href="/whoami">What reached the app</a></p>
+            """
+        case "/openlab/tiny-model":
+            content = "<h1>openlab/tiny-model</h1><p>A public model. Anyone can read it.</p>"
+        case "/acme/private-model", "/acme/private-model/":
+            if head.headers.first(name: "X-SSO-Organization") == "acme" {
+                content = """
+                <h1>acme/private-model</h1><p id="repo">Private repository of acme: weights, model card and files.</p>
+                <table>\(identity.map { "<tr><td>\(escape($0.0))</td><td>\(escape($0.1))</td></tr>" }.joined())</table>
+                """
+            } else {
+                status = 403
+                content = "<h1>acme/private-model</h1><p id=\"restricted\">This repository is restricted to members of acme.</p>"
+            }
+        case "/whoami":
+            let rows = head.headers.map { "<tr><td>\(escape($0.name))</td><td>\(escape($0.value))</td></tr>" }.joined(separator: "\n")
+            content = "<h1>Request headers that reached the app</h1><table>\(rows)</table>"
+        default:
+            status = 404
+            content = "<h1>Not found</h1><p><code>\(escape(path))</code></p>"
+        }
+        return (status, """
         <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><title>ssogate demo app</title>
-        <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}td{padding:.2rem .6rem;border-bottom:1px solid #ddd;font-family:monospace}</style>
+        <html lang="en"><head><meta charset="utf-8"><title>Demo Hub</title>
+        <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}td{padding:.2rem .6rem;border-bottom:1px solid #ddd;font-family:monospace}header{color:#555;border-bottom:1px solid #ddd;padding-bottom:.4rem}</style>
         </head><body>
-        <h1>Demo application</h1>
-        <p>This page is served by the demo upstream behind ssogate. Path: <code>\(escape(head.uri))</code></p>
-        <h2>Request headers that reached the app</h2>
-        <table>\(rows)</table>
+        <header><a href="/">Demo Hub</a> · \(signedIn)</header>
+        \(content)
         </body></html>
-        """
+        """)
     }
 
     final class PageHandler: ChannelInboundHandler {
@@ -59,11 +96,11 @@ public enum DemoUpstream {
             case .body: break
             case .end:
                 guard let head else { return }
-                let body = DemoUpstream.page(for: head)
+                let (status, body) = DemoUpstream.page(for: head)
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: "text/html; charset=utf-8")
                 headers.add(name: "Content-Length", value: String(body.utf8.count))
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
                 self.head = nil

@@ -41,6 +41,12 @@ public final class DevIdP: Sendable {
         public var status: Int
         public var contentType: String
         public var body: String
+
+        public init(status: Int, contentType: String, body: String) {
+            self.status = status
+            self.contentType = contentType
+            self.body = body
+        }
     }
 
     public let identity: SelfSignedIdentity

@@ -436,7 +436,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             var head = head
             let encoding = (head.contentEncoding ?? "identity").lowercased()
             let coding = ContentCoding(header: encoding)
-            if let banner = exchange.bannerHTML, framing != .none, (200..<300).contains(head.status),
+            // 4xx too: an app's "restricted" page (401/403/404) is where a visitor needs the link.
+            if let banner = exchange.bannerHTML, framing != .none, (200..<300).contains(head.status) || (400..<500).contains(head.status),
                head.contentType?.lowercased().hasPrefix("text/html") == true, encoding == "identity" || coding != nil {
                 // The length changes: the body goes out chunked (close-delimited for HTTP/1.0).
                 // A compressed page (the upstream ignored `identity`) is decoded, given its

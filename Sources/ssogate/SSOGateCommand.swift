@@ -2,6 +2,7 @@ import ArgumentParser
 import Config
 import CryptoCore
 import Demo
+import DevIdP
 import Foundation
 import Gateway
 import Logging
@@ -78,29 +79,58 @@ struct Check: AsyncParsableCommand {
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the gateway on loopback in front of a built-in demo page, with no set-up.")
+        abstract: "Run the gateway, a demo app and a development IdP on loopback, with no set-up.")
     @Option(help: "Port of the gateway on 127.0.0.1.") var port: Int = 8080
+    @Option(name: .customLong("idp-port"), help: "Port of the development IdP (0 picks one).") var idpPort: Int = 0
 
     func run() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         let app = try await DemoUpstream.start(group: group)
+        let gateway = "http://127.0.0.1:\(port)"
+        let sp = DevServiceProvider(entityID: gateway + "/organizations/acme/saml/metadata",
+                                    acsURL: gateway + "/organizations/acme/saml/consume", landing: "/acme/private-model")
+        // The IdP answers on `localhost`, the gateway on `127.0.0.1`: two sites, so the IdP's
+        // POST back is cross-site as it is with Okta, and the login-state cookie is exercised.
+        let (_, idp) = try await DevIdPServer.start(group: group, host: "127.0.0.1", port: idpPort) { bound in
+            try DevIdP(baseURL: "http://localhost:\(bound)", serviceProviders: [sp])
+        }
         let secret = try SecureRandom().bytes(32).map { String(format: "%02x", $0) }.joined()
+        let pem = idp.identity.certificatePEM.split(separator: "\n").map { "          " + $0 }.joined(separator: "\n")
         let yaml = """
         listen: "127.0.0.1:\(port)"
-        public_url: "http://127.0.0.1:\(port)"
+        public_url: "\(gateway)"
         upstream: "http://127.0.0.1:\(app.localAddress!.port!)"
         session:
           secrets: ["\(secret)"]
+        protected_paths: ["/{org}/"]
+        organizations:
+          - name: acme
+            unauthenticated: banner
+            saml:
+              enabled: true
+              sign_on_url: "\(idp.ssoURL)"
+              idp_entity_id: "\(idp.entityID)"
+              allow_idp_initiated: true
+              certificate: |
+        \(pem)
+            role_mapping:
+              attribute: groups
+              rules: [{value: hf-admins, role: admin}, {value: engineering, role: write}]
+              default_role: read
         """
         let configuration: GatewayConfiguration
         do {
-            configuration = try ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: ".")
+            configuration = try ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: FileManager.default.temporaryDirectory.path)
         } catch {
             FileHandle.standardError.write(Data("demo configuration: \(error)\n".utf8))
             throw ExitCode(1)
         }
         let logger = makeLogger(configuration)
-        FileHandle.standardOutput.write(Data("ssogate demo: open http://127.0.0.1:\(port)/ (Ctrl-C to stop)\n".utf8))
+        FileHandle.standardOutput.write(Data("""
+        ssogate demo: open \(gateway)/acme/private-model (Ctrl-C to stop)
+          development IdP: \(idp.baseURL)/ (users: \(idp.users.map { "\($0.id) (\($0.description))" }.joined(separator: ", ")))
+
+        """.utf8))
         try await runGateway(configuration: configuration, reload: { () throws(ConfigError) in configuration },
                              logger: logger)
     }

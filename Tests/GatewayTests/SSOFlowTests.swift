@@ -325,6 +325,15 @@ struct BannerFlowTests {
         await SSOFlowTests().stop(g)
     }
 
+    @Test func anAppsRestrictedPageGetsTheBannerButItsErrorsDoNot() async throws {
+        let g = try await SSOFlowTests.start()
+        let restricted = try g.harness.request("GET /acme/restricted HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")
+        #expect(restricted.status == 403 && restricted.text.contains("id=\"ssogate-banner\""))
+        let broken = try g.harness.request("GET /acme/broken HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")
+        #expect(broken.status == 500 && !broken.text.contains("ssogate-banner"))
+        await SSOFlowTests().stop(g)
+    }
+
     @Test func aLoggedInNavigationHasNoBanner() async throws {
         let g = try await SSOFlowTests.start()
         let (_, session) = try SSOFlowTests.logIn(g)

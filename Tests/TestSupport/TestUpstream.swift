@@ -140,6 +140,11 @@ public final class TestUpstream: Sendable {
             case "/html", "/acme/html":
                 respond(context, status: .ok, body: "<!doctype html><html><head><title>t</title></head><body class=\"app\"><h1>Repo</h1></body></html>",
                         extra: [("Content-Type", "text/html; charset=utf-8")])
+            case "/acme/restricted", "/acme/broken":
+                // What an app answers an anonymous visitor of restricted content, or fails with.
+                respond(context, status: path == "/acme/restricted" ? .forbidden : .internalServerError,
+                        body: "<!doctype html><html><body><p>Restricted</p></body></html>",
+                        extra: [("Content-Type", "text/html; charset=utf-8")])
             case "/acme/html-zstd":
                 // A coding the gateway does not handle: must pass through untouched.
                 respond(context, status: .ok, body: "ZSTD-BYTES", extra: [("Content-Type", "text/html"), ("Content-Encoding", "zstd")])
