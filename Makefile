@@ -42,7 +42,7 @@ build: deps
 test: test-deps
 	swift build --build-tests
 	swift test --skip-build
-	python3 Tests/Demo/demo_login.py .build/debug/ssogate
+	timeout 300 python3 Tests/Demo/demo_login.py .build/debug/ssogate
 	bash Tests/E2E/run-e2e.sh
 
 # The browser login against SimpleSAMLphp alone (screenshots in .build/e2e/).

@@ -33,6 +33,30 @@ public struct DevServiceProvider: Sendable {
     }
 }
 
+extension DevServiceProvider {
+    /// Reads an SP's metadata (as `ssogate metadata` prints it): its entity ID and the
+    /// HTTP-POST AssertionConsumerService, the only place responses will be sent.
+    public static func fromMetadata(_ xml: [UInt8], landing: String = "/") throws -> DevServiceProvider {
+        let md = "urn:oasis:names:tc:SAML:2.0:metadata"
+        let root = try XMLDocument.parse(xml).root
+        guard root.localName == "EntityDescriptor", root.namespaceURI == md, let entityID = root.attribute("entityID") else {
+            throw DevIdPError(description: "not SAML metadata: the root is not an md:EntityDescriptor with an entityID")
+        }
+        let acs = root.children(named: "SPSSODescriptor", in: md).flatMap { $0.children(named: "AssertionConsumerService", in: md) }
+            .first { $0.attribute("Binding") == "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" }
+        guard let location = acs?.attribute("Location") else {
+            throw DevIdPError(description: "the metadata lists no HTTP-POST AssertionConsumerService")
+        }
+        return DevServiceProvider(entityID: entityID, acsURL: location, landing: landing)
+    }
+}
+
+public struct DevIdPError: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(description: String) { self.description = description }
+}
+
 /// The development IdP: a fresh key pair, a login page that lists demo users, and
 /// Okta-shaped responses (Response and Assertion both signed). For demos and integration
 /// work on loopback only; it answers only the service providers it was given.

@@ -4,6 +4,9 @@ import CryptoCore
 import Demo
 import DevIdP
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Gateway
 import Logging
 import SAML
@@ -18,7 +21,7 @@ struct SSOGateCommand: AsyncParsableCommand {
         commandName: "ssogate",
         abstract: "An authenticating reverse proxy that puts SAML single sign-on in front of a web application.",
         version: "0.1.0",
-        subcommands: [Serve.self, Check.self, Metadata.self, ImportIdPMetadata.self, Demo.self])
+        subcommands: [Serve.self, Check.self, Metadata.self, ImportIdPMetadata.self, Demo.self, DevIdPCommand.self])
 }
 
 /// Reads and loads a configuration file, printing every problem with its key path.
@@ -133,6 +136,79 @@ struct Demo: AsyncParsableCommand {
         """.utf8))
         try await runGateway(configuration: configuration, reload: { () throws(ConfigError) in configuration },
                              logger: logger)
+    }
+}
+
+struct DevIdPCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev-idp",
+        abstract: "Run the development IdP (demo users, fresh key pair) for integration work. Not for production.")
+    @Option(help: "host:port to listen on; loopback only unless --insecure-public.") var listen: String = "127.0.0.1:8081"
+    @Option(name: .customLong("sp-metadata"), parsing: .singleValue,
+            help: "URL (http/https) or file of a service provider's metadata, e.g. http://127.0.0.1:8080/organizations/acme/saml/metadata. Repeatable.")
+    var spMetadata: [String]
+    @Option(name: .customLong("base-url"), help: "The IdP's URL as browsers reach it (default http://<listen>).") var baseURL: String?
+    @Option(help: "Where IdP-initiated (tile) logins land on the service provider.") var landing: String = "/"
+    @Flag(name: .customLong("insecure-public"), help: "Allow a non-loopback address: anyone who reaches it can sign in as any demo user.")
+    var insecurePublic = false
+
+    func validate() throws {
+        guard !spMetadata.isEmpty else { throw ValidationError("give at least one --sp-metadata") }
+        guard let (host, _) = Self.split(listen) else { throw ValidationError("--listen must be host:port, got \(listen)") }
+        if !Self.isLoopback(host) && !insecurePublic {
+            throw ValidationError("refusing to listen on \(host): the development IdP signs in anyone as any demo user; use a loopback address or --insecure-public")
+        }
+    }
+
+    static func split(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || (host.hasPrefix("127.") && host.split(separator: ".").count == 4)
+    }
+
+    func run() async throws {
+        XMLLibrary.initialize()
+        var providers: [DevServiceProvider] = []
+        for source in spMetadata {
+            do {
+                let bytes: Data
+                if source.hasPrefix("http://") || source.hasPrefix("https://"), let url = URL(string: source) {
+                    let (data, response) = try await URLSession.shared.data(from: url)
+                    if let http = response as? HTTPURLResponse, http.statusCode != 200 {
+                        throw DevIdPError(description: "HTTP \(http.statusCode)")
+                    }
+                    bytes = data
+                } else {
+                    bytes = try Data(contentsOf: URL(fileURLWithPath: source))
+                }
+                providers.append(try DevServiceProvider.fromMetadata(Array(bytes), landing: landing))
+            } catch {
+                FileHandle.standardError.write(Data("--sp-metadata \(source): \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+        let (host, port) = Self.split(listen)!
+        let (channel, idp) = try await DevIdPServer.start(group: MultiThreadedEventLoopGroup.singleton, host: host, port: port) { bound in
+            try DevIdP(baseURL: baseURL ?? "http://\(host.contains(":") ? "[\(host)]" : host):\(bound)", serviceProviders: providers)
+        }
+        // Written unbuffered: a supervisor or test reads it while the IdP runs.
+        FileHandle.standardOutput.write(Data("""
+        ssogate dev-idp: \(idp.baseURL)/ (tiles), metadata \(idp.entityID), SSO \(idp.ssoURL)
+          users: \(idp.users.map { "\($0.email) [\($0.groups.joined(separator: ", "))]" }.joined(separator: "; "))
+          serving: \(providers.map(\.entityID).joined(separator: ", "))
+        # The organization's saml block for this IdP:
+              sign_on_url: "\(idp.ssoURL)"
+              idp_entity_id: "\(idp.entityID)"
+              certificate: |
+        \(idp.identity.certificatePEM.split(separator: "\n").map { "          " + $0 }.joined(separator: "\n"))
+
+        """.utf8))
+        try await channel.closeFuture.get()
     }
 }
 

@@ -2,11 +2,16 @@
 """Runs `ssogate demo` and completes a login against its development IdP by following the
 HTML forms, as a browser without JavaScript would: banner link, redirect to the IdP, the
 user's button, the auto-POST form back to the ACS, the session cookie, the protected page.
-Checks that the identity and role of each demo user reach the demo app.
+Checks that the identity and role of each demo user reach the demo app. Then runs
+`ssogate dev-idp` in front of a real `ssogate serve`, wired the way an integrator would.
 
     python3 Tests/Demo/demo_login.py [path to ssogate]
 """
 import html
+import os
+import shutil
+import signal
+import tempfile
 import http.client
 import re
 import socket
@@ -16,7 +21,8 @@ import threading
 import time
 import urllib.parse
 
-BIN = sys.argv[1] if len(sys.argv) > 1 else ".build/debug/ssogate"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/ssogate"))
 
 
 def free_port():
@@ -77,12 +83,14 @@ def check(condition, message):
         raise AssertionError(message)
 
 
-def login(gw, user, expected_email, expected_role):
+def sign_in(start_url, user):
+    """Banner link on start_url -> IdP login page -> user's button -> POST back -> landing page.
+    Returns (ACS status, landing page text or ACS body)."""
     b = Browser()
-    status, _, page = b.request("GET", gw + "/acme/private-model")
-    check(status == 403 and "Login with SSO" in page, f"anonymous page shows the banner (status {status})")
+    status, _, page = b.request("GET", start_url)
+    check("Login with SSO" in page, f"anonymous page shows the banner (status {status})")
     link = html.unescape(re.search(r'href="([^"]*/organizations/acme/sso[^"]*)"', page).group(1))
-    status, headers, _ = b.request("GET", urllib.parse.urljoin(gw, link))
+    status, headers, _ = b.request("GET", urllib.parse.urljoin(start_url, link))
     check(status == 302, f"SSO start redirects (got {status})")
     idp_url = headers["location"]
     status, _, page = b.request("GET", idp_url)
@@ -93,14 +101,20 @@ def login(gw, user, expected_email, expected_role):
     check(status == 200 and "SAMLResponse" in page, f"IdP answers with the POST form (got {status})")
     acs, fields, _ = forms(page)[0]
     status, headers, page = b.request("POST", acs, fields)
+    if status != 303:
+        return status, page
+    _, _, page = b.request("GET", urllib.parse.urljoin(start_url, headers["location"]))
+    return status, page
+
+
+def login(gw, user, expected_email, expected_role):
+    status, page = sign_in(gw + "/acme/private-model", user)
     check(status == 303, f"ACS accepts the response (got {status}): {page[:300]}")
-    status, _, page = b.request("GET", urllib.parse.urljoin(gw, headers["location"]))
-    check(status == 200 and 'id="repo"' in page, f"the protected repository is shown (got {status})")
+    check('id="repo"' in page, "the protected repository is shown")
     email = re.search(r'<b id="user">([^<]*)</b>', page).group(1)
     role = re.search(r'<b id="role">([^<]*)</b>', page).group(1)
     check(email == expected_email and role == expected_role, f"{user}: got {email} / {role}")
     check("Login with SSO" not in page, "no banner once signed in")
-    return b
 
 
 def idp_initiated(gw, idp_base):
@@ -115,10 +129,81 @@ def idp_initiated(gw, idp_base):
     check('<b id="role">write</b>' in page, "carol (engineering) gets write")
 
 
+def dev_idp_in_front_of_a_gateway(work):
+    """`ssogate dev-idp` reads the SP metadata from a running gateway's URL; the certificate
+    block it prints, loaded by the gateway on SIGHUP, makes logins work."""
+    refused = subprocess.run([BIN, "dev-idp", "--listen", "0.0.0.0:0", "--sp-metadata", "x"], capture_output=True, text=True)
+    check(refused.returncode != 0 and "refusing to listen on 0.0.0.0" in refused.stderr, f"public bind refused: {refused.stderr}")
+    gw_port, idp_port, app_port = free_port(), free_port(), free_port()
+    gw, idp = f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{idp_port}"
+    # Until the dev IdP runs, the organization trusts some other certificate.
+    placeholder = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----",
+                            open(os.path.join(ROOT, "Config/minimal.yaml")).read(), re.S).group(0)
+    cert = os.path.join(work, "idp.crt")
+    with open(cert, "w") as f:
+        f.write("\n".join(line.strip() for line in placeholder.splitlines()) + "\n")
+    config = os.path.join(work, "ssogate.yaml")
+    with open(config, "w") as f:
+        f.write(f"""listen: "127.0.0.1:{gw_port}"
+public_url: "{gw}"
+upstream: "http://127.0.0.1:{app_port}"
+session: {{secrets: ["dev-idp-test-0123456789abcdef0123456789"]}}
+protected_paths: ["/{{org}}/"]
+organizations:
+  - name: acme
+    saml: {{enabled: true, sign_on_url: "{idp}/sso", idp_entity_id: "{idp}/metadata", certificate_file: "{cert}"}}
+    role_mapping: {{attribute: groups, rules: [{{value: hf-admins, role: admin}}]}}
+""")
+    procs = [subprocess.Popen([sys.executable, os.path.join(ROOT, "Tests/E2E/upstream.py"), str(app_port)]),
+             subprocess.Popen([BIN, "serve", "--config", config], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
+    try:
+        wait_for_port(gw_port)
+        wait_for_port(app_port)
+        idp_proc = subprocess.Popen([BIN, "dev-idp", "--listen", f"127.0.0.1:{idp_port}",
+                                     "--sp-metadata", f"{gw}/organizations/acme/saml/metadata"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(idp_proc)
+        printed = ""
+        for line in idp_proc.stdout:
+            printed += line
+            if "END CERTIFICATE" in line:
+                break
+        check(f"serving: {gw}/organizations/acme/saml/metadata" in printed, f"dev-idp read the SP metadata: {printed[:300]}")
+        status, page = sign_in(gw + "/acme/model", "alice")
+        check(status == 403 and "signature" in page, f"an untrusted IdP is refused (got {status}: {page[:200]})")
+        pem = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", printed, re.S).group(0)
+        with open(cert, "w") as f:
+            f.write("\n".join(line.strip() for line in pem.splitlines()) + "\n")
+        procs[1].send_signal(signal.SIGHUP)
+        for line in procs[1].stdout:  # the gateway logs to stdout
+            if "configuration reload" in line:
+                check("reloaded" in line, f"reload: {line}")
+                break
+        threading.Thread(target=lambda: [None for _ in procs[1].stdout], daemon=True).start()
+        status, page = sign_in(gw + "/acme/model", "alice")
+        check(status == 303, f"with the printed certificate the login works (got {status}: {page[:200]})")
+        check('<p id="user">alice@example.test</p>' in page and '<p id="role">admin</p>' in page, f"identity reached the app: {page}")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+
+
+def wait_for_port(port):
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
+
+
 def main():
     port = free_port()
     proc = subprocess.Popen([BIN, "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     passed = failed = 0
+    work = tempfile.mkdtemp(prefix="ssogate-demo-test.")
     try:
         first = proc.stdout.readline()
         second = proc.stdout.readline()
@@ -126,17 +211,12 @@ def main():
         idp_base = re.search(r"development IdP: (http://\S+?)/ ", second).group(1)
         # Keep reading its output so the demo never blocks on a full pipe.
         threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-        # Wait until the gateway listens.
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         cases = [
             ("alice (hf-admins) signs in as admin", lambda: login(gw, "alice", "alice@example.test", "admin")),
             ("bob (viewers) signs in read-only", lambda: login(gw, "bob", "bob@example.test", "read")),
             ("carol signs in from the IdP tile", lambda: idp_initiated(gw, idp_base)),
+            ("dev-idp serves a running gateway from its metadata URL", lambda: dev_idp_in_front_of_a_gateway(work)),
         ]
         for name, case in cases:
             try:
@@ -149,6 +229,7 @@ def main():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
     print(f"demo: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

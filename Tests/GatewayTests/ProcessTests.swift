@@ -153,9 +153,10 @@ struct ProcessTests {
         await upstream.stop()
     }
 
-    @Test func checkAcceptsTheExampleConfiguration() throws {
+    @Test(arguments: ["ssogate.example.yaml", "minimal.yaml"])
+    func checkAcceptsTheShippedConfigurations(file: String) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let (status, output) = try runCheck(root.appendingPathComponent("Config/ssogate.example.yaml").path)
+        let (status, output) = try runCheck(root.appendingPathComponent("Config/" + file).path)
         #expect(status == 0, "\(output)")
         #expect(output.contains(": ok ("))
     }
