@@ -4,9 +4,6 @@ import CryptoCore
 import Demo
 import DevIdP
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Gateway
 import Logging
 import SAML
@@ -145,7 +142,7 @@ struct DevIdPCommand: AsyncParsableCommand {
         abstract: "Run the development IdP (demo users, fresh key pair) for integration work. Not for production.")
     @Option(help: "host:port to listen on; loopback only unless --insecure-public.") var listen: String = "127.0.0.1:8081"
     @Option(name: .customLong("sp-metadata"), parsing: .singleValue,
-            help: "URL (http/https) or file of a service provider's metadata, e.g. http://127.0.0.1:8080/organizations/acme/saml/metadata. Repeatable.")
+            help: "http:// URL or file of a service provider's metadata, e.g. http://127.0.0.1:8080/organizations/acme/saml/metadata. Repeatable.")
     var spMetadata: [String]
     @Option(name: .customLong("base-url"), help: "The IdP's URL as browsers reach it (default http://<listen>).") var baseURL: String?
     @Option(help: "Where IdP-initiated (tile) logins land on the service provider.") var landing: String = "/"
@@ -176,17 +173,13 @@ struct DevIdPCommand: AsyncParsableCommand {
         var providers: [DevServiceProvider] = []
         for source in spMetadata {
             do {
-                let bytes: Data
-                if source.hasPrefix("http://") || source.hasPrefix("https://"), let url = URL(string: source) {
-                    let (data, response) = try await URLSession.shared.data(from: url)
-                    if let http = response as? HTTPURLResponse, http.statusCode != 200 {
-                        throw DevIdPError(description: "HTTP \(http.statusCode)")
-                    }
-                    bytes = data
+                let bytes: [UInt8]
+                if source.hasPrefix("http://") || source.hasPrefix("https://") {
+                    bytes = try await HTTPFetch.get(source, group: MultiThreadedEventLoopGroup.singleton)
                 } else {
-                    bytes = try Data(contentsOf: URL(fileURLWithPath: source))
+                    bytes = Array(try Data(contentsOf: URL(fileURLWithPath: source)))
                 }
-                providers.append(try DevServiceProvider.fromMetadata(Array(bytes), landing: landing))
+                providers.append(try DevServiceProvider.fromMetadata(bytes, landing: landing))
             } catch {
                 FileHandle.standardError.write(Data("--sp-metadata \(source): \(error)\n".utf8))
                 throw ExitCode(2)
