@@ -3,8 +3,9 @@
 
 SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev libbrotli-dev
 # Third-party parts the tests check against: xmlsec1 verifies our signatures; SimpleSAMLphp
-# (with PHP's DOM extension), Chromium and its driver run the end-to-end login.
-TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver
+# (with PHP's DOM extension), Chromium and its driver run the end-to-end login; PyYAML and
+# systemd-analyze check deploy/.
+TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd
 # Selenium drives Chromium in Tests/E2E; 4.27.1 resolves against this machine's PyPI mirror.
 SELENIUM := selenium==4.27.1
 PORT ?= 8080
@@ -43,6 +44,7 @@ test: test-deps
 	swift build --build-tests
 	swift test --skip-build
 	timeout 300 python3 Tests/Demo/demo_login.py .build/debug/ssogate
+	python3 Tests/Deploy/check_deploy.py .build/debug/ssogate
 	bash Tests/E2E/run-e2e.sh
 
 # The browser login against SimpleSAMLphp alone (screenshots in .build/e2e/).
