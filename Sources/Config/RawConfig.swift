@@ -73,11 +73,7 @@ extension RawConfig {
         guard let root else { return (RawConfig(), [ConfigIssue("", "the file is empty")], nil) }
         var reader = YAMLReader()
         var raw = RawConfig()
-        let top = reader.mapping(root, at: "", keys: [
-            "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "idle_timeout",
-            "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
-            "protected_paths", "unauthenticated", "organizations", "trusted_proxies",
-        ]) ?? [:]
+        let top = reader.mapping(root, at: "", keys: ConfigSchema.top) ?? [:]
         raw.listen = reader.string(top["listen"], at: "listen")
         raw.workers = reader.int(top["workers"], at: "workers")
         raw.publicURL = reader.string(top["public_url"], at: "public_url")
@@ -95,7 +91,7 @@ extension RawConfig {
         raw.trustedProxies = reader.strings(top["trusted_proxies"], at: "trusted_proxies")
 
         if let session = reader.mapping(top["session"], at: "session",
-                                        keys: ["cookie_name", "secrets", "secrets_file", "ttl"]) {
+                                        keys: ConfigSchema.session) {
             raw.session.cookieName = reader.string(session["cookie_name"], at: "session.cookie_name")
             raw.session.secrets = reader.strings(session["secrets"], at: "session.secrets")
             raw.session.secretsFile = reader.string(session["secrets_file"], at: "session.secrets_file")
@@ -127,19 +123,14 @@ extension RawConfig {
 
     private static func decodeOrganization(_ node: Node, at path: String, _ reader: inout YAMLReader) -> RawOrganization {
         var org = RawOrganization()
-        guard let map = reader.mapping(node, at: path, keys: [
-            "name", "id", "saml", "unauthenticated", "session_ttl", "role_mapping",
-        ]) else { return org }
+        guard let map = reader.mapping(node, at: path, keys: ConfigSchema.organization) else { return org }
         org.name = reader.string(map["name"], at: "\(path).name")
         org.id = reader.string(map["id"], at: "\(path).id")
         org.unauthenticated = reader.string(map["unauthenticated"], at: "\(path).unauthenticated")
         org.sessionTTL = reader.string(map["session_ttl"], at: "\(path).session_ttl")
 
         let samlPath = "\(path).saml"
-        if let saml = reader.mapping(map["saml"], at: samlPath, keys: [
-            "enabled", "sign_on_url", "certificate", "certificates", "certificate_file", "idp_entity_id",
-            "allow_idp_initiated", "allow_sha1", "sp_certificate_file", "sp_private_key_file",
-        ]) {
+        if let saml = reader.mapping(map["saml"], at: samlPath, keys: ConfigSchema.saml) {
             var s = RawSAML()
             s.enabled = reader.bool(saml["enabled"], at: "\(samlPath).enabled")
             s.signOnURL = reader.string(saml["sign_on_url"], at: "\(samlPath).sign_on_url")
@@ -155,13 +146,13 @@ extension RawConfig {
         }
 
         let rmPath = "\(path).role_mapping"
-        if let rm = reader.mapping(map["role_mapping"], at: rmPath, keys: ["attribute", "rules", "default_role"]) {
+        if let rm = reader.mapping(map["role_mapping"], at: rmPath, keys: ConfigSchema.roleMapping) {
             var mapping = RawRoleMapping()
             mapping.attribute = reader.string(rm["attribute"], at: "\(rmPath).attribute")
             mapping.defaultRole = reader.string(rm["default_role"], at: "\(rmPath).default_role")
             for (index, ruleNode) in (reader.sequence(rm["rules"], at: "\(rmPath).rules") ?? []).enumerated() {
                 let rulePath = "\(rmPath).rules[\(index)]"
-                if let rule = reader.mapping(ruleNode, at: rulePath, keys: ["value", "role"]) {
+                if let rule = reader.mapping(ruleNode, at: rulePath, keys: ConfigSchema.rule) {
                     mapping.rules.append((reader.string(rule["value"], at: "\(rulePath).value"),
                                           reader.string(rule["role"], at: "\(rulePath).role")))
                 }

@@ -194,12 +194,16 @@ struct ProcessTests {
         #expect(output.contains("organizations[0].saml.certificate: not a PEM certificate"))
     }
 
-    @Test func importedIdPMetadataMakesAConfigurationThatChecks() throws {
+    @Test(arguments: [
+        ("Tests/Fixtures/real-idp/TestSPCanHandleOktaSignedResponseEncryptedAssertion_IDPMetadata", "http://www.okta.com/exkppsa1qwuFV4D7z0h7"),
+        ("Config/okta-idp-metadata.example.xml", "http://www.okta.com/exk1a2b3c4d5e6f7g8h9"),
+    ])
+    func importedIdPMetadataMakesAConfigurationThatChecks(file: String, entityID: String) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let metadata = root.appendingPathComponent("Tests/Fixtures/real-idp/TestSPCanHandleOktaSignedResponseEncryptedAssertion_IDPMetadata").path
+        let metadata = root.appendingPathComponent(file).path
         let (status, block) = try run(["import-idp-metadata", metadata, "--org", "acme"])
         #expect(status == 0, "\(block)")
-        #expect(block.contains("idp_entity_id: \"http://www.okta.com/exkppsa1qwuFV4D7z0h7\""))
+        #expect(block.contains("idp_entity_id: \"\(entityID)\""))
         let path = NSTemporaryDirectory() + "ssogate-import-\(UUID().uuidString).yaml"
         let base = """
         public_url: "https://hub.example.test"

@@ -1,0 +1,24 @@
+/// Every key the configuration accepts, per mapping. The decoder refuses any other key, and
+/// a test keeps `Config/REFERENCE.md` listing exactly these paths.
+public enum ConfigSchema {
+    static let top: Set<String> = [
+        "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "idle_timeout",
+        "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
+        "protected_paths", "unauthenticated", "organizations", "trusted_proxies",
+    ]
+    static let session: Set<String> = ["cookie_name", "secrets", "secrets_file", "ttl"]
+    static let organization: Set<String> = ["name", "id", "saml", "unauthenticated", "session_ttl", "role_mapping"]
+    static let saml: Set<String> = [
+        "enabled", "sign_on_url", "certificate", "certificates", "certificate_file", "idp_entity_id",
+        "allow_idp_initiated", "allow_sha1", "sp_certificate_file", "sp_private_key_file",
+    ]
+    static let roleMapping: Set<String> = ["attribute", "rules", "default_role"]
+    static let rule: Set<String> = ["value", "role"]
+
+    /// Every key path, written as the reference writes them (`organizations[].saml.enabled`).
+    public static var keyPaths: [String] {
+        top.sorted() + session.map { "session." + $0 } + organization.map { "organizations[]." + $0 }
+            + saml.map { "organizations[].saml." + $0 } + roleMapping.map { "organizations[].role_mapping." + $0 }
+            + rule.map { "organizations[].role_mapping.rules[]." + $0 }
+    }
+}
