@@ -56,6 +56,12 @@ e2e: test-deps
 demo: build
 	.build/debug/ssogate demo --port $(PORT)
 
+# The README's screenshots of the demo (headless Chromium), into docs/screenshots/.
+.PHONY: screenshots
+screenshots: test-deps
+	swift build --product ssogate
+	python3 docs/take-screenshots.py .build/debug/ssogate
+
 release: deps
 	swift build -c release
 

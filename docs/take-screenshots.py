@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Takes the README's screenshots of `ssogate demo` with headless Chromium: the restricted
+page with its "Login with SSO" banner, the development IdP's login page, and the
+repository once logged in. Writes docs/screenshots/*.png (small: 900x420 window, then
+quantized to 64 colours when Pillow is present).
+
+    make screenshots        (or: python3 docs/take-screenshots.py [path to ssogate])
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/ssogate"))
+OUT = os.path.join(ROOT, "docs/screenshots")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def shrink(path):
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    Image.open(path).convert("RGB").quantize(colors=64).save(path, optimize=True)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    port = free_port()
+    demo = subprocess.Popen([BIN, "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,420"]:
+        options.add_argument(argument)
+    driver = None
+    try:
+        start = re.search(r"open (\S+)", demo.stdout.readline()).group(1)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        wait = WebDriverWait(driver, 20)
+
+        def shot(name):
+            path = os.path.join(OUT, name + ".png")
+            driver.save_screenshot(path)
+            shrink(path)
+            print("wrote", os.path.relpath(path, ROOT))
+
+        driver.get(start)
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-banner")))
+        shot("1-banner")
+        driver.find_element(By.CSS_SELECTOR, "#ssogate-banner a").click()
+        wait.until(EC.presence_of_element_located((By.ID, "login-alice")))
+        shot("2-idp-login")
+        driver.find_element(By.ID, "login-alice").click()
+        wait.until(EC.presence_of_element_located((By.ID, "role")))
+        shot("3-logged-in")
+    finally:
+        if driver:
+            driver.quit()
+        demo.terminate()
+        demo.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
