@@ -154,8 +154,14 @@ struct SSOFlow: Sendable {
                                             expires: Int64(now.timeIntervalSince1970) + ttl)
         let returnTo = solicited?.returnTo ?? Protection.safeReturnTo(form["RelayState"] ?? "/" + name)
         var headers: [(String, String)] = [("Location", returnTo), ("Cache-Control", "no-store"), ("Set-Cookie", clearState)]
-        if let value = try? sessions.seal(session, now: now) {
-            headers.append(("Set-Cookie", sessionCookie(value, session: session, now: now)))
+        do {
+            if let value = try sessions.seal(session, now: now, newest: name) {
+                headers.append(("Set-Cookie", sessionCookie(value, session: session, now: now)))
+            }
+        } catch {
+            // Answering success without a cookie would send the user round the login again.
+            return failure(SAMLError(SAMLError.sessionTooLarge.code, "\(error)"), org: name, test: false, acceptsJSON: acceptsJSON,
+                           requestID: requestID, clear: clearState)
         }
         return ConsumeOutcome(response: LocalResponse(status: .seeOther, headers: headers, body: []), result: "success")
     }

@@ -35,4 +35,6 @@ public struct SAMLError: Error, Equatable, Sendable, CustomStringConvertible {
     public static let unsolicitedNotAllowed = code("unsolicited_not_allowed")
     public static let assertionReplayed = code("assertion_replayed")
     public static let stateStoreUnavailable = code("state_store_unavailable")
+    /// Raised by the gateway, not the validator: the login's grant cannot fit in a cookie.
+    public static let sessionTooLarge = code("session_too_large")
 }

@@ -20,9 +20,11 @@ public struct SessionCookies: Sendable {
     }
 
     /// The session in a cookie value, or nil (no cookie at all) when nothing is left.
-    /// Groups are trimmed to the limits first; if the value is still too large, grants
-    /// lose their groups, and then the oldest grants go, so the newest login always fits.
-    public func seal(_ session: Session, now: Date) throws -> String? {
+    /// Groups are trimmed to the limits first; if the value is still too large, the other
+    /// grants lose their groups, then the newest login's, then the other grants go, earliest
+    /// expiry first. The grant for `newest` (the login being completed) is never the one
+    /// evicted: when it cannot fit even alone, this throws `SessionTooLarge`.
+    public func seal(_ session: Session, now: Date, newest: String? = nil) throws -> String? {
         var current = session.pruned(now: now)
         for (org, grant) in current.grants {
             var trimmed = grant
@@ -32,10 +34,17 @@ public struct SessionCookies: Sendable {
         while !current.grants.isEmpty {
             let value = try codec.seal(current)
             if value.utf8.count <= Self.maxValueBytes { return value }
-            if let withGroups = current.grants.first(where: { !$0.value.groups.isEmpty }) {
-                current.grants[withGroups.key]?.groups = []
-            } else if let oldest = current.grants.min(by: { $0.value.expires < $1.value.expires }) {
+            let others = current.grants.filter { $0.key != newest }
+            if let withGroups = others.keys.sorted().first(where: { !(others[$0]?.groups.isEmpty ?? true) }) {
+                current.grants[withGroups]?.groups = []
+            } else if let newest, current.grants[newest]?.groups.isEmpty == false {
+                current.grants[newest]?.groups = []
+            } else if let oldest = others.min(by: { ($0.value.expires, $0.key) < ($1.value.expires, $1.key) }) {
                 current.grants.removeValue(forKey: oldest.key)
+            } else if newest != nil {
+                throw SessionTooLarge(bytes: value.utf8.count)
+            } else {
+                return nil
             }
         }
         return nil
@@ -46,4 +55,10 @@ public struct SessionCookies: Sendable {
     public func open(_ value: Substring, now: Date) -> Session? {
         codec.open(value)?.pruned(now: now)
     }
+}
+
+/// A single grant (subject, email, role) too large for a browser cookie even on its own.
+public struct SessionTooLarge: Error, CustomStringConvertible {
+    public let bytes: Int
+    public var description: String { "the session would take \(bytes) bytes, over the \(SessionCookies.maxValueBytes)-byte cookie budget" }
 }

@@ -79,14 +79,15 @@ struct SSOFlowTests {
         String(setCookie.split(separator: ";")[0].split(separator: "=", maxSplits: 1)[1])
     }
 
-    static func samlResponse(inResponseTo: String?, assertionID: String = "id-assertion-1", org: String = "acme") throws -> String {
+    static func samlResponse(inResponseTo: String?, assertionID: String = "id-assertion-1", org: String = "acme",
+                             nameID: String = "alice@example.test") throws -> String {
         let irt = inResponseTo.map { " InResponseTo=\"\($0)\"" } ?? ""
         let acs = "https://hub.example.test/organizations/\(org)/saml/consume"
         let xml = """
         <samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="id-response-1" Version="2.0" IssueInstant="2026-01-01T10:00:00Z" Destination="\(acs)"\(irt)>\
         <saml:Issuer>http://www.okta.com/exk-test</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>\
         <saml:Assertion ID="\(assertionID)" Version="2.0" IssueInstant="2026-01-01T10:00:00Z"><saml:Issuer>http://www.okta.com/exk-test</saml:Issuer>\
-        <saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">alice@example.test</saml:NameID>\
+        <saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">\(nameID)</saml:NameID>\
         <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="2026-01-01T10:05:00Z" Recipient="\(acs)"\(irt)/></saml:SubjectConfirmation></saml:Subject>\
         <saml:Conditions NotBefore="2026-01-01T09:59:00Z" NotOnOrAfter="2026-01-01T10:05:00Z"><saml:AudienceRestriction><saml:Audience>https://hub.example.test/organizations/\(org)/saml/metadata</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
         <saml:AuthnStatement AuthnInstant="2026-01-01T10:00:00Z" SessionIndex="s-1"/><saml:AttributeStatement>\
@@ -182,6 +183,20 @@ struct SSOFlowTests {
         #expect(banner.status == 200)
         let seen = try #require(g.upstream.requests.last)
         #expect(seen.values("x-forwarded-user").isEmpty && seen.values("x-sso-organization").isEmpty)
+        await stop(g)
+    }
+
+    @Test func aLoginTooLargeForACookieIsRefusedWithItsReason() async throws {
+        let g = try await Self.start()
+        let start = try g.harness.request("GET /organizations/acme/sso HTTP/1.1\r\nHost: h\r\n\r\n")
+        let login = try #require(Self.cookie(start, "ssogate_session_login"))
+        let response = try Self.samlResponse(inResponseTo: Self.requestID(in: try #require(start.header("location"))),
+                                             nameID: String(repeating: "n", count: 5000) + "@example.test")
+        let r = try Self.post(g, form: ["SAMLResponse": response], cookies: ["ssogate_session_login=" + Self.value(login)],
+                              accept: "application/json")
+        #expect(r.status == 403)
+        #expect(r.text.contains("\"error\":\"session_too_large\""))
+        #expect(Self.cookie(r, "ssogate_session") == nil)
         await stop(g)
     }
 

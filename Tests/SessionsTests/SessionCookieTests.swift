@@ -99,6 +99,29 @@ struct SessionCookieTests {
         }
     }
 
+    @Test func theNewestLoginIsNeverTheGrantEvicted() throws {
+        // Four organizations whose subjects fill the budget: the login being completed (with
+        // the earliest expiry, as a short session_ttl gives) must survive; older grants go.
+        var session = Session()
+        let long = String(repeating: "s", count: 900)
+        for (index, org) in ["a", "b", "c", "d"].enumerated() {
+            session.grants[org] = SessionGrant(subject: long + org, email: nil, groups: ["g"], role: nil, expires: Self.later + Int64(index))
+        }
+        session.grants["a"]?.expires = Self.later - 1800
+        let cookies = SessionCookies(secrets: [Self.new])
+        let value = try #require(try cookies.seal(session, now: Self.now, newest: "a"))
+        let opened = try #require(cookies.open(Substring(value), now: Self.now))
+        #expect(opened.grants["a"]?.subject == long + "a")
+        #expect(opened.grants.count < 4)
+    }
+
+    @Test func aLoginThatCannotFitAloneIsAnError() throws {
+        var session = Self.session
+        session.grants["huge"] = SessionGrant(subject: String(repeating: "x", count: 5000), email: nil, groups: [], role: nil, expires: Self.later)
+        let cookies = SessionCookies(secrets: [Self.new])
+        #expect(throws: SessionTooLarge.self) { try cookies.seal(session, now: Self.now, newest: "huge") }
+    }
+
     @Test func nothingLeftMeansNoCookie() throws {
         var session = Self.session
         for key in session.grants.keys { session.grants[key]?.expires = 1 }
