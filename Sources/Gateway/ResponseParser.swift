@@ -394,14 +394,27 @@ struct ResponseParser {
     }
 
     /// The relay fields without those a `Connection` field named (rare: built anew).
-    private static func dropping(_ names: [String], from fields: ByteBuffer) -> ByteBuffer {
+    static func dropping(_ names: [String], from fields: ByteBuffer) -> ByteBuffer {
+        // Works on bytes: field values may hold obs-text (0x80-0xFF), which a String round
+        // trip would turn into U+FFFD. Names are tokens (ASCII), compared case-insensitively.
+        let lowered = names.map { Array($0.lowercased().utf8) }
         var out = ByteBuffer()
-        let text = String(buffer: fields)
-        for line in text.split(separator: "\r\n", omittingEmptySubsequences: true) {
-            let name = line.prefix { $0 != ":" }.lowercased()
-            if names.contains(name) { continue }
-            out.writeString(String(line))
-            out.writeStaticString("\r\n")
+        let bytes = fields.readableBytesView
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            var end = start
+            while end < bytes.endIndex, !(bytes[end] == 0x0D && bytes.index(after: end) < bytes.endIndex && bytes[bytes.index(after: end)] == 0x0A) {
+                end = bytes.index(after: end)
+            }
+            let line = bytes[start..<end]
+            if !line.isEmpty {
+                let name = line.prefix { $0 != UInt8(ascii: ":") }.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }
+                if !lowered.contains(name) {
+                    out.writeBytes(line)
+                    out.writeStaticString("\r\n")
+                }
+            }
+            start = end < bytes.endIndex ? bytes.index(end, offsetBy: 2) : end
         }
         return out
     }

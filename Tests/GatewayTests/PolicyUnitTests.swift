@@ -109,6 +109,14 @@ struct HeaderPolicyTests {
         #expect(up.headers["x-hop"].isEmpty && up.headers["X-Keep"] == ["2"] && up.headers["connection"].isEmpty)
     }
 
+    @Test func responseFieldsNamedByConnectionAreDroppedByteForByte() {
+        // obs-text (0x80-0xFF) in a kept value must reach the client unchanged.
+        var fields = ByteBuffer()
+        fields.writeBytes(Array("X-Hop: 1\r\nX-Latin: caf".utf8) + [0xE9] + Array("\r\nx-HOP: 2\r\nX-Keep: 3\r\n".utf8))
+        let out = ResponseParser.dropping(["x-hop"], from: fields)
+        #expect(Array(out.readableBytesView) == Array("X-Latin: caf".utf8) + [0xE9] + Array("\r\nX-Keep: 3\r\n".utf8))
+    }
+
     @Test func aLookalikeFieldIsForwarded() {
         // (Anything under X-Forwarded- is a forwarding claim and dropped from untrusted peers.)
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["X-ForwardedUser": "1", "X-SSOish": "2"])
