@@ -37,7 +37,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "Gateway", dependencies: [
-            "Config", "SAML", "Sessions", "XMLDSig", "CryptoCore", "Compression",
+            "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -50,7 +50,7 @@ let package = Package(
         ]),
         .target(name: "DevIdP", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore", "Compression"]),
         .target(name: "Demo", dependencies: [
-            "DevIdP",
+            "DevIdP", "XMLCore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import XMLCore
 
 /// The built-in application behind `ssogate demo`: a tiny model hub that shows which identity
 /// reached it, so a person can see what the gateway forwards (and what it strips).
@@ -19,20 +20,6 @@ public enum DemoUpstream {
             .get()
     }
 
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for c in text {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
-
     /// The identity headers the gateway sets; the app trusts them because only the gateway
     /// can reach it.
     static let identityHeaders = ["X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-SSO-Organization", "X-SSO-Role"]
@@ -44,7 +31,7 @@ public enum DemoUpstream {
         let identity = identityHeaders.compactMap { name in head.headers.first(name: name).map { (name, $0) } }
         let who = head.headers.first(name: "X-Forwarded-Email") ?? head.headers.first(name: "X-Forwarded-User")
         let role = head.headers.first(name: "X-SSO-Role")
-        let signedIn = who.map { "Signed in as <b id=\"user\">\(escape($0))</b>" + (role.map { " · role <b id=\"role\">\(escape($0))</b>" } ?? "") }
+        let signedIn = who.map { "Signed in as <b id=\"user\">\(Markup.escape($0))</b>" + (role.map { " · role <b id=\"role\">\(Markup.escape($0))</b>" } ?? "") }
             ?? "Not signed in"
         let content: String
         var status = 200
@@ -61,18 +48,18 @@ public enum DemoUpstream {
             if head.headers.first(name: "X-SSO-Organization") == "acme" {
                 content = """
                 <h1>acme/private-model</h1><p id="repo">Private repository of acme: weights, model card and files.</p>
-                <table>\(identity.map { "<tr><td>\(escape($0.0))</td><td>\(escape($0.1))</td></tr>" }.joined())</table>
+                <table>\(identity.map { "<tr><td>\(Markup.escape($0.0))</td><td>\(Markup.escape($0.1))</td></tr>" }.joined())</table>
                 """
             } else {
                 status = 403
                 content = "<h1>acme/private-model</h1><p id=\"restricted\">This repository is restricted to members of acme.</p>"
             }
         case "/whoami":
-            let rows = head.headers.map { "<tr><td>\(escape($0.name))</td><td>\(escape($0.value))</td></tr>" }.joined(separator: "\n")
+            let rows = head.headers.map { "<tr><td>\(Markup.escape($0.name))</td><td>\(Markup.escape($0.value))</td></tr>" }.joined(separator: "\n")
             content = "<h1>Request headers that reached the app</h1><table>\(rows)</table>"
         default:
             status = 404
-            content = "<h1>Not found</h1><p><code>\(escape(path))</code></p>"
+            content = "<h1>Not found</h1><p><code>\(Markup.escape(path))</code></p>"
         }
         return (status, """
         <!doctype html>

@@ -117,13 +117,13 @@ public final class DevIdP: Sendable {
         let relay = query["RelayState"] ?? ""
         let buttons = users.map { user in
             """
-            <form method="post" action="/login"><input type="hidden" name="user" value="\(escape(user.id))">\
-            <input type="hidden" name="sp" value="\(escape(sp.entityID))"><input type="hidden" name="request" value="\(escape(id))">\
-            <input type="hidden" name="relay" value="\(escape(relay))">\
-            <button type="submit" id="login-\(escape(user.id))">Sign in as \(escape(user.email))</button> <span>\(escape(user.description))</span></form>
+            <form method="post" action="/login"><input type="hidden" name="user" value="\(Markup.escape(user.id))">\
+            <input type="hidden" name="sp" value="\(Markup.escape(sp.entityID))"><input type="hidden" name="request" value="\(Markup.escape(id))">\
+            <input type="hidden" name="relay" value="\(Markup.escape(relay))">\
+            <button type="submit" id="login-\(Markup.escape(user.id))">Sign in as \(Markup.escape(user.email))</button> <span>\(Markup.escape(user.description))</span></form>
             """
         }.joined(separator: "\n")
-        return page("Development IdP: sign in", "<h1>Development IdP</h1><p>Signing in to <code>\(escape(sp.entityID))</code>. Pick a demo user:</p>\(buttons)")
+        return page("Development IdP: sign in", "<h1>Development IdP</h1><p>Signing in to <code>\(Markup.escape(sp.entityID))</code>. Pick a demo user:</p>\(buttons)")
     }
 
     private func tiles() -> Reply {
@@ -131,9 +131,9 @@ public final class DevIdP: Sendable {
         for sp in serviceProviders {
             for user in users {
                 body += """
-                <form method="post" action="/login"><input type="hidden" name="user" value="\(escape(user.id))">\
-                <input type="hidden" name="sp" value="\(escape(sp.entityID))"><input type="hidden" name="relay" value="\(escape(sp.landing))">\
-                <button type="submit" id="tile-\(escape(user.id))">Open \(escape(sp.landing)) as \(escape(user.email))</button></form>
+                <form method="post" action="/login"><input type="hidden" name="user" value="\(Markup.escape(user.id))">\
+                <input type="hidden" name="sp" value="\(Markup.escape(sp.entityID))"><input type="hidden" name="relay" value="\(Markup.escape(sp.landing))">\
+                <button type="submit" id="tile-\(Markup.escape(user.id))">Open \(Markup.escape(sp.landing)) as \(Markup.escape(user.email))</button></form>
                 """
             }
         }
@@ -153,8 +153,8 @@ public final class DevIdP: Sendable {
         // The HTTP-POST binding: a form the browser submits to the ACS (with a button for
         // browsers without JavaScript).
         let body = """
-        <form method="post" action="\(escape(sp.acsURL))" id="saml-post">
-        <input type="hidden" name="SAMLResponse" value="\(escape(response))">\(relay.map { "<input type=\"hidden\" name=\"RelayState\" value=\"\(escape($0))\">" } ?? "")
+        <form method="post" action="\(Markup.escape(sp.acsURL))" id="saml-post">
+        <input type="hidden" name="SAMLResponse" value="\(Markup.escape(response))">\(relay.map { "<input type=\"hidden\" name=\"RelayState\" value=\"\(Markup.escape($0))\">" } ?? "")
         <button type="submit">Continue</button></form><script>document.getElementById('saml-post').submit()</script>
         """
         return page("Signing in", body)
@@ -166,17 +166,17 @@ public final class DevIdP: Sendable {
         func time(_ offset: TimeInterval) -> String { SAMLTime.format(now.addingTimeInterval(offset)) }
         let rid = "id-" + (try SecureRandom().bytes(16)).map { String(format: "%02x", $0) }.joined()
         let aid = "id-" + (try SecureRandom().bytes(16)).map { String(format: "%02x", $0) }.joined()
-        let irt = inResponseTo.map { " InResponseTo=\"\(escape($0))\"" } ?? ""
-        let groups = user.groups.map { "<saml:AttributeValue xsi:type=\"xs:string\">\(escape($0))</saml:AttributeValue>" }.joined()
+        let irt = inResponseTo.map { " InResponseTo=\"\(Markup.escape($0))\"" } ?? ""
+        let groups = user.groups.map { "<saml:AttributeValue xsi:type=\"xs:string\">\(Markup.escape($0))</saml:AttributeValue>" }.joined()
         let xml = """
-        <samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="\(rid)" Version="2.0" IssueInstant="\(time(0))" Destination="\(escape(sp.acsURL))"\(irt)>\
-        <saml:Issuer>\(escape(entityID))</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>\
+        <samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="\(rid)" Version="2.0" IssueInstant="\(time(0))" Destination="\(Markup.escape(sp.acsURL))"\(irt)>\
+        <saml:Issuer>\(Markup.escape(entityID))</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>\
         <saml:Assertion xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" ID="\(aid)" Version="2.0" IssueInstant="\(time(0))">\
-        <saml:Issuer>\(escape(entityID))</saml:Issuer><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">\(escape(user.email))</saml:NameID>\
-        <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="\(time(300))" Recipient="\(escape(sp.acsURL))"\(irt)/></saml:SubjectConfirmation></saml:Subject>\
-        <saml:Conditions NotBefore="\(time(-60))" NotOnOrAfter="\(time(300))"><saml:AudienceRestriction><saml:Audience>\(escape(sp.entityID))</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
+        <saml:Issuer>\(Markup.escape(entityID))</saml:Issuer><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">\(Markup.escape(user.email))</saml:NameID>\
+        <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="\(time(300))" Recipient="\(Markup.escape(sp.acsURL))"\(irt)/></saml:SubjectConfirmation></saml:Subject>\
+        <saml:Conditions NotBefore="\(time(-60))" NotOnOrAfter="\(time(300))"><saml:AudienceRestriction><saml:Audience>\(Markup.escape(sp.entityID))</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
         <saml:AuthnStatement AuthnInstant="\(time(0))" SessionIndex="\(aid)"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>\
-        <saml:AttributeStatement><saml:Attribute Name="email"><saml:AttributeValue xsi:type="xs:string">\(escape(user.email))</saml:AttributeValue></saml:Attribute>\
+        <saml:AttributeStatement><saml:Attribute Name="email"><saml:AttributeValue xsi:type="xs:string">\(Markup.escape(user.email))</saml:AttributeValue></saml:Attribute>\
         <saml:Attribute Name="groups">\(groups)</saml:Attribute></saml:AttributeStatement></saml:Assertion></samlp:Response>
         """
         let signer = SignatureSigner(key: identity.key, certificate: identity.certificate)
@@ -188,11 +188,11 @@ public final class DevIdP: Sendable {
     public func metadata() -> String {
         """
         <?xml version="1.0" encoding="UTF-8"?>
-        <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="\(escape(entityID))">
+        <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="\(Markup.escape(entityID))">
           <md:IDPSSODescriptor WantAuthnRequestsSigned="false" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
             <md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>\(Data(identity.certificate.der).base64EncodedString())</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
             <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>
-            <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="\(escape(ssoURL))"/>
+            <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="\(Markup.escape(ssoURL))"/>
           </md:IDPSSODescriptor>
         </md:EntityDescriptor>
 
@@ -201,24 +201,9 @@ public final class DevIdP: Sendable {
 
     private func page(_ title: String, _ body: String) -> Reply {
         Reply(status: 200, contentType: "text/html; charset=utf-8", body: """
-        <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
+        <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(Markup.escape(title))</title>
         <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:46rem}form{margin:.6rem 0}button{padding:.4rem .8rem}</style>
         </head><body>\(body)</body></html>
         """)
-    }
-
-    func escape(_ text: String) -> String {
-        var out = ""
-        for c in text {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
     }
 }

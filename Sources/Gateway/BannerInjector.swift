@@ -1,4 +1,5 @@
 import NIOCore
+import XMLCore
 
 /// Streams an HTML body through, inserting `banner` right after the opening `<body ...>`
 /// tag. A plain state machine over bytes (no parser, no whole-body buffering): only a
@@ -111,8 +112,8 @@ struct BannerInjector {
     /// The banner: plain, accessible markup with inline styles that reset what the page
     /// may inherit (`all: initial`), so neither side breaks the other's layout.
     static func html(organization: String, loginURL: String) -> String {
-        let org = DiagnosticPage.escape(organization)
-        let url = DiagnosticPage.escape(loginURL)
+        let org = Markup.escape(organization)
+        let url = Markup.escape(loginURL)
         return """
         <div id="ssogate-banner" role="region" aria-label="Single sign-on" style="all:initial;display:block;box-sizing:border-box;\
         width:100%;padding:10px 16px;background:#fff8e1;border-bottom:1px solid #e0c068;font:14px/1.4 system-ui,sans-serif;\

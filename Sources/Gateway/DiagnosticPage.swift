@@ -1,60 +1,46 @@
 import SAML
+import XMLCore
 
 /// The small HTML pages of the login flow: the test-mode diagnostics ("Update and Test
 /// SAML Configuration") and the failure page a person sees.
 enum DiagnosticPage {
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for c in text {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
-
     static func frame(_ title: String, _ body: String) -> String {
         """
-        <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
+        <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(Markup.escape(title))</title>
         <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:50rem}td{padding:.2rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}code{background:#f4f4f4;padding:0 .2rem}</style>
         </head><body>\(body)</body></html>
         """
     }
 
     static func success(organization: String, assertion: ValidatedAssertion, role: String?, email: String?) -> String {
-        var rows = "<tr><td>NameID</td><td><code>\(escape(assertion.nameID))</code></td></tr>"
-        rows += "<tr><td>NameID format</td><td>\(escape(assertion.nameIDFormat ?? "-"))</td></tr>"
-        rows += "<tr><td>Email</td><td>\(escape(email ?? "-"))</td></tr>"
-        rows += "<tr><td>Issuer</td><td>\(escape(assertion.issuer))</td></tr>"
-        rows += "<tr><td>Role the mapping gives</td><td>\(escape(role ?? "no role mapping configured"))</td></tr>"
-        rows += "<tr><td>Verified by certificate (SHA-256)</td><td><code>\(escape(assertion.verifiedBy))</code></td></tr>"
+        var rows = "<tr><td>NameID</td><td><code>\(Markup.escape(assertion.nameID))</code></td></tr>"
+        rows += "<tr><td>NameID format</td><td>\(Markup.escape(assertion.nameIDFormat ?? "-"))</td></tr>"
+        rows += "<tr><td>Email</td><td>\(Markup.escape(email ?? "-"))</td></tr>"
+        rows += "<tr><td>Issuer</td><td>\(Markup.escape(assertion.issuer))</td></tr>"
+        rows += "<tr><td>Role the mapping gives</td><td>\(Markup.escape(role ?? "no role mapping configured"))</td></tr>"
+        rows += "<tr><td>Verified by certificate (SHA-256)</td><td><code>\(Markup.escape(assertion.verifiedBy))</code></td></tr>"
         for name in assertion.attributes.keys.sorted() {
-            rows += "<tr><td>\(escape(name))</td><td>\(assertion.attributes[name]!.map(escape).joined(separator: "<br>"))</td></tr>"
+            rows += "<tr><td>\(Markup.escape(name))</td><td>\(assertion.attributes[name]!.map(Markup.escape).joined(separator: "<br>"))</td></tr>"
         }
         return frame("SAML test succeeded", """
-        <h1>SAML configuration works for \(escape(organization))</h1>
+        <h1>SAML configuration works for \(Markup.escape(organization))</h1>
         <p id="ssogate-test-result">success</p><p>No session was issued. What the IdP asserted:</p><table>\(rows)</table>
         """)
     }
 
     static func failure(organization: String, error: SAMLError, requestID: String) -> String {
         frame("SAML test failed", """
-        <h1>SAML test failed for \(escape(organization))</h1>
-        <p id="ssogate-test-result">\(escape(error.code))</p>
-        <p>Detail: <code>\(escape(error.detail))</code></p><p>Request id: <code>\(escape(requestID))</code></p>
+        <h1>SAML test failed for \(Markup.escape(organization))</h1>
+        <p id="ssogate-test-result">\(Markup.escape(error.code))</p>
+        <p>Detail: <code>\(Markup.escape(error.detail))</code></p><p>Request id: <code>\(Markup.escape(requestID))</code></p>
         """)
     }
 
     static func loginFailed(organization: String, code: String, requestID: String, retry: String) -> String {
         frame("Login failed", """
-        <h1>Login failed</h1><p>The single sign-on response for <b>\(escape(organization))</b> was refused:
-        <code id="ssogate-reason">\(escape(code))</code>.</p><p>Request id: <code>\(escape(requestID))</code></p>
-        <p><a href="\(escape(retry))">Try again</a></p>
+        <h1>Login failed</h1><p>The single sign-on response for <b>\(Markup.escape(organization))</b> was refused:
+        <code id="ssogate-reason">\(Markup.escape(code))</code>.</p><p>Request id: <code>\(Markup.escape(requestID))</code></p>
+        <p><a href="\(Markup.escape(retry))">Try again</a></p>
         """)
     }
 }

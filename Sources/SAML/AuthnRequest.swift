@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import XMLCore
 
 /// An SP-initiated login request for the HTTP-Redirect binding (SAML Bindings §3.4).
 public struct AuthnRequest: Sendable {
@@ -15,9 +16,9 @@ public struct AuthnRequest: Sendable {
         id = "id-" + bytes.map { String(format: "%02x", $0) }.joined()
         xml = """
         <samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" \
-        ID="\(id)" Version="2.0" IssueInstant="\(SAMLTime.format(issueInstant))" Destination="\(Self.escape(destination))" \
-        AssertionConsumerServiceURL="\(Self.escape(acsURL))" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST">\
-        <saml:Issuer>\(Self.escape(spEntityID))</saml:Issuer>\
+        ID="\(id)" Version="2.0" IssueInstant="\(SAMLTime.format(issueInstant))" Destination="\(Markup.escape(destination))" \
+        AssertionConsumerServiceURL="\(Markup.escape(acsURL))" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST">\
+        <saml:Issuer>\(Markup.escape(spEntityID))</saml:Issuer>\
         <samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress" AllowCreate="true"/>\
         </samlp:AuthnRequest>
         """
@@ -70,19 +71,6 @@ public struct AuthnRequest: Sendable {
         return out
     }
 
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for c in text {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
 }
 
 extension SAMLTime {

@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import XMLCore
 
 /// The SP's metadata for one organization: what an admin gives the IdP (Okta's "Audience
 /// URI" is the entity ID, its "Single sign on URL" the ACS).
@@ -13,12 +14,12 @@ public enum SPMetadata {
         } ?? ""
         return """
         <?xml version="1.0" encoding="UTF-8"?>
-        <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="\(AuthnRequest.escape(entityID))">
+        <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="\(Markup.escape(entityID))">
           <md:SPSSODescriptor AuthnRequestsSigned="\(signingCertificate != nil)" WantAssertionsSigned="true" \
         protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">\(key.isEmpty ? "" : "\n    " + key)
             <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>
             <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" \
-        Location="\(AuthnRequest.escape(acsURL))" index="0" isDefault="true"/>
+        Location="\(Markup.escape(acsURL))" index="0" isDefault="true"/>
           </md:SPSSODescriptor>
         </md:EntityDescriptor>
 
