@@ -50,7 +50,7 @@ let package = Package(
         ]),
         .target(name: "DevIdP", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore", "Compression"]),
         .target(name: "Demo", dependencies: [
-            "DevIdP", "XMLCore",
+            "DevIdP", "Gateway", "XMLCore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import DevIdP
+import Gateway
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -27,18 +28,6 @@ public enum DevIdPServer {
         return (channel, idp)
     }
 
-    /// `application/x-www-form-urlencoded` (also a query string): `+` is a space.
-    static func decodeForm(_ text: Substring) -> [String: String] {
-        var out: [String: String] = [:]
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String? { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
-            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else { continue }
-            out[name] = value
-        }
-        return out
-    }
-
     final class Handler: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
@@ -59,11 +48,10 @@ public enum DevIdPServer {
             case .end:
                 guard let head else { return }
                 self.head = nil
-                let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-                let query = parts.count > 1 ? DevIdPServer.decodeForm(parts[1]) : [:]
-                let form = DevIdPServer.decodeForm(Substring(String(decoding: body, as: UTF8.self)))
-                let reply = slot.withLockedValue { $0 }?.handle(method: head.method.rawValue, path: String(parts[0]),
-                                                                 query: query, form: form)
+                let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+                let reply = slot.withLockedValue { $0 }?.handle(method: head.method.rawValue, path: String(path),
+                                                                 query: RequestFields.query(head.uri),
+                                                                 form: RequestFields.form(String(decoding: body, as: UTF8.self)))
                     ?? DevIdP.Reply(status: 503, contentType: "text/plain; charset=utf-8", body: "starting\n")
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: reply.contentType)

@@ -287,7 +287,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             expectContinue = head.version >= .http1_1 && body != .none
         }
 
-        let cookies = Self.cookies(head.headers)
+        let cookies = RequestFields.cookies(head.headers)
         let (decision, clearCookie) = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
                                                           accept: head.headers.first(name: "accept"), cookies: cookies)
         let clearing: [(String, String)] = clearCookie.map { [("Set-Cookie", $0)] } ?? []
@@ -647,7 +647,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         let rest = parts[3...].joined(separator: "/")
         switch (head.method, rest) {
         case (.GET, "sso"), (.HEAD, "sso"):
-            respond(runtime.flow.startLogin(organization: organization, query: Self.query(head.uri)),
+            respond(runtime.flow.startLogin(organization: organization, query: RequestFields.query(head.uri)),
                     method: head.method, uri: head.uri, start: start)
         case (.POST, "saml/consume"):
             state = .collectingForm(organization: organization, head: head, body: allocator.buffer(capacity: 8192), start: start)
@@ -660,10 +660,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, start: NIODeadline) {
-        let requestID = Self.requestID()
+        let requestID = RequestFields.requestID()
         let accept = head.headers.first(name: "accept")?.lowercased() ?? ""
         let outcome = shared.runtime.flow.consume(
-            organization: organization, form: Self.form(String(buffer: body)), cookies: Self.cookies(head.headers),
+            organization: organization, form: RequestFields.form(String(buffer: body)), cookies: RequestFields.cookies(head.headers),
             acceptsJSON: accept.contains("application/json") && !accept.contains("text/html"), requestID: requestID)
         shared.metrics.loginFinished(result: outcome.result)
         if outcome.result == "success" || outcome.result == "test_success" {
@@ -675,44 +675,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             ])
         }
         respond(outcome.response, method: head.method, uri: head.uri, start: start)
-    }
-
-    static func requestID() -> String {
-        ((try? SecureRandom().bytes(8)) ?? []).map { String(format: "%02x", $0) }.joined()
-    }
-
-    /// Cookie pairs of all Cookie fields; the first of a name wins.
-    static func cookies(_ headers: HTTPHeaders) -> [String: Substring] {
-        var out: [String: Substring] = [:]
-        for value in headers["cookie"] {
-            for pair in value.split(separator: ";") {
-                let trimmed = pair.trimmingASCIISpaces()
-                guard let eq = trimmed.firstIndex(of: "=") else { continue }
-                let name = String(trimmed[..<eq])
-                if out[name] == nil { out[name] = trimmed[trimmed.index(after: eq)...] }
-            }
-        }
-        return out
-    }
-
-    static func query(_ uri: String) -> [String: String] {
-        guard let q = uri.firstIndex(of: "?") else { return [:] }
-        return form(String(uri[uri.index(after: q)...]))
-    }
-
-    /// application/x-www-form-urlencoded; the first of a name wins.
-    static func form(_ text: String) -> [String: String] {
-        var out: [String: String] = [:]
-        for pair in text.split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let key = decode(kv[0]) else { continue }
-            if out[key] == nil { out[key] = kv.count > 1 ? decode(kv[1]) ?? "" : "" }
-        }
-        return out
-    }
-
-    private static func decode(_ text: Substring) -> String? {
-        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
     }
 
     // MARK: - Local responses
