@@ -46,15 +46,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var deferredParserError: HTTPParserError?
     private var readPending = false
     private var closeAfterResponse = false
-    private var peerText: String?
-    private var peerBytes: [UInt8]?
+    private var planner: RequestPlanner
 
     private var headTimer: HeadTimer
     private var headDeadline: NIODeadline?
 
-    init(shared: GatewayShared, loop: LoopContext, headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
+    init(shared: GatewayShared, loop: LoopContext, scheme: String, headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.shared = shared
         self.loop = loop
+        self.planner = RequestPlanner(shared: shared, peer: nil, scheme: scheme)
         self.headTimer = HeadTimer(headerTimeout: headerTimeout, idleTimeout: idleTimeout)
     }
 
@@ -63,14 +63,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         allocator = context.channel.allocator
-        if let address = context.channel.remoteAddress {
-            peerText = address.ipAddress
-            switch address {
-            case .v4(let a): peerBytes = withUnsafeBytes(of: a.address.sin_addr.s_addr) { Array($0) }
-            case .v6(let a): peerBytes = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
-            default: peerBytes = nil
-            }
-        }
+        planner = RequestPlanner(shared: shared, peer: context.channel.remoteAddress, scheme: planner.scheme)
         loop.register(self)
         apply(headTimer.connectionOpened())
     }
@@ -96,7 +89,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if let deadline = headDeadline, deadline <= now, let context {
             headDeadline = nil
             shared.logger.info("closed connection without a complete request head", metadata: [
-                "reason": "header or idle timeout", "peer": "\(peerText ?? "-")",
+                "reason": "header or idle timeout", "peer": "\(planner.peerText ?? "-")",
             ])
             context.close(promise: nil)
             return
@@ -242,86 +235,33 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func respondToParserError(_ error: HTTPParserError) {
         let tooLarge = error == .headerOverflow
         shared.logger.warning("rejected malformed request", metadata: [
-            "reason": "\(tooLarge ? "request head over 32 KiB" : "\(error)")", "peer": "\(peerText ?? "-")",
+            "reason": "\(tooLarge ? "request head over 32 KiB" : "\(error)")", "peer": "\(planner.peerText ?? "-")",
         ])
-        respondLocally(status: tooLarge ? .requestHeaderFieldsTooLarge : .badRequest,
-                       text: tooLarge ? "request header fields too large" : "bad request",
-                       method: .GET, uri: "-", close: true)
+        respond(.plain(tooLarge ? .requestHeaderFieldsTooLarge : .badRequest, tooLarge ? "request header fields too large" : "bad request"),
+                method: .GET, uri: "-", start: .now(), close: true)
     }
 
     private func requestHead(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
         apply(headTimer.headReceived())
         let start = NIODeadline.now()
         if !received.isKeepAlive { closeAfterResponse = true }
-        let head: HTTPRequestHead
-        switch RequestTarget.normalise(received) {
-        case .success(let normalised): head = normalised
-        case .failure(let rejection):
-            reject(received, .badRequest, rejection.rawValue, reason: rejection.rawValue)
+        let exchange: Exchange, runtime: GatewayRuntime
+        switch planner.plan(received, start: start) {
+        case .respond(let local, let head, let close):
+            respond(local, method: head.method, uri: head.uri, start: start, close: close)
             return
-        }
-
-        if head.uri.hasPrefix("/_ssogate/") {
-            serveInternal(head)
+        case .collectForm(let organization, let head):
+            state = .collectingForm(organization: organization, head: head, body: allocator.buffer(capacity: 8192), start: start)
             return
-        }
-        let runtime = shared.runtime
-        if head.uri.hasPrefix("/organizations/"), routeSSO(head, runtime: runtime, start: start) { return }
-        if head.method == .CONNECT {
-            reject(head, .methodNotAllowed, "CONNECT is not supported", reason: "CONNECT method")
-            return
-        }
-        let body: RequestFraming.Body
-        switch RequestFraming.body(of: head) {
-        case .success(let b): body = b
-        case .failure(let rejection):
-            reject(head, .badRequest, "bad request framing", reason: rejection.rawValue)
-            return
-        }
-        var expectContinue = false
-        if let expect = head.headers.first(name: "expect") {
-            guard expect.lowercased() == "100-continue" else {
-                reject(head, .expectationFailed, "unsupported expectation", reason: "Expect other than 100-continue")
-                return
+        case .proxy(let planned, let current, let expectContinue):
+            exchange = planned
+            runtime = current
+            state = .proxying(exchange)
+            if expectContinue {
+                // The gateway answers the expectation itself, once it has decided to forward;
+                // the upstream gets no Expect header.
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
             }
-            expectContinue = head.version >= .http1_1 && body != .none
-        }
-
-        let cookies = RequestFields.cookies(head.headers)
-        let (decision, clearCookie) = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
-                                                          accept: head.headers.first(name: "accept"), cookies: cookies)
-        let clearing: [(String, String)] = clearCookie.map { [("Set-Cookie", $0)] } ?? []
-        var identity: [(String, String)] = []
-        var bannerHTML: String?
-        switch decision {
-        case .forward(let headers): identity = headers
-        case .banner(let organization, let loginURL):
-            // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
-            if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }
-        case .redirect(let location):
-            respond(LocalResponse(status: .found, headers: [("Location", location), ("Cache-Control", "no-store")] + clearing, body: []),
-                    method: head.method, uri: head.uri, start: start)
-            return
-        case .unauthorized(let json):
-            respond(LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")] + clearing, body: json),
-                    method: head.method, uri: head.uri, start: start)
-            return
-        }
-        let upstreamHead = HeaderPolicy.upstreamRequestHead(
-            from: head, peer: peerText, peerTrusted: runtime.isTrusted(peer: peerBytes),
-            scheme: shared.scheme, bodyFraming: body, dropCookies: runtime.reservedCookies, identity: identity,
-            askIdentityEncoding: bannerHTML != nil)
-        let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
-                                clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
-                                requestBody: body, start: start)
-        exchange.reservedCookies = runtime.reservedCookies
-        exchange.bannerHTML = bannerHTML
-        exchange.clearCookie = clearCookie
-        state = .proxying(exchange)
-        if expectContinue {
-            // The gateway answers the expectation itself, once it has decided to forward;
-            // the upstream gets no Expect header.
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
 
         if let idle = loop.pool.takeIdle(for: runtime.configuration.upstream) {
@@ -380,7 +320,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if case .collectingForm(let organization, let head, var body, let start) = state {
             guard body.readableBytes + buffer.readableBytes <= Self.maxFormBytes else {
                 state = .idle
-                respond(.text(.payloadTooLarge, "form too large"), method: head.method, uri: head.uri, start: start, close: true)
+                respond(.plain(.payloadTooLarge, "form too large"), method: head.method, uri: head.uri, start: start, close: true)
                 return
             }
             var part = buffer
@@ -404,7 +344,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         case .collectingForm(let organization, let head, let body, let start):
             state = .idle
-            consume(organization: organization, head: head, body: body, start: start)
+            respond(planner.consume(organization: organization, head: head, body: body), method: head.method, uri: head.uri, start: start)
         case .local:
             finishLocal()
         case .proxying(let exchange):
@@ -434,19 +374,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             exchange.upstreamKeepAlive = head.keepAlive
             var framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: head.body)
             var head = head
-            let encoding = (head.contentEncoding ?? "identity").lowercased()
-            let coding = ContentCoding(header: encoding)
-            // 4xx too: an app's "restricted" page (401/403/404) is where a visitor needs the link.
-            if let banner = exchange.bannerHTML, framing != .none, (200..<300).contains(head.status) || (400..<500).contains(head.status),
-               head.contentType?.lowercased().hasPrefix("text/html") == true, encoding == "identity" || coding != nil {
+            if exchange.prepareBanner(for: head, hasBody: framing != .none) {
                 // The length changes: the body goes out chunked (close-delimited for HTTP/1.0).
-                // A compressed page (the upstream ignored `identity`) is decoded, given its
-                // banner and encoded again, streaming; its Content-Encoding stays.
-                exchange.injector = BannerInjector(banner: banner)
-                if let coding {
-                    exchange.decoder = try? StreamDecoder(coding)
-                    exchange.encoder = try? StreamEncoder(coding)
-                }
                 framing = exchange.clientVersion >= .http1_1 ? .chunked : .closeDelimited
                 head.contentLength = nil
             }
@@ -455,27 +384,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             context.write(wrapOutboundOut(responseHead(head, framing: framing, clientVersion: exchange.clientVersion, exchange: exchange)), promise: nil)
         case .body(let buffer):
             guard exchange.responseFraming != .none else { return }
-            var buffer = buffer
-            if exchange.injector != nil {
-                var bytes = Array(buffer.readableBytesView)
-                if let decoder = exchange.decoder {
-                    guard let plain = try? decoder.decode(bytes) else {
-                        // The head is out; a corrupt body can only end the connection.
-                        shared.logger.warning("upstream sent a corrupt compressed body", metadata: ["path": "\(pathOnly(exchange.uri))"])
-                        exchange.upstream?.handler.delegate = nil
-                        exchange.upstream?.channel.close(promise: nil)
-                        exchange.upstream = nil
-                        state = .idle
-                        context.close(promise: nil)
-                        return
-                    }
-                    bytes = plain
-                }
-                bytes = exchange.injector!.feed(bytes)
-                if let encoder = exchange.encoder { bytes = encoder.encode(bytes) }
-                guard !bytes.isEmpty else { return }
-                buffer = allocator.buffer(bytes: bytes)
+            let rewritten: ByteBuffer?
+            do {
+                rewritten = try exchange.rewrite(buffer, allocator: allocator)
+            } catch {
+                // The head is out; a corrupt body can only end the connection.
+                shared.logger.warning("upstream sent a corrupt compressed body", metadata: ["path": "\(pathOnly(exchange.uri))"])
+                exchange.upstream?.handler.delegate = nil
+                exchange.upstream?.channel.close(promise: nil)
+                exchange.upstream = nil
+                state = .idle
+                context.close(promise: nil)
+                return
             }
+            guard let buffer = rewritten else { return }
             exchange.responseBytes += buffer.readableBytes
             if exchange.responseFraming == .chunked {
                 context.write(wrapOutboundOut(ChunkFraming.header(buffer.readableBytes, allocator: allocator)), promise: nil)
@@ -486,14 +408,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             if !clientWritable { exchange.upstream?.handler.pauseReads() }
         case .end:
-            if exchange.injector != nil {
-                var rest = exchange.injector!.finish()
-                exchange.injector = nil
-                if let encoder = exchange.encoder { rest = encoder.encode(rest) + encoder.finish() }
-                exchange.decoder = nil
-                exchange.encoder = nil
-                if !rest.isEmpty { upstreamReceived(.body(allocator.buffer(bytes: rest))) }
-            }
+            if let rest = exchange.finishRewrite(allocator: allocator) { upstreamReceived(.body(rest)) }
             finishProxied(exchange)
         }
     }
@@ -599,8 +514,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         // The request body cannot be delivered anywhere now; the connection ends after this answer.
         if !exchange.requestEndReceived { closeAfterResponse = true }
         state = .idle
-        respondLocally(status: status, text: text, method: exchange.method, uri: exchange.uri,
-                       close: closeAfterResponse, start: exchange.start, requestComplete: exchange.requestEndReceived)
+        respond(.plain(status, text), method: exchange.method, uri: exchange.uri, start: exchange.start,
+                requestComplete: exchange.requestEndReceived)
     }
 
     private func finishProxied(_ exchange: Exchange) {
@@ -636,50 +551,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !requestOpen { completeResponseCycle() }
     }
 
-    // MARK: - The SSO endpoints
-
-    /// `/organizations/{org}/sso`, `/saml/consume`, `/saml/metadata`; false for any other
-    /// path under `/organizations/`, which is then proxied like everything else.
-    private func routeSSO(_ head: HTTPRequestHead, runtime: GatewayRuntime, start: NIODeadline) -> Bool {
-        let parts = pathOnly(head.uri).split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count >= 4, parts[1] == "organizations" else { return false }
-        let organization = String(parts[2])
-        let rest = parts[3...].joined(separator: "/")
-        switch (head.method, rest) {
-        case (.GET, "sso"), (.HEAD, "sso"):
-            respond(runtime.flow.startLogin(organization: organization, query: RequestFields.query(head.uri)),
-                    method: head.method, uri: head.uri, start: start)
-        case (.POST, "saml/consume"):
-            state = .collectingForm(organization: organization, head: head, body: allocator.buffer(capacity: 8192), start: start)
-        case (.GET, "saml/metadata"), (.HEAD, "saml/metadata"):
-            respond(runtime.flow.spMetadata(organization: organization), method: head.method, uri: head.uri, start: start)
-        default:
-            return false
-        }
-        return true
-    }
-
-    private func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, start: NIODeadline) {
-        let requestID = RequestFields.requestID()
-        let accept = head.headers.first(name: "accept")?.lowercased() ?? ""
-        let outcome = shared.runtime.flow.consume(
-            organization: organization, form: RequestFields.form(String(buffer: body)), cookies: RequestFields.cookies(head.headers),
-            acceptsJSON: accept.contains("application/json") && !accept.contains("text/html"), requestID: requestID)
-        shared.metrics.loginFinished(result: outcome.result)
-        if outcome.result == "success" || outcome.result == "test_success" {
-            shared.logger.info("login", metadata: ["organization": "\(organization)", "result": "\(outcome.result)", "request_id": "\(requestID)"])
-        } else {
-            shared.logger.warning("login refused", metadata: [
-                "organization": "\(organization)", "reason": "\(outcome.result)", "detail": "\(outcome.detail ?? "-")",
-                "request_id": "\(requestID)", "peer": "\(peerText ?? "-")",
-            ])
-        }
-        respond(outcome.response, method: head.method, uri: head.uri, start: start)
-    }
-
     // MARK: - Local responses
 
-    private func respond(_ local: LocalResponse, method: HTTPMethod, uri: String, start: NIODeadline, close: Bool = false) {
+    private func respond(_ local: LocalResponse, method: HTTPMethod, uri: String, start: NIODeadline, close: Bool = false,
+                         requestComplete: Bool = false) {
         guard let context else { return }
         if close { closeAfterResponse = true }
         var head = allocator.buffer(capacity: 256)
@@ -691,56 +566,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.write(wrapOutboundOut(head), promise: nil)
         if method != .HEAD && !local.body.isEmpty { context.write(wrapOutboundOut(allocator.buffer(bytes: local.body)), promise: nil) }
         finishLocalResponse(method: method, uri: uri, status: Int(local.status.code), bytes: method == .HEAD ? 0 : local.body.count,
-                            start: start, requestComplete: false, context: context)
-    }
-
-
-    private func serveInternal(_ head: HTTPRequestHead) {
-        let path = pathOnly(head.uri)
-        switch (head.method, path) {
-        case (.GET, "/_ssogate/logout"), (.POST, "/_ssogate/logout"):
-            respond(shared.runtime.flow.logout(), method: head.method, uri: head.uri, start: .now())
-        case (.GET, "/_ssogate/healthz"), (.HEAD, "/_ssogate/healthz"):
-            respondLocally(status: .ok, text: "ok", method: head.method, uri: head.uri, close: closeAfterResponse)
-        case (.GET, "/_ssogate/metrics"):
-            var buffer = allocator.buffer(capacity: 4096)
-            buffer.writeBytes(shared.metrics.exposition())
-            respondLocally(status: .ok, body: buffer, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                           method: head.method, uri: head.uri, close: closeAfterResponse)
-        default:
-            respondLocally(status: .notFound, text: "not found", method: head.method, uri: head.uri, close: closeAfterResponse)
-        }
-    }
-
-    private func reject(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ text: String, reason: String) {
-        shared.logger.warning("rejected request", metadata: [
-            "reason": "\(reason)", "status": "\(status.code)", "peer": "\(peerText ?? "-")",
-        ])
-        respondLocally(status: status, text: text, method: head.method, uri: head.uri, close: true)
-    }
-
-    private func respondLocally(status: HTTPResponseStatus, text: String, method: HTTPMethod, uri: String, close: Bool,
-                                start: NIODeadline = .now(), requestComplete: Bool = false) {
-        guard let context else { return }
-        var buffer = allocator.buffer(capacity: text.utf8.count + 1)
-        buffer.writeString(text)
-        buffer.writeString("\n")
-        respondLocally(status: status, body: buffer, contentType: "text/plain; charset=utf-8", method: method, uri: uri,
-                       close: close, start: start, requestComplete: requestComplete)
-    }
-
-    private func respondLocally(status: HTTPResponseStatus, body: ByteBuffer, contentType: String, method: HTTPMethod,
-                                uri: String, close: Bool, start: NIODeadline = .now(), requestComplete: Bool = false) {
-        guard let context else { return }
-        if close { closeAfterResponse = true }
-        var head = allocator.buffer(capacity: 160)
-        head.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Type: \(contentType)\r\n")
-        head.writeString("Content-Length: \(body.readableBytes)\r\nCache-Control: no-store\r\n")
-        if closeAfterResponse { head.writeStaticString("Connection: close\r\n") }
-        head.writeStaticString("\r\n")
-        context.write(wrapOutboundOut(head), promise: nil)
-        if method != .HEAD { context.write(wrapOutboundOut(body), promise: nil) }
-        finishLocalResponse(method: method, uri: uri, status: Int(status.code), bytes: method == .HEAD ? 0 : body.readableBytes,
                             start: start, requestComplete: requestComplete, context: context)
     }
 
@@ -777,7 +602,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let accessLogger = shared.accessLogger else { return }
         let record = AccessRecord(method: method.rawValue, path: pathOnly(uri), status: status, bytes: bytes,
                                   durationMicros: (NIODeadline.now() - start).nanoseconds / 1000,
-                                  upstreamMicros: upstreamNanoseconds.map { $0 / 1000 }, peer: peerText ?? "-")
+                                  upstreamMicros: upstreamNanoseconds.map { $0 / 1000 }, peer: planner.peerText ?? "-")
         accessLogger.info("\(record.line(format: shared.logFormat, timestamp: loop.clock.now()))")
     }
 }

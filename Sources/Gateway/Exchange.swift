@@ -65,3 +65,52 @@ final class Exchange {
             && [.GET, .HEAD, .OPTIONS].contains(method)
     }
 }
+
+/// Banner mode's rewrite of a response body, shared by the HTTP/1 and HTTP/2 paths.
+extension Exchange {
+    /// Whether this response gets the banner: an HTML answer (2xx, or 4xx, since an app's
+    /// "restricted" page is where a visitor needs the link) that is uncompressed or in a
+    /// coding the gateway can undo and redo. Sets up the injector (and codecs) when it does.
+    func prepareBanner(for head: UpstreamResponseHead, hasBody: Bool) -> Bool {
+        guard let banner = bannerHTML, hasBody, (200..<300).contains(head.status) || (400..<500).contains(head.status),
+              head.contentType?.lowercased().hasPrefix("text/html") == true else { return false }
+        let encoding = (head.contentEncoding ?? "identity").lowercased()
+        let coding = ContentCoding(header: encoding)
+        guard encoding == "identity" || coding != nil else { return false }
+        // A compressed page (the upstream ignored `identity`) is decoded, given its banner
+        // and encoded again, streaming; its Content-Encoding stays.
+        injector = BannerInjector(banner: banner)
+        if let coding {
+            decoder = try? StreamDecoder(coding)
+            encoder = try? StreamEncoder(coding)
+        }
+        return true
+    }
+
+    struct CorruptBody: Error {}
+
+    /// A body part as the client gets it: unchanged, or with the banner inserted (nil when
+    /// nothing is ready to write yet). Throws when a compressed body does not decode.
+    func rewrite(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) throws(CorruptBody) -> ByteBuffer? {
+        guard injector != nil else { return buffer }
+        var bytes = Array(buffer.readableBytesView)
+        if let decoder {
+            guard let plain = try? decoder.decode(bytes) else { throw CorruptBody() }
+            bytes = plain
+        }
+        bytes = injector!.feed(bytes)
+        if let encoder { bytes = encoder.encode(bytes) }
+        return bytes.isEmpty ? nil : allocator.buffer(bytes: bytes)
+    }
+
+    /// What the rewrite still holds at the end of the body.
+    func finishRewrite(allocator: ByteBufferAllocator) -> ByteBuffer? {
+        guard injector != nil else { return nil }
+        var rest = injector!.finish()
+        injector = nil
+        if let encoder { rest = encoder.encode(rest) + encoder.finish() }
+        decoder = nil
+        encoder = nil
+        return rest.isEmpty ? nil : allocator.buffer(bytes: rest)
+    }
+}

@@ -37,7 +37,6 @@ final class GatewayShared: Sendable {
     let logger: Logger
     let accessLogger: Logger?
     let logFormat: GatewayConfiguration.LogFormat
-    let scheme: String
     /// Spent assertion and request IDs, kept across reloads.
     let replayCache: ReplayCache
     let clock: @Sendable () -> Date
@@ -54,7 +53,6 @@ final class GatewayShared: Sendable {
         self.logger = logger
         self.accessLogger = accessLogger
         self.logFormat = runtime.configuration.logFormat
-        self.scheme = "http"
         var loops: [ObjectIdentifier: LoopContextBox] = [:]
         for loop in group.makeIterator() {
             loops[ObjectIdentifier(loop)] = LoopContextBox(LoopContext(eventLoop: loop) { accessLogSink?.flush() })

@@ -82,7 +82,7 @@ public final class GatewayServer: Sendable {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = maxRequestHeadBytes
         limits.maxHeaderFieldSize = maxRequestHeadBytes
-        let handler = ClientConnectionHandler(shared: shared, loop: shared.context(for: channel.eventLoop),
+        let handler = ClientConnectionHandler(shared: shared, loop: shared.context(for: channel.eventLoop), scheme: "http",
                                               headerTimeout: configuration.headerTimeout.timeAmount,
                                               idleTimeout: configuration.idleTimeout.timeAmount)
         // No HTTPServerPipelineHandler: the connection handler orders pipelined requests

@@ -1,0 +1,172 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The protocol-neutral half of serving a request: from its head to an answer made here,
+/// a form to collect (the ACS), or an exchange to proxy. HTTP/1.1 connections and HTTP/2
+/// streams both ask it, so every SSO rule applies to both in one place.
+struct RequestPlanner {
+    enum Plan {
+        /// Answer locally; `close` ends an HTTP/1 connection afterwards (a rejected request).
+        case respond(LocalResponse, head: HTTPRequestHead, close: Bool)
+        /// The ACS: read the (bounded) form body, then call `consume`.
+        case collectForm(organization: String, head: HTTPRequestHead)
+        case proxy(Exchange, runtime: GatewayRuntime, expectContinue: Bool)
+    }
+
+    let shared: GatewayShared
+    /// The client's address as text and as bytes (for `trusted_proxies`).
+    let peerText: String?
+    let peerBytes: [UInt8]?
+    /// `https` on a TLS listener; what `X-Forwarded-Proto` says when no trusted proxy did.
+    let scheme: String
+
+    init(shared: GatewayShared, peer: SocketAddress?, scheme: String) {
+        self.shared = shared
+        self.scheme = scheme
+        peerText = peer?.ipAddress
+        switch peer {
+        case .v4(let a)?: peerBytes = withUnsafeBytes(of: a.address.sin_addr.s_addr) { Array($0) }
+        case .v6(let a)?: peerBytes = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+        default: peerBytes = nil
+        }
+    }
+
+    /// - Parameter bodyFraming: how the request body is delimited when the protocol says so
+    ///   itself (HTTP/2); `nil` reads it from the HTTP/1 fields, refusing ambiguous framing.
+    func plan(_ received: HTTPRequestHead, start: NIODeadline, bodyFraming: RequestFraming.Body? = nil) -> Plan {
+        let head: HTTPRequestHead
+        switch RequestTarget.normalise(received) {
+        case .success(let normalised): head = normalised
+        case .failure(let rejection):
+            return reject(received, .badRequest, rejection.rawValue, reason: rejection.rawValue)
+        }
+        if head.uri.hasPrefix("/_ssogate/") {
+            return .respond(internalEndpoint(head), head: head, close: false)
+        }
+        let runtime = shared.runtime
+        if head.uri.hasPrefix("/organizations/"), let plan = ssoEndpoint(head, runtime: runtime) { return plan }
+        if head.method == .CONNECT {
+            return reject(head, .methodNotAllowed, "CONNECT is not supported", reason: "CONNECT method")
+        }
+        let body: RequestFraming.Body
+        if let bodyFraming {
+            body = bodyFraming
+        } else {
+            switch RequestFraming.body(of: head) {
+            case .success(let b): body = b
+            case .failure(let rejection):
+                return reject(head, .badRequest, "bad request framing", reason: rejection.rawValue)
+            }
+        }
+        var expectContinue = false
+        if let expect = head.headers.first(name: "expect") {
+            guard expect.lowercased() == "100-continue" else {
+                return reject(head, .expectationFailed, "unsupported expectation", reason: "Expect other than 100-continue")
+            }
+            expectContinue = head.version >= .http1_1 && body != .none
+        }
+
+        let cookies = RequestFields.cookies(head.headers)
+        let (decision, clearCookie) = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
+                                                          accept: head.headers.first(name: "accept"), cookies: cookies)
+        let clearing: [(String, String)] = clearCookie.map { [("Set-Cookie", $0)] } ?? []
+        var identity: [(String, String)] = []
+        var bannerHTML: String?
+        switch decision {
+        case .forward(let headers): identity = headers
+        case .banner(let organization, let loginURL):
+            // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
+            if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }
+        case .redirect(let location):
+            return .respond(LocalResponse(status: .found, headers: [("Location", location), ("Cache-Control", "no-store")] + clearing, body: []),
+                            head: head, close: false)
+        case .unauthorized(let json):
+            return .respond(LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")] + clearing, body: json),
+                            head: head, close: false)
+        }
+        let upstreamHead = HeaderPolicy.upstreamRequestHead(
+            from: head, peer: peerText, peerTrusted: runtime.isTrusted(peer: peerBytes),
+            scheme: scheme, bodyFraming: body, dropCookies: runtime.reservedCookies, identity: identity,
+            askIdentityEncoding: bannerHTML != nil)
+        let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
+                                clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
+                                requestBody: body, start: start)
+        exchange.reservedCookies = runtime.reservedCookies
+        exchange.bannerHTML = bannerHTML
+        exchange.clearCookie = clearCookie
+        return .proxy(exchange, runtime: runtime, expectContinue: expectContinue)
+    }
+
+    /// `/organizations/{org}/sso`, `/saml/consume`, `/saml/metadata`; nil for any other
+    /// path under `/organizations/`, which is then proxied like everything else.
+    private func ssoEndpoint(_ head: HTTPRequestHead, runtime: GatewayRuntime) -> Plan? {
+        let parts = pathOnly(head.uri).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 4, parts[1] == "organizations" else { return nil }
+        let organization = String(parts[2])
+        let rest = parts[3...].joined(separator: "/")
+        switch (head.method, rest) {
+        case (.GET, "sso"), (.HEAD, "sso"):
+            return .respond(runtime.flow.startLogin(organization: organization, query: RequestFields.query(head.uri)), head: head, close: false)
+        case (.POST, "saml/consume"):
+            return .collectForm(organization: organization, head: head)
+        case (.GET, "saml/metadata"), (.HEAD, "saml/metadata"):
+            return .respond(runtime.flow.spMetadata(organization: organization), head: head, close: false)
+        default:
+            return nil
+        }
+    }
+
+    /// The ACS once its form body is in: validates, logs and counts the login.
+    func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer) -> LocalResponse {
+        let requestID = RequestFields.requestID()
+        let accept = head.headers.first(name: "accept")?.lowercased() ?? ""
+        let outcome = shared.runtime.flow.consume(
+            organization: organization, form: RequestFields.form(String(buffer: body)), cookies: RequestFields.cookies(head.headers),
+            acceptsJSON: accept.contains("application/json") && !accept.contains("text/html"), requestID: requestID)
+        shared.metrics.loginFinished(result: outcome.result)
+        if outcome.result == "success" || outcome.result == "test_success" {
+            shared.logger.info("login", metadata: ["organization": "\(organization)", "result": "\(outcome.result)", "request_id": "\(requestID)"])
+        } else {
+            shared.logger.warning("login refused", metadata: [
+                "organization": "\(organization)", "reason": "\(outcome.result)", "detail": "\(outcome.detail ?? "-")",
+                "request_id": "\(requestID)", "peer": "\(peerText ?? "-")",
+            ])
+        }
+        return outcome.response
+    }
+
+    private func internalEndpoint(_ head: HTTPRequestHead) -> LocalResponse {
+        switch (head.method, pathOnly(head.uri)) {
+        case (.GET, "/_ssogate/logout"), (.POST, "/_ssogate/logout"):
+            return shared.runtime.flow.logout()
+        case (.GET, "/_ssogate/healthz"), (.HEAD, "/_ssogate/healthz"):
+            return .plain(.ok, "ok")
+        case (.GET, "/_ssogate/metrics"):
+            return LocalResponse(status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
+                                 body: shared.metrics.exposition())
+        default:
+            return .plain(.notFound, "not found")
+        }
+    }
+
+    private func reject(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ text: String, reason: String) -> Plan {
+        rejected(status, reason: reason)
+        return .respond(.plain(status, text), head: head, close: true)
+    }
+
+    /// Logs a request refused before it reached any endpoint.
+    func rejected(_ status: HTTPResponseStatus, reason: String) {
+        shared.logger.warning("rejected request", metadata: [
+            "reason": "\(reason)", "status": "\(status.code)", "peer": "\(peerText ?? "-")",
+        ])
+    }
+}
+
+extension LocalResponse {
+    /// A short plain-text answer that no cache keeps (errors, health).
+    static func plain(_ status: HTTPResponseStatus, _ text: String) -> LocalResponse {
+        LocalResponse(status: status, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
+                      body: Array((text + "\n").utf8))
+    }
+}
