@@ -124,6 +124,11 @@ struct Provisioner {
                             spCertificateFile: s.spCertificateFile.map(absolute), spPrivateKeyFile: s.spPrivateKeyFile.map(absolute)),
                 unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, roleMapping: org.roleMapping))
         }
+        var tls: GatewayConfiguration.TLS?
+        if let files = v.tlsFiles, let chain = read(files.certificate, at: "tls.certificate_file"),
+           let key = read(files.privateKey, at: "tls.private_key_file") {
+            tls = checkTLS(certificateFile: files.certificate, chain: chain, privateKeyFile: files.privateKey, key: key)
+        }
         guard issues.isEmpty else { return nil }
         return GatewayConfiguration(
             listen: v.listen, workers: v.workers, publicURL: v.publicURL, publicURLIsHTTPS: v.publicURL.lowercased().hasPrefix("https:"),
@@ -132,7 +137,34 @@ struct Provisioner {
             logLevel: v.logLevel, accessLog: v.accessLog,
             session: .init(cookieName: v.cookieName, secrets: secrets, ttl: v.sessionTTL),
             clockSkew: v.clockSkew, protectedPaths: v.protectedPaths, unauthenticated: v.unauthenticated,
-            organizations: organizations, trustedProxies: v.trustedProxies)
+            organizations: organizations, trustedProxies: v.trustedProxies, tls: tls, hsts: v.hsts, http2: v.http2)
+    }
+
+    /// The listener's certificate chain and key: both parse, and the key is the leaf's.
+    private mutating func checkTLS(certificateFile: String, chain: String, privateKeyFile: String, key: String) -> GatewayConfiguration.TLS? {
+        let certificates: [X509Certificate]
+        do {
+            certificates = try X509Certificate.parseAll(pem: chain)
+        } catch {
+            issues.append(ConfigIssue("tls.certificate_file", (error as? CryptoError)?.reason ?? "not a PEM certificate"))
+            return nil
+        }
+        guard let leaf = certificates.first else {
+            issues.append(ConfigIssue("tls.certificate_file", "holds no certificate"))
+            return nil
+        }
+        do {
+            let privateKey = try PrivateKey(pem: key)
+            guard privateKey.matches(leaf) else {
+                issues.append(ConfigIssue("tls.private_key_file", "is not the key of the first certificate in tls.certificate_file"))
+                return nil
+            }
+        } catch {
+            issues.append(ConfigIssue("tls.private_key_file", error.reason))
+            return nil
+        }
+        return GatewayConfiguration.TLS(certificateFile: absolute(certificateFile), privateKeyFile: absolute(privateKeyFile),
+                                        certificateChainPEM: chain, privateKeyPEM: key)
     }
 
     private func absolute(_ path: String) -> String {

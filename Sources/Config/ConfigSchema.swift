@@ -4,8 +4,11 @@ public enum ConfigSchema {
     static let top: Set<String> = [
         "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "idle_timeout",
         "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
-        "protected_paths", "unauthenticated", "organizations", "trusted_proxies",
+        "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2",
     ]
+    static let tls: Set<String> = ["certificate_file", "private_key_file"]
+    static let hsts: Set<String> = ["max_age", "include_subdomains"]
+    static let http2: Set<String> = ["enabled", "max_concurrent_streams"]
     static let session: Set<String> = ["cookie_name", "secrets", "secrets_file", "ttl"]
     static let organization: Set<String> = ["name", "id", "saml", "unauthenticated", "session_ttl", "role_mapping"]
     static let saml: Set<String> = [
@@ -17,7 +20,8 @@ public enum ConfigSchema {
 
     /// Every key path, written as the reference writes them (`organizations[].saml.enabled`).
     public static var keyPaths: [String] {
-        top.sorted() + session.map { "session." + $0 } + organization.map { "organizations[]." + $0 }
+        top.sorted() + session.map { "session." + $0 } + tls.map { "tls." + $0 } + hsts.map { "hsts." + $0 }
+            + http2.map { "http2." + $0 } + organization.map { "organizations[]." + $0 }
             + saml.map { "organizations[].saml." + $0 } + roleMapping.map { "organizations[].role_mapping." + $0 }
             + rule.map { "organizations[].role_mapping.rules[]." + $0 }
     }

@@ -48,6 +48,9 @@ struct ValidatedConfig {
     var unauthenticated: GatewayConfiguration.UnauthenticatedMode
     var organizations: [Organization]
     var trustedProxies: [CIDR]
+    var tlsFiles: (certificate: String, privateKey: String)?
+    var hsts: GatewayConfiguration.HSTS?
+    var http2: GatewayConfiguration.HTTP2
 }
 
 /// Pure validation: takes the decoded file and the process environment (for `${ENV}`),
@@ -147,6 +150,10 @@ struct ConfigValidator {
             report("protected_paths", "is empty while organizations[\(index)] has SSO enabled: nothing would be protected")
         }
 
+        let tlsFiles = tls(raw.tls, publicURL: publicURL)
+        let hsts = hsts(raw.hsts, publicURL: publicURL)
+        let http2 = http2(raw.http2)
+
         guard issues.isEmpty, let listen, let publicURL, let upstream, let upstreamTimeout, let headerTimeout,
               let idleTimeout, let shutdownTimeout, let logFormat, let sessionTTL, let clockSkew, let unauthenticated
         else { return (nil, issues) }
@@ -155,7 +162,34 @@ struct ConfigValidator {
             headerTimeout: headerTimeout, idleTimeout: idleTimeout, shutdownTimeout: shutdownTimeout,
             logFormat: logFormat, logLevel: logLevel, accessLog: raw.accessLog ?? true, cookieName: cookieName,
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
-            unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies), [])
+            unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies,
+            tlsFiles: tlsFiles, hsts: hsts, http2: http2), [])
+    }
+
+    private mutating func tls(_ raw: RawConfig.RawTLS?, publicURL: String?) -> (certificate: String, privateKey: String)? {
+        guard let raw else { return nil }
+        if raw.certificateFile == nil { required("tls.certificate_file", "is required (a PEM file: the certificate, then its chain)") }
+        if raw.privateKeyFile == nil { required("tls.private_key_file", "is required (the certificate's PEM private key)") }
+        if let publicURL, !publicURL.lowercased().hasPrefix("https:") {
+            report("public_url", "must be https when the listener serves TLS (tls is set)")
+        }
+        guard let certificate = raw.certificateFile, let key = raw.privateKeyFile else { return nil }
+        return (certificate, key)
+    }
+
+    private mutating func hsts(_ raw: RawConfig.RawHSTS?, publicURL: String?) -> GatewayConfiguration.HSTS? {
+        guard let raw else { return nil }
+        if let publicURL, !publicURL.lowercased().hasPrefix("https:") {
+            report("hsts", "needs an https public_url; browsers ignore the header over http")
+        }
+        guard let maxAge = duration(raw.maxAge, default: .seconds(365 * 86_400), at: "hsts.max_age", allowZero: true) else { return nil }
+        return GatewayConfiguration.HSTS(maxAge: maxAge, includeSubdomains: raw.includeSubdomains ?? false)
+    }
+
+    private mutating func http2(_ raw: RawConfig.RawHTTP2?) -> GatewayConfiguration.HTTP2 {
+        let streams = raw?.maxConcurrentStreams ?? 100
+        if !(1...1000).contains(streams) { report("http2.max_concurrent_streams", "must be between 1 and 1000") }
+        return GatewayConfiguration.HTTP2(enabled: raw?.enabled ?? true, maxConcurrentStreams: streams)
     }
 
     // MARK: - Pieces

@@ -58,6 +58,31 @@ public struct GatewayConfiguration: Sendable {
         public let coversSubtree: Bool
     }
 
+    /// TLS on the listener: the files as configured and their contents, read at load (and
+    /// so again at each reload, which is how a renewed certificate is picked up).
+    public struct TLS: Sendable {
+        public let certificateFile: String
+        public let privateKeyFile: String
+        public let certificateChainPEM: String
+        public let privateKeyPEM: String
+    }
+
+    /// Strict-Transport-Security, sent on every answer when `public_url` is https.
+    public struct HSTS: Sendable, Equatable {
+        public let maxAge: Duration
+        public let includeSubdomains: Bool
+
+        public var headerValue: String {
+            "max-age=\(maxAge.components.seconds)" + (includeSubdomains ? "; includeSubDomains" : "")
+        }
+    }
+
+    public struct HTTP2: Sendable, Equatable {
+        /// `h2` through ALPN on a TLS listener, `h2c` with prior knowledge on a plain one.
+        public let enabled: Bool
+        public let maxConcurrentStreams: Int
+    }
+
     public let listen: Endpoint
     /// Event-loop threads; 0 means one per CPU core. Fixed at start.
     public let workers: Int
@@ -78,6 +103,9 @@ public struct GatewayConfiguration: Sendable {
     public let unauthenticated: UnauthenticatedMode
     public let organizations: [Organization]
     public let trustedProxies: [CIDR]
+    public let tls: TLS?
+    public let hsts: HSTS?
+    public let http2: HTTP2
 
     public func organization(named name: some StringProtocol) -> Organization? {
         organizations.first { $0.name == name }

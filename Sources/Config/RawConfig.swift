@@ -21,6 +21,24 @@ struct RawConfig {
     var unauthenticated: String?
     var organizations: [RawOrganization] = []
     var trustedProxies: [String]?
+    var tls: RawTLS?
+    var hsts: RawHSTS?
+    var http2: RawHTTP2?
+
+    struct RawTLS {
+        var certificateFile: String?
+        var privateKeyFile: String?
+    }
+
+    struct RawHSTS {
+        var maxAge: String?
+        var includeSubdomains: Bool?
+    }
+
+    struct RawHTTP2 {
+        var enabled: Bool?
+        var maxConcurrentStreams: Int?
+    }
 
     struct RawSession {
         var cookieName: String?
@@ -96,6 +114,19 @@ extension RawConfig {
             raw.session.secrets = reader.strings(session["secrets"], at: "session.secrets")
             raw.session.secretsFile = reader.string(session["secrets_file"], at: "session.secrets_file")
             raw.session.ttl = reader.string(session["ttl"], at: "session.ttl")
+        }
+
+        if let tls = reader.mapping(top["tls"], at: "tls", keys: ConfigSchema.tls) {
+            raw.tls = RawTLS(certificateFile: reader.string(tls["certificate_file"], at: "tls.certificate_file"),
+                             privateKeyFile: reader.string(tls["private_key_file"], at: "tls.private_key_file"))
+        }
+        if let hsts = reader.mapping(top["hsts"], at: "hsts", keys: ConfigSchema.hsts) {
+            raw.hsts = RawHSTS(maxAge: reader.string(hsts["max_age"], at: "hsts.max_age"),
+                               includeSubdomains: reader.bool(hsts["include_subdomains"], at: "hsts.include_subdomains"))
+        }
+        if let http2 = reader.mapping(top["http2"], at: "http2", keys: ConfigSchema.http2) {
+            raw.http2 = RawHTTP2(enabled: reader.bool(http2["enabled"], at: "http2.enabled"),
+                                 maxConcurrentStreams: reader.int(http2["max_concurrent_streams"], at: "http2.max_concurrent_streams"))
         }
 
         for (index, node) in (reader.sequence(top["organizations"], at: "organizations") ?? []).enumerated() {

@@ -118,6 +118,12 @@ public final class PrivateKey: @unchecked Sendable {
 
     deinit { EVP_PKEY_free(handle) }
 
+    /// Whether this is the private half of `certificate`'s public key.
+    public func matches(_ certificate: X509Certificate) -> Bool {
+        guard let publicKey = X509_get0_pubkey(certificate.handle) else { return false }
+        return EVP_PKEY_eq(publicKey, handle) == 1
+    }
+
     /// Signs `data`; ECDSA signatures come back as raw `r || s`, as XML-DSig wants them.
     public func sign(_ data: [UInt8], algorithm: SignatureAlgorithm) throws(CryptoError) -> [UInt8] {
         guard algorithm.isECDSA != isRSA else { throw .signFailed("key type does not match the algorithm") }

@@ -4,6 +4,8 @@ import Glibc
 import Config
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
 
 /// One access-log record, formatted once as text or JSON. The access log is the one
 /// place where the line is the message: building a `Logger.Metadata` dictionary per
@@ -113,5 +115,18 @@ public final class AccessLogSink: Sendable {
             if n <= 0 { return }
             offset += n
         }
+    }
+}
+
+extension GatewayShared {
+    /// Counts a finished request and writes its access record (when the access log is on).
+    func logAccess(loop: LoopContext, method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline,
+                   upstreamNanoseconds: Int64?, peer: String?) {
+        metrics.requestFinished(status: status)
+        guard let accessLogger else { return }
+        let record = AccessRecord(method: method.rawValue, path: pathOnly(uri), status: status, bytes: bytes,
+                                  durationMicros: (NIODeadline.now() - start).nanoseconds / 1000,
+                                  upstreamMicros: upstreamNanoseconds.map { $0 / 1000 }, peer: peer ?? "-")
+        accessLogger.info("\(record.line(format: logFormat, timestamp: loop.clock.now()))")
     }
 }

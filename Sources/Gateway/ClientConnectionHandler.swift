@@ -12,7 +12,7 @@ import NIOHTTP1
 /// Pipelined requests are queued here and served one at a time, in order. Reads are only
 /// held while something is queued or a body has nowhere to go, so a plain keep-alive
 /// client costs no epoll change per request.
-final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
+final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, DeadlineOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     /// Responses are written as bytes: a relayed head is the upstream's own field bytes,
@@ -201,11 +201,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func channelInactive(context: ChannelHandlerContext) {
         if case .proxying(let exchange) = state {
-            if let upstream = exchange.upstream {
-                // The upstream connection is mid-exchange: its state is unknown, never reuse it.
-                upstream.handler.delegate = nil
-                upstream.channel.close(promise: nil)
-            }
+            exchange.abandonUpstream()
             if exchange.status == 0 {
                 logAccess(method: exchange.method, uri: exchange.uri, status: 499, bytes: exchange.responseBytes,
                           start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
@@ -294,25 +290,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func attach(_ connection: UpstreamConnection, to exchange: Exchange, runtime: GatewayRuntime) {
-        exchange.upstream = connection
-        connection.handler.delegate = self
-        if clientWritable { connection.handler.resumeReads() } else { connection.handler.pauseReads() }
-        let now = NIODeadline.now()
-        exchange.upstreamSentAt = now
-        exchange.upstreamDeadline = now + runtime.upstreamTimeout
-        exchange.upstreamTimeout = runtime.upstreamTimeout
-        connection.handler.sendHead(exchange.upstreamHead, chunked: exchange.requestBody == .chunked,
-                                    reservedCookies: exchange.reservedCookies)
-        for part in exchange.buffered {
-            exchange.bodyBytesSent += UInt64(part.readableBytes)
-            connection.handler.sendBody(part)
-        }
-        exchange.buffered = []
-        if exchange.requestEndReceived {
-            connection.handler.sendEnd()
-            exchange.requestFullySent = true
-        }
-        connection.handler.flush(deferredOn: loop)
+        exchange.attach(connection, delegate: self, timeout: runtime.upstreamTimeout, readsAllowed: clientWritable, loop: loop)
         resumeClientReadsIfPossible()
     }
 
@@ -390,9 +368,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             } catch {
                 // The head is out; a corrupt body can only end the connection.
                 shared.logger.warning("upstream sent a corrupt compressed body", metadata: ["path": "\(pathOnly(exchange.uri))"])
-                exchange.upstream?.handler.delegate = nil
-                exchange.upstream?.channel.close(promise: nil)
-                exchange.upstream = nil
+                exchange.abandonUpstream()
                 state = .idle
                 context.close(promise: nil)
                 return
@@ -502,12 +478,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Ends an exchange that has no response yet with a local 502/504.
     private func failUpstream(_ exchange: Exchange, status: HTTPResponseStatus, text: String, reason: String, detail: String) {
-        exchange.upstreamDeadline = nil
-        if let upstream = exchange.upstream {
-            upstream.handler.delegate = nil
-            upstream.channel.close(promise: nil)
-            exchange.upstream = nil
-        }
+        exchange.abandonUpstream()
         shared.logger.error("upstream failure", metadata: [
             "reason": "\(reason)", "detail": "\(detail)", "status": "\(status.code)", "path": "\(pathOnly(exchange.uri))",
         ])
@@ -520,16 +491,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func finishProxied(_ exchange: Exchange) {
         guard let context else { return }
-        exchange.upstreamDeadline = nil
-        if let upstream = exchange.upstream {
-            exchange.upstream = nil
-            if exchange.requestFullySent && exchange.upstreamKeepAlive && upstream.handler.isReusable {
-                loop.pool.release(upstream)
-            } else {
-                upstream.handler.delegate = nil
-                upstream.channel.close(promise: nil)
-            }
-        }
+        exchange.releaseUpstream(to: loop.pool)
         logAccess(method: exchange.method, uri: exchange.uri, status: exchange.status, bytes: exchange.responseBytes,
                   start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
         // The upstream answered before the request body ended (e.g. 413): the rest of the
@@ -598,12 +560,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     // MARK: - Logging
 
     private func logAccess(method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline, upstreamNanoseconds: Int64?) {
-        shared.metrics.requestFinished(status: status)
-        guard let accessLogger = shared.accessLogger else { return }
-        let record = AccessRecord(method: method.rawValue, path: pathOnly(uri), status: status, bytes: bytes,
-                                  durationMicros: (NIODeadline.now() - start).nanoseconds / 1000,
-                                  upstreamMicros: upstreamNanoseconds.map { $0 / 1000 }, peer: planner.peerText ?? "-")
-        accessLogger.info("\(record.line(format: shared.logFormat, timestamp: loop.clock.now()))")
+        shared.logAccess(loop: loop, method: method, uri: uri, status: status, bytes: bytes, start: start,
+                         upstreamNanoseconds: upstreamNanoseconds, peer: planner.peerText)
     }
 }
 

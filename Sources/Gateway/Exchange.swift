@@ -114,3 +114,53 @@ extension Exchange {
         return rest.isEmpty ? nil : allocator.buffer(bytes: rest)
     }
 }
+
+/// The upstream connection's part of an exchange, shared by the HTTP/1 and HTTP/2 paths.
+extension Exchange {
+    /// Sends the request on `connection`: its head, the body parts that arrived meanwhile,
+    /// and its end if that came too; starts the response deadline.
+    func attach(_ connection: UpstreamConnection, delegate: UpstreamDelegate, timeout: TimeAmount, readsAllowed: Bool,
+                loop: LoopContext) {
+        upstream = connection
+        connection.handler.delegate = delegate
+        if readsAllowed { connection.handler.resumeReads() } else { connection.handler.pauseReads() }
+        let now = NIODeadline.now()
+        upstreamSentAt = now
+        upstreamDeadline = now + timeout
+        upstreamTimeout = timeout
+        connection.handler.sendHead(upstreamHead, chunked: requestBody == .chunked, reservedCookies: reservedCookies)
+        for part in buffered {
+            bodyBytesSent += UInt64(part.readableBytes)
+            connection.handler.sendBody(part)
+        }
+        buffered = []
+        if requestEndReceived {
+            connection.handler.sendEnd()
+            requestFullySent = true
+        }
+        connection.handler.flush(deferredOn: loop)
+    }
+
+    /// The response ended: the connection goes back to the pool when it can serve another
+    /// request, and is closed otherwise.
+    func releaseUpstream(to pool: UpstreamPool) {
+        upstreamDeadline = nil
+        guard let connection = upstream else { return }
+        upstream = nil
+        if requestFullySent && upstreamKeepAlive && connection.handler.isReusable {
+            pool.release(connection)
+        } else {
+            connection.handler.delegate = nil
+            connection.channel.close(promise: nil)
+        }
+    }
+
+    /// Drops an upstream connection mid-exchange: its state is unknown, it is never reused.
+    func abandonUpstream() {
+        upstreamDeadline = nil
+        guard let connection = upstream else { return }
+        upstream = nil
+        connection.handler.delegate = nil
+        connection.channel.close(promise: nil)
+    }
+}

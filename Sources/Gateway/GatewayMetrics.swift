@@ -14,6 +14,7 @@ public final class GatewayMetrics: Sendable {
     private let reloads: [Bool: CoreMetrics.Counter]
     private let factory: PrometheusMetricsFactory
     private let logins = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    private let http2Goaways = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
 
     public enum UpstreamFailure: String, CaseIterable, Sendable {
         case connect, timeout, closed
@@ -59,14 +60,20 @@ public final class GatewayMetrics: Sendable {
 
     /// Logins by outcome: `success`, `test_success` or the reason code. Reason codes are a
     /// fixed, small set, so the label cannot grow without bound.
-    func loginFinished(result: String) {
-        let counter = logins.withLockedValue { counters in
-            if let existing = counters[result] { return existing }
-            let made = CoreMetrics.Counter(label: "ssogate_logins_total", dimensions: [("result", result)], factory: factory)
-            counters[result] = made
+    func loginFinished(result: String) { counter(logins, "ssogate_logins_total", ("result", result)).increment() }
+
+    /// An HTTP/2 connection the gateway ended with GOAWAY (`flood`, `bad_preface`, `protocol_error`).
+    func http2Terminated(reason: String) { counter(http2Goaways, "ssogate_http2_goaways_total", ("reason", reason)).increment() }
+
+    /// A counter per label value, made on first use (the values are a small fixed set).
+    private func counter(_ cache: NIOLockedValueBox<[String: CoreMetrics.Counter]>, _ label: String,
+                         _ dimension: (String, String)) -> CoreMetrics.Counter {
+        cache.withLockedValue { counters in
+            if let existing = counters[dimension.1] { return existing }
+            let made = CoreMetrics.Counter(label: label, dimensions: [dimension], factory: factory)
+            counters[dimension.1] = made
             return made
         }
-        counter.increment()
     }
 
     func exposition() -> [UInt8] { registry.emitToBuffer() }

@@ -4,6 +4,7 @@ import Logging
 import SAML
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOSSL
 
 /// Everything a request needs that a reload may replace, built whole beside the old one
 /// and swapped in one step (STYLE.md "Configuration").
@@ -14,6 +15,13 @@ final class GatewayRuntime: Sendable {
     let flow: SSOFlow
     /// The gateway's cookies, never forwarded to the upstream nor settable by it.
     let reservedCookies: [String]
+    /// The Strict-Transport-Security value every answer carries, when configured.
+    let hstsValue: String?
+    /// The listener's TLS context when `tls` is set, made from the certificate and key read
+    /// at load: a reload with renewed files applies to every handshake after it.
+    let tlsContext: NIOSSLContext?
+    /// Why the TLS library refused the configured certificate and key (start and reload fail).
+    let tlsProblem: ConfigError?
 
     init(configuration: GatewayConfiguration, replayCache: ReplayCache, clock: @escaping @Sendable () -> Date) {
         self.configuration = configuration
@@ -21,6 +29,30 @@ final class GatewayRuntime: Sendable {
         self.reservedCookies = [configuration.session.cookieName, configuration.session.cookieName + "_login"]
         self.upstreamTimeout = configuration.upstreamTimeout.timeAmount
         self.trustedProxies = configuration.trustedProxies
+        self.hstsValue = configuration.publicURLIsHTTPS ? configuration.hsts?.headerValue : nil
+        if let tls = configuration.tls {
+            do {
+                self.tlsContext = try Self.makeTLSContext(tls, http2: configuration.http2.enabled)
+                self.tlsProblem = nil
+            } catch {
+                self.tlsContext = nil
+                self.tlsProblem = ConfigError(issues: [ConfigIssue("tls", "refused by the TLS library: \(error)")])
+            }
+        } else {
+            self.tlsContext = nil
+            self.tlsProblem = nil
+        }
+    }
+
+    /// TLS 1.2 and 1.3 only; ALPN offers `h2` first when HTTP/2 is on.
+    private static func makeTLSContext(_ tls: GatewayConfiguration.TLS, http2: Bool) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMBytes(Array(tls.certificateChainPEM.utf8))
+        let key = try NIOSSLPrivateKey(bytes: Array(tls.privateKeyPEM.utf8), format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+                                                                     privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+        return try NIOSSLContext(configuration: configuration)
     }
 
     func isTrusted(peer: [UInt8]?) -> Bool {
@@ -62,8 +94,10 @@ final class GatewayShared: Sendable {
 
     var runtime: GatewayRuntime { current.withLockedValue { $0 } }
 
-    func swap(to configuration: GatewayConfiguration) {
+    /// Installs a runtime for `configuration`, or throws and keeps the running one.
+    func swap(to configuration: GatewayConfiguration) throws(ConfigError) {
         let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, clock: clock)
+        if let problem = runtime.tlsProblem { throw problem }
         current.withLockedValue { $0 = runtime }
     }
 

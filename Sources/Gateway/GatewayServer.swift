@@ -5,6 +5,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import NIOTLS
 
 /// The listening gateway: binds, serves, reloads and drains.
 public final class GatewayServer: Sendable {
@@ -53,6 +55,7 @@ public final class GatewayServer: Sendable {
     @discardableResult
     public func start() async throws -> SocketAddress {
         let configuration = shared.runtime.configuration
+        if let problem = shared.runtime.tlsProblem { throw problem }
         let shared = self.shared
         let connections = self.connections
         let channel = try await ServerBootstrap(group: group)
@@ -76,13 +79,47 @@ public final class GatewayServer: Sendable {
         return address
     }
 
+    /// Every connection starts the same way for the runtime current when it opened: TLS
+    /// with ALPN choosing HTTP/2 or HTTP/1.1, or on a plain listener the first bytes
+    /// choosing (the HTTP/2 preface means h2c with prior knowledge).
     private static func configureClientPipeline(_ channel: Channel, shared: GatewayShared) throws {
+        let runtime = shared.runtime
+        let configuration = runtime.configuration
+        let http2 = configuration.http2.enabled
+        let sync = channel.pipeline.syncOperations
+        // Until a protocol is chosen no handler has a deadline of its own: a peer that
+        // connects and never finishes a handshake or a preface is closed after header_timeout.
+        let undecided = channel.eventLoop.scheduleTask(in: configuration.headerTimeout.timeAmount) { channel.close(promise: nil) }
+        let chosen: @Sendable (Channel, Bool) throws -> Void = { channel, useHTTP2 in
+            undecided.cancel()
+            let scheme = runtime.tlsContext == nil ? "http" : "https"
+            if useHTTP2 {
+                try configureHTTP2(channel, shared: shared, scheme: scheme)
+            } else {
+                try configureHTTP1(channel, shared: shared, scheme: scheme)
+            }
+        }
+        if let tls = runtime.tlsContext {
+            try sync.addHandler(NIOSSLServerHandler(context: tls))
+            try sync.addHandler(ApplicationProtocolNegotiationHandler { result, channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if case .negotiated("h2") = result { try chosen(channel, true) } else { try chosen(channel, false) }
+                }
+            })
+        } else if http2 {
+            try sync.addHandler(PrefaceSniffer(chosen: chosen))
+        } else {
+            try chosen(channel, false)
+        }
+    }
+
+    private static func configureHTTP1(_ channel: Channel, shared: GatewayShared, scheme: String) throws {
         // Read per connection, so a reload applies to every connection opened after it.
         let configuration = shared.runtime.configuration
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = maxRequestHeadBytes
         limits.maxHeaderFieldSize = maxRequestHeadBytes
-        let handler = ClientConnectionHandler(shared: shared, loop: shared.context(for: channel.eventLoop), scheme: "http",
+        let handler = ClientConnectionHandler(shared: shared, loop: shared.context(for: channel.eventLoop), scheme: scheme,
                                               headerTimeout: configuration.headerTimeout.timeAmount,
                                               idleTimeout: configuration.idleTimeout.timeAmount)
         // No HTTPServerPipelineHandler: the connection handler orders pipelined requests
@@ -96,13 +133,20 @@ public final class GatewayServer: Sendable {
         try sync.addHandler(handler)
     }
 
+    private static func configureHTTP2(_ channel: Channel, shared: GatewayShared, scheme: String) throws {
+        let configuration = shared.runtime.configuration
+        try channel.pipeline.syncOperations.addHandler(HTTP2Connection(
+            shared: shared, loop: shared.context(for: channel.eventLoop), scheme: scheme,
+            idleTimeout: configuration.idleTimeout.timeAmount, maxConcurrentStreams: configuration.http2.maxConcurrentStreams))
+    }
+
     /// The configuration requests are served with now.
     public var configuration: GatewayConfiguration { shared.runtime.configuration }
 
     /// Swaps in a new configuration for every request that starts from now on (timeouts
     /// for connections opened from now on). The listen address and the logging keys are
     /// fixed at start: a change to them is logged and waits for a restart.
-    public func reload(_ configuration: GatewayConfiguration) {
+    public func reload(_ configuration: GatewayConfiguration) throws(ConfigError) {
         let old = shared.runtime.configuration
         var fixed: [String] = []
         if old.listen != configuration.listen { fixed.append("listen") }
@@ -113,7 +157,7 @@ public final class GatewayServer: Sendable {
         if !fixed.isEmpty {
             logger.warning("some changed keys apply only after a restart", metadata: ["keys": "\(fixed.joined(separator: ","))"])
         }
-        shared.swap(to: configuration)
+        try shared.swap(to: configuration)  // the caller counts a refused reload
         if old.upstream != configuration.upstream { shared.closeIdleUpstreams() }
         metrics.reloaded(success: true)
     }

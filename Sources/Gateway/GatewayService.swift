@@ -34,7 +34,7 @@ public struct GatewayService: Service {
     private func reload() {
         do {
             let configuration = try loadConfiguration()
-            server.reload(configuration)
+            try server.reload(configuration)
             logger.info("configuration reloaded")
         } catch {
             server.recordFailedReload()

@@ -10,13 +10,18 @@ import NIOCore
 /// every `sweepInterval`, instead of a timer scheduled and cancelled per request: NIO
 /// cancels a scheduled task by searching its timer heap, which with thousands of
 /// keep-alive connections costs more than the request itself.
+/// A connection with deadlines for the loop's sweep to check.
+protocol DeadlineOwner: AnyObject {
+    func checkDeadlines(now: NIODeadline)
+}
+
 final class LoopContext {
     static let sweepInterval = TimeAmount.milliseconds(100)
 
     let eventLoop: EventLoop
     let pool: UpstreamPool
     let clock = LogClock()
-    private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
+    private var connections: [ObjectIdentifier: DeadlineOwner] = [:]
     private var sweeper: RepeatedTask?
     private let onSweep: @Sendable () -> Void
     private var pendingFlushes: [ChannelHandlerContext] = []
@@ -29,7 +34,7 @@ final class LoopContext {
         self.onSweep = onSweep
     }
 
-    func register(_ connection: ClientConnectionHandler) {
+    func register(_ connection: DeadlineOwner) {
         eventLoop.preconditionInEventLoop()
         connections[ObjectIdentifier(connection)] = connection
         if sweeper == nil {
@@ -40,7 +45,7 @@ final class LoopContext {
         }
     }
 
-    func unregister(_ connection: ClientConnectionHandler) {
+    func unregister(_ connection: DeadlineOwner) {
         connections.removeValue(forKey: ObjectIdentifier(connection))
     }
 

@@ -1,0 +1,426 @@
+import CNGHTTP2
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Serves one HTTP/2 connection (`h2` through ALPN, or `h2c` with prior knowledge).
+///
+/// libnghttp2 keeps the framing, HPACK and flow-control state: this handler feeds it the
+/// bytes received, writes the bytes it produces, and runs each stream (`HTTP2Stream`)
+/// through the same `RequestPlanner` and upstream pool as an HTTP/1.1 request. The
+/// session is only ever touched on the channel's event loop.
+///
+/// Request bodies use manual flow control: a DATA payload's window is given back only
+/// once the upstream connection could take it, so a slow upstream slows the client
+/// rather than filling memory. Response bodies wait per stream, and the stream's upstream
+/// stops being read while more than `streamBufferHigh` bytes wait.
+final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    static let streamWindow: UInt32 = 1 << 20
+    static let connectionWindow: Int32 = 16 << 20
+    static let streamBufferHigh = 256 * 1024
+    static let streamBufferLow = 64 * 1024
+
+    let shared: GatewayShared
+    let loop: LoopContext
+    private(set) var planner: RequestPlanner
+    let maxConcurrentStreams: Int
+    private(set) var allocator = ByteBufferAllocator()
+    private var context: ChannelHandlerContext?
+    private var session: OpaquePointer?
+    private var streams: [Int32: HTTP2Stream] = [:]
+    /// Streams that wrote to their upstream during this read; flushed at read complete.
+    private var upstreamWrites: [HTTP2Stream] = []
+    /// Inside `mem_recv` or `mem_send`: nghttp2 must not be re-entered, a send waits.
+    private var inSession = false
+    private var sendWanted = false
+    private var closing = false
+    private var budget = FrameBudget()
+    private let idleTimeout: TimeAmount
+    private var idleDeadline: NIODeadline?
+
+    init(shared: GatewayShared, loop: LoopContext, scheme: String, idleTimeout: TimeAmount, maxConcurrentStreams: Int) {
+        self.shared = shared
+        self.loop = loop
+        self.planner = RequestPlanner(shared: shared, peer: nil, scheme: scheme)
+        self.idleTimeout = idleTimeout
+        self.maxConcurrentStreams = maxConcurrentStreams
+    }
+
+    // MARK: - Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        allocator = context.channel.allocator
+        planner = RequestPlanner(shared: shared, peer: context.channel.remoteAddress, scheme: planner.scheme)
+        session = makeSession()
+        loop.register(self)
+        idleDeadline = .now() + idleTimeout
+        sendNow()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        loop.unregister(self)
+        releaseSession()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for stream in streams.values { stream.connectionClosed() }
+        streams.removeAll()
+        releaseSession()
+        context.fireChannelInactive()
+    }
+
+    private func releaseSession() {
+        if let session { nghttp2_session_del(session) }
+        session = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        shared.logger.debug("client connection error", metadata: ["error": "\(error)", "protocol": "h2"])
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Drain: GOAWAY now names the last stream that will be served; those finish,
+            // then the connection closes (want_read and want_write both turn false).
+            if let session {
+                nghttp2_session_terminate_session(session, NGHTTP2_NO_ERROR.rawValue)
+                sendNow()
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Called by the loop's sweep: upstream deadlines of the streams, and the idle timeout.
+    func checkDeadlines(now: NIODeadline) {
+        for stream in Array(streams.values) { stream.checkDeadline(now: now) }
+        if streams.isEmpty, let deadline = idleDeadline, deadline <= now, let session, !closing {
+            idleDeadline = nil
+            nghttp2_session_terminate_session(session, NGHTTP2_NO_ERROR.rawValue)
+            sendNow()
+        }
+    }
+
+    // MARK: - Bytes in and out
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let session, !closing else { return }
+        let bytes = unwrapInboundIn(data)
+        inSession = true
+        let result = bytes.withUnsafeReadableBytes { raw in
+            nghttp2_session_mem_recv(session, raw.bindMemory(to: UInt8.self).baseAddress, raw.count)
+        }
+        inSession = false
+        if result < 0 {
+            // nghttp2 has queued a GOAWAY when the peer broke the protocol; send it, then close.
+            let error = String(cString: nghttp2_strerror(Int32(result)))
+            if result == Int(NGHTTP2_ERR_FLOODED.rawValue) || result == Int(NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue) {
+                terminated(reason: result == Int(NGHTTP2_ERR_FLOODED.rawValue) ? "flood" : "bad_preface", detail: error)
+            } else {
+                terminated(reason: "protocol_error", detail: error)
+            }
+            sendNow()
+            closeAfterWrites()
+            return
+        }
+        sendNow()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        for stream in upstreamWrites { stream.flushUpstream() }
+        upstreamWrites.removeAll(keepingCapacity: true)
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { sendNow() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Writes what the session has to send, while the channel takes more.
+    func sendNow() {
+        guard let session, let context else { return }
+        guard !inSession else {
+            sendWanted = true
+            return
+        }
+        inSession = true
+        var out = allocator.buffer(capacity: 0)
+        repeat {
+            sendWanted = false
+            while context.channel.isWritable {
+                var data: UnsafePointer<UInt8>?
+                let count = nghttp2_session_mem_send(session, &data)
+                if count < 0 {
+                    inSession = false
+                    context.close(promise: nil)
+                    return
+                }
+                guard count > 0, let data else { break }
+                out.writeBytes(UnsafeRawBufferPointer(start: data, count: count))
+                if out.readableBytes >= 64 * 1024 {
+                    context.write(wrapOutboundOut(out), promise: nil)
+                    out = allocator.buffer(capacity: 0)
+                }
+            }
+        } while sendWanted && context.channel.isWritable
+        inSession = false
+        if out.readableBytes > 0 { context.write(wrapOutboundOut(out), promise: nil) }
+        loop.deferFlush(context)
+        if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
+            closeAfterWrites()
+        }
+    }
+
+    private func closeAfterWrites() {
+        guard !closing, let context else { return }
+        closing = true
+        context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    /// Ends the session with GOAWAY: a flood, a broken preface or another protocol error.
+    func terminated(reason: String, detail: String) {
+        shared.metrics.http2Terminated(reason: reason)
+        shared.logger.warning("closed HTTP/2 connection", metadata: [
+            "reason": "\(reason)", "detail": "\(detail)", "peer": "\(planner.peerText ?? "-")",
+        ])
+    }
+
+    // MARK: - Session setup and callbacks
+
+    private func makeSession() -> OpaquePointer? {
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else { return nil }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, header, user in
+            HTTP2Connection.from(user).beginFrame(header!.pointee)
+        }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, user in
+            HTTP2Connection.from(user).beginHeaders(frame!.pointee)
+        }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, user in
+            HTTP2Connection.from(user).header(frame!.pointee.hd.stream_id,
+                                              name: UnsafeBufferPointer(start: name, count: nameLength),
+                                              value: UnsafeBufferPointer(start: value, count: valueLength))
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, user in
+            HTTP2Connection.from(user).frameReceived(frame!.pointee)
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, user in
+            HTTP2Connection.from(user).data(streamID, UnsafeRawBufferPointer(start: data, count: length))
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, user in
+            HTTP2Connection.from(user).streamClosed(streamID, errorCode: errorCode)
+        }
+
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0, let option else { return nil }
+        defer { nghttp2_option_del(option) }
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        // The library's own flood limits (outbound ACK queue, CONTINUATION count, reset
+        // rate) stay at their defaults; `FrameBudget` adds one over every cheap frame kind.
+        var made: OpaquePointer?
+        let user = Unmanaged.passUnretained(self).toOpaque()
+        guard nghttp2_session_server_new2(&made, callbacks, user, option) == 0, let made else { return nil }
+
+        var settings = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: UInt32(maxConcurrentStreams)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: Self.streamWindow),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(GatewayServer.maxRequestHeadBytes)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
+        ]
+        nghttp2_submit_settings(made, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        nghttp2_session_set_local_window_size(made, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Self.connectionWindow)
+        return made
+    }
+
+    private static func from(_ user: UnsafeMutableRawPointer?) -> HTTP2Connection {
+        Unmanaged<HTTP2Connection>.fromOpaque(user!).takeUnretainedValue()
+    }
+
+    private func beginFrame(_ header: nghttp2_frame_hd) -> Int32 {
+        guard let session else { return 0 }
+        if !budget.allows(header, now: .now()) {
+            terminated(reason: "flood", detail: "more than \(FrameBudget.burst) frames that carry no request")
+            nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        }
+        return 0
+    }
+
+    private func beginHeaders(_ frame: nghttp2_frame) -> Int32 {
+        guard frame.hd.type == UInt8(NGHTTP2_HEADERS.rawValue), frame.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
+        streams[frame.hd.stream_id] = HTTP2Stream(id: frame.hd.stream_id, connection: self)
+        idleDeadline = nil
+        return 0
+    }
+
+    private func header(_ streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Int32 {
+        streams[streamID]?.header(name: name, value: value)
+        return 0
+    }
+
+    private func frameReceived(_ frame: nghttp2_frame) -> Int32 {
+        guard let stream = streams[frame.hd.stream_id] else { return 0 }
+        let endStream = frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch UInt32(frame.hd.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            if frame.headers.cat == NGHTTP2_HCAT_REQUEST {
+                stream.headersComplete(endStream: endStream)
+            } else if endStream {
+                stream.requestEnded()  // trailers end the request; their fields are not forwarded
+            }
+        case NGHTTP2_DATA.rawValue:
+            if endStream { stream.requestEnded() }
+        default:
+            break
+        }
+        return 0
+    }
+
+    private func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+        guard let stream = streams[streamID] else {
+            consume(streamID, bytes.count)
+            return 0
+        }
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        stream.body(buffer)
+        return 0
+    }
+
+    private func streamClosed(_ streamID: Int32, errorCode: UInt32) -> Int32 {
+        guard let stream = streams.removeValue(forKey: streamID) else { return 0 }
+        stream.closed(errorCode: errorCode)
+        if streams.isEmpty { idleDeadline = .now() + idleTimeout }
+        return 0
+    }
+
+    // MARK: - For streams
+
+    /// Gives `count` bytes of window back to the client.
+    func consume(_ streamID: Int32, _ count: Int) {
+        guard let session, count > 0 else { return }
+        nghttp2_session_consume(session, streamID, count)
+        if !inSession { sendNow() }
+    }
+
+    func wroteUpstream(_ stream: HTTP2Stream) { upstreamWrites.append(stream) }
+
+    /// Submits a response head; `hasBody` attaches the stream as its data source.
+    func submitResponse(_ stream: HTTP2Stream, status: Int, fields: [(name: [UInt8], value: [UInt8])], hasBody: Bool) {
+        guard let session else { return }
+        var all = [(name: Array(":status".utf8), value: Array(String(status).utf8))] + fields
+        if let hsts = shared.runtime.hstsValue { all.append((Array("strict-transport-security".utf8), Array(hsts.utf8))) }
+        Self.withNameValues(all) { nva in
+            if hasBody {
+                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil)) { session, streamID, buffer, length, flags, _, user in
+                    HTTP2Connection.from(user).readBody(streamID, into: buffer!, length: length, flags: flags!)
+                }
+                _ = nghttp2_submit_response(session, stream.id, nva.baseAddress, nva.count, &provider)
+            } else {
+                _ = nghttp2_submit_response(session, stream.id, nva.baseAddress, nva.count, nil)
+            }
+        }
+        sendNow()
+    }
+
+    /// `100 Continue` for a client that waits for it before sending its body.
+    func submitContinue(_ stream: HTTP2Stream) {
+        guard let session else { return }
+        Self.withNameValues([(Array(":status".utf8), Array("100".utf8))]) { nva in
+            _ = nghttp2_submit_headers(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, nil, nva.baseAddress, nva.count, nil)
+        }
+        sendNow()
+    }
+
+    /// A stream whose response has more bytes ready after its data source said "deferred".
+    func resume(_ stream: HTTP2Stream) {
+        guard let session else { return }
+        nghttp2_session_resume_data(session, stream.id)
+        sendNow()
+    }
+
+    /// Resets one stream (the upstream broke off mid-response, say); the connection goes on.
+    func reset(_ stream: HTTP2Stream, error: nghttp2_error_code) {
+        guard let session else { return }
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, error.rawValue)
+        sendNow()
+    }
+
+    private func readBody(_ streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
+                          flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        return stream.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: flags)
+    }
+
+    /// Lays name/value byte pairs out as `nghttp2_nv` for one submit call (nghttp2 copies them).
+    private static func withNameValues<R>(_ pairs: [(name: [UInt8], value: [UInt8])],
+                                          _ body: (UnsafeMutableBufferPointer<nghttp2_nv>) -> R) -> R {
+        var storage: [UInt8] = []
+        storage.reserveCapacity(pairs.reduce(0) { $0 + $1.name.count + $1.value.count })
+        for pair in pairs { storage += pair.name; storage += pair.value }
+        return storage.withUnsafeMutableBufferPointer { bytes in
+            var offset = 0
+            var nva: [nghttp2_nv] = []
+            nva.reserveCapacity(pairs.count)
+            for pair in pairs {
+                let name = bytes.baseAddress! + offset
+                offset += pair.name.count
+                let value = bytes.baseAddress! + offset
+                offset += pair.value.count
+                nva.append(nghttp2_nv(name: name, value: value, namelen: pair.name.count, valuelen: pair.value.count,
+                                      flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            }
+            return nva.withUnsafeMutableBufferPointer { body($0) }
+        }
+    }
+}
+
+/// Bounds what a client can make the gateway do without asking for anything: frames that
+/// carry no request work: SETTINGS, PING, PRIORITY, RST_STREAM (so also streams opened and
+/// reset at once) and empty DATA. A token bucket: `burst` at once,
+/// refilled at `perSecond`. Over budget, the connection ends with GOAWAY
+/// (ENHANCE_YOUR_CALM) — the answer to the ping, settings, empty-frame and rapid-reset
+/// floods, whatever the library version does on its own.
+struct FrameBudget {
+    static let burst = 1000.0
+    static let perSecond = 200.0
+
+    private var tokens = burst
+    private var refilled: NIODeadline?
+
+    mutating func allows(_ header: nghttp2_frame_hd, now: NIODeadline) -> Bool {
+        switch UInt32(header.type) {
+        case NGHTTP2_HEADERS.rawValue, NGHTTP2_CONTINUATION.rawValue, NGHTTP2_GOAWAY.rawValue:
+            return true
+        case NGHTTP2_DATA.rawValue:
+            if header.length > 0 || header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 { return true }
+        case NGHTTP2_WINDOW_UPDATE.rawValue:
+            // A client reading a large response sends one every few frames: free, and
+            // nghttp2 ends the connection itself on a window overflow.
+            return true
+        default:
+            break
+        }
+        return spend(1, now: now)
+    }
+
+    private mutating func spend(_ cost: Double, now: NIODeadline) -> Bool {
+        if let refilled {
+            let seconds = Double((now - refilled).nanoseconds) / 1e9
+            tokens = min(Self.burst, tokens + seconds * Self.perSecond)
+        }
+        refilled = now
+        tokens -= cost
+        return tokens >= 0
+    }
+}

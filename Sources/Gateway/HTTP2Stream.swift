@@ -1,0 +1,396 @@
+import CNGHTTP2
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP/2 request stream: its head is assembled from the header callbacks, planned by
+/// the same `RequestPlanner` as an HTTP/1.1 request, and answered locally or proxied over
+/// an HTTP/1.1 upstream connection. The response body waits in `pending` until nghttp2
+/// asks for it (`read`), frame by frame, within the client's flow-control window.
+final class HTTP2Stream: UpstreamDelegate {
+    private enum State {
+        case head
+        /// Answered here; request body bytes are dropped.
+        case local
+        case collectingForm(organization: String, head: HTTPRequestHead, body: ByteBuffer)
+        case proxying(Exchange)
+        case done
+    }
+
+    let id: Int32
+    private unowned let connection: HTTP2Connection
+    private var state: State = .head
+    private let start = NIODeadline.now()
+
+    // The request head as received.
+    private var method: Substring?
+    private var path: String?
+    private var authority: String?
+    private var headers = HTTPHeaders()
+    private var cookies: [String] = []
+    private var headBytes = 0
+    private var malformed: String?
+    private var requestEnd = false
+
+    // The response body on its way to nghttp2.
+    private var pending = CircularBuffer<ByteBuffer>()
+    private var pendingBytes = 0
+    private var responseEnded = false
+    private var deferred = false
+    private var upstreamPaused = false
+    /// Request body bytes forwarded but not yet given back as window (upstream was full).
+    private var unconsumed = 0
+
+    init(id: Int32, connection: HTTP2Connection) {
+        self.id = id
+        self.connection = connection
+    }
+
+    // MARK: - The request
+
+    func header(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        headBytes += name.count + value.count + 32  // RFC 9113 §6.5.2's accounting
+        guard headBytes <= GatewayServer.maxRequestHeadBytes else {
+            malformed = malformed ?? "request header fields too large"
+            return
+        }
+        let nameText = String(decoding: name, as: UTF8.self)
+        let valueText = String(decoding: value, as: UTF8.self)
+        // nghttp2 already refused uppercase names, connection-specific fields and bad
+        // pseudo-header order; values with bytes a String cannot carry are refused here.
+        if valueText.utf8.count != value.count { malformed = malformed ?? "header value is not UTF-8" }
+        switch nameText {
+        case ":method": method = Substring(valueText)
+        case ":path": path = valueText
+        case ":authority": authority = valueText
+        case ":scheme", ":protocol": break
+        case "cookie": cookies.append(valueText)  // RFC 9113 §8.2.3: several fields, one header upstream
+        case "host": if authority == nil { headers.add(name: "host", value: valueText) }
+        default: headers.add(name: nameText, value: valueText)
+        }
+    }
+
+    func headersComplete(endStream: Bool) {
+        requestEnd = endStream
+        if let malformed {
+            let status: HTTPResponseStatus = malformed.contains("too large") ? .requestHeaderFieldsTooLarge : .badRequest
+            connection.planner.rejected(status, reason: malformed)
+            respond(.plain(status, malformed == "header value is not UTF-8" ? "bad request" : malformed), method: .GET, uri: path ?? "-")
+            return
+        }
+        guard let method, let path else { return }  // nghttp2 refuses a request without them
+        if let authority {
+            headers.remove(name: "host")
+            headers.replaceOrAdd(name: "host", value: authority)
+        }
+        if !cookies.isEmpty { headers.add(name: "cookie", value: cookies.joined(separator: "; ")) }
+        let head = HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: HTTPMethod(rawValue: String(method)),
+                                   uri: path, headers: headers)
+        let framing: RequestFraming.Body
+        if endStream {
+            framing = .none
+        } else if let length = headers.first(name: "content-length").flatMap(UInt64.init) {
+            framing = .contentLength(length)  // nghttp2 checks the DATA frames add up to it
+        } else {
+            framing = .chunked
+        }
+        switch connection.planner.plan(head, start: start, bodyFraming: framing) {
+        case .respond(let local, let head, _):
+            respond(local, method: head.method, uri: head.uri)
+        case .collectForm(let organization, let head):
+            state = .collectingForm(organization: organization, head: head, body: connection.allocator.buffer(capacity: 8192))
+            if requestEnd { requestEnded() }
+        case .proxy(let exchange, let runtime, let expectContinue):
+            state = .proxying(exchange)
+            exchange.requestEndReceived = requestEnd
+            if expectContinue { connection.submitContinue(self) }
+            if let idle = connection.loop.pool.takeIdle(for: runtime.configuration.upstream) {
+                exchange.reusedConnection = true
+                attach(idle, to: exchange, runtime: runtime)
+            } else {
+                connectUpstream(for: exchange, runtime: runtime)
+            }
+        }
+    }
+
+    func body(_ buffer: ByteBuffer) {
+        switch state {
+        case .collectingForm(let organization, let head, var body):
+            connection.consume(id, buffer.readableBytes)
+            guard body.readableBytes + buffer.readableBytes <= ClientConnectionHandler.maxFormBytes else {
+                respond(.plain(.payloadTooLarge, "form too large"), method: head.method, uri: head.uri)
+                return
+            }
+            var part = buffer
+            body.writeBuffer(&part)
+            state = .collectingForm(organization: organization, head: head, body: body)
+        case .proxying(let exchange):
+            guard let upstream = exchange.upstream else {
+                exchange.buffered.append(buffer)
+                unconsumed += buffer.readableBytes
+                return
+            }
+            exchange.bodyBytesSent += UInt64(buffer.readableBytes)
+            upstream.handler.sendBody(buffer)
+            connection.wroteUpstream(self)
+            if upstream.channel.isWritable {
+                connection.consume(id, buffer.readableBytes)
+            } else {
+                unconsumed += buffer.readableBytes
+            }
+        case .head, .local, .done:
+            connection.consume(id, buffer.readableBytes)
+        }
+    }
+
+    func requestEnded() {
+        requestEnd = true
+        switch state {
+        case .collectingForm(let organization, let head, let body):
+            state = .local
+            respond(connection.planner.consume(organization: organization, head: head, body: body), method: head.method, uri: head.uri)
+        case .proxying(let exchange):
+            exchange.requestEndReceived = true
+            if let upstream = exchange.upstream, !exchange.requestFullySent {
+                upstream.handler.sendEnd()
+                exchange.requestFullySent = true
+                connection.wroteUpstream(self)
+            }
+        case .head, .local, .done:
+            break
+        }
+    }
+
+    func flushUpstream() {
+        if case .proxying(let exchange) = state { exchange.upstream?.handler.flush(deferredOn: connection.loop) }
+    }
+
+    // MARK: - Upstream
+
+    private func connectUpstream(for exchange: Exchange, runtime: GatewayRuntime) {
+        connection.loop.pool.connect(to: runtime.configuration.upstream, timeout: min(runtime.upstreamTimeout, .seconds(10)))
+            .assumeIsolated()
+            .whenComplete { result in
+                guard case .proxying(let current) = self.state, current === exchange else {
+                    if case .success(let made) = result { made.channel.close(promise: nil) }
+                    return
+                }
+                switch result {
+                case .success(let made):
+                    self.attach(made, to: exchange, runtime: runtime)
+                case .failure(let error):
+                    self.connection.shared.metrics.upstreamFailed(.connect)
+                    self.failUpstream(exchange, status: .badGateway, text: "upstream unreachable",
+                                      reason: "upstream connect failed", detail: "\(error)")
+                }
+            }
+    }
+
+    private func attach(_ upstream: UpstreamConnection, to exchange: Exchange, runtime: GatewayRuntime) {
+        exchange.attach(upstream, delegate: self, timeout: runtime.upstreamTimeout, readsAllowed: !upstreamPaused, loop: connection.loop)
+        if upstream.channel.isWritable { giveBackWindow() }
+    }
+
+    private func giveBackWindow() {
+        let count = unconsumed
+        unconsumed = 0
+        connection.consume(id, count)
+    }
+
+    func upstreamReceived(_ event: ResponseParser.Event) {
+        guard case .proxying(let exchange) = state else { return }
+        switch event {
+        case .head(let head):
+            exchange.upstreamDeadline = nil
+            exchange.status = head.status
+            exchange.upstreamKeepAlive = head.keepAlive
+            if let sent = exchange.upstreamSentAt {
+                let nanos = (NIODeadline.now() - sent).nanoseconds
+                exchange.upstreamNanoseconds = nanos
+                connection.shared.metrics.upstreamResponded(afterNanoseconds: nanos)
+            }
+            let hasBody = exchange.method != .HEAD && head.body != .none
+            let injecting = exchange.prepareBanner(for: head, hasBody: hasBody)
+            var fields = Self.lowercasedFields(head.fields)
+            if let clear = exchange.clearCookie { fields.append((Array("set-cookie".utf8), Array(clear.utf8))) }
+            if let length = head.contentLength, !injecting, head.status != 204 {
+                fields.append((Array("content-length".utf8), Array(String(length).utf8)))
+            }
+            exchange.responseFraming = hasBody ? .contentLength : .none
+            connection.submitResponse(self, status: head.status, fields: fields, hasBody: hasBody)
+        case .body(let buffer):
+            guard exchange.responseFraming != .none else { return }
+            do {
+                if let rewritten = try exchange.rewrite(buffer, allocator: connection.allocator) { enqueue(rewritten) }
+            } catch {
+                connection.shared.logger.warning("upstream sent a corrupt compressed body", metadata: ["path": "\(pathOnly(exchange.uri))"])
+                exchange.abandonUpstream()
+                state = .done
+                connection.reset(self, error: NGHTTP2_INTERNAL_ERROR)
+            }
+        case .end:
+            if let rest = exchange.finishRewrite(allocator: connection.allocator) { enqueue(rest) }
+            exchange.releaseUpstream(to: connection.loop.pool)
+            logAccess(status: exchange.status, bytes: exchange.responseBytes, exchange: exchange)
+            state = .done
+            responseEnded = true
+            if deferred { resumeOutput() }
+        }
+    }
+
+    private func enqueue(_ buffer: ByteBuffer) {
+        guard case .proxying(let exchange) = state else { return }
+        exchange.responseBytes += buffer.readableBytes
+        pending.append(buffer)
+        pendingBytes += buffer.readableBytes
+        if pendingBytes > HTTP2Connection.streamBufferHigh, !upstreamPaused {
+            upstreamPaused = true
+            exchange.upstream?.handler.pauseReads()
+        }
+        if deferred { resumeOutput() }
+    }
+
+    private func resumeOutput() {
+        deferred = false
+        connection.resume(self)
+    }
+
+    func upstreamReadComplete() { connection.sendNow() }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { giveBackWindow() }
+    }
+
+    func upstreamClosed(error: Error?) {
+        guard case .proxying(let exchange) = state else { return }
+        exchange.upstream = nil
+        exchange.upstreamDeadline = nil
+        if exchange.status != 0 {
+            // Mid-body: only this stream is cut; the connection serves the others on.
+            connection.shared.metrics.upstreamFailed(.closed)
+            connection.shared.logger.warning("upstream closed mid-response", metadata: ["path": "\(pathOnly(exchange.uri))"])
+            logAccess(status: exchange.status, bytes: exchange.responseBytes, exchange: exchange)
+            state = .done
+            connection.reset(self, error: NGHTTP2_INTERNAL_ERROR)
+            return
+        }
+        if exchange.mayRetry && !(error is ResponseParser.Failure) {
+            exchange.retried = true
+            exchange.reusedConnection = false
+            connectUpstream(for: exchange, runtime: connection.shared.runtime)
+            return
+        }
+        connection.shared.metrics.upstreamFailed(.closed)
+        if let malformed = error as? ResponseParser.Failure {
+            failUpstream(exchange, status: .badGateway, text: "upstream sent a malformed response",
+                         reason: "malformed upstream response", detail: malformed.description)
+        } else {
+            failUpstream(exchange, status: .badGateway, text: "upstream closed the connection",
+                         reason: "upstream closed before responding", detail: error.map { "\($0)" } ?? "eof")
+        }
+    }
+
+    func checkDeadline(now: NIODeadline) {
+        guard case .proxying(let exchange) = state, exchange.status == 0, let deadline = exchange.upstreamDeadline, deadline <= now else { return }
+        connection.shared.metrics.upstreamFailed(.timeout)
+        failUpstream(exchange, status: .gatewayTimeout, text: "upstream timed out", reason: "no response headers within upstream_timeout",
+                     detail: "\(exchange.upstreamTimeout.nanoseconds / 1_000_000)ms")
+    }
+
+    private func failUpstream(_ exchange: Exchange, status: HTTPResponseStatus, text: String, reason: String, detail: String) {
+        exchange.abandonUpstream()
+        connection.shared.logger.error("upstream failure", metadata: [
+            "reason": "\(reason)", "detail": "\(detail)", "status": "\(status.code)", "path": "\(pathOnly(exchange.uri))",
+        ])
+        respond(.plain(status, text), method: exchange.method, uri: exchange.uri, upstreamNanoseconds: exchange.upstreamNanoseconds)
+    }
+
+    // MARK: - The response
+
+    /// Answers with a locally made response and logs it.
+    private func respond(_ local: LocalResponse, method: HTTPMethod, uri: String, upstreamNanoseconds: Int64? = nil) {
+        state = .local
+        var fields = local.headers.map { (Array($0.0.lowercased().utf8), Array($0.1.utf8)) }
+        fields.append((Array("content-length".utf8), Array(String(local.body.count).utf8)))
+        let hasBody = method != .HEAD && !local.body.isEmpty
+        if hasBody {
+            pending.append(connection.allocator.buffer(bytes: local.body))
+            pendingBytes = local.body.count
+        }
+        responseEnded = true
+        connection.submitResponse(self, status: Int(local.status.code), fields: fields, hasBody: hasBody)
+        connection.shared.logAccess(loop: connection.loop, method: method, uri: uri, status: Int(local.status.code),
+                                    bytes: hasBody ? local.body.count : 0, start: start, upstreamNanoseconds: upstreamNanoseconds,
+                                    peer: connection.planner.peerText)
+    }
+
+    /// nghttp2's data source: copies what is pending, up to `length`, into a DATA frame.
+    func read(into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        var written = 0
+        while written < buffer.count, var first = pending.first {
+            let count = min(first.readableBytes, buffer.count - written)
+            first.withUnsafeReadableBytes { bytes in
+                UnsafeMutableRawBufferPointer(rebasing: buffer[written..<written + count]).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
+            }
+            first.moveReaderIndex(forwardBy: count)
+            written += count
+            if first.readableBytes == 0 { pending.removeFirst() } else { pending[pending.startIndex] = first }
+        }
+        pendingBytes -= written
+        if upstreamPaused, pendingBytes < HTTP2Connection.streamBufferLow, case .proxying(let exchange) = state {
+            upstreamPaused = false
+            exchange.upstream?.handler.resumeReads()
+        }
+        if pending.isEmpty {
+            if responseEnded {
+                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            } else if written == 0 {
+                deferred = true
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
+        }
+        return written
+    }
+
+    // MARK: - The end
+
+    /// nghttp2 closed the stream: finished, or reset by either side.
+    func closed(errorCode: UInt32) {
+        if case .proxying(let exchange) = state {
+            // Reset before the response ended: the upstream is mid-exchange, never reused.
+            exchange.abandonUpstream()
+            logAccess(status: exchange.status == 0 ? 499 : exchange.status, bytes: exchange.responseBytes, exchange: exchange)
+        }
+        state = .done
+        pending.removeAll()
+    }
+
+    /// The client connection went away with this stream open.
+    func connectionClosed() { closed(errorCode: NGHTTP2_CANCEL.rawValue) }
+
+    private func logAccess(status: Int, bytes: Int, exchange: Exchange) {
+        connection.shared.logAccess(loop: connection.loop, method: exchange.method, uri: exchange.uri, status: status, bytes: bytes,
+                                    start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds, peer: connection.planner.peerText)
+    }
+
+    /// The upstream's relay fields (`Name: value\r\n` lines, hop-by-hop and framing fields
+    /// already gone) as HTTP/2 fields, whose names must be lower case (RFC 9113 §8.2.1).
+    static func lowercasedFields(_ fields: ByteBuffer) -> [(name: [UInt8], value: [UInt8])] {
+        var out: [(name: [UInt8], value: [UInt8])] = []
+        let bytes = Array(fields.readableBytesView)
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end + 1 < bytes.count, !(bytes[end] == 0x0D && bytes[end + 1] == 0x0A) { end += 1 }
+            if end + 1 >= bytes.count { end = bytes.count }
+            if let colon = bytes[start..<end].firstIndex(of: UInt8(ascii: ":")) {
+                let name = bytes[start..<colon].map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }
+                var valueStart = colon + 1, valueEnd = end
+                while valueStart < valueEnd, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
+                while valueEnd > valueStart, bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+                out.append((name, Array(bytes[valueStart..<valueEnd])))
+            }
+            start = end + 2
+        }
+        return out
+    }
+}
