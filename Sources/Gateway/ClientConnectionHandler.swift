@@ -97,6 +97,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         if case .proxying(let exchange) = state, let deadline = exchange.upstreamDeadline, deadline <= now {
             upstreamTimedOut(exchange)
         }
+        if case .proxying(let exchange) = state, exchange.tunnel, let ends = exchange.tunnelEnds, ends <= now, let context {
+            // A long-lived socket must not outlive the login that authorized it.
+            shared.logger.info("closed WebSocket", metadata: ["reason": "session grant expired", "path": "\(pathOnly(exchange.uri))"])
+            endTunnel(exchange, context: context)
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -188,6 +193,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     /// cannot take more.
     private var holdsClientReads: Bool {
         if !queued.isEmpty { return true }
+        if case .proxying(let exchange) = state, exchange.tunnel { return exchange.upstream.map { !$0.channel.isWritable } ?? false }
         guard case .proxying(let exchange) = state, !exchange.requestEndReceived else { return false }
         if let upstream = exchange.upstream { return !upstream.channel.isWritable }
         return !exchange.buffered.isEmpty
@@ -202,8 +208,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     func channelInactive(context: ChannelHandlerContext) {
         if case .proxying(let exchange) = state {
             exchange.abandonUpstream()
-            if exchange.status == 0 {
-                logAccess(method: exchange.method, uri: exchange.uri, status: 499, bytes: exchange.responseBytes,
+            if exchange.status == 0 || exchange.tunnel {
+                // 499: the client left before an answer; a tunnel it closed is logged as its 101.
+                logAccess(method: exchange.method, uri: exchange.uri, status: exchange.tunnel ? 101 : 499, bytes: exchange.responseBytes,
                           start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
             }
             state = .idle
@@ -240,7 +247,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     private func requestHead(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
         apply(headTimer.headReceived())
         let start = NIODeadline.now()
-        if !received.isKeepAlive { closeAfterResponse = true }
+        // After a head asking to switch protocols the decoder reads no further: the
+        // connection either becomes a WebSocket tunnel or ends after this response.
+        if !received.isKeepAlive || HeaderPolicy.asksUpgrade(received) { closeAfterResponse = true }
         let exchange: Exchange, runtime: GatewayRuntime
         switch planner.plan(received, start: start) {
         case .respond(let local, let head, let close):
@@ -341,6 +350,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     func upstreamReceived(_ event: ResponseParser.Event) {
         guard case .proxying(let exchange) = state, let context else { return }
         switch event {
+        case .head(let head) where head.status == 101:
+            exchange.upstreamDeadline = nil
+            exchange.status = 101
+            startTunnel(exchange, head: head, context: context)
+        case .body(let buffer) where exchange.tunnel:
+            exchange.responseBytes += buffer.readableBytes
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            if !clientWritable { exchange.upstream?.handler.pauseReads() }
         case .head(let head):
             exchange.upstreamDeadline = nil
             exchange.status = head.status
@@ -403,6 +420,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             out.writeString(clear)
             out.writeStaticString("\r\n")
         }
+        if let hsts = exchange?.hsts {
+            out.writeStaticString("Strict-Transport-Security: ")
+            out.writeString(hsts)
+            out.writeStaticString("\r\n")
+        }
         switch framing {
         case .contentLength:
             out.writeStaticString("Content-Length: ")
@@ -441,6 +463,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         guard case .proxying(let exchange) = state else { return }
         exchange.upstream = nil
         exchange.upstreamDeadline = nil
+        if exchange.tunnel, let context {
+            endTunnel(exchange, context: context)  // the upstream ended the WebSocket
+            return
+        }
         if exchange.status != 0 {
             // Mid-body: the client cannot be told in-band; end its connection so it sees the cut.
             shared.metrics.upstreamFailed(.closed)
@@ -513,6 +539,47 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         if !requestOpen { completeResponseCycle() }
     }
 
+    // MARK: - WebSocket tunnel
+
+    /// The upstream accepted a WebSocket upgrade: relays its 101 and from then on moves bytes
+    /// both ways unchanged. The HTTP decoder leaves the pipeline, handing any bytes it held
+    /// to a `TunnelRelay` in its place.
+    private func startTunnel(_ exchange: Exchange, head: UpstreamResponseHead, context: ChannelHandlerContext) {
+        exchange.tunnel = true
+        var out = allocator.buffer(capacity: head.fields.readableBytes + 96)
+        out.writeStaticString("HTTP/1.1 ")
+        out.writeImmutableBuffer(head.statusText)
+        out.writeStaticString("\r\n")
+        out.writeImmutableBuffer(head.fields)
+        out.writeStaticString("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        let pipeline = context.pipeline.syncOperations
+        do {
+            try pipeline.addHandler(TunnelRelay(owner: self), position: .before(self))
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            pipeline.removeHandler(decoder, promise: nil)
+        } catch {
+            endTunnel(exchange, context: context)
+        }
+    }
+
+    /// Client bytes of an open tunnel, for the upstream.
+    func tunnelReceived(_ buffer: ByteBuffer) {
+        guard case .proxying(let exchange) = state, exchange.tunnel, let upstream = exchange.upstream else { return }
+        exchange.bodyBytesSent += UInt64(buffer.readableBytes)
+        upstream.handler.sendBody(buffer)
+        exchange.wroteUpstreamInThisRead = true
+    }
+
+    /// Ends a tunnel from either side (or at the grant's expiry): both connections close.
+    private func endTunnel(_ exchange: Exchange, context: ChannelHandlerContext) {
+        exchange.abandonUpstream()
+        logAccess(method: exchange.method, uri: exchange.uri, status: 101, bytes: exchange.responseBytes,
+                  start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
+        state = .idle
+        context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
     // MARK: - Local responses
 
     private func respond(_ local: LocalResponse, method: HTTPMethod, uri: String, start: NIODeadline, close: Bool = false,
@@ -522,6 +589,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         var head = allocator.buffer(capacity: 256)
         head.writeString("HTTP/1.1 \(local.status.code) \(local.status.reasonPhrase)\r\n")
         for (name, value) in local.headers { head.writeString("\(name): \(value)\r\n") }
+        if let hsts = shared.runtime.hstsValue { head.writeString("Strict-Transport-Security: \(hsts)\r\n") }
         head.writeString("Content-Length: \(local.body.count)\r\n")
         if closeAfterResponse { head.writeStaticString("Connection: close\r\n") }
         head.writeStaticString("\r\n")

@@ -28,6 +28,13 @@ final class Exchange {
     var encoder: StreamEncoder?
     /// Set-Cookie that clears a session cookie which no longer opens.
     var clearCookie: String?
+    /// The Strict-Transport-Security value to add, when configured.
+    var hsts: String?
+    /// A WebSocket upgrade was forwarded; `tunnel` once the upstream answered 101, from
+    /// when on bytes pass both ways untouched until `tunnelEnds` (the grant's expiry).
+    var upgrade = false
+    var tunnel = false
+    var tunnelEnds: NIODeadline?
     /// The gateway's cookie names: an upstream Set-Cookie for them is dropped.
     var reservedCookies: [String] = []
     var upstream: UpstreamConnection?
@@ -128,7 +135,8 @@ extension Exchange {
         upstreamSentAt = now
         upstreamDeadline = now + timeout
         upstreamTimeout = timeout
-        connection.handler.sendHead(upstreamHead, chunked: requestBody == .chunked, reservedCookies: reservedCookies)
+        connection.handler.sendHead(upstreamHead, chunked: requestBody == .chunked, reservedCookies: reservedCookies,
+                                    upgrade: upgrade)
         for part in buffered {
             bodyBytesSent += UInt64(part.readableBytes)
             connection.handler.sendBody(part)

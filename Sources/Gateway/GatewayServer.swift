@@ -127,7 +127,8 @@ public final class GatewayServer: Sendable {
         // either: the handler writes response bytes and frames each hop itself.
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(RawBytesObserver(owner: handler))
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes,
+        // Bytes after a WebSocket upgrade head go on to the tunnel when the decoder leaves.
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes,
                                                                     informationalResponseStrategy: .drop,
                                                                     limitConfiguration: limits)))
         try sync.addHandler(handler)

@@ -58,3 +58,17 @@ final class RawBytesObserver: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelRead(data)
     }
 }
+
+/// Stands in for the HTTP decoder once a connection is a WebSocket tunnel: client bytes
+/// go to the connection handler as they are.
+final class TunnelRelay: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private unowned let owner: ClientConnectionHandler
+
+    init(owner: ClientConnectionHandler) { self.owner = owner }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        owner.tunnelReceived(unwrapInboundIn(data))
+    }
+}

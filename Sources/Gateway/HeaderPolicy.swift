@@ -32,7 +32,7 @@ enum HeaderPolicy {
     static func upstreamRequestHead(from head: HTTPRequestHead, peer: String?, peerTrusted: Bool,
                                     scheme: String, bodyFraming: RequestFraming.Body,
                                     dropCookies: [String] = [], identity: [(String, String)] = [],
-                                    askIdentityEncoding: Bool = false) -> HTTPRequestHead {
+                                    askIdentityEncoding: Bool = false, webSocket: Bool = false) -> HTTPRequestHead {
         let listed = connectionListed(head.headers)
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 4)
@@ -82,12 +82,33 @@ enum HeaderPolicy {
         }
         for (name, value) in identity { headers.add(name: name, value: value) }
         if askIdentityEncoding { headers.add(name: "Accept-Encoding", value: "identity") }
+        if webSocket {
+            // The one hop-by-hop exchange that crosses the gateway: the upgrade it relays.
+            headers.add(name: "Connection", value: "Upgrade")
+            headers.add(name: "Upgrade", value: "websocket")
+        }
         switch bodyFraming {
         case .none: break
         case .contentLength(let length): headers.add(name: "Content-Length", value: String(length))
         case .chunked: headers.add(name: "Transfer-Encoding", value: "chunked")
         }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+}
+
+extension HeaderPolicy {
+    /// Whether the request asks to switch protocols (`Connection: upgrade` with an
+    /// `Upgrade` field): the HTTP/1 decoder stops reading the connection after such a head.
+    static func asksUpgrade(_ head: HTTPRequestHead) -> Bool {
+        guard head.headers.contains(name: "upgrade") else { return false }
+        return head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+    }
+
+    /// A WebSocket opening handshake (RFC 6455 §4.1): GET over HTTP/1.1 asking to upgrade
+    /// to `websocket`, with no body. The only upgrade the gateway relays.
+    static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
+        guard head.method == .GET, head.version == .http1_1, asksUpgrade(head) else { return false }
+        return head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
     }
 }
 

@@ -67,14 +67,21 @@ struct RequestPlanner {
             expectContinue = head.version >= .http1_1 && body != .none
         }
 
+        // A WebSocket is never a page: without a grant for protected content it gets the
+        // 401 JSON (an API client's answer), never a banner or a redirect, never an upgrade.
+        let webSocket = HeaderPolicy.isWebSocketUpgrade(head) && body == .none
         let cookies = RequestFields.cookies(head.headers)
         let (decision, clearCookie) = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
-                                                          accept: head.headers.first(name: "accept"), cookies: cookies)
+                                                          accept: webSocket ? "application/json" : head.headers.first(name: "accept"),
+                                                          cookies: cookies)
         let clearing: [(String, String)] = clearCookie.map { [("Set-Cookie", $0)] } ?? []
         var identity: [(String, String)] = []
         var bannerHTML: String?
+        var grantExpires: Int64?
         switch decision {
-        case .forward(let headers): identity = headers
+        case .forward(let headers, let expires):
+            identity = headers
+            grantExpires = expires
         case .banner(let organization, let loginURL):
             // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
             if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }
@@ -88,13 +95,21 @@ struct RequestPlanner {
         let upstreamHead = HeaderPolicy.upstreamRequestHead(
             from: head, peer: peerText, peerTrusted: runtime.isTrusted(peer: peerBytes),
             scheme: scheme, bodyFraming: body, dropCookies: runtime.reservedCookies, identity: identity,
-            askIdentityEncoding: bannerHTML != nil)
+            askIdentityEncoding: bannerHTML != nil, webSocket: webSocket)
         let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
                                 clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
                                 requestBody: body, start: start)
         exchange.reservedCookies = runtime.reservedCookies
         exchange.bannerHTML = bannerHTML
         exchange.clearCookie = clearCookie
+        exchange.hsts = runtime.hstsValue
+        if webSocket {
+            exchange.upgrade = true
+            if let grantExpires {
+                let seconds = Double(grantExpires) - shared.clock().timeIntervalSince1970
+                exchange.tunnelEnds = start + .milliseconds(Int64(max(0, seconds) * 1000))
+            }
+        }
         return .proxy(exchange, runtime: runtime, expectContinue: expectContinue)
     }
 

@@ -54,6 +54,8 @@ struct ResponseParser {
         case chunkDataEnd
         case trailers
         case untilClose
+        /// After `101 Switching Protocols` to a WebSocket upgrade: bytes, no more HTTP.
+        case tunnel
         /// The body is complete; `.end` is the next event.
         case endPending
         /// A response ended; bytes before the next request are an error.
@@ -66,12 +68,15 @@ struct ResponseParser {
     private var buffered = ByteBuffer()
     /// Whether the request this response answers was HEAD (no body follows, RFC 9110 §9.3.2).
     private var requestWasHead = false
+    /// Whether that request asked to switch to WebSocket, so a 101 is expected.
+    private var requestedUpgrade = false
     /// Cookie names the upstream may not set (the gateway's own session cookies).
     var reservedCookies: [String] = []
 
     /// Called when a request is sent: the next bytes are its response.
-    mutating func expectResponse(toHead: Bool) {
+    mutating func expectResponse(toHead: Bool, upgrade: Bool = false) {
         requestWasHead = toHead
+        requestedUpgrade = upgrade
         state = .head
     }
 
@@ -115,6 +120,11 @@ struct ResponseParser {
                     state = .failed
                     throw error
                 }
+                if parsed.status == 101 && requestedUpgrade {
+                    // The upstream accepted the WebSocket: everything after this head is its bytes.
+                    state = .tunnel
+                    return .head(parsed)
+                }
                 if (100..<200).contains(parsed.status) {
                     // Interim responses are the gateway's to answer, never relayed; 101
                     // would switch protocols, which this hop never asked for.
@@ -133,7 +143,7 @@ struct ResponseParser {
                 let n = Int(min(UInt64(buffered.readableBytes), remaining))
                 state = remaining == UInt64(n) ? .endPending : .fixed(remaining: remaining - UInt64(n))
                 return .body(buffered.readSlice(length: n)!)
-            case .untilClose:
+            case .untilClose, .tunnel:
                 guard buffered.readableBytes > 0 else { return nil }
                 return .body(buffered.readSlice(length: buffered.readableBytes)!)
             case .chunkSize:
@@ -169,6 +179,9 @@ struct ResponseParser {
             state = .idle
             return .end
         case .idle, .failed:
+            return nil
+        case .tunnel:
+            state = .failed  // a tunnel ends with its connection; nothing to reuse
             return nil
         case .head where buffered.readableBytes == 0:
             state = .failed

@@ -19,8 +19,9 @@ struct LocalResponse {
 
 /// What to do with a request for application content.
 enum AccessDecision {
-    /// Forward; `identity` are the headers the upstream gets (none when anonymous).
-    case forward(identity: [(String, String)])
+    /// Forward; `identity` are the headers the upstream gets (none when anonymous), valid
+    /// until `expires` (the grant's end in Unix seconds; a WebSocket is closed then).
+    case forward(identity: [(String, String)], expires: Int64?)
     /// Forward anonymously; the HTML answer should carry the "Login with SSO" banner.
     case banner(organization: String, loginURL: String)
     case redirect(location: String)
@@ -232,10 +233,10 @@ struct SSOFlow: Sendable {
         guard let org = Protection.organization(of: path, patterns: configuration.protectedPaths, organizations: organizations) else {
             // Not protected: forwarded as is, with the identity of the most recent login if any.
             let latest = session?.grants.max { $0.value.expires < $1.value.expires }
-            return .forward(identity: latest.map { Self.identity($0.value, organization: nil) } ?? [])
+            return .forward(identity: latest.map { Self.identity($0.value, organization: nil) } ?? [], expires: latest?.value.expires)
         }
         if let grant = session?.grant(for: org.name, now: now) {
-            return .forward(identity: Self.identity(grant, organization: org.name))
+            return .forward(identity: Self.identity(grant, organization: org.name), expires: grant.expires)
         }
         let login = ssoURL(org.name, returnTo: uri)
         guard Protection.isBrowserNavigation(method: method, accept: accept) else {

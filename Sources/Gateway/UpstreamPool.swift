@@ -203,9 +203,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Serializes a request head (framing fields already chosen by the header policy).
-    func sendHead(_ head: HTTPRequestHead, chunked: Bool, reservedCookies: [String]) {
+    func sendHead(_ head: HTTPRequestHead, chunked: Bool, reservedCookies: [String], upgrade: Bool = false) {
         guard let context else { return }
-        parser.expectResponse(toHead: head.method == .HEAD)
+        parser.expectResponse(toHead: head.method == .HEAD, upgrade: upgrade)
         parser.reservedCookies = reservedCookies
         chunkedRequest = chunked
         var out = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 32)
