@@ -125,9 +125,12 @@ struct Provisioner {
                 unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, roleMapping: org.roleMapping))
         }
         var tls: GatewayConfiguration.TLS?
-        if let files = v.tlsFiles, let chain = read(files.certificate, at: "tls.certificate_file"),
-           let key = read(files.privateKey, at: "tls.private_key_file") {
-            tls = checkTLS(certificateFile: files.certificate, chain: chain, privateKeyFile: files.privateKey, key: key)
+        if let files = v.tlsFiles {
+            let chain = read(files.certificate, at: "tls.certificate_file")
+            let key = read(files.privateKey, at: "tls.private_key_file")
+            if let chain, let key {
+                tls = checkTLS(certificateFile: files.certificate, chain: chain, privateKeyFile: files.privateKey, key: key)
+            }
         }
         guard issues.isEmpty else { return nil }
         return GatewayConfiguration(

@@ -249,7 +249,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
 
     private func beginFrame(_ header: nghttp2_frame_hd) -> Int32 {
         guard let session else { return 0 }
-        if !budget.allows(header, now: .now()) {
+        if !budget.allows(type: header.type, length: header.length, flags: header.flags, now: .now()) {
             terminated(reason: "flood", detail: "more than \(FrameBudget.burst) frames that carry no request")
             nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
         }
@@ -395,23 +395,28 @@ struct FrameBudget {
     static let burst = 1000.0
     static let perSecond = 200.0
 
+    /// RFC 9113 §6 frame type codes.
+    enum FrameType: UInt8 {
+        case data = 0, headers, priority, rstStream, settings, pushPromise, ping, goaway, windowUpdate, continuation
+    }
+    static let endStream: UInt8 = 0x1
+
     private var tokens = burst
     private var refilled: NIODeadline?
 
-    mutating func allows(_ header: nghttp2_frame_hd, now: NIODeadline) -> Bool {
-        switch UInt32(header.type) {
-        case NGHTTP2_HEADERS.rawValue, NGHTTP2_CONTINUATION.rawValue, NGHTTP2_GOAWAY.rawValue:
+    mutating func allows(type: UInt8, length: Int, flags: UInt8, now: NIODeadline) -> Bool {
+        switch FrameType(rawValue: type) {
+        case .headers, .continuation, .goaway:
+            return true  // request work, bounded by max_concurrent_streams and nghttp2's CONTINUATION limit
+        case .data where length > 0 || flags & Self.endStream != 0:
             return true
-        case NGHTTP2_DATA.rawValue:
-            if header.length > 0 || header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 { return true }
-        case NGHTTP2_WINDOW_UPDATE.rawValue:
+        case .windowUpdate:
             // A client reading a large response sends one every few frames: free, and
             // nghttp2 ends the connection itself on a window overflow.
             return true
         default:
-            break
+            return spend(1, now: now)
         }
-        return spend(1, now: now)
     }
 
     private mutating func spend(_ cost: Double, now: NIODeadline) -> Bool {

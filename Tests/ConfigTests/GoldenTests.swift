@@ -42,6 +42,23 @@ struct ConfigValueTests {
     session: {secrets: ["0123456789abcdef0123456789abcdef"]}
     """
 
+    @Test func theListenerIsPlainWithHTTP2ByDefault() throws {
+        let c = try ConfigLoader.load(yaml: base, environment: [:], baseDirectory: ".")
+        #expect(c.tls == nil && c.hsts == nil)
+        #expect(c.http2 == .init(enabled: true, maxConcurrentStreams: 100))
+    }
+
+    @Test func tlsHSTSAndHTTP2KeysAreRead() throws {
+        let folder = GoldenTests.folder.path
+        let yaml = try String(contentsOfFile: folder + "/tls-ok.yaml", encoding: .utf8)
+        let c = try ConfigLoader.load(yaml: yaml, environment: GoldenTests.environment, baseDirectory: folder)
+        #expect(c.tls?.certificateFile == folder + "/tls/server.crt")
+        #expect(c.tls?.certificateChainPEM.contains("BEGIN CERTIFICATE") == true)
+        #expect(c.tls?.privateKeyPEM.contains("PRIVATE KEY") == true)
+        #expect(c.hsts?.headerValue == "max-age=15552000; includeSubDomains")
+        #expect(c.http2 == .init(enabled: true, maxConcurrentStreams: 250))
+    }
+
     @Test func defaultsAreFilledInAndTheURLIsNormalised() throws {
         let c = try ConfigLoader.load(yaml: base, environment: [:], baseDirectory: ".")
         #expect(c.listen == .init(host: "127.0.0.1", port: 8080))

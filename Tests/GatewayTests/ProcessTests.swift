@@ -81,6 +81,74 @@ struct ProcessTests {
         await upstream.stop()
     }
 
+    /// Runs a system command (openssl, curl), returning its standard output and error together.
+    private func tool(_ arguments: [String], input: String = "") throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let output = Pipe(), stdin = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = stdin
+        try process.run()
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A self-signed certificate for localhost named `name`, written into `folder`.
+    private func makeCertificate(_ name: String, in folder: String) throws {
+        _ = try tool(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=\(name)",
+                     "-addext", "subjectAltName=DNS:localhost", "-keyout", "\(folder)/\(name).key", "-out", "\(folder)/\(name).crt"])
+    }
+
+    /// What `openssl s_client` learns from a handshake: the certificate's subject, ALPN.
+    private func handshake(port: Int, _ extra: [String] = []) throws -> String {
+        try tool(["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-servername", "localhost"] + extra)
+    }
+
+    @Test func tlsOffersH2AndRefusesOldVersionsAndSIGHUPSwapsTheCertificate() async throws {
+        let upstream = try await TestUpstream.start()
+        let folder = NSTemporaryDirectory() + "ssogate-tls-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try makeCertificate("first", in: folder)
+        try makeCertificate("second", in: folder)
+        let yaml = config(upstreamPort: upstream.port).replacingOccurrences(of: "http://127.0.0.1:PORT", with: "https://localhost:PORT")
+            + "\ntls: {certificate_file: first.crt, private_key_file: first.key}\nhsts: {max_age: 1d}\n"
+        let gw = try GatewayProcess(yaml: yaml, directory: folder, readyLog: "listening")
+
+        let h2 = try handshake(port: gw.port, ["-alpn", "h2,http/1.1"])
+        #expect(h2.contains("ALPN protocol: h2"), "\(h2.suffix(600))")
+        #expect(h2.contains("subject=CN = first"))
+        let h1 = try handshake(port: gw.port, ["-alpn", "http/1.1"])
+        #expect(h1.contains("ALPN protocol: http/1.1"))
+        // The client's security level would refuse TLS 1.1 itself; lowered, the offer
+        // reaches the gateway, which must answer with a protocol_version alert.
+        let old = try handshake(port: gw.port, ["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"])
+        #expect(old.contains("alert protocol version") && !old.contains("subject=CN = first"), "\(old.suffix(400))")
+        #expect(try handshake(port: gw.port, ["-tls1_2"]).contains("subject=CN = first"))
+        // HTTP/1.1 over TLS answers with HSTS.
+        let answer = try tool(["curl", "-s", "-i", "--http1.1", "--cacert", "\(folder)/first.crt", "https://localhost:\(gw.port)/echo"])
+        #expect(answer.hasPrefix("HTTP/1.1 200"))
+        #expect(answer.contains("Strict-Transport-Security: max-age=86400"))
+
+        // A renewed certificate: the files change and SIGHUP applies them to new handshakes.
+        let text = try String(contentsOfFile: gw.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "first.", with: "second.").write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        gw.signal(SIGHUP)
+        #expect(gw.waitForLog("configuration reloaded", within: 5))
+        #expect(try handshake(port: gw.port).contains("subject=CN = second"))
+
+        // A key that is not the certificate's: the reload is refused, the running one stays.
+        try text.replacingOccurrences(of: "first.key", with: "second.key").write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        gw.signal(SIGHUP)
+        #expect(gw.waitForLog("tls.private_key_file: is not the key of the first certificate", within: 5))
+        #expect(try handshake(port: gw.port).contains("subject=CN = second"))
+        await upstream.stop()
+    }
+
     @Test func sighupWithABrokenFileKeepsTheRunningConfigurationAndAGoodOneIsApplied() async throws {
         let first = try await TestUpstream.start()
         let second = try await TestUpstream.start()

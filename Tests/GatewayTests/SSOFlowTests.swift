@@ -26,13 +26,15 @@ struct SSOFlowTests {
         let upstream: TestUpstream
     }
 
-    static func start() async throws -> Gateway {
+    /// - Parameters: `upstreamPort` another upstream than the test upstream; `clock` the
+    ///   time the gateway judges assertions and sessions at (pinned to `now` by default).
+    static func start(upstreamPort: Int? = nil, clock: @escaping @Sendable () -> Date = { now }) async throws -> Gateway {
         XMLLibrary.initialize()
         let upstream = try await TestUpstream.start()
         let yaml = """
         listen: "127.0.0.1:0"
         public_url: "https://hub.example.test"
-        upstream: "http://127.0.0.1:\(upstream.port)"
+        upstream: "http://127.0.0.1:\(upstreamPort ?? upstream.port)"
         session: {secrets: ["0123456789abcdef0123456789abcdef-test"]}
         protected_paths: ["/{org}/"]
         organizations:
@@ -51,7 +53,7 @@ struct SSOFlowTests {
         let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
                                    logger: Logger(label: "t") { _ in CapturingLogHandler(sink: logs) },
                                    accessLogger: Logger(label: "a") { _ in CapturingLogHandler(sink: CapturedLogs()) },
-                                   clock: { now })
+                                   clock: clock)
         let address = try await server.start()
         return Gateway(harness: Harness(server: server, port: address.port!, logs: logs, accessLogs: CapturedLogs()), upstream: upstream)
     }

@@ -36,8 +36,9 @@ public final class GatewayProcess {
     }
 
     /// Writes `yaml` (with `PORT` replaced by a free port) to a temp file and starts
-    /// `ssogate serve`; returns once `/_ssogate/healthz` answers.
-    public init(yaml: String, directory: String? = nil) throws {
+    /// `ssogate serve`; returns once `/_ssogate/healthz` answers over plain HTTP (or, for a
+    /// TLS listener, once the log says `readyLog`).
+    public init(yaml: String, directory: String? = nil, readyLog: String? = nil) throws {
         let port = try Self.freePort()
         let folder = directory ?? NSTemporaryDirectory() + "ssogate-test-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -58,7 +59,8 @@ public final class GatewayProcess {
         try process.run()
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
-            if let client = try? RawHTTPClient(port: port, timeout: 2) {
+            if let readyLog, collected.text.contains(readyLog) { return }
+            if readyLog == nil, let client = try? RawHTTPClient(port: port, timeout: 2) {
                 try? client.send("GET /_ssogate/healthz HTTP/1.1\r\nHost: t\r\n\r\n")
                 if (try? client.readResponse())?.status == 200 { return }
             }

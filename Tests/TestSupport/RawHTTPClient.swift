@@ -168,6 +168,9 @@ public final class RawHTTPClient {
 }
 
 extension RawHTTPClient {
+    /// Exactly `count` raw bytes of the stream (after a protocol switch, say).
+    public func readBytes(count: Int) throws -> [UInt8] { try readExactly(count) }
+
     /// One raw line of the response stream, without its CRLF.
     public func readRawLine() throws -> String { try readLineForTests() }
 }

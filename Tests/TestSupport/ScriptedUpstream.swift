@@ -10,7 +10,9 @@ public final class ScriptedUpstream: Sendable {
     private let channel: Channel
     private let heads: NIOLockedValueBox<Int>
 
-    public static func start(answer: String, thenClose: Bool,
+    /// - Parameter echoAfterAnswer: after the first answer, send every received byte back
+    ///   (a protocol switched by a `101` answer, such as a WebSocket).
+    public static func start(answer: String, thenClose: Bool, echoAfterAnswer: Bool = false,
                              group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> ScriptedUpstream {
         let heads = NIOLockedValueBox(0)
         let bytes = Array(answer.utf8)
@@ -18,7 +20,7 @@ public final class ScriptedUpstream: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Handler(answer: bytes, thenClose: thenClose, heads: heads))
+                    try channel.pipeline.syncOperations.addHandler(Handler(answer: bytes, thenClose: thenClose, echo: echoAfterAnswer, heads: heads))
                 }
             }
             .bind(host: "127.0.0.1", port: 0)
@@ -42,16 +44,23 @@ public final class ScriptedUpstream: Sendable {
         typealias OutboundOut = ByteBuffer
         let answer: [UInt8]
         let thenClose: Bool
+        let echo: Bool
         let heads: NIOLockedValueBox<Int>
         var seen: [UInt8] = []
+        var echoing = false
 
-        init(answer: [UInt8], thenClose: Bool, heads: NIOLockedValueBox<Int>) {
+        init(answer: [UInt8], thenClose: Bool, echo: Bool, heads: NIOLockedValueBox<Int>) {
             self.answer = answer
             self.thenClose = thenClose
+            self.echo = echo
             self.heads = heads
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if echoing {
+                context.writeAndFlush(data, promise: nil)
+                return
+            }
             seen += Array(unwrapInboundIn(data).readableBytesView)
             // Answer once per complete request head (bodies are not used by these tests).
             while let end = seen.firstRange(of: [13, 10, 13, 10]) {
@@ -59,6 +68,12 @@ public final class ScriptedUpstream: Sendable {
                 heads.withLockedValue { $0 += 1 }
                 let write = context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: answer)))
                 if thenClose { write.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+                if echo {
+                    echoing = true
+                    if !seen.isEmpty { context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: seen)), promise: nil) }
+                    seen = []
+                    return
+                }
             }
         }
     }
