@@ -4,10 +4,12 @@
 SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev libbrotli-dev
 # Third-party parts the tests check against: xmlsec1 verifies our signatures; SimpleSAMLphp
 # (with PHP's DOM extension), Chromium and its driver run the end-to-end login; PyYAML and
-# systemd-analyze check deploy/.
-TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd
-# Selenium drives Chromium in Tests/E2E; 4.27.1 resolves against this machine's PyPI mirror.
+# systemd-analyze check deploy/; nghttp/h2load (nghttp2-client) drive the HTTP/2 listener.
+TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd nghttp2-client
+# Selenium drives Chromium in Tests/E2E; h2, httpx and websockets are the HTTP/2 and
+# WebSocket clients of Tests/HTTP2. These versions resolve against this machine's PyPI mirror.
 SELENIUM := selenium==4.27.1
+PY_CLIENTS := "h2==4.1.0" "httpx[http2]==0.28.1" "websockets==17.4"
 PORT ?= 8080
 # apt-get needs root; use sudo only when not already root.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -21,6 +23,7 @@ deps:
 test-deps: deps
 	@$(MAKE) --no-print-directory install-missing PACKAGES="$(TEST_PACKAGES)"
 	@python3 -c 'import selenium' 2>/dev/null || pip install -q --disable-pip-version-check "$(SELENIUM)"
+	@python3 -c 'import h2, httpx, websockets' 2>/dev/null || pip install -q --disable-pip-version-check $(PY_CLIENTS)
 
 .PHONY: install-missing
 install-missing:
@@ -39,12 +42,14 @@ build: deps
 
 # Fails when any test fails (swift test exits non-zero). The executable is built first:
 # the process tests run the real `ssogate` binary. demo_login.py completes a login in
-# `ssogate demo` by following its HTML forms.
+# `ssogate demo` by following its HTML forms; check_http2.py drives the TLS, HTTP/2 and
+# WebSocket listener with real clients (httpx, nghttp, h2load, websockets) and floods.
 test: test-deps
 	swift build --build-tests
 	swift test --skip-build
 	timeout 300 python3 Tests/Demo/demo_login.py .build/debug/ssogate
 	python3 Tests/Deploy/check_deploy.py .build/debug/ssogate
+	timeout 300 python3 Tests/HTTP2/check_http2.py .build/debug/ssogate
 	bash Tests/E2E/run-e2e.sh
 
 # The browser login against SimpleSAMLphp alone (screenshots in .build/e2e/).
@@ -67,6 +72,7 @@ release: deps
 
 bench: release
 	bash benchmarks/proxy-bench.sh
+	bash benchmarks/h2-bench.sh
 
 check-example: build
 	.build/debug/ssogate check --config Config/ssogate.example.yaml

@@ -38,6 +38,8 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     private var inSession = false
     private var sendWanted = false
     private var closing = false
+    /// A GOAWAY went out or is queued: never a second one (its last stream id could rise).
+    private var goingAway = false
     private var budget = FrameBudget()
     private let idleTimeout: TimeAmount
     private var idleDeadline: NIODeadline?
@@ -89,10 +91,8 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         if event is ChannelShouldQuiesceEvent {
             // Drain: GOAWAY now names the last stream that will be served; those finish,
             // then the connection closes (want_read and want_write both turn false).
-            if let session {
-                nghttp2_session_terminate_session(session, NGHTTP2_NO_ERROR.rawValue)
-                sendNow()
-            }
+            goAway(NGHTTP2_NO_ERROR)
+            sendNow()
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -101,9 +101,9 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     /// Called by the loop's sweep: upstream deadlines of the streams, and the idle timeout.
     func checkDeadlines(now: NIODeadline) {
         for stream in Array(streams.values) { stream.checkDeadline(now: now) }
-        if streams.isEmpty, let deadline = idleDeadline, deadline <= now, let session, !closing {
+        if streams.isEmpty, let deadline = idleDeadline, deadline <= now, !closing {
             idleDeadline = nil
-            nghttp2_session_terminate_session(session, NGHTTP2_NO_ERROR.rawValue)
+            goAway(NGHTTP2_NO_ERROR)
             sendNow()
         }
     }
@@ -119,18 +119,33 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         }
         inSession = false
         if result < 0 {
-            // nghttp2 has queued a GOAWAY when the peer broke the protocol; send it, then close.
+            // A fatal error (a library flood limit, a broken preface): the session can send
+            // nothing more, so the GOAWAY RFC 9113 §5.4.1 asks for is written here.
             let error = String(cString: nghttp2_strerror(Int32(result)))
-            if result == Int(NGHTTP2_ERR_FLOODED.rawValue) || result == Int(NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue) {
-                terminated(reason: result == Int(NGHTTP2_ERR_FLOODED.rawValue) ? "flood" : "bad_preface", detail: error)
-            } else {
-                terminated(reason: "protocol_error", detail: error)
+            let flood = result == Int(NGHTTP2_ERR_FLOODED.rawValue) || result == Int(NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue)
+            let code = flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR
+            terminated(reason: flood ? "flood" : result == Int(NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue) ? "bad_preface" : "protocol_error",
+                       detail: error)
+            if !goingAway {
+                goingAway = true
+                var frame = allocator.buffer(capacity: 17)
+                frame.writeBytes([0, 0, 8, FrameBudget.FrameType.goaway.rawValue, 0, 0, 0, 0, 0])
+                frame.writeInteger(UInt32(nghttp2_session_get_last_proc_stream_id(session)) & 0x7FFF_FFFF)
+                frame.writeInteger(code.rawValue)
+                context.write(wrapOutboundOut(frame), promise: nil)
             }
-            sendNow()
+            releaseSession()
             closeAfterWrites()
             return
         }
         sendNow()
+    }
+
+    /// Queues the one GOAWAY of this connection (nghttp2 names the last stream it processed).
+    private func goAway(_ code: nghttp2_error_code) {
+        guard let session, !goingAway else { return }
+        goingAway = true
+        nghttp2_session_terminate_session(session, code.rawValue)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -144,7 +159,9 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         context.fireChannelWritabilityChanged()
     }
 
-    /// Writes what the session has to send, while the channel takes more.
+    /// Writes what the session has to send, while the channel takes more. Once going away
+    /// it writes regardless: the GOAWAY must reach a peer that stopped reading (a flood),
+    /// and what is queued before it is bounded by the library's and the budget's limits.
     func sendNow() {
         guard let session, let context else { return }
         guard !inSession else {
@@ -155,7 +172,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         var out = allocator.buffer(capacity: 0)
         repeat {
             sendWanted = false
-            while context.channel.isWritable {
+            while context.channel.isWritable || goingAway {
                 var data: UnsafePointer<UInt8>?
                 let count = nghttp2_session_mem_send(session, &data)
                 if count < 0 {
@@ -170,7 +187,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
                     out = allocator.buffer(capacity: 0)
                 }
             }
-        } while sendWanted && context.channel.isWritable
+        } while sendWanted && (context.channel.isWritable || goingAway)
         inSession = false
         if out.readableBytes > 0 { context.write(wrapOutboundOut(out), promise: nil) }
         loop.deferFlush(context)
@@ -226,8 +243,12 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         guard nghttp2_option_new(&option) == 0, let option else { return nil }
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_no_auto_window_update(option, 1)
-        // The library's own flood limits (outbound ACK queue, CONTINUATION count, reset
-        // rate) stay at their defaults; `FrameBudget` adds one over every cheap frame kind.
+        // `FrameBudget` ends ping, settings, reset and empty-frame floods (GOAWAY with
+        // ENHANCE_YOUR_CALM) before the library's own limits on queued ACKs and on resets
+        // are reached: those are fatal errors or INTERNAL_ERROR, and would make a second
+        // GOAWAY. They stay as a backstop, raised above the budget's burst.
+        nghttp2_option_set_max_outbound_ack(option, 4 * Int(FrameBudget.burst))
+        nghttp2_option_set_stream_reset_rate_limit(option, UInt64(4 * FrameBudget.burst), UInt64(4 * FrameBudget.perSecond))
         var made: OpaquePointer?
         let user = Unmanaged.passUnretained(self).toOpaque()
         guard nghttp2_session_server_new2(&made, callbacks, user, option) == 0, let made else { return nil }
@@ -248,10 +269,10 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     }
 
     private func beginFrame(_ header: nghttp2_frame_hd) -> Int32 {
-        guard let session else { return 0 }
-        if !budget.allows(type: header.type, length: header.length, flags: header.flags, now: .now()) {
-            terminated(reason: "flood", detail: "more than \(FrameBudget.burst) frames that carry no request")
-            nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        guard session != nil else { return 0 }
+        if !goingAway, !budget.allows(type: header.type, length: header.length, flags: header.flags, now: .now()) {
+            terminated(reason: "flood", detail: "more than \(Int(FrameBudget.burst)) frames that carry no request")
+            goAway(NGHTTP2_ENHANCE_YOUR_CALM)
         }
         return 0
     }
