@@ -4,8 +4,9 @@
 SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev libbrotli-dev
 # Third-party parts the tests check against: xmlsec1 verifies our signatures; SimpleSAMLphp
 # (with PHP's DOM extension), Chromium and its driver run the end-to-end login; PyYAML and
-# systemd-analyze check deploy/; nghttp/h2load (nghttp2-client) drive the HTTP/2 listener.
-TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd nghttp2-client
+# systemd-analyze check deploy/; nghttp/h2load (nghttp2-client) drive the HTTP/2 listener;
+# certutil (libnss3-tools) makes Chromium trust the e2e test's throwaway CA.
+TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd nghttp2-client libnss3-tools
 # Selenium drives Chromium in Tests/E2E; h2, httpx and websockets are the HTTP/2 and
 # WebSocket clients of Tests/HTTP2. These versions resolve against this machine's PyPI mirror.
 SELENIUM := selenium==4.27.1

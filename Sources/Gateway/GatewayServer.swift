@@ -75,7 +75,11 @@ public final class GatewayServer: Sendable {
             .get()
         serverChannel.withLockedValue { $0 = channel }
         let address = channel.localAddress!
-        logger.info("listening", metadata: ["address": "\(address.ipAddress ?? "?"):\(address.port ?? 0)", "upstream": "\(configuration.upstream.host):\(configuration.upstream.port)"])
+        logger.info("listening", metadata: [
+            "address": "\(address.ipAddress ?? "?"):\(address.port ?? 0)", "upstream": "\(configuration.upstream.host):\(configuration.upstream.port)",
+            "tls": "\(configuration.tls == nil ? "off" : "on")",
+            "http2": "\(configuration.http2.enabled ? (configuration.tls == nil ? "h2c" : "h2") : "off")",
+        ])
         return address
     }
 
