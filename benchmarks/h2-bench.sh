@@ -107,7 +107,6 @@ http {
     default_type application/octet-stream;
     client_body_temp_path $dir/cb; proxy_temp_path $dir/p; fastcgi_temp_path $dir/f; uwsgi_temp_path $dir/u; scgi_temp_path $dir/s;
     keepalive_requests 1000000;
-    http2_max_requests 1000000;
     $*
 }
 EOF
