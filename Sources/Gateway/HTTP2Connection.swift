@@ -40,6 +40,9 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     private var closing = false
     /// A GOAWAY went out or is queued: never a second one (its last stream id could rise).
     private var goingAway = false
+    /// The GOAWAY ends the session at once (a flood): it is written even to a peer that
+    /// stopped reading.
+    private var terminating = false
     private var budget = FrameBudget()
     private let idleTimeout: TimeAmount
     private var idleDeadline: NIODeadline?
@@ -141,11 +144,23 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         sendNow()
     }
 
-    /// Queues the one GOAWAY of this connection (nghttp2 names the last stream it processed).
+    /// Queues the one GOAWAY of this connection, naming the last stream nghttp2 processed.
+    /// `NO_ERROR` (a drain, an idle connection) lets the streams up to it finish before the
+    /// connection closes; any other code ends the session once the GOAWAY is out.
     private func goAway(_ code: nghttp2_error_code) {
-        guard let session, !goingAway else { return }
+        guard let session else { return }
+        guard !goingAway else {
+            if code != NGHTTP2_NO_ERROR { closeAfterWrites() }  // misbehaving while draining: stop now
+            return
+        }
         goingAway = true
-        nghttp2_session_terminate_session(session, code.rawValue)
+        if code == NGHTTP2_NO_ERROR {
+            nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
+                                  code.rawValue, nil, 0)
+        } else {
+            terminating = true
+            nghttp2_session_terminate_session(session, code.rawValue)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -159,7 +174,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         context.fireChannelWritabilityChanged()
     }
 
-    /// Writes what the session has to send, while the channel takes more. Once going away
+    /// Writes what the session has to send, while the channel takes more. When terminating
     /// it writes regardless: the GOAWAY must reach a peer that stopped reading (a flood),
     /// and what is queued before it is bounded by the library's and the budget's limits.
     func sendNow() {
@@ -172,7 +187,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         var out = allocator.buffer(capacity: 0)
         repeat {
             sendWanted = false
-            while context.channel.isWritable || goingAway {
+            while context.channel.isWritable || terminating {
                 var data: UnsafePointer<UInt8>?
                 let count = nghttp2_session_mem_send(session, &data)
                 if count < 0 {
@@ -187,7 +202,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
                     out = allocator.buffer(capacity: 0)
                 }
             }
-        } while sendWanted && (context.channel.isWritable || goingAway)
+        } while sendWanted && (context.channel.isWritable || terminating)
         inSession = false
         if out.readableBytes > 0 { context.write(wrapOutboundOut(out), promise: nil) }
         loop.deferFlush(context)

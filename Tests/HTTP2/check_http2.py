@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -810,6 +811,44 @@ class Test:
         except InvalidStatus as e:
             check(e.response.status_code == 401, f"after expiry /acme/ws gets {e.response.status_code}")
 
+    def drain(self):
+        """SIGTERM: the stream in flight finishes, GOAWAY NO_ERROR names it, the process exits 0."""
+        port = free_port()
+        old = self.h2c.port
+        config = os.path.join(self.work, "drain.yaml")
+        with open(os.path.join(self.work, "h2c.yaml")) as f, open(config, "w") as out:
+            out.write(f.read().replace(str(old), str(port)))
+        g = self.spawn(Gateway("drain", config, port, f"http://127.0.0.1:{port}"))
+        wait_for_port(port, g.popen)
+        authority = f"127.0.0.1:{port}"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(PREFACE + frame(4, 0, 0) + frame(1, 0x5, 1, request_block("GET", "/whoami?delay=1.5", authority)))
+            time.sleep(0.4)
+            g.popen.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            # A stream opened after the GOAWAY is not served.
+            s.sendall(frame(1, 0x5, 3, request_block("GET", "/", authority)))
+            data = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except (ConnectionResetError, socket.timeout):
+                    break
+                if not chunk:
+                    break
+                data += chunk
+        frames = parse_frames(data)
+        goaways = [f for f in frames if f[0] == 7]
+        check(len(goaways) == 1, f"one GOAWAY, got {len(goaways)}: {[(f[0], f[2]) for f in frames]}")
+        last, code = struct.unpack("!II", goaways[0][3][:8])
+        check(code == 0 and last == 1, f"GOAWAY NO_ERROR naming stream 1, got code {code} last {last}")
+        heads = [f for f in frames if f[0] == 1 and f[2] == 1]
+        check(heads and heads[0][3][:1] == b"\x88", f"stream 1 answered 200 (indexed :status 200): {heads}")
+        check(any(f[0] == 0 and f[2] == 1 and f[1] & 1 for f in frames), "stream 1's body ended")
+        check(not [f for f in frames if f[2] == 3 and f[0] in (0, 1)], "stream 3, opened after the GOAWAY, was served")
+        code = g.popen.wait(timeout=10)
+        check(code == 0, f"exit code {code} after SIGTERM")
+
     def cases(self):
         return [
             ("tls: ALPN h2 and http/1.1, HSTS", self.tls_alpn),
@@ -828,6 +867,7 @@ class Test:
             ("metrics count the GOAWAYs", self.metrics),
             ("WebSocket: ws and wss, 401 without a session, identity", self.websockets),
             ("WebSocket: closed when the grant expires", self.websocket_expiry),
+            ("drain: SIGTERM finishes the stream in flight, one GOAWAY NO_ERROR, exit 0", self.drain),
         ]
 
 
