@@ -113,15 +113,16 @@ struct Provisioner {
                 }
             }
             let s = org.saml
-            // The SP key pair is used by later stages; here it must at least be readable.
-            for (key, file) in [("sp_certificate_file", s.spCertificateFile), ("sp_private_key_file", s.spPrivateKeyFile)] {
-                if let file { _ = read(file, at: "\(org.keyPath).saml.\(key)") }
+            var keyPair: GatewayConfiguration.SPKeyPair?
+            if let certificateFile = s.spCertificateFile, let keyFile = s.spPrivateKeyFile {
+                keyPair = spKeyPair(certificateFile: certificateFile, keyFile: keyFile, at: "\(org.keyPath).saml")
             }
             organizations.append(.init(
                 name: org.name, id: org.id,
                 saml: .init(enabled: s.enabled, signOnURL: s.signOnURL, certificates: certificates,
                             idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated, allowSHA1: s.allowSHA1,
-                            spCertificateFile: s.spCertificateFile.map(absolute), spPrivateKeyFile: s.spPrivateKeyFile.map(absolute)),
+                            spCertificateFile: s.spCertificateFile.map(absolute), spPrivateKeyFile: s.spPrivateKeyFile.map(absolute),
+                            spKeyPair: keyPair, requireEncryptedAssertions: s.requireEncryptedAssertions),
                 unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, roleMapping: org.roleMapping))
         }
         var tls: GatewayConfiguration.TLS?
@@ -143,31 +144,55 @@ struct Provisioner {
             organizations: organizations, trustedProxies: v.trustedProxies, tls: tls, hsts: v.hsts, http2: v.http2)
     }
 
-    /// The listener's certificate chain and key: both parse, and the key is the leaf's.
+    /// The SP's certificate and key: a matching pair, RSA of at least 2048 bits (it
+    /// decrypts RSA-OAEP key transport and signs with RSA-SHA256).
+    private mutating func spKeyPair(certificateFile: String, keyFile: String, at path: String) -> GatewayConfiguration.SPKeyPair? {
+        let certificateText = read(certificateFile, at: "\(path).sp_certificate_file")
+        let keyText = read(keyFile, at: "\(path).sp_private_key_file")
+        guard let certificateText, let keyText,
+              let (certificate, key) = matchedPair(certificateText, keyText, certificatePath: "\(path).sp_certificate_file",
+                                                   keyPath: "\(path).sp_private_key_file") else { return nil }
+        guard key.isRSA, key.bits >= 2048 else {
+            issues.append(ConfigIssue("\(path).sp_private_key_file", "must be an RSA key of at least 2048 bits (RSA-OAEP and RSA-SHA256)"))
+            return nil
+        }
+        return GatewayConfiguration.SPKeyPair(certificate: certificate, key: key)
+    }
+
+    /// The listener's certificate chain and key: a matching pair.
     private mutating func checkTLS(certificateFile: String, chain: String, privateKeyFile: String, key: String) -> GatewayConfiguration.TLS? {
-        let certificates: [X509Certificate]
-        do {
-            certificates = try X509Certificate.parseAll(pem: chain)
-        } catch {
-            issues.append(ConfigIssue("tls.certificate_file", (error as? CryptoError)?.reason ?? "not a PEM certificate"))
-            return nil
-        }
-        guard let leaf = certificates.first else {
-            issues.append(ConfigIssue("tls.certificate_file", "holds no certificate"))
-            return nil
-        }
-        do {
-            let privateKey = try PrivateKey(pem: key)
-            guard privateKey.matches(leaf) else {
-                issues.append(ConfigIssue("tls.private_key_file", "is not the key of the first certificate in tls.certificate_file"))
-                return nil
-            }
-        } catch {
-            issues.append(ConfigIssue("tls.private_key_file", error.reason))
-            return nil
-        }
+        guard matchedPair(chain, key, certificatePath: "tls.certificate_file", keyPath: "tls.private_key_file") != nil else { return nil }
         return GatewayConfiguration.TLS(certificateFile: absolute(certificateFile), privateKeyFile: absolute(privateKeyFile),
                                         certificateChainPEM: chain, privateKeyPEM: key)
+    }
+
+    /// The first certificate of a PEM file and a PEM private key, when both parse and the key
+    /// is that certificate's; otherwise an issue at the path concerned.
+    private mutating func matchedPair(_ certificateText: String, _ keyText: String, certificatePath: String,
+                                      keyPath: String) -> (X509Certificate, PrivateKey)? {
+        let certificates: [X509Certificate]
+        do {
+            certificates = try X509Certificate.parseAll(pem: certificateText)
+        } catch {
+            issues.append(ConfigIssue(certificatePath, (error as? CryptoError)?.reason ?? "not a PEM certificate"))
+            return nil
+        }
+        guard let first = certificates.first else {
+            issues.append(ConfigIssue(certificatePath, "holds no certificate"))
+            return nil
+        }
+        let key: PrivateKey
+        do {
+            key = try PrivateKey(pem: keyText)
+        } catch {
+            issues.append(ConfigIssue(keyPath, error.reason))
+            return nil
+        }
+        guard key.matches(first) else {
+            issues.append(ConfigIssue(keyPath, "is not the key of the first certificate in \(certificatePath)"))
+            return nil
+        }
+        return (first, key)
     }
 
     private func absolute(_ path: String) -> String {

@@ -18,6 +18,7 @@ struct ValidatedConfig {
         var allowSHA1: Bool
         var spCertificateFile: String?
         var spPrivateKeyFile: String?
+        var requireEncryptedAssertions: Bool
     }
     struct Organization {
         var keyPath: String
@@ -432,13 +433,16 @@ struct ConfigValidator {
         case (let cert?, let key?):
             _ = filePath(cert, at: "\(path).sp_certificate_file")
             _ = filePath(key, at: "\(path).sp_private_key_file")
-        case (nil, nil): break
+        case (nil, nil):
+            if s.requireEncryptedAssertions == true {
+                report("\(path).require_encrypted_assertions", "needs sp_certificate_file and sp_private_key_file: the IdP encrypts to the SP's certificate")
+            }
         }
         guard issues.count == before, let url = s.signOnURL else { return nil }
         return .init(enabled: s.enabled ?? false, signOnURL: url, certificateSources: sources,
                      idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated ?? false,
                      allowSHA1: s.allowSHA1 ?? false, spCertificateFile: s.spCertificateFile,
-                     spPrivateKeyFile: s.spPrivateKeyFile)
+                     spPrivateKeyFile: s.spPrivateKeyFile, requireEncryptedAssertions: s.requireEncryptedAssertions ?? false)
     }
 
     private mutating func roleMapping(_ m: RawConfig.RawRoleMapping, at path: String) -> GatewayConfiguration.RoleMapping? {

@@ -32,6 +32,16 @@ public struct GatewayConfiguration: Sendable {
         public let allowSHA1: Bool
         public let spCertificateFile: String?
         public let spPrivateKeyFile: String?
+        /// The SP key pair from those files, read and checked at load: it signs
+        /// AuthnRequests and decrypts EncryptedAssertions.
+        public let spKeyPair: SPKeyPair?
+        /// Plain (unencrypted) assertions are refused.
+        public let requireEncryptedAssertions: Bool
+    }
+
+    public struct SPKeyPair: Sendable {
+        public let certificate: X509Certificate
+        public let key: PrivateKey
     }
 
     public struct RoleMapping: Sendable {

@@ -67,6 +67,7 @@ struct RawConfig {
         var allowSHA1: Bool?
         var spCertificateFile: String?
         var spPrivateKeyFile: String?
+        var requireEncryptedAssertions: Bool?
     }
 
     struct RawRoleMapping {
@@ -173,6 +174,7 @@ extension RawConfig {
             s.allowSHA1 = reader.bool(saml["allow_sha1"], at: "\(samlPath).allow_sha1")
             s.spCertificateFile = reader.string(saml["sp_certificate_file"], at: "\(samlPath).sp_certificate_file")
             s.spPrivateKeyFile = reader.string(saml["sp_private_key_file"], at: "\(samlPath).sp_private_key_file")
+            s.requireEncryptedAssertions = reader.bool(saml["require_encrypted_assertions"], at: "\(samlPath).require_encrypted_assertions")
             org.saml = s
         }
 

@@ -35,28 +35,10 @@ public enum AEAD {
 
     /// The plaintext, or nil when anything (key, nonce, aad, ciphertext, tag) does not match.
     public static func open(_ sealed: [UInt8], key: [UInt8], nonce: [UInt8], aad: [UInt8]) -> [UInt8]? {
-        guard key.count == keyBytes, nonce.count == nonceBytes, sealed.count >= tagBytes,
-              let context = EVP_CIPHER_CTX_new() else { return nil }
-        defer { EVP_CIPHER_CTX_free(context); ERR_clear_error() }
+        guard key.count == keyBytes, nonce.count == nonceBytes, sealed.count >= tagBytes else { return nil }
         let cipherLength = sealed.count - tagBytes
-        var tag = Array(sealed[cipherLength...])
-        var out = [UInt8](repeating: 0, count: max(cipherLength, 1))
-        var length: Int32 = 0
-        guard key.withUnsafeBufferPointer({ k in nonce.withUnsafeBufferPointer { n in
-            EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), nil, k.baseAddress, n.baseAddress)
-        } }) == 1 else { return nil }
-        if !aad.isEmpty {
-            guard aad.withUnsafeBufferPointer({ EVP_DecryptUpdate(context, nil, &length, $0.baseAddress, Int32($0.count)) }) == 1 else { return nil }
-        }
-        guard out.withUnsafeMutableBufferPointer({ o in sealed.withUnsafeBufferPointer { s in
-            EVP_DecryptUpdate(context, o.baseAddress, &length, s.baseAddress, Int32(cipherLength))
-        } }) == 1 else { return nil }
-        let total = Int(length)
-        guard tag.withUnsafeMutableBufferPointer({ EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(tagBytes), $0.baseAddress) }) == 1 else { return nil }
-        var finalLength: Int32 = 0
-        let verified = out.withUnsafeMutableBufferPointer { EVP_DecryptFinal_ex(context, $0.baseAddress! + total, &finalLength) } == 1
-        guard verified else { return nil }
-        return Array(out[0..<(total + Int(finalLength))])
+        return Symmetric.decrypt(EVP_aes_256_gcm(), key: key, iv: nonce, input: Array(sealed[0..<cipherLength]),
+                                 tag: Array(sealed[cipherLength...]), aad: aad)
     }
 
     public static func hmacSHA256(key: [UInt8], _ data: [UInt8]) -> [UInt8] {

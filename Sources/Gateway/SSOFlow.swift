@@ -58,11 +58,10 @@ struct SSOFlow: Sendable {
             let settings = ServiceProviderSettings(
                 entityID: base + "/metadata", acsURL: base + "/consume", idpEntityID: org.saml.idpEntityID,
                 trusted: trusted, allowInsecureSHA1: org.saml.allowSHA1, allowIdPInitiated: org.saml.allowIdPInitiated,
-                clockSkew: TimeInterval(configuration.clockSkew.components.seconds))
+                clockSkew: TimeInterval(configuration.clockSkew.components.seconds),
+                decryptionKey: org.saml.spKeyPair?.key, requireEncryptedAssertions: org.saml.requireEncryptedAssertions)
             validators[org.name] = ResponseValidator(settings: settings, replayCache: replayCache, clock: clock)
-            if let file = org.saml.spPrivateKeyFile, let pem = try? String(contentsOfFile: file, encoding: .utf8) {
-                keys[org.name] = try? PrivateKey(pem: pem)
-            }
+            keys[org.name] = org.saml.spKeyPair?.key
         }
         self.validators = validators
         spKeys = keys
@@ -201,11 +200,7 @@ struct SSOFlow: Sendable {
     func spMetadata(organization name: String) -> LocalResponse {
         guard let org = organizations[name] else { return .text(.notFound, "unknown organization") }
         let base = configuration.publicURL + "/organizations/" + org.name + "/saml"
-        var certificate: X509Certificate?
-        if let file = org.saml.spCertificateFile, let pem = try? String(contentsOfFile: file, encoding: .utf8) {
-            certificate = try? X509Certificate.parseAll(pem: pem).first
-        }
-        let xml = SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", signingCertificate: certificate)
+        let xml = SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", certificate: org.saml.spKeyPair?.certificate)
         return LocalResponse(status: .ok, headers: [("Content-Type", "application/samlmetadata+xml")], body: Array(xml.utf8))
     }
 

@@ -15,9 +15,14 @@ public struct ServiceProviderSettings: Sendable {
     public let allowInsecureSHA1: Bool
     public let allowIdPInitiated: Bool
     public let clockSkew: TimeInterval
+    /// The SP's private key, for EncryptedAssertion; without it an encrypted one is refused.
+    public let decryptionKey: PrivateKey?
+    /// Refuse plain assertions (only EncryptedAssertion is accepted).
+    public let requireEncryptedAssertions: Bool
 
     public init(entityID: String, acsURL: String, idpEntityID: String?, trusted: [TrustedKey],
-                allowInsecureSHA1: Bool, allowIdPInitiated: Bool, clockSkew: TimeInterval) {
+                allowInsecureSHA1: Bool, allowIdPInitiated: Bool, clockSkew: TimeInterval,
+                decryptionKey: PrivateKey? = nil, requireEncryptedAssertions: Bool = false) {
         self.entityID = entityID
         self.acsURL = acsURL
         self.idpEntityID = idpEntityID
@@ -25,6 +30,8 @@ public struct ServiceProviderSettings: Sendable {
         self.allowInsecureSHA1 = allowInsecureSHA1
         self.allowIdPInitiated = allowIdPInitiated
         self.clockSkew = clockSkew
+        self.decryptionKey = decryptionKey
+        self.requireEncryptedAssertions = requireEncryptedAssertions
     }
 }
 
@@ -68,8 +75,16 @@ public struct ResponseValidator: Sendable {
         let now = clock()
         let response = try Self.parse(xml)                                        // rule 1
         try Self.checkStatus(response)                                            // rule 2
-        let unsignedAssertion = try Self.soleAssertion(of: response)              // rule 3
-        let signed = try verifySignatures(response, unsignedAssertion)            // rules 4, 5
+        let signed: (response: XMLElement?, assertion: XMLElement, verifiedBy: String)
+        switch try Self.soleAssertion(of: response) {                             // rule 3
+        case .plain(let unsignedAssertion):
+            guard !settings.requireEncryptedAssertions else {
+                throw SAMLError("assertion_not_encrypted", "require_encrypted_assertions is on and the Assertion came in the clear")
+            }
+            signed = try verifySignatures(response, unsignedAssertion)            // rules 4, 5
+        case .encrypted(let encrypted):
+            signed = try openEncrypted(response, encrypted)                       // rules 4, 5, then 3 again
+        }
         let assertion = signed.assertion
         guard let assertionID = assertion.attribute("ID") else { throw SAMLError("malformed", "Assertion without ID") }
         let issuer = try checkIssuerDestinationAudience(signed.response ?? response, assertion)  // rule 6
@@ -114,18 +129,59 @@ public struct ResponseValidator: Sendable {
         guard status == SAMLNS.success else { throw SAMLError("status_not_success", status ?? "no StatusCode") }
     }
 
-    /// Rule 3: exactly one Assertion in the whole document, a direct child of the Response
-    /// (every signature-wrapping permutation needs a second one somewhere).
-    private static func soleAssertion(of response: XMLElement) throws(SAMLError) -> XMLElement {
-        let everywhere = count(response, named: "Assertion")
-        if count(response, named: "EncryptedAssertion") > 0 {
-            throw SAMLError("encrypted_assertion_unsupported", "EncryptedAssertion needs an SP key (not configured)")
-        }
+    private enum Located {
+        case plain(XMLElement)
+        case encrypted(XMLElement)
+    }
+
+    /// Rule 3: exactly one Assertion or EncryptedAssertion in the whole document, a direct
+    /// child of the Response (every signature-wrapping permutation needs a second one
+    /// somewhere). A decrypted Assertion is checked the same way once it is open.
+    private static func soleAssertion(of response: XMLElement) throws(SAMLError) -> Located {
+        let plain = count(response, named: "Assertion")
+        let encrypted = count(response, named: "EncryptedAssertion")
+        let everywhere = plain + encrypted
         guard everywhere > 0 else { throw SAMLError("no_assertion", "the response holds no Assertion") }
-        guard everywhere == 1 else { throw SAMLError("multiple_assertions", "\(everywhere) Assertion elements in the document") }
-        let direct = response.children(named: "Assertion", in: SAMLNS.assertion)
-        guard direct.count == 1 else { throw SAMLError("multiple_assertions", "the Assertion is not a direct child of the Response") }
-        return direct[0]
+        guard everywhere == 1 else {
+            throw SAMLError("multiple_assertions", "\(plain) Assertion and \(encrypted) EncryptedAssertion elements in the document")
+        }
+        let name = plain == 1 ? "Assertion" : "EncryptedAssertion"
+        let direct = response.children(named: name, in: SAMLNS.assertion)
+        guard direct.count == 1 else { throw SAMLError("multiple_assertions", "the \(name) is not a direct child of the Response") }
+        return plain == 1 ? .plain(direct[0]) : .encrypted(direct[0])
+    }
+
+    /// Rules 4 and 5 for an EncryptedAssertion. A signed Response is verified before
+    /// anything is decrypted, and the EncryptedAssertion read from the verified copy; the
+    /// decrypted Assertion's own signature, when present, must hold too. An unsigned
+    /// Response needs a signed Assertion inside, and then every failure after decryption
+    /// started, that signature's included, is the one `decryption_failed`: whether a
+    /// tampered ciphertext decrypted to well-formed XML must not show (the XML Encryption
+    /// CBC attack needs exactly that signal).
+    private func openEncrypted(_ response: XMLElement, _ encrypted: XMLElement) throws(SAMLError)
+        -> (response: XMLElement?, assertion: XMLElement, verifiedBy: String) {
+        guard let key = settings.decryptionKey else {
+            throw SAMLError("encrypted_assertion_unsupported", "EncryptedAssertion needs the SP key pair (sp_certificate_file, sp_private_key_file)")
+        }
+        let decryptor = AssertionDecryptor(key: key)
+        let verifier = SignatureVerifier(trusted: settings.trusted, allowInsecureSHA1: settings.allowInsecureSHA1)
+        let dsig = "http://www.w3.org/2000/09/xmldsig#"
+        if !response.children(named: "Signature", in: dsig).isEmpty {
+            let signed = try Self.mapping { () throws(DSigError) in try verifier.verify(response) }
+            let inner = signed.element.children(named: "EncryptedAssertion", in: SAMLNS.assertion)
+            guard inner.count == 1 else { throw SAMLError("multiple_assertions", "signed Response holds \(inner.count) EncryptedAssertions") }
+            let assertion = try decryptor.decrypt(inner[0])
+            guard Self.count(assertion, named: "Assertion") == 1 else { throw SAMLError("multiple_assertions", "Assertion inside the decrypted Assertion") }
+            guard !assertion.children(named: "Signature", in: dsig).isEmpty else {
+                return (signed.element, assertion, signed.verifiedBy.sha256Fingerprint)
+            }
+            let verified = try Self.mapping { () throws(DSigError) in try verifier.verify(assertion) }
+            return (signed.element, verified.element, signed.verifiedBy.sha256Fingerprint)
+        }
+        let assertion = try decryptor.decrypt(encrypted)
+        guard Self.count(assertion, named: "Assertion") == 1,
+              let verified = try? verifier.verify(assertion) else { throw AssertionDecryptor.failed }
+        return (nil, verified.element, verified.verifiedBy.sha256Fingerprint)
     }
 
     /// Rules 4 and 5: the Assertion signed, or the Response signed over it; from here on

@@ -217,11 +217,8 @@ struct Metadata: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let base = configuration.publicURL + "/organizations/" + organization.name + "/saml"
-        var certificate: X509Certificate?
-        if let file = organization.saml.spCertificateFile {
-            certificate = try X509Certificate.parseAll(pem: String(contentsOfFile: file, encoding: .utf8)).first
-        }
-        print(SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", signingCertificate: certificate), terminator: "")
+        print(SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", certificate: organization.saml.spKeyPair?.certificate),
+              terminator: "")
     }
 }
 

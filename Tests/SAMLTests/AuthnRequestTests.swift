@@ -72,7 +72,7 @@ struct AuthnRequestTests {
 
     @Test func spMetadataNamesTheACSAndTheEntity() throws {
         XMLLibrary.initialize()
-        let xml = SPMetadata.xml(entityID: IdP.entity, acsURL: IdP.acs, signingCertificate: IdP.cert)
+        let xml = SPMetadata.xml(entityID: IdP.entity, acsURL: IdP.acs, certificate: IdP.cert)
         let doc = try XMLDocument.parse(Array(xml.utf8))
         let md = "urn:oasis:names:tc:SAML:2.0:metadata"
         #expect(doc.root.attribute("entityID") == IdP.entity)
@@ -81,8 +81,15 @@ struct AuthnRequestTests {
         let acs = sp.children(named: "AssertionConsumerService", in: md)[0]
         #expect(acs.attribute("Location") == IdP.acs && acs.attribute("Binding") == "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST")
         #expect(sp.children(named: "NameIDFormat", in: md)[0].textContent == "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
-        #expect(sp.children(named: "KeyDescriptor", in: md).count == 1)
-        let unsigned = try XMLDocument.parse(Array(SPMetadata.xml(entityID: IdP.entity, acsURL: IdP.acs, signingCertificate: nil).utf8))
+        // One certificate, published for signing (AuthnRequests) and for encryption, with
+        // the methods the gateway decrypts: never RSA-1_5.
+        let descriptors = sp.children(named: "KeyDescriptor", in: md)
+        #expect(descriptors.map { $0.attribute("use") } == ["signing", "encryption"])
+        let methods = descriptors[1].children(named: "EncryptionMethod", in: md).compactMap { $0.attribute("Algorithm") }
+        #expect(methods.first == "http://www.w3.org/2009/xmlenc11#aes256-gcm")
+        #expect(methods.contains("http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p") && methods.contains("http://www.w3.org/2001/04/xmlenc#aes128-cbc"))
+        #expect(!methods.contains { $0.hasSuffix("rsa-1_5") })
+        let unsigned = try XMLDocument.parse(Array(SPMetadata.xml(entityID: IdP.entity, acsURL: IdP.acs, certificate: nil).utf8))
         #expect(unsigned.root.children[0].children(named: "KeyDescriptor", in: md).isEmpty)
     }
 }

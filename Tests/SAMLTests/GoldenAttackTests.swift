@@ -26,6 +26,9 @@ struct GoldenAttackTests {
         var sha1 = false
         var idpInitiated = false
         var request: String? = "id-request-1"
+        /// The SP key pair is configured (keys/sp-rsa.key decrypts).
+        var spKey = false
+        var requireEncrypted = false
         var description: String { "\(file) → \(verdict)" }
     }
 
@@ -72,6 +75,28 @@ struct GoldenAttackTests {
         Case(file: "xsw6-edited-assertion-original-copy-inside-signature", verdict: .reject("multiple_assertions")),
         Case(file: "xsw7-unsigned-assertion-copy-in-extensions", verdict: .reject("multiple_assertions")),
         Case(file: "xsw8-edited-assertion-original-copy-in-signature-object", verdict: .reject("multiple_assertions")),
+        // EncryptedAssertion (make-encrypted-fixtures.py: xmlsec1 --encrypt, and Python's
+        // cryptography for xmlenc11 RSA-OAEP with SHA-256). Every allowed pair opens.
+        Case(file: "encrypted/oaep-mgf1p-aes128-cbc", verdict: .accept(nameID: alice), spKey: true),
+        Case(file: "encrypted/oaep-mgf1p-aes256-cbc", verdict: .accept(nameID: alice), spKey: true),
+        Case(file: "encrypted/oaep-mgf1p-aes128-gcm", verdict: .accept(nameID: alice), spKey: true),
+        Case(file: "encrypted/oaep-mgf1p-aes256-gcm", verdict: .accept(nameID: alice), spKey: true, requireEncrypted: true),
+        Case(file: "encrypted/xmlenc11-oaep-sha256-aes256-gcm", verdict: .accept(nameID: alice), spKey: true),
+        Case(file: "encrypted/xmlenc11-oaep-sha256-mgf1sha256-aes128-gcm", verdict: .accept(nameID: alice), spKey: true),
+        Case(file: "encrypted/response-signed-over-encrypted", verdict: .accept(nameID: alice), spKey: true),
+        // Without the SP key pair, and plain assertions when encryption is required.
+        Case(file: "encrypted/oaep-mgf1p-aes256-gcm", verdict: .reject("encrypted_assertion_unsupported")),
+        Case(file: "valid-assertion-signed", verdict: .reject("assertion_not_encrypted"), spKey: true, requireEncrypted: true),
+        // Refused before anything is decrypted, with codes of their own.
+        Case(file: "encrypted/rsa-1_5-key-transport", verdict: .reject("key_transport_refused"), spKey: true),
+        Case(file: "encrypted/encrypted-and-plain-assertion", verdict: .reject("multiple_assertions"), spKey: true),
+        // The Response's signature is checked before decryption: a changed byte under it is its digest.
+        Case(file: "encrypted/tampered-under-response-signature", verdict: .reject("digest_mismatch"), spKey: true),
+        // After decryption starts, one code for everything (no padding or parse oracle).
+        Case(file: "encrypted/tampered-cbc-ciphertext", verdict: .reject("decryption_failed"), spKey: true),
+        Case(file: "encrypted/tampered-gcm-ciphertext", verdict: .reject("decryption_failed"), spKey: true),
+        Case(file: "encrypted/encrypted-to-another-key", verdict: .reject("decryption_failed"), spKey: true),
+        Case(file: "encrypted/unsigned-assertion-unsigned-response", verdict: .reject("decryption_failed"), spKey: true),
     ]
 
     static func path(_ name: String) -> String {
@@ -88,7 +113,9 @@ struct GoldenAttackTests {
             entityID: "https://hub.example.test/organizations/acme/saml/metadata",
             acsURL: "https://hub.example.test/organizations/acme/saml/consume",
             idpEntityID: "http://www.okta.com/exk-test", trusted: try certs.map { try TrustedKey(certificate: $0) },
-            allowInsecureSHA1: c.sha1, allowIdPInitiated: c.idpInitiated, clockSkew: 60)
+            allowInsecureSHA1: c.sha1, allowIdPInitiated: c.idpInitiated, clockSkew: 60,
+            decryptionKey: c.spKey ? try PrivateKey(pem: String(contentsOfFile: path("keys/sp-rsa.key"), encoding: .utf8)) : nil,
+            requireEncryptedAssertions: c.requireEncrypted)
         let now = SAMLTime.parse("2026-01-01T10:01:00Z")!
         return ResponseValidator(settings: settings, replayCache: MemoryReplayCache(), clock: { now })
     }
@@ -109,6 +136,23 @@ struct GoldenAttackTests {
                 #expect(error.code == code, "\(c.file): \(error)")
             }
         }
+    }
+
+    /// Whatever went wrong once decryption started, the refusal reads the same (code and
+    /// detail): a tampered ciphertext cannot tell the sender anything about the plaintext.
+    @Test func everyFailureAfterDecryptionStartedReadsTheSame() throws {
+        let files = ["tampered-cbc-ciphertext", "tampered-gcm-ciphertext", "encrypted-to-another-key", "unsigned-assertion-unsigned-response"]
+        var refusals = Set<String>()
+        for file in files {
+            let c = Case(file: "encrypted/" + file, verdict: .reject("decryption_failed"), spKey: true)
+            do {
+                _ = try Self.validator(c).validate(xml: Array(try Data(contentsOf: URL(fileURLWithPath: Self.path(c.file + ".xml")))),
+                                                   expectedRequestID: c.request)
+            } catch {
+                refusals.insert("\(error)")
+            }
+        }
+        #expect(refusals.count == 1, "\(refusals)")
     }
 
     @Test func theBase64FormOfAValidFileIsAccepted() throws {
