@@ -15,6 +15,7 @@ public final class GatewayMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     private let logins = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let http2Goaways = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    let certificates: CertificateGauges
 
     public enum UpstreamFailure: String, CaseIterable, Sendable {
         case connect, timeout, closed
@@ -29,6 +30,7 @@ public final class GatewayMetrics: Sendable {
             .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
         ]
         self.registry = registry
+        self.certificates = CertificateGauges(registry: registry)
         self.factory = factory
         requestsByClass = (1...5).map {
             CoreMetrics.Counter(label: "ssogate_http_requests_total", dimensions: [("class", "\($0)xx")], factory: factory)

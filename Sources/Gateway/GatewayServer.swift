@@ -23,6 +23,7 @@ public final class GatewayServer: Sendable {
     private let shared: GatewayShared
     private let group: EventLoopGroup
     private let serverChannel: NIOLockedValueBox<Channel?> = .init(nil)
+    private let certificateCheck: NIOLockedValueBox<RepeatedTask?> = .init(nil)
     private let connections = ConnectionRegistry()
     public let metrics: GatewayMetrics
     private let logger: Logger
@@ -74,6 +75,13 @@ public final class GatewayServer: Sendable {
             .bind(host: configuration.listen.host, port: configuration.listen.port)
             .get()
         serverChannel.withLockedValue { $0 = channel }
+        watchCertificates(configuration)
+        // Certificates run out while the gateway runs: look again once a day.
+        let daily = group.next().scheduleRepeatedTask(initialDelay: .hours(24), delay: .hours(24)) { [weak self] _ in
+            guard let self else { return }
+            self.watchCertificates(self.configuration)
+        }
+        certificateCheck.withLockedValue { $0 = daily }
         let address = channel.localAddress!
         logger.info("listening", metadata: [
             "address": "\(address.ipAddress ?? "?"):\(address.port ?? 0)", "upstream": "\(configuration.upstream.host):\(configuration.upstream.port)",
@@ -163,11 +171,22 @@ public final class GatewayServer: Sendable {
             logger.warning("some changed keys apply only after a restart", metadata: ["keys": "\(fixed.joined(separator: ","))"])
         }
         try shared.swap(to: configuration)  // the caller counts a refused reload
+        watchCertificates(configuration)
         if old.upstream != configuration.upstream { shared.closeIdleUpstreams() }
         metrics.reloaded(success: true)
     }
 
     public func recordFailedReload() { metrics.reloaded(success: false) }
+
+    /// Publishes every certificate's expiry as a metric and logs a warning for each that ends
+    /// within 30 days (or has ended).
+    private func watchCertificates(_ configuration: GatewayConfiguration) {
+        let watch = CertificateWatch(configuration)
+        metrics.certificates.show(watch)
+        for warning in watch.warnings(now: shared.clock()) {
+            logger.warning("certificate expiring", metadata: ["detail": "\(warning)"])
+        }
+    }
 
     /// Stops accepting, lets in-flight requests finish (keep-alive connections close after
     /// their current response), and force-closes whatever remains after `gracePeriod`.
@@ -177,6 +196,7 @@ public final class GatewayServer: Sendable {
             return value
         }
         try? await channel?.close()
+        certificateCheck.withLockedValue { $0?.cancel(); $0 = nil }
         let open = connections.quiesceAll()
         logger.info("draining", metadata: ["connections": "\(open)"])
         let drained = await connections.waitUntilEmpty(within: gracePeriod, on: group.next())

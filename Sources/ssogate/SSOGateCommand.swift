@@ -74,6 +74,10 @@ struct Check: AsyncParsableCommand {
         let enabled = configuration.organizations.filter(\.saml.enabled).count
         func hostPort(_ e: GatewayConfiguration.Endpoint) -> String { e.host.contains(":") ? "[\(e.host)]:\(e.port)" : "\(e.host):\(e.port)" }
         print("\(config): ok (\(configuration.organizations.count) organizations, \(enabled) with SSO enabled; listen \(hostPort(configuration.listen)); upstream \(hostPort(configuration.upstream)))")
+        // Valid, but worth knowing before it stops logins: certificates near their end.
+        for warning in CertificateWatch(configuration).warnings(now: Date()) {
+            FileHandle.standardError.write(Data("\(config): warning: \(warning)\n".utf8))
+        }
     }
 }
 

@@ -4,7 +4,10 @@
 # `localhost` and the gateway on `127.0.0.1`: different sites, so the IdP's POST back is a
 # true cross-site POST, as with Okta. A second gateway serves the same organizations over
 # https + HTTP/2 on `127.0.0.1`, with a certificate from a throwaway CA made here and
-# trusted by Chromium through an NSS database of its own (certutil, libnss3-tools).
+# trusted by Chromium through an NSS database of its own (certutil, libnss3-tools). A third
+# organization, initech, has an SP key pair made here: the gateway signs its AuthnRequests,
+# SimpleSAMLphp validates them and encrypts the assertion to the SP certificate, and the
+# gateway refuses assertions in the clear for it (require_encrypted_assertions).
 # Screenshots go to .build/e2e/.
 #
 #   bash Tests/E2E/run-e2e.sh [path to ssogate]
@@ -13,7 +16,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${1:-$ROOT/.build/debug/ssogate}
 WORK=$(mktemp -d /tmp/ssogate-e2e.XXXXXX)
 OUT=$ROOT/.build/e2e
-mkdir -p "$OUT" "$WORK"/{idp/cert,idp/metadata,idp/log,idp/data,idp/tmp,idp/sessions,tls,home/.pki/nssdb}
+mkdir -p "$OUT" "$WORK"/{sp,idp/cert,idp/metadata,idp/log,idp/data,idp/tmp,idp/sessions,tls,home/.pki/nssdb}
 rm -f "$OUT"/failure*.png  # from an earlier run
 command -v certutil >/dev/null || { echo "run-e2e.sh: certutil missing (Debian package libnss3-tools)" >&2; exit 1; }
 PIDS=()
@@ -44,6 +47,11 @@ certutil -A -d "$NSSDB" -n "ssogate e2e test CA" -t "C,," -i "$TLS/ca.crt"
 
 # The IdP's signing key pair, made for this run.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=e2e-idp -keyout "$WORK/idp/cert/idp.key" -out "$WORK/idp/cert/idp.crt" 2>/dev/null
+# initech's SP key pair (both gateways use it), made for this run; the IdP gets the
+# certificate only, for validating AuthnRequest signatures and encrypting assertions.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=e2e-sp-initech -keyout "$WORK/sp/sp.key" -out "$WORK/sp/sp.crt" 2>/dev/null
+chmod 600 "$WORK/sp/sp.key"
+cp "$WORK/sp/sp.crt" "$WORK/idp/cert/sp-initech.crt"
 sed -e "s|@IDP@|$IDP|g" -e "s|@DIR@|$WORK/idp|g" "$ROOT/Tests/E2E/simplesamlphp/config.php" > "$WORK/idp/config.php"
 cp "$ROOT/Tests/E2E/simplesamlphp/authsources.php" "$WORK/idp/authsources.php"
 sed -e "s|@IDP@|$IDP|g" "$ROOT/Tests/E2E/simplesamlphp/saml20-idp-hosted.php" > "$WORK/idp/metadata/saml20-idp-hosted.php"
@@ -81,6 +89,16 @@ organizations:
       sign_on_url: "$IDP/saml2/idp/SSOService.php"
       idp_entity_id: "$IDP/saml2/idp/metadata.php"
       certificate_file: "$WORK/idp/cert/idp.crt"
+  - name: initech
+    unauthenticated: redirect
+    saml:
+      enabled: true
+      sign_on_url: "$IDP/saml2/idp/SSOService.php"
+      idp_entity_id: "$IDP/saml2/idp/metadata.php"
+      certificate_file: "$WORK/idp/cert/idp.crt"
+      sp_certificate_file: "$WORK/sp/sp.crt"
+      sp_private_key_file: "$WORK/sp/sp.key"
+      require_encrypted_assertions: true
 YAML
 }
 gateway_config "127.0.0.1:$GW_PORT" "$GW" "" > "$WORK/ssogate.yaml"
@@ -97,7 +115,8 @@ for url in "$IDP/saml2/idp/metadata.php" "$GW/_ssogate/healthz" "$GWS/_ssogate/h
 done
 
 status=0
-E2E_IDP="$IDP" E2E_GW="$GW" E2E_GWS="$GWS" E2E_CA="$TLS/ca.crt" E2E_HOME="$WORK/home" E2E_OUT="$OUT" python3 "$ROOT/Tests/E2E/e2e.py" || status=$?
+E2E_IDP="$IDP" E2E_GW="$GW" E2E_GWS="$GWS" E2E_CA="$TLS/ca.crt" E2E_HOME="$WORK/home" E2E_OUT="$OUT" \
+  E2E_SP_CERT="$WORK/sp/sp.crt" E2E_IDP_LOG="$WORK/idp/log/simplesamlphp.log" python3 "$ROOT/Tests/E2E/e2e.py" || status=$?
 if [ "$status" != 0 ]; then
   echo "--- ssogate log ($GW)"; tail -n 40 "$WORK/ssogate.log"
   echo "--- ssogate log ($GWS)"; tail -n 40 "$WORK/ssogate-https.log"

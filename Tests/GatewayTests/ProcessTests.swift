@@ -247,6 +247,16 @@ struct ProcessTests {
         #expect(output2.contains("cannot read"))
     }
 
+    @Test func checkPassesButWarnsAboutACertificateNearItsEnd() throws {
+        let path = NSTemporaryDirectory() + "ssogate-check-\(UUID().uuidString).yaml"
+        let (yaml, soon, _) = try CertificateWatchTests.yaml(soonDays: 3)
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let (status, output) = try runCheck(path)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains(": ok ("))
+        #expect(output.contains("warning: organization acme: idp certificate") && output.contains(soon.sha256Fingerprint), "\(output)")
+    }
+
     @Test func checkParsesTheCertificate() throws {
         let path = NSTemporaryDirectory() + "ssogate-check-\(UUID().uuidString).yaml"
         try """
