@@ -133,6 +133,20 @@ struct Provisioner {
                 tls = checkTLS(certificateFile: files.certificate, chain: chain, privateKeyFile: files.privateKey, key: key)
             }
         }
+        var upstreamAssertion: GatewayConfiguration.UpstreamAssertion?
+        if let settings = v.upstreamAssertion {
+            var pems: [String] = []
+            for (index, file) in settings.keyFiles.enumerated() {
+                let path = "upstream_assertion.signing_key_files[\(index)]"
+                guard let text = read(file, at: path) else { continue }
+                guard let key = try? PrivateKey(pem: text), !key.isRSA, key.bits == 256 else {
+                    issues.append(ConfigIssue(path, "must be a PEM P-256 (prime256v1) private key: the token is signed with ES256"))
+                    continue
+                }
+                pems.append(text)
+            }
+            upstreamAssertion = GatewayConfiguration.UpstreamAssertion(signingKeyPEMs: pems, audience: settings.audience, ttl: settings.ttl)
+        }
         guard issues.isEmpty else { return nil }
         return GatewayConfiguration(
             listen: v.listen, workers: v.workers, publicURL: v.publicURL, publicURLIsHTTPS: v.publicURL.lowercased().hasPrefix("https:"),
@@ -141,7 +155,8 @@ struct Provisioner {
             logLevel: v.logLevel, accessLog: v.accessLog,
             session: .init(cookieName: v.cookieName, secrets: secrets, ttl: v.sessionTTL),
             clockSkew: v.clockSkew, protectedPaths: v.protectedPaths, unauthenticated: v.unauthenticated,
-            organizations: organizations, trustedProxies: v.trustedProxies, tls: tls, hsts: v.hsts, http2: v.http2)
+            organizations: organizations, trustedProxies: v.trustedProxies, tls: tls, hsts: v.hsts, http2: v.http2,
+            upstreamAssertion: upstreamAssertion)
     }
 
     /// The SP's certificate and key: a matching pair, RSA of at least 2048 bits (it

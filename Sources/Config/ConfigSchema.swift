@@ -4,8 +4,9 @@ public enum ConfigSchema {
     static let top: Set<String> = [
         "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "idle_timeout",
         "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
-        "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2",
+        "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2", "upstream_assertion",
     ]
+    static let upstreamAssertion: Set<String> = ["enabled", "signing_key_files", "audience", "ttl"]
     static let tls: Set<String> = ["certificate_file", "private_key_file"]
     static let hsts: Set<String> = ["max_age", "include_subdomains"]
     static let http2: Set<String> = ["enabled", "max_concurrent_streams"]
@@ -21,7 +22,7 @@ public enum ConfigSchema {
     /// Every key path, written as the reference writes them (`organizations[].saml.enabled`).
     public static var keyPaths: [String] {
         top.sorted() + session.map { "session." + $0 } + tls.map { "tls." + $0 } + hsts.map { "hsts." + $0 }
-            + http2.map { "http2." + $0 } + organization.map { "organizations[]." + $0 }
+            + http2.map { "http2." + $0 } + upstreamAssertion.map { "upstream_assertion." + $0 } + organization.map { "organizations[]." + $0 }
             + saml.map { "organizations[].saml." + $0 } + roleMapping.map { "organizations[].role_mapping." + $0 }
             + rule.map { "organizations[].role_mapping.rules[]." + $0 }
     }

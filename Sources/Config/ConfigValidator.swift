@@ -52,6 +52,7 @@ struct ValidatedConfig {
     var tlsFiles: (certificate: String, privateKey: String)?
     var hsts: GatewayConfiguration.HSTS?
     var http2: GatewayConfiguration.HTTP2
+    var upstreamAssertion: (keyFiles: [String], audience: String, ttl: Duration)?
 }
 
 /// Pure validation: takes the decoded file and the process environment (for `${ENV}`),
@@ -154,6 +155,7 @@ struct ConfigValidator {
         let tlsFiles = tls(raw.tls, publicURL: publicURL)
         let hsts = hsts(raw.hsts, publicURL: publicURL)
         let http2 = http2(raw.http2)
+        let upstreamAssertion = upstreamAssertion(raw.upstreamAssertion, upstream: raw.upstream)
 
         guard issues.isEmpty, let listen, let publicURL, let upstream, let upstreamTimeout, let headerTimeout,
               let idleTimeout, let shutdownTimeout, let logFormat, let sessionTTL, let clockSkew, let unauthenticated
@@ -164,7 +166,7 @@ struct ConfigValidator {
             logFormat: logFormat, logLevel: logLevel, accessLog: raw.accessLog ?? true, cookieName: cookieName,
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
             unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies,
-            tlsFiles: tlsFiles, hsts: hsts, http2: http2), [])
+            tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion), [])
     }
 
     private mutating func tls(_ raw: RawConfig.RawTLS?, publicURL: String?) -> (certificate: String, privateKey: String)? {
@@ -185,6 +187,23 @@ struct ConfigValidator {
         }
         guard let maxAge = duration(raw.maxAge, default: .seconds(365 * 86_400), at: "hsts.max_age", allowZero: true) else { return nil }
         return GatewayConfiguration.HSTS(maxAge: maxAge, includeSubdomains: raw.includeSubdomains ?? false)
+    }
+
+    /// Off unless `enabled: true`; then at least one key file, and a lifetime of at most
+    /// five minutes (the token is a bearer credential to the upstream).
+    private mutating func upstreamAssertion(_ raw: RawConfig.RawUpstreamAssertion?, upstream: String?)
+        -> (keyFiles: [String], audience: String, ttl: Duration)? {
+        guard let raw, raw.enabled == true else { return nil }
+        let files = raw.signingKeyFiles ?? []
+        if files.isEmpty {
+            required("upstream_assertion.signing_key_files",
+                     "needs at least one P-256 key file (openssl ecparam -name prime256v1 -genkey -noout -out key.pem)")
+        }
+        let checked = files.enumerated().compactMap { filePath($1, at: "upstream_assertion.signing_key_files[\($0)]") }
+        guard let ttl = duration(raw.ttl, default: .seconds(300), at: "upstream_assertion.ttl") else { return nil }
+        if ttl > .seconds(300) { report("upstream_assertion.ttl", "must be at most 5m (the token is a bearer credential to the upstream)") }
+        if ttl < .seconds(10) { report("upstream_assertion.ttl", "must be at least 10s") }
+        return (checked, raw.audience ?? upstream ?? "", ttl)
     }
 
     private mutating func http2(_ raw: RawConfig.RawHTTP2?) -> GatewayConfiguration.HTTP2 {

@@ -93,6 +93,16 @@ public struct GatewayConfiguration: Sendable {
         public let maxConcurrentStreams: Int
     }
 
+    /// A signed identity for the upstream (`X-SSO-Assertion`, an ES256 JWT), so the app can
+    /// verify who is calling instead of trusting a network boundary.
+    public struct UpstreamAssertion: Sendable {
+        /// PEM P-256 private keys: the first signs, every one is published in the JWKS
+        /// (rotation with overlap).
+        public let signingKeyPEMs: [String]
+        public let audience: String
+        public let ttl: Duration
+    }
+
     public let listen: Endpoint
     /// Event-loop threads; 0 means one per CPU core. Fixed at start.
     public let workers: Int
@@ -116,6 +126,7 @@ public struct GatewayConfiguration: Sendable {
     public let tls: TLS?
     public let hsts: HSTS?
     public let http2: HTTP2
+    public let upstreamAssertion: UpstreamAssertion?
 
     public func organization(named name: some StringProtocol) -> Organization? {
         organizations.first { $0.name == name }

@@ -24,6 +24,14 @@ struct RawConfig {
     var tls: RawTLS?
     var hsts: RawHSTS?
     var http2: RawHTTP2?
+    var upstreamAssertion: RawUpstreamAssertion?
+
+    struct RawUpstreamAssertion {
+        var enabled: Bool?
+        var signingKeyFiles: [String]?
+        var audience: String?
+        var ttl: String?
+    }
 
     struct RawTLS {
         var certificateFile: String?
@@ -128,6 +136,14 @@ extension RawConfig {
         if let http2 = reader.mapping(top["http2"], at: "http2", keys: ConfigSchema.http2) {
             raw.http2 = RawHTTP2(enabled: reader.bool(http2["enabled"], at: "http2.enabled"),
                                  maxConcurrentStreams: reader.int(http2["max_concurrent_streams"], at: "http2.max_concurrent_streams"))
+        }
+
+        if let assertion = reader.mapping(top["upstream_assertion"], at: "upstream_assertion", keys: ConfigSchema.upstreamAssertion) {
+            raw.upstreamAssertion = RawUpstreamAssertion(
+                enabled: reader.bool(assertion["enabled"], at: "upstream_assertion.enabled"),
+                signingKeyFiles: reader.strings(assertion["signing_key_files"], at: "upstream_assertion.signing_key_files"),
+                audience: reader.string(assertion["audience"], at: "upstream_assertion.audience"),
+                ttl: reader.string(assertion["ttl"], at: "upstream_assertion.ttl"))
         }
 
         for (index, node) in (reader.sequence(top["organizations"], at: "organizations") ?? []).enumerated() {

@@ -268,12 +268,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
             }
         }
-
-        if let idle = loop.pool.takeIdle(for: runtime.configuration.upstream) {
-            exchange.reusedConnection = true
-            attach(idle, to: exchange, runtime: runtime)
-        } else {
-            connectUpstream(for: exchange, runtime: runtime)
+        exchange.addAssertion(using: runtime.minter, on: context.eventLoop) { error in
+            guard case .proxying(let current) = self.state, current === exchange else { return }
+            if let error {
+                self.failUpstream(exchange, status: .internalServerError, text: "could not sign the identity for the upstream",
+                                  reason: "upstream_assertion signing failed", detail: "\(error)")
+                return
+            }
+            if let idle = self.loop.pool.takeIdle(for: runtime.configuration.upstream) {
+                exchange.reusedConnection = true
+                self.attach(idle, to: exchange, runtime: runtime)
+            } else {
+                self.connectUpstream(for: exchange, runtime: runtime)
+            }
         }
     }
 

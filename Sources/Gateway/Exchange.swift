@@ -8,7 +8,7 @@ final class Exchange {
     let uri: String
     let clientVersion: HTTPVersion
     let clientKeepAlive: Bool
-    let upstreamHead: HTTPRequestHead
+    var upstreamHead: HTTPRequestHead
     let requestBody: RequestFraming.Body
     let start: NIODeadline
 
@@ -30,6 +30,8 @@ final class Exchange {
     var clearCookie: String?
     /// The Strict-Transport-Security value to add, when configured.
     var hsts: String?
+    /// The identity to sign into `X-SSO-Assertion` (when `upstream_assertion` is on).
+    var assertionClaims: UpstreamClaims?
     /// A WebSocket upgrade was forwarded; `tunnel` once the upstream answered 101, from
     /// when on bytes pass both ways untouched until `tunnelEnds` (the grant's expiry).
     var upgrade = false
@@ -170,5 +172,28 @@ extension Exchange {
         upstream = nil
         connection.handler.delegate = nil
         connection.channel.close(promise: nil)
+    }
+}
+
+extension Exchange {
+    /// Adds `X-SSO-Assertion` to the upstream head when this exchange carries an identity
+    /// to sign, then calls `next` on `loop`: at once when a fresh token is cached, else once
+    /// signed. `next` gets the signing error, if any; the request must not go out without
+    /// the assertion the upstream expects.
+    func addAssertion(using minter: AssertionMinter?, on loop: EventLoop, then next: @escaping (Error?) -> Void) {
+        guard let claims = assertionClaims, let minter else { return next(nil) }
+        if let token = minter.cached(claims) {
+            upstreamHead.headers.add(name: AssertionMinter.header, value: token)
+            return next(nil)
+        }
+        minter.token(for: claims, on: loop).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let token):
+                self.upstreamHead.headers.add(name: AssertionMinter.header, value: token)
+                next(nil)
+            case .failure(let error):
+                next(error)
+            }
+        }
     }
 }

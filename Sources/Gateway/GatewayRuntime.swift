@@ -20,8 +20,11 @@ final class GatewayRuntime: Sendable {
     /// The listener's TLS context when `tls` is set, made from the certificate and key read
     /// at load: a reload with renewed files applies to every handshake after it.
     let tlsContext: NIOSSLContext?
-    /// Why the TLS library refused the configured certificate and key (start and reload fail).
-    let tlsProblem: ConfigError?
+    /// Signs `X-SSO-Assertion` when `upstream_assertion` is on.
+    let minter: AssertionMinter?
+    /// Why a library refused configured key material (the TLS certificate and key, a JWT
+    /// signing key): start and reload then fail, naming the key.
+    let problem: ConfigError?
 
     init(configuration: GatewayConfiguration, replayCache: ReplayCache, clock: @escaping @Sendable () -> Date) {
         self.configuration = configuration
@@ -30,18 +33,22 @@ final class GatewayRuntime: Sendable {
         self.upstreamTimeout = configuration.upstreamTimeout.timeAmount
         self.trustedProxies = configuration.trustedProxies
         self.hstsValue = configuration.publicURLIsHTTPS ? configuration.hsts?.headerValue : nil
-        if let tls = configuration.tls {
-            do {
-                self.tlsContext = try Self.makeTLSContext(tls, http2: configuration.http2.enabled)
-                self.tlsProblem = nil
-            } catch {
-                self.tlsContext = nil
-                self.tlsProblem = ConfigError(issues: [ConfigIssue("tls", "refused by the TLS library: \(error)")])
-            }
-        } else {
+        var problems: [ConfigIssue] = []
+        do {
+            self.tlsContext = try configuration.tls.map { try Self.makeTLSContext($0, http2: configuration.http2.enabled) }
+        } catch {
             self.tlsContext = nil
-            self.tlsProblem = nil
+            problems.append(ConfigIssue("tls", "refused by the TLS library: \(error)"))
         }
+        do {
+            self.minter = try configuration.upstreamAssertion.map {
+                try AssertionMinter($0, issuer: configuration.publicURL, clock: clock)
+            }
+        } catch {
+            self.minter = nil
+            problems.append(ConfigIssue("upstream_assertion.signing_key_files", "refused by the JWT library: \(error)"))
+        }
+        self.problem = problems.isEmpty ? nil : ConfigError(issues: problems)
     }
 
     /// TLS 1.2 and 1.3 only; ALPN offers `h2` first when HTTP/2 is on.
@@ -97,7 +104,7 @@ final class GatewayShared: Sendable {
     /// Installs a runtime for `configuration`, or throws and keeps the running one.
     func swap(to configuration: GatewayConfiguration) throws(ConfigError) {
         let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, clock: clock)
-        if let problem = runtime.tlsProblem { throw problem }
+        if let problem = runtime.problem { throw problem }
         current.withLockedValue { $0 = runtime }
     }
 

@@ -56,7 +56,7 @@ public final class GatewayServer: Sendable {
     @discardableResult
     public func start() async throws -> SocketAddress {
         let configuration = shared.runtime.configuration
-        if let problem = shared.runtime.tlsProblem { throw problem }
+        if let problem = shared.runtime.problem { throw problem }
         let shared = self.shared
         let connections = self.connections
         let channel = try await ServerBootstrap(group: group)

@@ -103,11 +103,19 @@ final class HTTP2Stream: UpstreamDelegate {
             state = .proxying(exchange)
             exchange.requestEndReceived = requestEnd
             if expectContinue { connection.submitContinue(self) }
-            if let idle = connection.loop.pool.takeIdle(for: runtime.configuration.upstream) {
-                exchange.reusedConnection = true
-                attach(idle, to: exchange, runtime: runtime)
-            } else {
-                connectUpstream(for: exchange, runtime: runtime)
+            exchange.addAssertion(using: runtime.minter, on: connection.loop.eventLoop) { error in
+                guard case .proxying(let current) = self.state, current === exchange else { return }
+                if let error {
+                    self.failUpstream(exchange, status: .internalServerError, text: "could not sign the identity for the upstream",
+                                      reason: "upstream_assertion signing failed", detail: "\(error)")
+                    return
+                }
+                if let idle = self.connection.loop.pool.takeIdle(for: runtime.configuration.upstream) {
+                    exchange.reusedConnection = true
+                    self.attach(idle, to: exchange, runtime: runtime)
+                } else {
+                    self.connectUpstream(for: exchange, runtime: runtime)
+                }
             }
         }
     }

@@ -78,10 +78,12 @@ struct RequestPlanner {
         var identity: [(String, String)] = []
         var bannerHTML: String?
         var grantExpires: Int64?
+        var claims: UpstreamClaims?
         switch decision {
-        case .forward(let headers, let expires):
+        case .forward(let headers, let expires, let grantClaims):
             identity = headers
             grantExpires = expires
+            claims = grantClaims
         case .banner(let organization, let loginURL):
             // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
             if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }
@@ -103,6 +105,7 @@ struct RequestPlanner {
         exchange.bannerHTML = bannerHTML
         exchange.clearCookie = clearCookie
         exchange.hsts = runtime.hstsValue
+        if runtime.minter != nil { exchange.assertionClaims = claims }
         if webSocket {
             exchange.upgrade = true
             if let grantExpires {
@@ -157,6 +160,10 @@ struct RequestPlanner {
             return shared.runtime.flow.logout()
         case (.GET, "/_ssogate/healthz"), (.HEAD, "/_ssogate/healthz"):
             return .plain(.ok, "ok")
+        case (.GET, "/_ssogate/jwks.json"), (.HEAD, "/_ssogate/jwks.json"):
+            guard let minter = shared.runtime.minter else { return .plain(.notFound, "not found (upstream_assertion is off)") }
+            return LocalResponse(status: .ok, headers: [("Content-Type", "application/jwk-set+json"), ("Cache-Control", "public, max-age=300")],
+                                 body: minter.jwks)
         case (.GET, "/_ssogate/metrics"):
             return LocalResponse(status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
                                  body: shared.metrics.exposition())

@@ -20,8 +20,9 @@ struct LocalResponse {
 /// What to do with a request for application content.
 enum AccessDecision {
     /// Forward; `identity` are the headers the upstream gets (none when anonymous), valid
-    /// until `expires` (the grant's end in Unix seconds; a WebSocket is closed then).
-    case forward(identity: [(String, String)], expires: Int64?)
+    /// until `expires` (the grant's end in Unix seconds; a WebSocket is closed then); `claims`
+    /// the same identity for a signed `X-SSO-Assertion`.
+    case forward(identity: [(String, String)], expires: Int64?, claims: UpstreamClaims?)
     /// Forward anonymously; the HTML answer should carry the "Login with SSO" banner.
     case banner(organization: String, loginURL: String)
     case redirect(location: String)
@@ -228,10 +229,12 @@ struct SSOFlow: Sendable {
         guard let org = Protection.organization(of: path, patterns: configuration.protectedPaths, organizations: organizations) else {
             // Not protected: forwarded as is, with the identity of the most recent login if any.
             let latest = session?.grants.max { $0.value.expires < $1.value.expires }
-            return .forward(identity: latest.map { Self.identity($0.value, organization: nil) } ?? [], expires: latest?.value.expires)
+            return .forward(identity: latest.map { Self.identity($0.value, organization: nil) } ?? [], expires: latest?.value.expires,
+                            claims: latest.map { Self.claims($0.value, organization: nil) })
         }
         if let grant = session?.grant(for: org.name, now: now) {
-            return .forward(identity: Self.identity(grant, organization: org.name), expires: grant.expires)
+            return .forward(identity: Self.identity(grant, organization: org.name), expires: grant.expires,
+                            claims: Self.claims(grant, organization: org.name))
         }
         let login = ssoURL(org.name, returnTo: uri)
         guard Protection.isBrowserNavigation(method: method, accept: accept) else {
@@ -253,6 +256,12 @@ struct SSOFlow: Sendable {
         if let organization { headers.append(("X-SSO-Organization", organization)) }
         if let role = grant.role, organization != nil { headers.append(("X-SSO-Role", role)) }
         return headers.filter { $0.1.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F } }
+    }
+
+    /// The grant as JWT claims (JSON escapes every value, so nothing is left out).
+    static func claims(_ grant: SessionGrant, organization: String?) -> UpstreamClaims {
+        UpstreamClaims(subject: grant.subject, email: grant.email, groups: grant.groups, organization: organization,
+                       role: organization == nil ? nil : grant.role)
     }
 
     static func formEncode(_ text: String) -> String {

@@ -28,7 +28,7 @@ struct SSOFlowTests {
 
     /// - Parameters: `upstreamPort` another upstream than the test upstream; `clock` the
     ///   time the gateway judges assertions and sessions at (pinned to `now` by default).
-    static func start(upstreamPort: Int? = nil, clock: @escaping @Sendable () -> Date = { now }) async throws -> Gateway {
+    static func start(upstreamPort: Int? = nil, clock: @escaping @Sendable () -> Date = { now }, extra: String = "") async throws -> Gateway {
         XMLLibrary.initialize()
         let upstream = try await TestUpstream.start()
         let yaml = """
@@ -47,6 +47,7 @@ struct SSOFlowTests {
             saml: {enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))"}
           - name: dormant
             saml: {enabled: false, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))"}
+        \(extra)
         """
         let configuration = try ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: ".")
         let logs = CapturedLogs()

@@ -1,0 +1,125 @@
+import Config
+import CryptoCore
+import Foundation
+import JWTKit
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Who the upstream is told about in `X-SSO-Assertion`, from the session grant.
+struct UpstreamClaims: Sendable, Hashable {
+    let subject: String
+    let email: String?
+    let groups: [String]
+    let organization: String?
+    let role: String?
+}
+
+/// The ES256 JWT the gateway adds for the upstream (the pattern of Cloudflare Access,
+/// Google IAP and Pomerium): `sub`, `email`, `groups`, `org`, `role`, `iss` (the public URL),
+/// `aud` (the upstream), `iat` and `exp` (at most five minutes later), with the signing
+/// key's `kid` in the header. The keys come from `upstream_assertion.signing_key_files`: the
+/// first signs, all are in the JWKS at `/_ssogate/jwks.json`, so a new key can be
+/// published before it signs and an old one kept while its tokens live.
+///
+/// Signing is jwt-kit's (an actor, so asynchronous); a token is reused for the same claims
+/// until half its lifetime is gone, so most requests take one from the cache without
+/// waiting.
+final class AssertionMinter: Sendable {
+    static let header = "X-SSO-Assertion"
+    /// Distinct claim sets kept; past it the cache starts over (a flood of users).
+    static let cacheLimit = 10_000
+
+    struct Token {
+        let value: String
+        /// Reuse until then.
+        let freshUntil: Date
+    }
+
+    private let keys = JWTKeyCollection()
+    private let parsedKeys: [(key: ES256PrivateKey, kid: JWKIdentifier)]
+    /// jwt-kit's collection is an actor, filled on first use (the runtime is built synchronously).
+    private let keysAdded = NIOLockedValueBox(false)
+    private let signingKID: JWKIdentifier
+    let jwks: [UInt8]
+    let issuer: String
+    let audience: String
+    let ttl: TimeInterval
+    private let clock: @Sendable () -> Date
+    private let cache = NIOLockedValueBox<[UpstreamClaims: Token]>([:])
+
+    init(_ settings: GatewayConfiguration.UpstreamAssertion, issuer: String, clock: @escaping @Sendable () -> Date) throws {
+        var parsed: [(key: ES256PrivateKey, kid: JWKIdentifier)] = []
+        var published: [JWK] = []
+        for pem in settings.signingKeyPEMs {
+            let key = try ES256PrivateKey(pem: pem)
+            guard let parameters = key.publicKey.parameters else { throw JWTError.generic(identifier: "ecdsa", reason: "no public key") }
+            let kid = JWKIdentifier(string: Self.thumbprint(x: parameters.x, y: parameters.y))
+            parsed.append((key, kid))
+            published.append(.ecdsa(.es256, identifier: kid, x: parameters.x, y: parameters.y, curve: .p256))
+        }
+        guard let first = parsed.first?.kid else { throw JWTError.generic(identifier: "keys", reason: "no signing key") }
+        self.parsedKeys = parsed
+        self.signingKID = first
+        self.jwks = Array(try JSONEncoder().encode(JWKS(keys: published)))
+        self.issuer = issuer
+        self.audience = settings.audience
+        self.ttl = TimeInterval(settings.ttl.components.seconds)
+        self.clock = clock
+    }
+
+    /// RFC 7638 JWK thumbprint of a P-256 public key, the key's `kid`.
+    static func thumbprint(x: String, y: String) -> String {
+        let canonical = "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"\(x)\",\"y\":\"\(y)\"}"
+        let digest = (try? Digest.sha256(Array(canonical.utf8))) ?? []
+        return Data(digest).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// A token for `claims` that is still fresh, without waiting.
+    func cached(_ claims: UpstreamClaims) -> String? {
+        let now = clock()
+        return cache.withLockedValue { $0[claims] }.flatMap { $0.freshUntil > now ? $0.value : nil }
+    }
+
+    /// Signs a new token for `claims` and keeps it for reuse.
+    func mint(_ claims: UpstreamClaims) async throws -> String {
+        let now = clock()
+        let payload = UpstreamAssertionPayload(
+            sub: SubjectClaim(value: claims.subject), email: claims.email, groups: claims.groups, org: claims.organization,
+            role: claims.role, iss: IssuerClaim(value: issuer), aud: AudienceClaim(value: audience),
+            iat: IssuedAtClaim(value: now), exp: ExpirationClaim(value: now.addingTimeInterval(ttl)))
+        if !keysAdded.withLockedValue({ $0 }) {
+            // Two first requests may both add the keys: the same kid replaces itself.
+            for (key, kid) in parsedKeys { await keys.add(ecdsa: key, kid: kid) }
+            keysAdded.withLockedValue { $0 = true }
+        }
+        let token = try await keys.sign(payload, kid: signingKID)
+        cache.withLockedValue { cache in
+            if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[claims] = Token(value: token, freshUntil: now.addingTimeInterval(ttl / 2))
+        }
+        return token
+    }
+
+    /// The token for `claims` on `loop`: at once from the cache, else once signed.
+    func token(for claims: UpstreamClaims, on loop: EventLoop) -> EventLoopFuture<String> {
+        if let token = cached(claims) { return loop.makeSucceededFuture(token) }
+        return loop.makeFutureWithTask { try await self.mint(claims) }
+    }
+}
+
+struct UpstreamAssertionPayload: JWTPayload {
+    var sub: SubjectClaim
+    var email: String?
+    var groups: [String]
+    var org: String?
+    var role: String?
+    var iss: IssuerClaim
+    var aud: AudienceClaim
+    var iat: IssuedAtClaim
+    var exp: ExpirationClaim
+
+    func verify(using algorithm: some JWTAlgorithm) throws {
+        try exp.verifyNotExpired()
+    }
+}
