@@ -122,7 +122,8 @@ struct Provisioner {
                 saml: .init(enabled: s.enabled, signOnURL: s.signOnURL, certificates: certificates,
                             idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated, allowSHA1: s.allowSHA1,
                             spCertificateFile: s.spCertificateFile.map(absolute), spPrivateKeyFile: s.spPrivateKeyFile.map(absolute),
-                            spKeyPair: keyPair, requireEncryptedAssertions: s.requireEncryptedAssertions),
+                            spKeyPair: keyPair, requireEncryptedAssertions: s.requireEncryptedAssertions,
+                            metadataURL: s.metadataURL, metadataRefresh: s.metadataRefresh),
                 unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, roleMapping: org.roleMapping))
         }
         var tls: GatewayConfiguration.TLS?

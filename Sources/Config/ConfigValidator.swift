@@ -11,7 +11,7 @@ enum MaterialSource: Equatable {
 struct ValidatedConfig {
     struct SAML {
         var enabled: Bool
-        var signOnURL: String
+        var signOnURL: String?
         var certificateSources: [(keyPath: String, source: MaterialSource)]
         var idpEntityID: String?
         var allowIdPInitiated: Bool
@@ -19,6 +19,8 @@ struct ValidatedConfig {
         var spCertificateFile: String?
         var spPrivateKeyFile: String?
         var requireEncryptedAssertions: Bool
+        var metadataURL: String?
+        var metadataRefresh: Duration
     }
     struct Organization {
         var keyPath: String
@@ -417,22 +419,26 @@ struct ConfigValidator {
 
     private mutating func saml(_ s: RawConfig.RawSAML, at path: String) -> ValidatedConfig.SAML? {
         let before = issues.count
+        // With metadata_url the IdP's metadata supplies the SSO URL and certificates; the
+        // static ones, when given too, stay in force beside it.
+        let fromMetadata = s.metadataURL != nil
+        if let url = s.metadataURL, !Self.isIdPURL(url) {
+            report("\(path).metadata_url", "must be an absolute https URL (the IdP's metadata; http only for a loopback IdP)")
+        }
+        let refresh = duration(s.metadataRefresh, default: .seconds(3600), at: "\(path).metadata_refresh")
         if let url = s.signOnURL {
-            let c = URLComponents(string: url)
-            let scheme = c?.scheme?.lowercased()
-            let host = c?.host?.lowercased() ?? ""
-            // Plain http only to a loopback IdP (development); a real IdP is always https.
-            let loopback = host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
-            if c == nil || host.isEmpty || c?.fragment != nil || !(scheme == "https" || (scheme == "http" && loopback)) {
+            if !Self.isIdPURL(url) {
                 report("\(path).sign_on_url", "must be an absolute https URL (the IdP's Single Sign-On URL; http only for a loopback IdP)")
             }
-        } else {
-            required("\(path).sign_on_url", "is required (the IdP's Single Sign-On URL)")
+        } else if !fromMetadata {
+            required("\(path).sign_on_url", "is required (the IdP's Single Sign-On URL), unless metadata_url gives it")
         }
         var sources: [(keyPath: String, source: MaterialSource)] = []
         let forms = [s.certificate != nil, s.certificates != nil, s.certificateFile != nil].filter { $0 }.count
         if forms == 0 {
-            required("\(path).certificate", "is required (the IdP's X.509 signing certificate, PEM): give certificate, certificates or certificate_file")
+            if !fromMetadata {
+                required("\(path).certificate", "is required (the IdP's X.509 signing certificate, PEM): give certificate, certificates or certificate_file, or metadata_url")
+            }
         } else if forms > 1 {
             report(path, "give only one of certificate, certificates, certificate_file")
         } else if let one = s.certificate {
@@ -457,11 +463,21 @@ struct ConfigValidator {
                 report("\(path).require_encrypted_assertions", "needs sp_certificate_file and sp_private_key_file: the IdP encrypts to the SP's certificate")
             }
         }
-        guard issues.count == before, let url = s.signOnURL else { return nil }
-        return .init(enabled: s.enabled ?? false, signOnURL: url, certificateSources: sources,
+        guard issues.count == before, let refresh else { return nil }
+        return .init(enabled: s.enabled ?? false, signOnURL: s.signOnURL, certificateSources: sources,
                      idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated ?? false,
                      allowSHA1: s.allowSHA1 ?? false, spCertificateFile: s.spCertificateFile,
-                     spPrivateKeyFile: s.spPrivateKeyFile, requireEncryptedAssertions: s.requireEncryptedAssertions ?? false)
+                     spPrivateKeyFile: s.spPrivateKeyFile, requireEncryptedAssertions: s.requireEncryptedAssertions ?? false,
+                     metadataURL: s.metadataURL, metadataRefresh: refresh)
+    }
+
+    /// An IdP address: absolute https, or plain http to a loopback IdP (development).
+    static func isIdPURL(_ url: String) -> Bool {
+        let c = URLComponents(string: url)
+        let scheme = c?.scheme?.lowercased()
+        let host = c?.host?.lowercased() ?? ""
+        let loopback = host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        return c != nil && !host.isEmpty && c?.fragment == nil && (scheme == "https" || (scheme == "http" && loopback))
     }
 
     private mutating func roleMapping(_ m: RawConfig.RawRoleMapping, at path: String) -> GatewayConfiguration.RoleMapping? {

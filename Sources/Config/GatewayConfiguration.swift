@@ -25,7 +25,8 @@ public struct GatewayConfiguration: Sendable {
 
     public struct SAML: Sendable {
         public let enabled: Bool
-        public let signOnURL: String
+        /// nil when only the metadata at `metadataURL` gives it.
+        public let signOnURL: String?
         public let certificates: [X509Certificate]
         public let idpEntityID: String?
         public let allowIdPInitiated: Bool
@@ -37,6 +38,9 @@ public struct GatewayConfiguration: Sendable {
         public let spKeyPair: SPKeyPair?
         /// Plain (unencrypted) assertions are refused.
         public let requireEncryptedAssertions: Bool
+        /// Where the IdP publishes its metadata, fetched at start and every `metadataRefresh`.
+        public let metadataURL: String?
+        public let metadataRefresh: Duration
     }
 
     public struct SPKeyPair: Sendable {

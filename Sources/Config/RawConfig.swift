@@ -76,6 +76,8 @@ struct RawConfig {
         var spCertificateFile: String?
         var spPrivateKeyFile: String?
         var requireEncryptedAssertions: Bool?
+        var metadataURL: String?
+        var metadataRefresh: String?
     }
 
     struct RawRoleMapping {
@@ -191,6 +193,8 @@ extension RawConfig {
             s.spCertificateFile = reader.string(saml["sp_certificate_file"], at: "\(samlPath).sp_certificate_file")
             s.spPrivateKeyFile = reader.string(saml["sp_private_key_file"], at: "\(samlPath).sp_private_key_file")
             s.requireEncryptedAssertions = reader.bool(saml["require_encrypted_assertions"], at: "\(samlPath).require_encrypted_assertions")
+            s.metadataURL = reader.string(saml["metadata_url"], at: "\(samlPath).metadata_url")
+            s.metadataRefresh = reader.string(saml["metadata_refresh"], at: "\(samlPath).metadata_refresh")
             org.saml = s
         }
 

@@ -15,6 +15,7 @@ public final class GatewayMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     private let logins = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let http2Goaways = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    private let metadataFetches = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     let certificates: CertificateGauges
 
     public enum UpstreamFailure: String, CaseIterable, Sendable {
@@ -67,13 +68,19 @@ public final class GatewayMetrics: Sendable {
     /// An HTTP/2 connection the gateway ended with GOAWAY (`flood`, `bad_preface`, `protocol_error`).
     func http2Terminated(reason: String) { counter(http2Goaways, "ssogate_http2_goaways_total", ("reason", reason)).increment() }
 
-    /// A counter per label value, made on first use (the values are a small fixed set).
+    /// One IdP metadata fetch (`success`, `failure`, `expired`), per organization.
+    func metadataFetched(organization: String, result: String) {
+        counter(metadataFetches, "ssogate_idp_metadata_fetches_total", ("organization", organization), ("result", result)).increment()
+    }
+
+    /// A counter per label values, made on first use (the values are a small set).
     private func counter(_ cache: NIOLockedValueBox<[String: CoreMetrics.Counter]>, _ label: String,
-                         _ dimension: (String, String)) -> CoreMetrics.Counter {
-        cache.withLockedValue { counters in
-            if let existing = counters[dimension.1] { return existing }
-            let made = CoreMetrics.Counter(label: label, dimensions: [dimension], factory: factory)
-            counters[dimension.1] = made
+                         _ dimensions: (String, String)...) -> CoreMetrics.Counter {
+        let key = dimensions.map(\.1).joined(separator: "\u{0}")
+        return cache.withLockedValue { counters in
+            if let existing = counters[key] { return existing }
+            let made = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            counters[key] = made
             return made
         }
     }

@@ -26,9 +26,10 @@ final class GatewayRuntime: Sendable {
     /// signing key): start and reload then fail, naming the key.
     let problem: ConfigError?
 
-    init(configuration: GatewayConfiguration, replayCache: ReplayCache, clock: @escaping @Sendable () -> Date) {
+    init(configuration: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
+         clock: @escaping @Sendable () -> Date) {
         self.configuration = configuration
-        self.flow = SSOFlow(configuration: configuration, replayCache: replayCache, clock: clock)
+        self.flow = SSOFlow(configuration: configuration, replayCache: replayCache, metadata: metadata, clock: clock)
         self.reservedCookies = [configuration.session.cookieName, configuration.session.cookieName + "_login"]
         self.upstreamTimeout = configuration.upstreamTimeout.timeAmount
         self.trustedProxies = configuration.trustedProxies
@@ -72,6 +73,9 @@ final class GatewayRuntime: Sendable {
 /// metrics, loggers and the per-loop contexts (upstream pool, deadline sweep).
 final class GatewayShared: Sendable {
     private let current: NIOLockedValueBox<GatewayRuntime>
+    private let metadata = NIOLockedValueBox<[String: IdPMetadata]>([:])
+    /// One rebuild at a time: a reload and a metadata refresh must not undo each other.
+    private let rebuildLock = NIOLock()
     let metrics: GatewayMetrics
     let logger: Logger
     let accessLogger: Logger?
@@ -103,9 +107,30 @@ final class GatewayShared: Sendable {
 
     /// Installs a runtime for `configuration`, or throws and keeps the running one.
     func swap(to configuration: GatewayConfiguration) throws(ConfigError) {
-        let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, clock: clock)
-        if let problem = runtime.problem { throw problem }
-        current.withLockedValue { $0 = runtime }
+        let problem: ConfigError? = rebuildLock.withLock {
+            let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache,
+                                         metadata: metadata.withLockedValue { $0 }, clock: clock)
+            if let problem = runtime.problem { return problem }
+            current.withLockedValue { $0 = runtime }
+            return nil
+        }
+        if let problem { throw problem }
+    }
+
+    /// IdP metadata fetched from `metadata_url`, per organization.
+    var idpMetadata: [String: IdPMetadata] { metadata.withLockedValue { $0 } }
+
+    /// Replaces one organization's fetched metadata (nil drops it) and rebuilds the runtime
+    /// around the configuration in force.
+    func setMetadata(_ fetched: IdPMetadata?, for organization: String) {
+        rebuildLock.withLock {
+            metadata.withLockedValue { $0[organization] = fetched }
+            let configuration = current.withLockedValue { $0.configuration }
+            let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache,
+                                         metadata: metadata.withLockedValue { $0 }, clock: clock)
+            // The configuration's key material was accepted already; only metadata changed.
+            if runtime.problem == nil { current.withLockedValue { $0 = runtime } }
+        }
     }
 
     /// The context of `loop`. Each context is only used on its own loop.

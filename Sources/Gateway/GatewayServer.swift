@@ -24,6 +24,8 @@ public final class GatewayServer: Sendable {
     private let group: EventLoopGroup
     private let serverChannel: NIOLockedValueBox<Channel?> = .init(nil)
     private let certificateCheck: NIOLockedValueBox<RepeatedTask?> = .init(nil)
+    private let refresher: MetadataRefresher
+    private let refreshing: NIOLockedValueBox<Task<Void, Never>?> = .init(nil)
     private let connections = ConnectionRegistry()
     public let metrics: GatewayMetrics
     private let logger: Logger
@@ -50,6 +52,7 @@ public final class GatewayServer: Sendable {
         self.shared = GatewayShared(configuration: configuration, metrics: metrics,
                                     logger: logger, accessLogger: configuration.accessLog ? accessLogger : nil,
                                     accessLogSink: sink, group: group, clock: clock)
+        self.refresher = MetadataRefresher(group: group, shared: shared, logger: logger)
     }
 
     /// Binds the listener and starts serving; returns the bound address (port 0 picks one).
@@ -57,6 +60,10 @@ public final class GatewayServer: Sendable {
     public func start() async throws -> SocketAddress {
         let configuration = shared.runtime.configuration
         if let problem = shared.runtime.problem { throw problem }
+        // IdP metadata first, so the first logins can use it (each fetch is bounded).
+        await refresher.refreshDue()
+        let refresher = self.refresher
+        refreshing.withLockedValue { $0 = Task { await refresher.run() } }
         let shared = self.shared
         let connections = self.connections
         let channel = try await ServerBootstrap(group: group)
@@ -197,6 +204,7 @@ public final class GatewayServer: Sendable {
         }
         try? await channel?.close()
         certificateCheck.withLockedValue { $0?.cancel(); $0 = nil }
+        refreshing.withLockedValue { $0?.cancel(); $0 = nil }
         let open = connections.quiesceAll()
         logger.info("draining", metadata: ["connections": "\(open)"])
         let drained = await connections.waitUntilEmpty(within: gracePeriod, on: group.next())
@@ -206,6 +214,7 @@ public final class GatewayServer: Sendable {
         }
         shared.closeIdleUpstreams()
         shared.stopSweeps()
+        await refresher.shutdown()
         accessLogSink?.flush()
     }
 }

@@ -35,6 +35,8 @@ struct SSOFlow: Sendable {
     let configuration: GatewayConfiguration
     let organizations: [String: GatewayConfiguration.Organization]
     let validators: [String: ResponseValidator]
+    /// Each organization's IdP SSO URL: configured, or from its metadata.
+    let signOnURLs: [String: String]
     let spKeys: [String: PrivateKey]
     let sessions: SessionCookies
     let loginStates: SealedCodec<LoginState>
@@ -43,7 +45,10 @@ struct SSOFlow: Sendable {
 
     static let loginStateSeconds: Int64 = 600
 
-    init(configuration: GatewayConfiguration, replayCache: ReplayCache,
+    /// - Parameter metadata: IdP metadata fetched from `metadata_url`, per organization: its
+    ///   signing certificates are trusted beside the configured ones, and it supplies the SSO
+    ///   URL and the issuer when the configuration does not.
+    init(configuration: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
          clock: @escaping @Sendable () -> Date = { Date() },
          random: @escaping @Sendable (Int) throws -> [UInt8] = { try SecureRandom().bytes($0) }) {
         self.configuration = configuration
@@ -52,12 +57,20 @@ struct SSOFlow: Sendable {
         organizations = Dictionary(uniqueKeysWithValues: configuration.organizations.map { ($0.name, $0) })
         var validators: [String: ResponseValidator] = [:]
         var keys: [String: PrivateKey] = [:]
+        var signOnURLs: [String: String] = [:]
         for org in configuration.organizations {
             let base = configuration.publicURL + "/organizations/" + org.name + "/saml"
-            // Certificates were parsed and their keys checked when the configuration loaded.
-            let trusted = org.saml.certificates.compactMap { try? TrustedKey(certificate: $0) }
+            let fetched = metadata[org.name]
+            // Configured certificates were parsed and checked at load; fetched ones are
+            // added (a rollover announced in metadata is trusted without a restart).
+            var certificates = org.saml.certificates
+            for certificate in fetched?.signingCertificates ?? [] where !certificates.contains(where: { $0.der == certificate.der }) {
+                certificates.append(certificate)
+            }
+            let trusted = certificates.compactMap { try? TrustedKey(certificate: $0) }
+            signOnURLs[org.name] = org.saml.signOnURL ?? fetched?.redirectSSOURL
             let settings = ServiceProviderSettings(
-                entityID: base + "/metadata", acsURL: base + "/consume", idpEntityID: org.saml.idpEntityID,
+                entityID: base + "/metadata", acsURL: base + "/consume", idpEntityID: org.saml.idpEntityID ?? fetched?.entityID,
                 trusted: trusted, allowInsecureSHA1: org.saml.allowSHA1, allowIdPInitiated: org.saml.allowIdPInitiated,
                 clockSkew: TimeInterval(configuration.clockSkew.components.seconds),
                 decryptionKey: org.saml.spKeyPair?.key, requireEncryptedAssertions: org.saml.requireEncryptedAssertions)
@@ -65,6 +78,7 @@ struct SSOFlow: Sendable {
             keys[org.name] = org.saml.spKeyPair?.key
         }
         self.validators = validators
+        self.signOnURLs = signOnURLs
         spKeys = keys
         sessions = SessionCookies(secrets: configuration.session.secrets, random: random)
         loginStates = SealedCodec(secrets: configuration.session.secrets, purpose: "login-state", random: random)
@@ -89,13 +103,16 @@ struct SSOFlow: Sendable {
         let now = clock()
         let base = configuration.publicURL + "/organizations/" + org.name + "/saml"
         let returnTo = Protection.safeReturnTo(query["return_to"] ?? "/" + org.name)
+        guard let signOnURL = signOnURLs[org.name] else {
+            return .text(.serviceUnavailable, "the IdP's metadata has not been loaded yet; try again shortly")
+        }
         do {
-            let request = try AuthnRequest(destination: org.saml.signOnURL, acsURL: base + "/consume", spEntityID: base + "/metadata",
+            let request = try AuthnRequest(destination: signOnURL, acsURL: base + "/consume", spEntityID: base + "/metadata",
                                            issueInstant: now, random: { try random(20) })
             let state = LoginState(organization: org.name, requestID: request.id, returnTo: returnTo, test: test,
                                    expires: Int64(now.timeIntervalSince1970) + Self.loginStateSeconds)
             let sealed = try loginStates.seal(state)
-            let location = try request.redirectURL(to: org.saml.signOnURL, relayState: returnTo, signingKey: spKeys[org.name])
+            let location = try request.redirectURL(to: signOnURL, relayState: returnTo, signingKey: spKeys[org.name])
             // SameSite=None so the cookie survives the IdP's cross-site POST back; browsers
             // count http://localhost and 127.0.0.1 as secure for the Secure flag.
             let cookie = "\(loginCookieName)=\(sealed); Path=/organizations/\(org.name)/saml/consume; Max-Age=\(Self.loginStateSeconds); HttpOnly; SameSite=None; Secure"

@@ -10,6 +10,11 @@ public struct IdPMetadata: Sendable {
     public let entityID: String
     public let redirectSSOURL: String?
     public let signingCertificates: [X509Certificate]
+    /// `validUntil` of the EntityDescriptor (or the EntitiesDescriptor around it): past it the
+    /// metadata must not be used.
+    public let validUntil: Date?
+    /// `cacheDuration`: how long it may be kept before fetching it again.
+    public let cacheDuration: TimeInterval?
 
     static let metadataNS = "urn:oasis:names:tc:SAML:2.0:metadata"
     static let dsigNS = "http://www.w3.org/2000/09/xmldsig#"
@@ -19,11 +24,16 @@ public struct IdPMetadata: Sendable {
         let document: XMLDocument
         do { document = try XMLDocument.parse(xml) } catch { throw SAMLError("malformed", "metadata: \(error.reason)") }
         var root = document.root
+        var validUntil = root.attribute("validUntil").flatMap(SAMLTime.parse)
+        var cacheDuration = root.attribute("cacheDuration").flatMap(Self.duration)
         if root.isNamed("EntitiesDescriptor", in: metadataNS) {
             guard let first = root.children(named: "EntityDescriptor", in: metadataNS).first else {
                 throw SAMLError("malformed", "metadata holds no EntityDescriptor")
             }
             root = first
+            // The stricter of the two levels counts.
+            if let inner = root.attribute("validUntil").flatMap(SAMLTime.parse) { validUntil = min(validUntil ?? inner, inner) }
+            if let inner = root.attribute("cacheDuration").flatMap(Self.duration) { cacheDuration = min(cacheDuration ?? inner, inner) }
         }
         guard root.isNamed("EntityDescriptor", in: metadataNS), let entityID = root.attribute("entityID") else {
             throw SAMLError("malformed", "metadata root is not an EntityDescriptor with an entityID")
@@ -46,7 +56,35 @@ public struct IdPMetadata: Sendable {
             }
         }
         guard !certificates.isEmpty else { throw SAMLError("malformed", "metadata has no signing certificate") }
-        return IdPMetadata(entityID: entityID, redirectSSOURL: sso, signingCertificates: certificates)
+        return IdPMetadata(entityID: entityID, redirectSSOURL: sso, signingCertificates: certificates,
+                           validUntil: validUntil, cacheDuration: cacheDuration)
+    }
+
+    /// An xs:duration without years or months (`PT1H`, `P1D`, `PT5M30S`, `P1DT2H`), in
+    /// seconds; nil for anything else.
+    static func duration(_ text: String) -> TimeInterval? {
+        guard text.hasPrefix("P"), text.count > 1 else { return nil }
+        var total: Double = 0
+        var number = ""
+        var inTime = false
+        for character in text.dropFirst() {
+            switch character {
+            case "T": inTime = true
+            case "0"..."9", ".": number.append(character)
+            case "D", "H", "M", "S":
+                guard let value = Double(number) else { return nil }
+                number = ""
+                switch (character, inTime) {
+                case ("D", false): total += value * 86_400
+                case ("H", true): total += value * 3600
+                case ("M", true): total += value * 60
+                case ("S", true): total += value
+                default: return nil  // months and years have no fixed length
+                }
+            default: return nil
+            }
+        }
+        return number.isEmpty ? total : nil
     }
 
     /// A certificate from the base64 DER that XML carries, as PEM for OpenSSL.

@@ -82,8 +82,10 @@ struct SSOFlowTests {
         String(setCookie.split(separator: ";")[0].split(separator: "=", maxSplits: 1)[1])
     }
 
+    /// - Parameter signer: PEM paths of the IdP key and certificate (the crypto fixture by default).
     static func samlResponse(inResponseTo: String?, assertionID: String = "id-assertion-1", org: String = "acme",
-                             nameID: String = "alice@example.test") throws -> String {
+                             nameID: String = "alice@example.test",
+                             signer: (key: String, certificate: String) = (fixture("rsa-2048.key"), fixture("rsa-2048.crt"))) throws -> String {
         let irt = inResponseTo.map { " InResponseTo=\"\($0)\"" } ?? ""
         let acs = "https://hub.example.test/organizations/\(org)/saml/consume"
         let xml = """
@@ -98,8 +100,8 @@ struct SSOFlowTests {
         <saml:Attribute Name="groups"><saml:AttributeValue>engineering</saml:AttributeValue><saml:AttributeValue>hf-admins</saml:AttributeValue></saml:Attribute>\
         </saml:AttributeStatement></saml:Assertion></samlp:Response>
         """
-        let key = try PrivateKey(pem: String(contentsOfFile: fixture("rsa-2048.key"), encoding: .utf8))
-        let cert = try X509Certificate.parseAll(pem: String(contentsOfFile: fixture("rsa-2048.crt"), encoding: .utf8))[0]
+        let key = try PrivateKey(pem: String(contentsOfFile: signer.key, encoding: .utf8))
+        let cert = try X509Certificate.parseAll(pem: String(contentsOfFile: signer.certificate, encoding: .utf8))[0]
         let signed = try SignatureSigner(key: key, certificate: cert).sign(Array(xml.utf8), elementID: assertionID)
         return Data(signed).base64EncodedString()
     }
