@@ -8,9 +8,9 @@ SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev l
 # certutil (libnss3-tools) makes Chromium trust the e2e test's throwaway CA.
 TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd nghttp2-client libnss3-tools
 # Selenium drives Chromium in Tests/E2E; h2, httpx and websockets are the HTTP/2 and
-# WebSocket clients of Tests/HTTP2. These versions resolve against this machine's PyPI mirror.
+# WebSocket clients of Tests/HTTP2; joserfc verifies X-SSO-Assertion in the E2E upstream. These versions resolve against this machine's PyPI mirror.
 SELENIUM := selenium==4.27.1
-PY_CLIENTS := "h2==4.1.0" "httpx[http2]==0.28.1" "websockets==17.4"
+PY_CLIENTS := "h2==4.1.0" "httpx[http2]==0.28.1" "websockets==17.4" "joserfc==1.6.5"
 PORT ?= 8080
 # apt-get needs root; use sudo only when not already root.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -24,7 +24,7 @@ deps:
 test-deps: deps
 	@$(MAKE) --no-print-directory install-missing PACKAGES="$(TEST_PACKAGES)"
 	@python3 -c 'import selenium' 2>/dev/null || pip install -q --disable-pip-version-check "$(SELENIUM)"
-	@python3 -c 'import h2, httpx, websockets' 2>/dev/null || pip install -q --disable-pip-version-check $(PY_CLIENTS)
+	@python3 -c 'import h2, httpx, websockets, joserfc' 2>/dev/null || pip install -q --disable-pip-version-check $(PY_CLIENTS)
 
 .PHONY: install-missing
 install-missing:

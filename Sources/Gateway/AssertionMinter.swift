@@ -83,7 +83,8 @@ final class AssertionMinter: Sendable {
 
     /// Signs a new token for `claims` and keeps it for reuse.
     func mint(_ claims: UpstreamClaims) async throws -> String {
-        let now = clock()
+        // Whole seconds: some JWT libraries refuse fractional NumericDates.
+        let now = Date(timeIntervalSince1970: clock().timeIntervalSince1970.rounded(.down))
         let payload = UpstreamAssertionPayload(
             sub: SubjectClaim(value: claims.subject), email: claims.email, groups: claims.groups, org: claims.organization,
             role: claims.role, iss: IssuerClaim(value: issuer), aud: AudienceClaim(value: audience),

@@ -7,7 +7,9 @@
 # trusted by Chromium through an NSS database of its own (certutil, libnss3-tools). A third
 # organization, initech, has an SP key pair made here: the gateway signs its AuthnRequests,
 # SimpleSAMLphp validates them and encrypts the assertion to the SP certificate, and the
-# gateway refuses assertions in the clear for it (require_encrypted_assertions).
+# gateway refuses assertions in the clear for it (require_encrypted_assertions). Both
+# gateways sign an X-SSO-Assertion (upstream_assertion) with P-256 keys made here, which the
+# upstream verifies against their JWKS with joserfc.
 # Screenshots go to .build/e2e/.
 #
 #   bash Tests/E2E/run-e2e.sh [path to ssogate]
@@ -16,7 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${1:-$ROOT/.build/debug/ssogate}
 WORK=$(mktemp -d /tmp/ssogate-e2e.XXXXXX)
 OUT=$ROOT/.build/e2e
-mkdir -p "$OUT" "$WORK"/{sp,idp/cert,idp/metadata,idp/log,idp/data,idp/tmp,idp/sessions,tls,home/.pki/nssdb}
+mkdir -p "$OUT" "$WORK"/{sp,jwt,idp/cert,idp/metadata,idp/log,idp/data,idp/tmp,idp/sessions,tls,home/.pki/nssdb}
 rm -f "$OUT"/failure*.png  # from an earlier run
 command -v certutil >/dev/null || { echo "run-e2e.sh: certutil missing (Debian package libnss3-tools)" >&2; exit 1; }
 PIDS=()
@@ -52,6 +54,10 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=e2e-idp -keyout "$WO
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=e2e-sp-initech -keyout "$WORK/sp/sp.key" -out "$WORK/sp/sp.crt" 2>/dev/null
 chmod 600 "$WORK/sp/sp.key"
 cp "$WORK/sp/sp.crt" "$WORK/idp/cert/sp-initech.crt"
+# The upstream_assertion signing keys (both gateways use them), made for this run: jwt-a
+# signs, jwt-b is published in the JWKS only (a key rolled in).
+for key in jwt-a jwt-b; do openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/jwt/$key.pem"; done
+chmod 600 "$WORK"/jwt/*.pem
 sed -e "s|@IDP@|$IDP|g" -e "s|@DIR@|$WORK/idp|g" "$ROOT/Tests/E2E/simplesamlphp/config.php" > "$WORK/idp/config.php"
 cp "$ROOT/Tests/E2E/simplesamlphp/authsources.php" "$WORK/idp/authsources.php"
 sed -e "s|@IDP@|$IDP|g" "$ROOT/Tests/E2E/simplesamlphp/saml20-idp-hosted.php" > "$WORK/idp/metadata/saml20-idp-hosted.php"
@@ -59,11 +65,15 @@ sed -e "s|@GW@|$GW|g" -e "s|@GWS@|$GWS|g" "$ROOT/Tests/E2E/simplesamlphp/saml20-
 SIMPLESAMLPHP_CONFIG_DIR="$WORK/idp" php -S "localhost:$IDP_PORT" -t /usr/share/simplesamlphp/www > "$WORK/idp/php.log" 2>&1 &
 PIDS+=($!)
 
-python3 "$ROOT/Tests/E2E/upstream.py" "$APP_PORT" > "$WORK/upstream.log" 2>&1 &
+# The upstream accepts assertions from these two issuers only (their public_url), fetches
+# their JWKS (the https one through the test CA) and logs each token it gets for e2e.py.
+python3 "$ROOT/Tests/E2E/upstream.py" "$APP_PORT" --gateway "$GW" --gateway "$GWS" --ca "$TLS/ca.crt" \
+  --token-log "$WORK/upstream-tokens.jsonl" > "$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
 
 # The same organizations and IdP behind both gateways; $1 listen, $2 public_url, then
-# extra top-level lines (tls, hsts).
+# extra top-level lines (tls, hsts), then the upstream_assertion ttl. The assertion's iss is
+# each gateway's public_url, its aud the upstream URL (the default audience).
 gateway_config() {
   cat <<YAML
 listen: "$1"
@@ -71,6 +81,10 @@ public_url: "$2"
 upstream: "http://127.0.0.1:$APP_PORT"
 session: {secrets: ["e2e-secret-0123456789abcdef0123456789abcdef"]}
 protected_paths: ["/{org}/"]
+upstream_assertion:
+  enabled: true
+  signing_key_files: ["$WORK/jwt/jwt-a.pem", "$WORK/jwt/jwt-b.pem"]
+  ttl: $4
 $3
 organizations:
   - name: acme
@@ -101,9 +115,11 @@ organizations:
       require_encrypted_assertions: true
 YAML
 }
-gateway_config "127.0.0.1:$GW_PORT" "$GW" "" > "$WORK/ssogate.yaml"
+# The http gateway's tokens live 10s (the shortest ttl allowed): e2e.py presents its first
+# one, genuine but expired by then, to the upstream at the end. The https one keeps 5m.
+gateway_config "127.0.0.1:$GW_PORT" "$GW" "" 10s > "$WORK/ssogate.yaml"
 gateway_config "127.0.0.1:$GWS_PORT" "$GWS" "tls: {certificate_file: \"$TLS/server.crt\", private_key_file: \"$TLS/server.key\"}
-hsts: {max_age: 1d}" > "$WORK/ssogate-https.yaml"
+hsts: {max_age: 1d}" 5m > "$WORK/ssogate-https.yaml"
 for config in ssogate ssogate-https; do
   "$BIN" check --config "$WORK/$config.yaml"
   "$BIN" serve --config "$WORK/$config.yaml" > "$WORK/$config.log" 2>&1 &
@@ -116,10 +132,13 @@ done
 
 status=0
 E2E_IDP="$IDP" E2E_GW="$GW" E2E_GWS="$GWS" E2E_CA="$TLS/ca.crt" E2E_HOME="$WORK/home" E2E_OUT="$OUT" \
-  E2E_SP_CERT="$WORK/sp/sp.crt" E2E_IDP_LOG="$WORK/idp/log/simplesamlphp.log" python3 "$ROOT/Tests/E2E/e2e.py" || status=$?
+  E2E_APP="http://127.0.0.1:$APP_PORT" E2E_JWT_KEYS="$WORK/jwt/jwt-a.pem $WORK/jwt/jwt-b.pem" \
+  E2E_UPSTREAM_TOKENS="$WORK/upstream-tokens.jsonl" E2E_UPSTREAM_LOG="$WORK/upstream.log" E2E_SP_CERT="$WORK/sp/sp.crt" E2E_IDP_LOG="$WORK/idp/log/simplesamlphp.log" python3 "$ROOT/Tests/E2E/e2e.py" || status=$?
 if [ "$status" != 0 ]; then
   echo "--- ssogate log ($GW)"; tail -n 40 "$WORK/ssogate.log"
   echo "--- ssogate log ($GWS)"; tail -n 40 "$WORK/ssogate-https.log"
   echo "--- simplesamlphp log"; tail -n 40 "$WORK/idp/log/"* 2>/dev/null || true; tail -n 20 "$WORK/idp/php.log"
+  echo "--- upstream log"; tail -n 20 "$WORK/upstream.log"
+  echo "--- assertions the upstream received (verdicts)"; tail -n 20 "$WORK/upstream-tokens.jsonl" 2>/dev/null | cut -c 1-400 || true
 fi
 exit $status
