@@ -5,8 +5,9 @@ SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev l
 # Third-party parts the tests check against: xmlsec1 verifies our signatures; SimpleSAMLphp
 # (with PHP's DOM extension), Chromium and its driver run the end-to-end login; PyYAML and
 # systemd-analyze check deploy/; nghttp/h2load (nghttp2-client) drive the HTTP/2 listener;
-# certutil (libnss3-tools) makes Chromium trust the e2e test's throwaway CA.
-TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd nghttp2-client libnss3-tools
+# certutil (libnss3-tools) makes Chromium trust the e2e test's throwaway CA; PostgreSQL is
+# the replicas' shared replay store (a throwaway server on loopback, Tests/Replicas).
+TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd nghttp2-client libnss3-tools postgresql
 # Selenium drives Chromium in Tests/E2E; h2, httpx and websockets are the HTTP/2 and
 # WebSocket clients of Tests/HTTP2; joserfc verifies X-SSO-Assertion in the E2E upstream. These versions resolve against this machine's PyPI mirror.
 SELENIUM := selenium==4.27.1
@@ -17,7 +18,8 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: deps test-deps build test demo release bench check-example
 
-# Installs only what is missing, so it is quiet and quick once everything is there.
+# Installs only what is missing, so it is quiet and quick once everything is there. No
+# service a package brings (PostgreSQL's cluster, say) is started meanwhile.
 deps:
 	@$(MAKE) --no-print-directory install-missing PACKAGES="$(SYSTEM_PACKAGES)"
 
@@ -34,8 +36,13 @@ install-missing:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
+	  guard=""; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && $(SUDO) chmod +x /usr/sbin/policy-rc.d && guard=1; \
+	  fi; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	  status=$$?; [ -n "$$guard" ] && $(SUDO) rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
 build: deps
@@ -47,7 +54,11 @@ build: deps
 # WebSocket listener with real clients (httpx, nghttp, h2load, websockets) and floods.
 test: test-deps
 	swift build --build-tests
-	swift test --skip-build
+	@# A throwaway PostgreSQL for the replica tests (the suite needs SSOGATE_TEST_POSTGRES).
+	pgdir=$$(mktemp -d /tmp/ssogate-pg.XXXXXX); \
+	url=$$(bash Tests/Replicas/postgres.sh start $$pgdir) || { bash Tests/Replicas/postgres.sh stop $$pgdir; exit 1; }; \
+	SSOGATE_TEST_POSTGRES=$$url swift test --skip-build; status=$$?; \
+	bash Tests/Replicas/postgres.sh stop $$pgdir; exit $$status
 	timeout 300 python3 Tests/Demo/demo_login.py .build/debug/ssogate
 	python3 Tests/Deploy/check_deploy.py .build/debug/ssogate
 	timeout 300 python3 Tests/HTTP2/check_http2.py .build/debug/ssogate

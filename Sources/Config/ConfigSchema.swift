@@ -4,7 +4,7 @@ public enum ConfigSchema {
     static let top: Set<String> = [
         "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "idle_timeout",
         "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
-        "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2", "upstream_assertion",
+        "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2", "upstream_assertion", "store",
     ]
     static let upstreamAssertion: Set<String> = ["enabled", "signing_key_files", "audience", "ttl"]
     static let tls: Set<String> = ["certificate_file", "private_key_file"]

@@ -55,6 +55,7 @@ struct ValidatedConfig {
     var hsts: GatewayConfiguration.HSTS?
     var http2: GatewayConfiguration.HTTP2
     var upstreamAssertion: (keyFiles: [String], audience: String, ttl: Duration)?
+    var store: GatewayConfiguration.Store
 }
 
 /// Pure validation: takes the decoded file and the process environment (for `${ENV}`),
@@ -158,6 +159,7 @@ struct ConfigValidator {
         let hsts = hsts(raw.hsts, publicURL: publicURL)
         let http2 = http2(raw.http2)
         let upstreamAssertion = upstreamAssertion(raw.upstreamAssertion, upstream: raw.upstream)
+        let store = store(raw.store)
 
         guard issues.isEmpty, let listen, let publicURL, let upstream, let upstreamTimeout, let headerTimeout,
               let idleTimeout, let shutdownTimeout, let logFormat, let sessionTTL, let clockSkew, let unauthenticated
@@ -168,7 +170,7 @@ struct ConfigValidator {
             logFormat: logFormat, logLevel: logLevel, accessLog: raw.accessLog ?? true, cookieName: cookieName,
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
             unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies,
-            tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion), [])
+            tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion, store: store), [])
     }
 
     private mutating func tls(_ raw: RawConfig.RawTLS?, publicURL: String?) -> (certificate: String, privateKey: String)? {
@@ -206,6 +208,21 @@ struct ConfigValidator {
         if ttl > .seconds(300) { report("upstream_assertion.ttl", "must be at most 5m (the token is a bearer credential to the upstream)") }
         if ttl < .seconds(10) { report("upstream_assertion.ttl", "must be at least 10s") }
         return (checked, raw.audience ?? upstream ?? "", ttl)
+    }
+
+    /// `memory` (the default) or a PostgreSQL URL; `${ENV}` may give all or part of it (the
+    /// password), and the text never appears in a message.
+    private mutating func store(_ raw: String?) -> GatewayConfiguration.Store {
+        guard let raw, raw != "memory" else { return .memory }
+        guard let text = resolveEnv(raw, at: "store") else { return .memory }
+        let c = URLComponents(string: text)
+        let scheme = c?.scheme?.lowercased()
+        guard scheme == "postgres" || scheme == "postgresql", let host = c?.host, !host.isEmpty, let user = c?.user, !user.isEmpty,
+              let database = c?.path.split(separator: "/").first, c?.path.split(separator: "/").count == 1 else {
+            report("store", "must be memory or postgres://user[:password]@host[:port]/database")
+            return .memory
+        }
+        return .postgres(.init(host: host, port: c?.port ?? 5432, user: user, password: c?.password, database: String(database)))
     }
 
     private mutating func http2(_ raw: RawConfig.RawHTTP2?) -> GatewayConfiguration.HTTP2 {

@@ -107,6 +107,22 @@ public struct GatewayConfiguration: Sendable {
         public let ttl: Duration
     }
 
+    /// Where spent assertion and AuthnRequest IDs are kept.
+    public enum Store: Sendable, Equatable {
+        /// This process's memory: enough for one replica.
+        case memory
+        /// A PostgreSQL database every replica shares (`postgres://user:password@host:port/db`).
+        case postgres(Postgres)
+    }
+
+    public struct Postgres: Sendable, Equatable {
+        public let host: String
+        public let port: Int
+        public let user: String
+        public let password: String?
+        public let database: String
+    }
+
     public let listen: Endpoint
     /// Event-loop threads; 0 means one per CPU core. Fixed at start.
     public let workers: Int
@@ -131,6 +147,7 @@ public struct GatewayConfiguration: Sendable {
     public let hsts: HSTS?
     public let http2: HTTP2
     public let upstreamAssertion: UpstreamAssertion?
+    public let store: Store
 
     public func organization(named name: some StringProtocol) -> Organization? {
         organizations.first { $0.name == name }

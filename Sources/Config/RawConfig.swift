@@ -25,6 +25,7 @@ struct RawConfig {
     var hsts: RawHSTS?
     var http2: RawHTTP2?
     var upstreamAssertion: RawUpstreamAssertion?
+    var store: String?
 
     struct RawUpstreamAssertion {
         var enabled: Bool?
@@ -118,6 +119,7 @@ extension RawConfig {
         raw.protectedPaths = reader.strings(top["protected_paths"], at: "protected_paths")
         raw.unauthenticated = reader.string(top["unauthenticated"], at: "unauthenticated")
         raw.trustedProxies = reader.strings(top["trusted_proxies"], at: "trusted_proxies")
+        raw.store = reader.string(top["store"], at: "store")
 
         if let session = reader.mapping(top["session"], at: "session",
                                         keys: ConfigSchema.session) {

@@ -26,6 +26,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         case local(method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline)
         /// The ACS: its form body is read (bounded) before the SAML engine sees it.
         case collectingForm(organization: String, head: HTTPRequestHead, body: ByteBuffer, start: NIODeadline)
+        /// The ACS while the replay store records the login's IDs.
+        case consuming
     }
 
     /// A SAMLResponse is at most 256 KiB decoded; base64 and form encoding add some.
@@ -337,8 +339,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         case .idle:
             return
         case .collectingForm(let organization, let head, let body, let start):
-            state = .idle
-            respond(planner.consume(organization: organization, head: head, body: body), method: head.method, uri: head.uri, start: start)
+            state = .consuming
+            planner.consume(organization: organization, head: head, body: body, on: loop.eventLoop).assumeIsolated().whenComplete { result in
+                guard case .consuming = self.state else { return }
+                self.state = .idle
+                let answer = (try? result.get()) ?? .plain(.internalServerError, "could not finish the login")
+                self.respond(answer, method: head.method, uri: head.uri, start: start)
+            }
+        case .consuming:
+            return
         case .local:
             finishLocal()
         case .proxying(let exchange):

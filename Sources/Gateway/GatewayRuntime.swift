@@ -81,7 +81,11 @@ final class GatewayShared: Sendable {
     let accessLogger: Logger?
     let logFormat: GatewayConfiguration.LogFormat
     /// Spent assertion and request IDs, kept across reloads.
-    let replayCache: ReplayCache
+    let replayCache: MemoryReplayCache
+    /// Where a login's IDs are spent: this process's memory, or a store all replicas share.
+    let replayStore: ReplayStore
+    /// The shared store, when configured: its pool runs while the gateway does.
+    let postgres: PostgresReplayStore?
     let clock: @Sendable () -> Date
     private let loops: [ObjectIdentifier: LoopContextBox]
 
@@ -89,6 +93,15 @@ final class GatewayShared: Sendable {
          accessLogSink: AccessLogSink?, group: EventLoopGroup, clock: @escaping @Sendable () -> Date) {
         let replayCache = MemoryReplayCache()
         self.replayCache = replayCache
+        switch configuration.store {
+        case .memory:
+            self.replayStore = replayCache
+            self.postgres = nil
+        case .postgres(let settings):
+            let store = PostgresReplayStore(settings, group: group, logger: logger)
+            self.replayStore = store
+            self.postgres = store
+        }
         self.clock = clock
         let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, clock: clock)
         self.current = NIOLockedValueBox(runtime)

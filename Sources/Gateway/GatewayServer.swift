@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import Logging
+import SAML
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -63,7 +64,13 @@ public final class GatewayServer: Sendable {
         // IdP metadata first, so the first logins can use it (each fetch is bounded).
         await refresher.refreshDue()
         let refresher = self.refresher
-        refreshing.withLockedValue { $0 = Task { await refresher.run() } }
+        let postgres = shared.postgres
+        refreshing.withLockedValue { $0 = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await refresher.run() }
+                if let postgres { group.addTask { await postgres.run() } }
+            }
+        } }
         let shared = self.shared
         let connections = self.connections
         let channel = try await ServerBootstrap(group: group)
@@ -160,6 +167,9 @@ public final class GatewayServer: Sendable {
             idleTimeout: configuration.idleTimeout.timeAmount, maxConcurrentStreams: configuration.http2.maxConcurrentStreams))
     }
 
+    /// The replay store logins spend their IDs in (tests reach the shared one through it).
+    var replayStoreForTests: ReplayStore { shared.replayStore }
+
     /// The configuration requests are served with now.
     public var configuration: GatewayConfiguration { shared.runtime.configuration }
 
@@ -174,6 +184,7 @@ public final class GatewayServer: Sendable {
         if old.logFormat != configuration.logFormat { fixed.append("log_format") }
         if old.logLevel != configuration.logLevel { fixed.append("log_level") }
         if old.accessLog != configuration.accessLog { fixed.append("access_log") }
+        if old.store != configuration.store { fixed.append("store") }
         if !fixed.isEmpty {
             logger.warning("some changed keys apply only after a restart", metadata: ["keys": "\(fixed.joined(separator: ","))"])
         }

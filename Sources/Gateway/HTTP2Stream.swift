@@ -155,7 +155,12 @@ final class HTTP2Stream: UpstreamDelegate {
         switch state {
         case .collectingForm(let organization, let head, let body):
             state = .local
-            respond(connection.planner.consume(organization: organization, head: head, body: body), method: head.method, uri: head.uri)
+            connection.planner.consume(organization: organization, head: head, body: body, on: connection.loop.eventLoop)
+                .assumeIsolated().whenComplete { result in
+                    guard case .local = self.state else { return }  // the stream closed meanwhile
+                    let answer = (try? result.get()) ?? .plain(.internalServerError, "could not finish the login")
+                    self.respond(answer, method: head.method, uri: head.uri)
+                }
         case .proxying(let exchange):
             exchange.requestEndReceived = true
             if let upstream = exchange.upstream, !exchange.requestFullySent {

@@ -135,13 +135,29 @@ struct RequestPlanner {
         }
     }
 
-    /// The ACS once its form body is in: validates, logs and counts the login.
-    func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer) -> LocalResponse {
+    /// The ACS once its form body is in: validates, spends the login's IDs in the replay
+    /// store (at once in memory, asynchronously in a shared store), logs and counts it.
+    func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let requestID = RequestFields.requestID()
         let accept = head.headers.first(name: "accept")?.lowercased() ?? ""
-        let outcome = shared.runtime.flow.consume(
+        let step = shared.runtime.flow.consume(
             organization: organization, form: RequestFields.form(String(buffer: body)), cookies: RequestFields.cookies(head.headers),
             acceptsJSON: accept.contains("application/json") && !accept.contains("text/html"), requestID: requestID)
+        switch step {
+        case .done(let outcome):
+            return loop.makeSucceededFuture(finished(outcome, organization: organization, requestID: requestID))
+        case .spend(let spends, let finish):
+            let now = shared.clock()
+            let store = shared.replayStore
+            if let outcome = store.spendNow(spends, now: now) {
+                return loop.makeSucceededFuture(finished(finish(outcome), organization: organization, requestID: requestID))
+            }
+            return loop.makeFutureWithTask { await store.spend(spends, now: now) }.assumeIsolated()
+                .map { self.finished(finish($0), organization: organization, requestID: requestID) }.nonisolated()
+        }
+    }
+
+    private func finished(_ outcome: SSOFlow.ConsumeOutcome, organization: String, requestID: String) -> LocalResponse {
         shared.metrics.loginFinished(result: outcome.result)
         if outcome.result == "success" || outcome.result == "test_success" {
             shared.logger.info("login", metadata: ["organization": "\(organization)", "result": "\(outcome.result)", "request_id": "\(requestID)"])

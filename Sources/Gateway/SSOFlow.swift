@@ -131,28 +131,57 @@ struct SSOFlow: Sendable {
         var detail: String?
     }
 
+    /// A login either decided without the replay store (refused before rule 8), or waiting
+    /// for its IDs to be spent: `finish` turns the store's outcome into the answer.
+    enum ConsumeStep {
+        case done(ConsumeOutcome)
+        case spend([ReplaySpend], finish: @Sendable (StoreOutcome) -> ConsumeOutcome)
+    }
+
+    /// Validates the POST, then leaves the spending of its IDs to the caller's store.
     func consume(organization name: String, form: [String: String], cookies: [String: Substring], acceptsJSON: Bool,
-                 requestID: String) -> ConsumeOutcome {
+                 requestID: String) -> ConsumeStep {
         guard let org = organizations[name], let validator = validators[name] else {
-            return ConsumeOutcome(response: .text(.notFound, "unknown organization"), result: "unknown_organization")
+            return .done(ConsumeOutcome(response: .text(.notFound, "unknown organization"), result: "unknown_organization"))
         }
         let now = clock()
         let state = cookies[loginCookieName].flatMap { loginStates.open($0) }
             .flatMap { $0.organization == name && $0.expires > Int64(now.timeIntervalSince1970) ? $0 : nil }
         let clearState = "\(loginCookieName)=; Path=/organizations/\(name)/saml/consume; Max-Age=0; HttpOnly; SameSite=None; Secure"
         guard org.saml.enabled || state?.test == true else {
-            return ConsumeOutcome(response: .text(.notFound, "SAML SSO is not enabled for this organization"), result: "sso_disabled")
+            return .done(ConsumeOutcome(response: .text(.notFound, "SAML SSO is not enabled for this organization"), result: "sso_disabled"))
         }
         guard let samlResponse = form["SAMLResponse"] else {
-            return failure(.init("malformed", "no SAMLResponse in the form"), org: name, test: state?.test ?? false,
-                           acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
+            return .done(failure(.init("malformed", "no SAMLResponse in the form"), org: name, test: state?.test ?? false,
+                                 acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState))
         }
-        let assertion: ValidatedAssertion
+        let checked: (ValidatedAssertion, [ReplaySpend])
         do {
-            assertion = try validator.validate(samlResponse: samlResponse, expectedRequestID: state?.requestID)
+            checked = try validator.check(samlResponse: samlResponse, expectedRequestID: state?.requestID)
         } catch {
-            return failure(error, org: name, test: state?.test ?? false, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
+            return .done(failure(error, org: name, test: state?.test ?? false, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState))
         }
+        let existingSession = cookies[cookieName].map(String.init)
+        return .spend(checked.1) { outcome in
+            switch outcome {
+            case .spent:
+                return self.loggedIn(checked.0, org: org, state: state, form: form, existingSession: existingSession, acceptsJSON: acceptsJSON,
+                                     requestID: requestID, clearState: clearState, now: now)
+            case .alreadySpent(let spend):
+                return self.failure(spend.refusal, org: name, test: state?.test ?? false, acceptsJSON: acceptsJSON,
+                                    requestID: requestID, clear: clearState)
+            case .unavailable:
+                return self.failure(SAMLError("state_store_unavailable", "the replay store could not record this login's IDs"), org: name,
+                                    test: state?.test ?? false, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
+            }
+        }
+    }
+
+    /// The answer to a validated login whose IDs are spent: the session (or the test page).
+    private func loggedIn(_ assertion: ValidatedAssertion, org: GatewayConfiguration.Organization, state: LoginState?,
+                          form: [String: String], existingSession: String?, acceptsJSON: Bool, requestID: String,
+                          clearState: String, now: Date) -> ConsumeOutcome {
+        let name = org.name
         // An unsolicited response (the IdP's tile) answers no request: a login-state cookie
         // left from an abandoned login must not choose its destination or test mode.
         let solicited = assertion.inResponseTo == nil ? nil : state
@@ -166,7 +195,7 @@ struct SSOFlow: Sendable {
                                                                                  ("Set-Cookie", clearState), ("Cache-Control", "no-store")],
                                                           body: Array(page.utf8)), result: "test_success")
         }
-        var session = cookies[cookieName].flatMap { sessions.open($0, now: now) } ?? Session()
+        var session = existingSession.flatMap { sessions.open(Substring($0), now: now) } ?? Session()
         let ttl = org.sessionTTL.components.seconds
         session.grants[name] = SessionGrant(subject: assertion.nameID, email: email, groups: groups, role: role,
                                             expires: Int64(now.timeIntervalSince1970) + ttl)
@@ -192,7 +221,9 @@ struct SSOFlow: Sendable {
 
     private func failure(_ error: SAMLError, org: String, test: Bool, acceptsJSON: Bool, requestID: String, clear: String) -> ConsumeOutcome {
         let badInput: Set<String> = ["malformed", "too_large", "dtd_forbidden"]
-        let status: HTTPResponseStatus = badInput.contains(error.code) ? .badRequest : .forbidden
+        // A store that cannot record the login is the gateway's fault, not the user's: 503.
+        let status: HTTPResponseStatus = badInput.contains(error.code) ? .badRequest
+            : error.code == "state_store_unavailable" ? .serviceUnavailable : .forbidden
         let response: LocalResponse
         if acceptsJSON {
             let body = "{\"error\":\"\(error.code)\",\"organization\":\"\(org)\",\"request_id\":\"\(requestID)\"}"

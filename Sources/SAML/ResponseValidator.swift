@@ -62,15 +62,37 @@ public struct ResponseValidator: Sendable {
     /// The HTTP-POST binding's `SAMLResponse` field. `expectedRequestID` is the AuthnRequest
     /// ID bound to this browser (nil when none is outstanding).
     public func validate(samlResponse: String, expectedRequestID: String?) throws(SAMLError) -> ValidatedAssertion {
+        try spendInCache(check(samlResponse: samlResponse, expectedRequestID: expectedRequestID))
+    }
+
+    /// Rules 1 to 8, and the IDs rule 8 and 9 must spend (nothing is spent yet): for a
+    /// store that is asked asynchronously, or shared by several replicas.
+    public func check(samlResponse: String, expectedRequestID: String?) throws(SAMLError) -> (ValidatedAssertion, [ReplaySpend]) {
         // Filtered as bytes: "\r\n" is one Character, which a Character filter would keep.
         let compact = String(decoding: samlResponse.utf8.filter { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }, as: UTF8.self)
         // Rule 1: at most 256 KiB decoded; checked on the encoded size first, cheaply.
         guard compact.utf8.count <= (Self.maxDecodedBytes / 3 + 1) * 4 else { throw SAMLError("too_large", "\(compact.utf8.count) base64 bytes") }
         guard let data = Data(base64Encoded: compact) else { throw SAMLError("malformed", "SAMLResponse is not base64") }
-        return try validate(xml: Array(data), expectedRequestID: expectedRequestID)
+        return try check(xml: Array(data), expectedRequestID: expectedRequestID)
     }
 
     public func validate(xml: [UInt8], expectedRequestID: String?) throws(SAMLError) -> ValidatedAssertion {
+        try spendInCache(check(xml: xml, expectedRequestID: expectedRequestID))
+    }
+
+    /// Rules 8 and 9 against this validator's own replay cache, request ID first.
+    private func spendInCache(_ checked: (ValidatedAssertion, [ReplaySpend])) throws(SAMLError) -> ValidatedAssertion {
+        for spend in checked.1 {
+            switch replayCache.spend(spend.id, until: spend.until, now: clock()) {
+            case .spent: continue
+            case .alreadySpent: throw spend.refusal
+            case .unavailable: throw SAMLError("state_store_unavailable", "the replay cache cannot record \(spend.id)")
+            }
+        }
+        return checked.0
+    }
+
+    public func check(xml: [UInt8], expectedRequestID: String?) throws(SAMLError) -> (ValidatedAssertion, [ReplaySpend]) {
         guard xml.count <= Self.maxDecodedBytes else { throw SAMLError("too_large", "\(xml.count) bytes after base64 decoding") }
         let now = clock()
         let response = try Self.parse(xml)                                        // rule 1
@@ -91,15 +113,16 @@ public struct ResponseValidator: Sendable {
         let (confirmation, validUntil) = try checkConfirmationAndConditions(assertion, now: now) // rule 7
         // Only signed values count (rule 5): the Response's InResponseTo is read when the
         // Response itself was verified, never from an unsigned wrapper.
-        let inResponseTo = try checkInResponseTo(confirmation, signed.response,
-                                                 expected: expectedRequestID, now: now)       // rule 8
-        switch replayCache.spend("assertion:" + assertionID, until: validUntil.addingTimeInterval(settings.clockSkew), now: now) {
-        case .spent: break
-        case .alreadySpent: throw SAMLError("assertion_replayed", "assertion \(assertionID) was already used")  // rule 9
-        case .unavailable: throw SAMLError("state_store_unavailable", "the replay cache cannot record \(assertionID)")
+        let inResponseTo = try checkInResponseTo(confirmation, signed.response, expected: expectedRequestID)  // rule 8
+        var spends: [ReplaySpend] = []
+        if let inResponseTo {
+            spends.append(ReplaySpend(id: "request:" + inResponseTo, until: now.addingTimeInterval(Self.requestIDLifetime),
+                                      refusal: SAMLError("in_response_to_unknown", "request \(inResponseTo) was already answered")))
         }
-        return try Self.identity(of: assertion, id: assertionID, issuer: issuer, validUntil: validUntil,
-                                 inResponseTo: inResponseTo, verifiedBy: signed.verifiedBy)
+        spends.append(ReplaySpend(id: "assertion:" + assertionID, until: validUntil.addingTimeInterval(settings.clockSkew),
+                                  refusal: SAMLError("assertion_replayed", "assertion \(assertionID) was already used")))  // rule 9
+        return (try Self.identity(of: assertion, id: assertionID, issuer: issuer, validUntil: validUntil,
+                                  inResponseTo: inResponseTo, verifiedBy: signed.verifiedBy), spends)
     }
 
     // MARK: - Rules
@@ -268,7 +291,7 @@ public struct ResponseValidator: Sendable {
 
     /// Rule 8: InResponseTo against the request bound to this browser, which is then spent;
     /// none at all only with `allow_idp_initiated`.
-    private func checkInResponseTo(_ confirmation: XMLElement, _ signedResponse: XMLElement?, expected: String?, now: Date) throws(SAMLError) -> String? {
+    private func checkInResponseTo(_ confirmation: XMLElement, _ signedResponse: XMLElement?, expected: String?) throws(SAMLError) -> String? {
         let fromAssertion = confirmation.attribute("InResponseTo")
         let fromResponse = signedResponse?.attribute("InResponseTo")
         if let a = fromAssertion, let r = fromResponse, a != r {
@@ -287,11 +310,6 @@ public struct ResponseValidator: Sendable {
         }
         guard answered == expected else {
             throw SAMLError("in_response_to_unknown", "answers \(answered), outstanding \(expected)")
-        }
-        switch replayCache.spend("request:" + answered, until: now.addingTimeInterval(Self.requestIDLifetime), now: now) {
-        case .spent: break
-        case .alreadySpent: throw SAMLError("in_response_to_unknown", "request \(answered) was already answered")
-        case .unavailable: throw SAMLError("state_store_unavailable", "the replay cache cannot record request \(answered)")
         }
         return answered
     }

@@ -102,7 +102,9 @@ struct FailureBehaviourTests {
             let c = try gw.client()
             try c.send("GET /echo HTTP/1.1\r\nHost: h\r\n\r\n")
             #expect(try c.readResponse().status == 200)
-            #expect(c.waitForClose(within: 3))
+            // Generous: CI runs this beside the 1 GiB streaming tests on two cores, and the
+            // point is that the connection is closed at all (the default would be 75 s).
+            #expect(c.waitForClose(within: 10))
         }
     }
 }
