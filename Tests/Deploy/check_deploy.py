@@ -49,7 +49,8 @@ def systemd_unit(work):
 
 def kubernetes(work):
     docs = [d for d in yaml.safe_load_all(open(os.path.join(ROOT, "deploy/kubernetes/ssogate.yaml"))) if d]
-    kinds = {d["kind"]: d for d in docs}
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    kinds = {d["kind"]: d for d in docs if not (d["kind"] == "Secret" and d["metadata"]["name"] != "ssogate-session")}
     for kind in ["Deployment", "ConfigMap", "Secret", "PodDisruptionBudget", "Service"]:
         check(kind in kinds, f"kubernetes: has a {kind}")
     deployment = kinds["Deployment"]
@@ -61,6 +62,16 @@ def kubernetes(work):
     env = {e["name"]: e for e in container.get("env", [])}
     secret_ref = env.get("SSOGATE_SESSION_SECRET", {}).get("valueFrom", {}).get("secretKeyRef", {})
     check(secret_ref.get("name") == kinds["Secret"]["metadata"]["name"], "kubernetes: session secret comes from the Secret")
+    # Replicas share one replay store, whose URL (with its password) comes from a Secret
+    # and names the PostgreSQL Service of postgres.yaml.
+    store_ref = env.get("SSOGATE_STORE_URL", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    check(store_ref.get("name") in secrets, "kubernetes: the store URL comes from a Secret")
+    store_url = secrets.get(store_ref.get("name"), {}).get("stringData", {}).get(store_ref.get("key"), "")
+    check('store: "${SSOGATE_STORE_URL}"' in kinds["ConfigMap"]["data"]["ssogate.yaml"], "kubernetes: the configuration uses the shared store")
+    pg = {d["kind"]: d for d in yaml.safe_load_all(open(os.path.join(ROOT, "deploy/kubernetes/postgres.yaml"))) if d}
+    check({"StatefulSet", "Service", "Secret"} <= set(pg), "kubernetes: postgres.yaml has a StatefulSet, a Service and a Secret")
+    check(store_url.startswith("postgres://") and f"@{pg['Service']['metadata']['name']}:5432/" in store_url,
+          "kubernetes: the store URL names postgres.yaml's Service")
     check(pod["securityContext"].get("runAsNonRoot") is True and container["securityContext"].get("allowPrivilegeEscalation") is False,
           "kubernetes: non-root, no privilege escalation")
     pdb = kinds["PodDisruptionBudget"]["spec"]
@@ -79,7 +90,8 @@ def kubernetes(work):
     with open(path, "w") as f:
         f.write(config.replace("/etc/ssogate/idp/acme.pem", cert))
     result = subprocess.run([BIN, "check", "--config", path], capture_output=True, text=True,
-                            env=dict(os.environ, SSOGATE_SESSION_SECRET="k8s-test-0123456789abcdef0123456789abcdef"))
+                            env=dict(os.environ, SSOGATE_SESSION_SECRET="k8s-test-0123456789abcdef0123456789abcdef",
+                                     SSOGATE_STORE_URL=store_url))
     check(result.returncode == 0, "kubernetes: the ConfigMap's configuration passes ssogate check " + result.stderr.strip())
 
 
