@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Config
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import SAML
 
@@ -17,18 +18,29 @@ final class MetadataRefresher: Sendable {
     static let timeout = TimeAmount.seconds(10)
     static let retryAfterFailure: TimeInterval = 60
 
-    private let client: HTTPClient
+    /// Made on the first fetch: a gateway without `metadata_url` holds no HTTP client.
+    private let client = NIOLockedValueBox<HTTPClient?>(nil)
+    private let group: EventLoopGroup
     private let shared: GatewayShared
     private let logger: Logger
     private let schedule = DueDates()
 
     init(group: EventLoopGroup, shared: GatewayShared, logger: Logger) {
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(5), read: Self.timeout)
-        configuration.redirectConfiguration = .follow(max: 3, allowCycles: false)
-        client = HTTPClient(eventLoopGroup: group, configuration: configuration)
+        self.group = group
         self.shared = shared
         self.logger = logger
+    }
+
+    private var httpClient: HTTPClient {
+        client.withLockedValue { existing in
+            if let existing { return existing }
+            var configuration = HTTPClient.Configuration()
+            configuration.timeout = .init(connect: .seconds(5), read: Self.timeout)
+            configuration.redirectConfiguration = .follow(max: 3, allowCycles: false)
+            let made = HTTPClient(eventLoopGroup: group, configuration: configuration)
+            existing = made
+            return made
+        }
     }
 
     /// Fetches what is due (everything, the first time), drops expired metadata. Validity
@@ -57,7 +69,7 @@ final class MetadataRefresher: Sendable {
     private func fetch(_ url: String, for organization: String, refresh: TimeInterval, now: Date) async -> TimeInterval {
         let metadata: IdPMetadata
         do {
-            let response = try await client.execute(HTTPClientRequest(url: url), timeout: Self.timeout)
+            let response = try await httpClient.execute(HTTPClientRequest(url: url), timeout: Self.timeout)
             guard response.status == .ok else { throw FetchError("HTTP \(response.status.code)") }
             let body = try await response.body.collect(upTo: Self.maxBytes)
             metadata = try IdPMetadata.parse(Array(body.readableBytesView))
@@ -103,7 +115,11 @@ final class MetadataRefresher: Sendable {
     }
 
     func shutdown() async {
-        try? await client.shutdown()
+        let made = client.withLockedValue { existing -> HTTPClient? in
+            defer { existing = nil }
+            return existing
+        }
+        try? await made?.shutdown()
     }
 
     struct FetchError: Error, CustomStringConvertible {

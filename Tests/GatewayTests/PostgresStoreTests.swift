@@ -33,7 +33,10 @@ struct PostgresStoreTests {
 
     @Test func theSameResponsePostedToBothReplicasAtOnceIsAcceptedExactlyOnce() async throws {
         let (a, b) = try await Self.replicas()
+        // Both pools hold a connection before the race starts (a first connect under a
+        // loaded CI machine can take most of the store's 3 s).
         try await Self.ready(a)
+        try await Self.ready(b)
         for round in 0..<50 {
             // SP-initiated on A; the login-state cookie opens on B too (same secrets).
             let start = try a.harness.request("GET /organizations/acme/sso HTTP/1.1\r\nHost: hub.example.test\r\n\r\n")
@@ -55,6 +58,7 @@ struct PostgresStoreTests {
     @Test func aLoginStartedOnOneReplicaCompletesOnTheOther() async throws {
         let (a, b) = try await Self.replicas()
         try await Self.ready(a)
+        try await Self.ready(b)
         let start = try a.harness.request("GET /organizations/acme/sso?return_to=/acme/x HTTP/1.1\r\nHost: hub.example.test\r\n\r\n")
         let login = try #require(SSOFlowTests.cookie(start, "ssogate_session_login"))
         let response = try SSOFlowTests.samlResponse(inResponseTo: SSOFlowTests.requestID(in: try #require(start.header("location"))),
