@@ -62,6 +62,8 @@ test: test-deps
 	timeout 300 python3 Tests/Demo/demo_login.py .build/debug/ssogate
 	python3 Tests/Deploy/check_deploy.py .build/debug/ssogate
 	timeout 300 python3 Tests/HTTP2/check_http2.py .build/debug/ssogate
+	@# Two gateway processes sharing a throwaway PostgreSQL replay store, stopped mid-test.
+	timeout 180 python3 Tests/Replicas/check_replicas.py .build/debug/ssogate
 	bash Tests/E2E/run-e2e.sh
 
 # The browser login against SimpleSAMLphp alone (screenshots in .build/e2e/).
@@ -83,8 +85,10 @@ release: deps
 	swift build -c release
 
 bench: release
+	@$(MAKE) --no-print-directory install-missing PACKAGES=postgresql
 	bash benchmarks/proxy-bench.sh
 	bash benchmarks/h2-bench.sh
+	python3 benchmarks/acs-bench.py --binary .build/release/ssogate
 
 check-example: build
 	.build/debug/ssogate check --config Config/ssogate.example.yaml
