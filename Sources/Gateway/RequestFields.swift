@@ -39,7 +39,31 @@ public enum RequestFields {
         return out
     }
 
-    private static func decode(_ text: Substring) -> String? {
-        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    /// `+` as a space and `%XX` escapes, on the UTF-8 bytes; nil for a malformed escape or
+    /// bytes that are not UTF-8 (as `removingPercentEncoding` would give). Done by hand:
+    /// Foundation's string bridging cost most of an ACS login's CPU (a SAMLResponse field
+    /// is 10-20 KB of escaped base64).
+    static func decode(_ text: Substring) -> String? {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
+        var bytes = text.utf8.makeIterator()
+        func hex(_ byte: UInt8?) -> UInt8? {
+            switch byte {
+            case let b? where (0x30...0x39).contains(b): return b - 0x30
+            case let b? where (0x41...0x46).contains(b): return b - 0x41 + 10
+            case let b? where (0x61...0x66).contains(b): return b - 0x61 + 10
+            default: return nil
+            }
+        }
+        while let byte = bytes.next() {
+            switch byte {
+            case UInt8(ascii: "+"): out.append(0x20)
+            case UInt8(ascii: "%"):
+                guard let high = hex(bytes.next()), let low = hex(bytes.next()) else { return nil }
+                out.append(high << 4 | low)
+            default: out.append(byte)
+            }
+        }
+        return String(validating: out, as: UTF8.self)
     }
 }
