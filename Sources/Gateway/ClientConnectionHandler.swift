@@ -270,6 +270,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
             }
         }
+        guard exchange.needsAssertion(from: runtime.minter) else {
+            startUpstream(exchange, runtime: runtime)  // the common case: no closure to allocate
+            return
+        }
         exchange.addAssertion(using: runtime.minter, on: context.eventLoop) { error in
             guard case .proxying(let current) = self.state, current === exchange else { return }
             if let error {
@@ -277,12 +281,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
                                   reason: "upstream_assertion signing failed", detail: "\(error)")
                 return
             }
-            if let idle = self.loop.pool.takeIdle(for: runtime.configuration.upstream) {
-                exchange.reusedConnection = true
-                self.attach(idle, to: exchange, runtime: runtime)
-            } else {
-                self.connectUpstream(for: exchange, runtime: runtime)
-            }
+            self.startUpstream(exchange, runtime: runtime)
+        }
+    }
+
+    /// An idle pooled connection, or a new one.
+    private func startUpstream(_ exchange: Exchange, runtime: GatewayRuntime) {
+        if let idle = loop.pool.takeIdle(for: runtime.configuration.upstream) {
+            exchange.reusedConnection = true
+            attach(idle, to: exchange, runtime: runtime)
+        } else {
+            connectUpstream(for: exchange, runtime: runtime)
         }
     }
 

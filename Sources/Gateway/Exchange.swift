@@ -176,6 +176,9 @@ extension Exchange {
 }
 
 extension Exchange {
+    /// Whether `addAssertion` has anything to do (an identity, and `upstream_assertion` on).
+    func needsAssertion(from minter: AssertionMinter?) -> Bool { assertionClaims != nil && minter != nil }
+
     /// Adds `X-SSO-Assertion` to the upstream head when this exchange carries an identity
     /// to sign, then calls `next` on `loop`: at once when a fresh token is cached, else once
     /// signed. `next` gets the signing error, if any; the request must not go out without

@@ -103,6 +103,10 @@ final class HTTP2Stream: UpstreamDelegate {
             state = .proxying(exchange)
             exchange.requestEndReceived = requestEnd
             if expectContinue { connection.submitContinue(self) }
+            guard exchange.needsAssertion(from: runtime.minter) else {
+                startUpstream(exchange, runtime: runtime)
+                return
+            }
             exchange.addAssertion(using: runtime.minter, on: connection.loop.eventLoop) { error in
                 guard case .proxying(let current) = self.state, current === exchange else { return }
                 if let error {
@@ -110,12 +114,7 @@ final class HTTP2Stream: UpstreamDelegate {
                                       reason: "upstream_assertion signing failed", detail: "\(error)")
                     return
                 }
-                if let idle = self.connection.loop.pool.takeIdle(for: runtime.configuration.upstream) {
-                    exchange.reusedConnection = true
-                    self.attach(idle, to: exchange, runtime: runtime)
-                } else {
-                    self.connectUpstream(for: exchange, runtime: runtime)
-                }
+                self.startUpstream(exchange, runtime: runtime)
             }
         }
     }
@@ -178,6 +177,15 @@ final class HTTP2Stream: UpstreamDelegate {
     }
 
     // MARK: - Upstream
+
+    private func startUpstream(_ exchange: Exchange, runtime: GatewayRuntime) {
+        if let idle = connection.loop.pool.takeIdle(for: runtime.configuration.upstream) {
+            exchange.reusedConnection = true
+            attach(idle, to: exchange, runtime: runtime)
+        } else {
+            connectUpstream(for: exchange, runtime: runtime)
+        }
+    }
 
     private func connectUpstream(for exchange: Exchange, runtime: GatewayRuntime) {
         connection.loop.pool.connect(to: runtime.configuration.upstream, timeout: min(runtime.upstreamTimeout, .seconds(10)))
