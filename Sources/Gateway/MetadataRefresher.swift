@@ -91,14 +91,17 @@ final class MetadataRefresher: Sendable {
         }
         let previous = shared.idpMetadata[organization]
         let fingerprints = metadata.signingCertificates.map(\.sha256Fingerprint)
-        if previous?.signingCertificates.map(\.sha256Fingerprint) != fingerprints || previous?.redirectSSOURL != metadata.redirectSSOURL
-            || previous?.entityID != metadata.entityID {
+        let changed = previous?.signingCertificates.map(\.sha256Fingerprint) != fingerprints
+            || previous?.redirectSSOURL != metadata.redirectSSOURL || previous?.entityID != metadata.entityID
+        if changed {
             logger.info("IdP metadata loaded", metadata: [
                 "organization": "\(organization)", "entity_id": "\(metadata.entityID)",
                 "certificates": "\(fingerprints.joined(separator: ","))",
             ])
         }
-        shared.setMetadata(metadata, for: organization)
+        // The runtime is rebuilt only when something it uses changed (or the validity did,
+        // which decides when the held copy is dropped).
+        if changed || previous?.validUntil != metadata.validUntil { shared.setMetadata(metadata, for: organization) }
         shared.metrics.metadataFetched(organization: organization, result: "success")
         var wait = refresh
         if let cache = metadata.cacheDuration { wait = min(wait, max(cache, 1)) }
