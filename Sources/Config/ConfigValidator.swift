@@ -210,8 +210,8 @@ struct ConfigValidator {
         return (checked, raw.audience ?? upstream ?? "", ttl)
     }
 
-    /// `memory` (the default) or a PostgreSQL URL; `${ENV}` may give all or part of it (the
-    /// password), and the text never appears in a message.
+    /// `memory` (the default) or a PostgreSQL URL, usually given whole as `${ENV}` (it holds
+    /// the password); the URL never appears in a message.
     private mutating func store(_ raw: String?) -> GatewayConfiguration.Store {
         guard let raw, raw != "memory" else { return .memory }
         guard let text = resolveEnv(raw, at: "store") else { return .memory }
