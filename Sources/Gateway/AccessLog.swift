@@ -119,6 +119,13 @@ public final class AccessLogSink: Sendable {
 }
 
 extension GatewayShared {
+    /// The one error line of an exchange answered locally because of its upstream.
+    func logUpstreamFailure(_ failure: UpstreamFailure, uri: String) {
+        logger.error("upstream failure", metadata: [
+            "reason": "\(failure.reason)", "detail": "\(failure.detail)", "status": "\(failure.status.code)", "path": "\(pathOnly(uri))",
+        ])
+    }
+
     /// Counts a finished request and writes its access record (when the access log is on).
     func logAccess(loop: LoopContext, method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline,
                    upstreamNanoseconds: Int64?, peer: String?) {

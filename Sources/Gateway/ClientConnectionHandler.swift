@@ -277,8 +277,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         exchange.addAssertion(using: runtime.minter, on: context.eventLoop) { error in
             guard case .proxying(let current) = self.state, current === exchange else { return }
             if let error {
-                self.failUpstream(exchange, status: .internalServerError, text: "could not sign the identity for the upstream",
-                                  reason: "upstream_assertion signing failed", detail: "\(error)")
+                self.failUpstream(exchange, .assertionNotSigned(error))
                 return
             }
             self.startUpstream(exchange, runtime: runtime)
@@ -310,8 +309,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
                     self.attach(connection, to: exchange, runtime: runtime)
                 case .failure(let error):
                     self.shared.metrics.upstreamFailed(.connect)
-                    self.failUpstream(exchange, status: .badGateway, text: "upstream unreachable",
-                                      reason: "upstream connect failed", detail: "\(error)")
+                    self.failUpstream(exchange, .unreachable(error))
                 }
             }
     }
@@ -486,57 +484,39 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
 
     func upstreamClosed(error: Error?) {
         guard case .proxying(let exchange) = state else { return }
-        exchange.upstream = nil
-        exchange.upstreamDeadline = nil
         if exchange.tunnel, let context {
+            exchange.upstream = nil
             endTunnel(exchange, context: context)  // the upstream ended the WebSocket
             return
         }
-        if exchange.status != 0 {
-            // Mid-body: the client cannot be told in-band; end its connection so it sees the cut.
-            shared.metrics.upstreamFailed(.closed)
-            shared.logger.warning("upstream closed mid-response", metadata: ["path": "\(pathOnly(exchange.uri))"])
+        switch exchange.upstreamLost(error, shared: shared) {
+        case .midBody:
+            // The client cannot be told in-band; end its connection so it sees the cut.
             logAccess(method: exchange.method, uri: exchange.uri, status: exchange.status, bytes: exchange.responseBytes,
                       start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
             state = .idle
             context?.close(promise: nil)
-            return
-        }
-        // A malformed response is not retried: the upstream answered, just badly.
-        if exchange.mayRetry && !(error is ResponseParser.Failure) {
-            exchange.retried = true
-            exchange.reusedConnection = false
+        case .retry:
             connectUpstream(for: exchange, runtime: shared.runtime)
-            return
-        }
-        shared.metrics.upstreamFailed(.closed)
-        if let malformed = error as? ResponseParser.Failure {
-            failUpstream(exchange, status: .badGateway, text: "upstream sent a malformed response",
-                         reason: "malformed upstream response", detail: malformed.description)
-        } else {
-            failUpstream(exchange, status: .badGateway, text: "upstream closed the connection",
-                         reason: "upstream closed before responding", detail: error.map { "\($0)" } ?? "eof")
+        case .failed(let failure):
+            failUpstream(exchange, failure)
         }
     }
 
     private func upstreamTimedOut(_ exchange: Exchange) {
         guard exchange.status == 0 else { return }
         shared.metrics.upstreamFailed(.timeout)
-        failUpstream(exchange, status: .gatewayTimeout, text: "upstream timed out",
-                     reason: "no response headers within upstream_timeout",
-                     detail: "\(exchange.upstreamTimeout.nanoseconds / 1_000_000)ms")
+        failUpstream(exchange, .timedOut(after: exchange.upstreamTimeout))
     }
 
     /// Ends an exchange that has no response yet with a local 502/504.
-    private func failUpstream(_ exchange: Exchange, status: HTTPResponseStatus, text: String, reason: String, detail: String) {
+    private func failUpstream(_ exchange: Exchange, _ failure: UpstreamFailure) {
         exchange.abandonUpstream()
-        shared.logger.error("upstream failure", metadata: [
-            "reason": "\(reason)", "detail": "\(detail)", "status": "\(status.code)", "path": "\(pathOnly(exchange.uri))",
-        ])
+        shared.logUpstreamFailure(failure, uri: exchange.uri)
         // The request body cannot be delivered anywhere now; the connection ends after this answer.
         if !exchange.requestEndReceived { closeAfterResponse = true }
         state = .idle
-        respond(.plain(status, text), method: exchange.method, uri: exchange.uri, start: exchange.start,
+        respond(.plain(failure.status, failure.text), method: exchange.method, uri: exchange.uri, start: exchange.start,
                 requestComplete: exchange.requestEndReceived)
     }
 

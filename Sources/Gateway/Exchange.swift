@@ -200,3 +200,62 @@ extension Exchange {
         }
     }
 }
+
+/// Why an exchange without a relayed response head is answered locally: its status, the
+/// client's text, and the reason and detail for the log. Shared by HTTP/1.1 and HTTP/2.
+struct UpstreamFailure {
+    let status: HTTPResponseStatus
+    let text: String
+    let reason: String
+    let detail: String
+
+    static func unreachable(_ error: Error) -> UpstreamFailure {
+        UpstreamFailure(status: .badGateway, text: "upstream unreachable", reason: "upstream connect failed", detail: "\(error)")
+    }
+
+    static func timedOut(after timeout: TimeAmount) -> UpstreamFailure {
+        UpstreamFailure(status: .gatewayTimeout, text: "upstream timed out", reason: "no response headers within upstream_timeout",
+                        detail: "\(timeout.nanoseconds / 1_000_000)ms")
+    }
+
+    static func assertionNotSigned(_ error: Error) -> UpstreamFailure {
+        UpstreamFailure(status: .internalServerError, text: "could not sign the identity for the upstream",
+                        reason: "upstream_assertion signing failed", detail: "\(error)")
+    }
+}
+
+/// What an upstream connection closing (or breaking) before its response ended means.
+enum UpstreamLoss {
+    /// The head was relayed: the client can only be shown the cut.
+    case midBody
+    /// A safe request on a reused connection: try once more on a fresh one.
+    case retry
+    /// Nothing was relayed: answer locally.
+    case failed(UpstreamFailure)
+}
+
+extension Exchange {
+    /// Forgets the closed connection, counts and logs the loss, and says what to do next.
+    func upstreamLost(_ error: Error?, shared: GatewayShared) -> UpstreamLoss {
+        upstream = nil
+        upstreamDeadline = nil
+        if status != 0 {
+            shared.metrics.upstreamFailed(.closed)
+            shared.logger.warning("upstream closed mid-response", metadata: ["path": "\(pathOnly(uri))"])
+            return .midBody
+        }
+        // A malformed response is not retried: the upstream answered, just badly.
+        if mayRetry && !(error is ResponseParser.Failure) {
+            retried = true
+            reusedConnection = false
+            return .retry
+        }
+        shared.metrics.upstreamFailed(.closed)
+        if let malformed = error as? ResponseParser.Failure {
+            return .failed(UpstreamFailure(status: .badGateway, text: "upstream sent a malformed response",
+                                           reason: "malformed upstream response", detail: malformed.description))
+        }
+        return .failed(UpstreamFailure(status: .badGateway, text: "upstream closed the connection",
+                                       reason: "upstream closed before responding", detail: error.map { "\($0)" } ?? "eof"))
+    }
+}

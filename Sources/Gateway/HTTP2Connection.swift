@@ -351,11 +351,12 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
 
     func wroteUpstream(_ stream: HTTP2Stream) { upstreamWrites.append(stream) }
 
-    /// Submits a response head; `hasBody` attaches the stream as its data source.
-    func submitResponse(_ stream: HTTP2Stream, status: Int, fields: [(name: [UInt8], value: [UInt8])], hasBody: Bool) {
+    /// Submits a response head (with Strict-Transport-Security when `hsts` is set); `hasBody`
+    /// attaches the stream as its data source.
+    func submitResponse(_ stream: HTTP2Stream, status: Int, fields: [(name: [UInt8], value: [UInt8])], hsts: String?, hasBody: Bool) {
         guard let session else { return }
         var all = [(name: Array(":status".utf8), value: Array(String(status).utf8))] + fields
-        if let hsts = shared.runtime.hstsValue { all.append((Array("strict-transport-security".utf8), Array(hsts.utf8))) }
+        if let hsts { all.append((Array("strict-transport-security".utf8), Array(hsts.utf8))) }
         Self.withNameValues(all) { nva in
             if hasBody {
                 var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil)) { session, streamID, buffer, length, flags, _, user in

@@ -110,8 +110,7 @@ final class HTTP2Stream: UpstreamDelegate {
             exchange.addAssertion(using: runtime.minter, on: connection.loop.eventLoop) { error in
                 guard case .proxying(let current) = self.state, current === exchange else { return }
                 if let error {
-                    self.failUpstream(exchange, status: .internalServerError, text: "could not sign the identity for the upstream",
-                                      reason: "upstream_assertion signing failed", detail: "\(error)")
+                    self.failUpstream(exchange, .assertionNotSigned(error))
                     return
                 }
                 self.startUpstream(exchange, runtime: runtime)
@@ -200,8 +199,7 @@ final class HTTP2Stream: UpstreamDelegate {
                     self.attach(made, to: exchange, runtime: runtime)
                 case .failure(let error):
                     self.connection.shared.metrics.upstreamFailed(.connect)
-                    self.failUpstream(exchange, status: .badGateway, text: "upstream unreachable",
-                                      reason: "upstream connect failed", detail: "\(error)")
+                    self.failUpstream(exchange, .unreachable(error))
                 }
             }
     }
@@ -237,7 +235,8 @@ final class HTTP2Stream: UpstreamDelegate {
                 fields.append((Array("content-length".utf8), Array(String(length).utf8)))
             }
             exchange.responseFraming = hasBody ? .contentLength : .none
-            connection.submitResponse(self, status: head.status, fields: fields, hasBody: hasBody)
+            // The runtime's value, read once when the request was planned.
+            connection.submitResponse(self, status: head.status, fields: fields, hsts: exchange.hsts, hasBody: hasBody)
         case .body(let buffer):
             guard exchange.responseFraming != .none else { return }
             do {
@@ -283,46 +282,29 @@ final class HTTP2Stream: UpstreamDelegate {
 
     func upstreamClosed(error: Error?) {
         guard case .proxying(let exchange) = state else { return }
-        exchange.upstream = nil
-        exchange.upstreamDeadline = nil
-        if exchange.status != 0 {
-            // Mid-body: only this stream is cut; the connection serves the others on.
-            connection.shared.metrics.upstreamFailed(.closed)
-            connection.shared.logger.warning("upstream closed mid-response", metadata: ["path": "\(pathOnly(exchange.uri))"])
+        switch exchange.upstreamLost(error, shared: connection.shared) {
+        case .midBody:
+            // Only this stream is cut; the connection serves the others on.
             logAccess(status: exchange.status, bytes: exchange.responseBytes, exchange: exchange)
             state = .done
             connection.reset(self, error: NGHTTP2_INTERNAL_ERROR)
-            return
-        }
-        if exchange.mayRetry && !(error is ResponseParser.Failure) {
-            exchange.retried = true
-            exchange.reusedConnection = false
+        case .retry:
             connectUpstream(for: exchange, runtime: connection.shared.runtime)
-            return
-        }
-        connection.shared.metrics.upstreamFailed(.closed)
-        if let malformed = error as? ResponseParser.Failure {
-            failUpstream(exchange, status: .badGateway, text: "upstream sent a malformed response",
-                         reason: "malformed upstream response", detail: malformed.description)
-        } else {
-            failUpstream(exchange, status: .badGateway, text: "upstream closed the connection",
-                         reason: "upstream closed before responding", detail: error.map { "\($0)" } ?? "eof")
+        case .failed(let failure):
+            failUpstream(exchange, failure)
         }
     }
 
     func checkDeadline(now: NIODeadline) {
         guard case .proxying(let exchange) = state, exchange.status == 0, let deadline = exchange.upstreamDeadline, deadline <= now else { return }
         connection.shared.metrics.upstreamFailed(.timeout)
-        failUpstream(exchange, status: .gatewayTimeout, text: "upstream timed out", reason: "no response headers within upstream_timeout",
-                     detail: "\(exchange.upstreamTimeout.nanoseconds / 1_000_000)ms")
+        failUpstream(exchange, .timedOut(after: exchange.upstreamTimeout))
     }
 
-    private func failUpstream(_ exchange: Exchange, status: HTTPResponseStatus, text: String, reason: String, detail: String) {
+    private func failUpstream(_ exchange: Exchange, _ failure: UpstreamFailure) {
         exchange.abandonUpstream()
-        connection.shared.logger.error("upstream failure", metadata: [
-            "reason": "\(reason)", "detail": "\(detail)", "status": "\(status.code)", "path": "\(pathOnly(exchange.uri))",
-        ])
-        respond(.plain(status, text), method: exchange.method, uri: exchange.uri, upstreamNanoseconds: exchange.upstreamNanoseconds)
+        connection.shared.logUpstreamFailure(failure, uri: exchange.uri)
+        respond(.plain(failure.status, failure.text), method: exchange.method, uri: exchange.uri, upstreamNanoseconds: exchange.upstreamNanoseconds)
     }
 
     // MARK: - The response
@@ -338,7 +320,8 @@ final class HTTP2Stream: UpstreamDelegate {
             pendingBytes = local.body.count
         }
         responseEnded = true
-        connection.submitResponse(self, status: Int(local.status.code), fields: fields, hasBody: hasBody)
+        connection.submitResponse(self, status: Int(local.status.code), fields: fields, hsts: connection.shared.runtime.hstsValue,
+                                  hasBody: hasBody)
         connection.shared.logAccess(loop: connection.loop, method: method, uri: uri, status: Int(local.status.code),
                                     bytes: hasBody ? local.body.count : 0, start: start, upstreamNanoseconds: upstreamNanoseconds,
                                     peer: connection.planner.peerText)
