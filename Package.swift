@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(name: "ssogate-fuzz", dependencies: ["FuzzTargets"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // Micro-benchmarks (benchmarks/saml-bench.sh runs them in release beside xmlsec1).
-        .executableTarget(name: "ssogate-bench", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),
+        .executableTarget(name: "ssogate-bench", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore", "FuzzTargets"]),
         .target(name: "TestSupport", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "XMLCoreTests", dependencies: ["XMLCore"]),
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "XMLDSigTests", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"]),
-        .testTarget(name: "SAMLTests", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),
+        .testTarget(name: "SAMLTests", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore", "FuzzTargets"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "SessionsTests", dependencies: ["Sessions", "CryptoCore"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression"]),

@@ -22,7 +22,7 @@ public struct IdPMetadata: Sendable {
 
     public static func parse(_ xml: [UInt8]) throws(SAMLError) -> IdPMetadata {
         let document: XMLDocument
-        do { document = try XMLDocument.parse(xml) } catch { throw SAMLError("malformed", "metadata: \(error.reason)") }
+        do { document = try XMLDocument.parse(xml, limits: .metadata) } catch { throw SAMLError("malformed", "metadata: \(error.reason)") }
         var root = document.root
         var validUntil = root.attribute("validUntil").flatMap(SAMLTime.parse)
         var cacheDuration = root.attribute("cacheDuration").flatMap(Self.duration)

@@ -1,8 +1,17 @@
 import Foundation
 
 /// xs:dateTime as SAML uses it: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`. Strict: any
-/// other shape is malformed rather than guessed at.
+/// other shape, and any date or time that does not exist, is malformed rather than guessed at.
 public enum SAMLTime {
+    /// 2099-02-31 is no day at all: refused, not rolled over into March (timegm would).
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
     public static func parse(_ text: String) -> Date? {
         let b = Array(text.utf8)
         func num(_ from: Int, _ count: Int) -> Int? {
@@ -17,7 +26,7 @@ public enum SAMLTime {
         guard b.count >= 20, let year = num(0, 4), b[4] == 0x2D, let month = num(5, 2), b[7] == 0x2D,
               let day = num(8, 2), b[10] == UInt8(ascii: "T"), let hour = num(11, 2), b[13] == 0x3A,
               let minute = num(14, 2), b[16] == 0x3A, let second = num(17, 2),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+              (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60, second < 60
         else { return nil }
         var i = 19
         var fraction = 0.0

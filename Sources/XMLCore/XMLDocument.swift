@@ -7,24 +7,27 @@ import CLibXML2
 ///   HUGE (NOTES.md).
 /// - A document with a DOCTYPE is refused before parsing and again after (an internal or
 ///   external subset is never used): rule 1 of the ACS.
-/// - Size and element depth are bounded.
+/// - Size, depth, elements, attributes and namespace declarations are bounded
+///   (`XMLLimits`) before libxml2 reads anything.
 /// - Whitespace is kept (never NOBLANKS): it is part of what a signature covers.
 public final class XMLDocument: @unchecked Sendable {
     // Immutable after parsing; only read afterwards.
     let pointer: xmlDocPtr
 
-    public static let maxBytes = 1 << 20
-    public static let maxDepth = 64
+    public static let maxBytes = XMLLimits.message.maxBytes
 
     private init(pointer: xmlDocPtr) { self.pointer = pointer }
 
     deinit { xmlFreeDoc(pointer) }
 
-    public static func parse(_ bytes: [UInt8]) throws(XMLError) -> XMLDocument {
-        guard bytes.count <= maxBytes else { throw .tooLarge("document over \(maxBytes) bytes") }
-        // Refuse a DOCTYPE before libxml2 reads any of it (billion laughs, external
-        // entities); the subset check after parsing catches any spelling this misses.
-        if contains(bytes, Array("<!DOCTYPE".utf8)) { throw .dtdForbidden("document has a DOCTYPE") }
+    /// Parses `bytes` once they passed `limits` (`XMLLimits.message` unless told otherwise).
+    public static func parse(_ bytes: [UInt8], limits: XMLLimits = .message) throws(XMLError) -> XMLDocument {
+        guard bytes.count <= limits.maxBytes else { throw .tooLarge("document over \(limits.maxBytes) bytes") }
+        // Counted before libxml2 reads anything: what it would spend quadratic time on, a
+        // DOCTYPE (billion laughs, external entities; any `<!` markup declaration outside
+        // comments and CDATA), a NUL byte and trailing content. The parser reads the same
+        // bytes as UTF-8, and the subset check after parsing stays as a second line.
+        try bytes.withUnsafeBufferPointer { (buffer) throws(XMLError) in try XMLShapeScanner(limits: limits).scan(buffer) }
         guard let context = xmlNewParserCtxt() else { throw .malformed("out of memory") }
         defer { xmlFreeParserCtxt(context) }
         let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue)
@@ -43,8 +46,7 @@ public final class XMLDocument: @unchecked Sendable {
         guard document.pointee.intSubset == nil, document.pointee.extSubset == nil else {
             throw .dtdForbidden("document has a DTD")
         }
-        guard let root = xmlDocGetRootElement(document) else { throw .malformed("no root element") }
-        try checkDepth(root, depth: 1)
+        guard xmlDocGetRootElement(document) != nil else { throw .malformed("no root element") }
         return parsed
     }
 
@@ -68,23 +70,6 @@ public final class XMLDocument: @unchecked Sendable {
         }
         walk(xmlDocGetRootElement(pointer))
         return found
-    }
-
-    private static func checkDepth(_ node: xmlNodePtr, depth: Int) throws(XMLError) {
-        guard depth <= maxDepth else { throw .tooDeep("elements nested deeper than \(maxDepth)") }
-        var child = node.pointee.children
-        while let c = child {
-            if c.pointee.type == XML_ELEMENT_NODE { try checkDepth(c, depth: depth + 1) }
-            child = c.pointee.next
-        }
-    }
-
-    private static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard haystack.count >= needle.count else { return false }
-        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
-            if Array(haystack[start..<start + needle.count]) == needle { return true }
-        }
-        return false
     }
 }
 

@@ -8,6 +8,8 @@ public struct DSigError: Error, Equatable, Sendable, CustomStringConvertible {
         case algorithmNotAllowed = "algorithm_not_allowed"
         case malformed = "signature_malformed"
         case referenceMismatch = "reference_mismatch"
+        /// The document would make canonicalization too costly (XMLLimits, PrefixList).
+        case tooComplex = "too_complex"
     }
     private let code: Code
     public let reason: String
@@ -25,6 +27,7 @@ public struct DSigError: Error, Equatable, Sendable, CustomStringConvertible {
     public static let algorithmNotAllowed = DSigError(.algorithmNotAllowed, "")
     public static let malformed = DSigError(.malformed, "")
     public static let referenceMismatch = DSigError(.referenceMismatch, "")
+    public static let tooComplex = DSigError(.tooComplex, "")
 
     static func signatureMissing(_ r: String) -> DSigError { .init(.signatureMissing, r) }
     static func signatureInvalid(_ r: String) -> DSigError { .init(.signatureInvalid, r) }
@@ -32,4 +35,5 @@ public struct DSigError: Error, Equatable, Sendable, CustomStringConvertible {
     static func algorithmNotAllowed(_ r: String) -> DSigError { .init(.algorithmNotAllowed, r) }
     static func malformed(_ r: String) -> DSigError { .init(.malformed, r) }
     static func referenceMismatch(_ r: String) -> DSigError { .init(.referenceMismatch, r) }
+    static func tooComplex(_ r: String) -> DSigError { .init(.tooComplex, r) }
 }

@@ -67,20 +67,22 @@ public struct SignatureVerifier: Sendable {
             throw .referenceMismatch("ID \(id) occurs \(sameID.count) times")
         }
 
+        // Shape and algorithms first, from the document's SignedInfo: nothing is
+        // canonicalized for a signature that could not be accepted anyway, and what the
+        // sender chose to make costly (the PrefixList) is bounded before it is used.
+        let claimed = try Self.read(signedInfo, expectedURI: "#" + id, allowInsecureSHA1: allowInsecureSHA1)
+        guard parts[1].children.isEmpty, let signatureValue = Self.base64(parts[1].textContent, maxCharacters: Self.maxSignatureValueCharacters)
+        else { throw .malformed("SignatureValue is not base64 of a plausible size") }
+
         // SignedInfo, canonicalized by its own method, is what the signature covers.
-        let (c14nWithComments, c14nPrefixes) = try canonicalizationMethod(of: signedInfo)
-        let methods = signedInfo.children(named: "SignatureMethod", in: ns)
-        guard methods.count == 1, let methodURI = methods[0].attribute("Algorithm") else { throw .malformed("SignatureMethod missing") }
-        guard let algorithm = DSigURI.signatureMethods[methodURI] else { throw .algorithmNotAllowed("signature method \(methodURI)") }
-        if algorithm == .insecureRSASHA1 && !allowInsecureSHA1 { throw .algorithmNotAllowed("RSA-SHA1 without allow_sha1") }
         let signedInfoBytes: [UInt8]
         do {
-            signedInfoBytes = try signedInfo.exclusiveCanonicalization(withComments: c14nWithComments, inclusivePrefixes: c14nPrefixes)
+            signedInfoBytes = try signedInfo.exclusiveCanonicalization(withComments: claimed.withComments, inclusivePrefixes: claimed.prefixes)
         } catch {
+            if error == .tooComplex { throw .tooComplex(error.reason) }
             throw .malformed("SignedInfo does not canonicalize: \(error.reason)")
         }
-        guard let signatureValue = Self.base64(parts[1].textContent) else { throw .malformed("SignatureValue is not base64") }
-        guard let verifier = trusted.first(where: { $0.key.verify(signature: signatureValue, of: signedInfoBytes, algorithm: algorithm) }) else {
+        guard let verifier = trusted.first(where: { $0.key.verify(signature: signatureValue, of: signedInfoBytes, algorithm: claimed.algorithm) }) else {
             throw .signatureInvalid("no configured certificate verifies SignedInfo (\(trusted.count) tried)")
         }
 
@@ -92,25 +94,17 @@ public struct SignatureVerifier: Sendable {
         } catch {
             throw .malformed("verified SignedInfo does not parse: \(error.reason)")
         }
-        let references = verifiedInfo.children(named: "Reference", in: ns)
-        guard references.count == 1 else { throw .malformed("SignedInfo has \(references.count) References") }
-        let reference = references[0]
-        guard reference.attribute("URI") == "#" + id else {
-            throw .referenceMismatch("Reference URI \(reference.attribute("URI") ?? "none") is not #\(id)")
-        }
-        let (withComments, prefixes) = try transforms(of: reference)
-        let digestMethods = reference.children(named: "DigestMethod", in: ns)
-        guard digestMethods.count == 1, let digestURI = digestMethods[0].attribute("Algorithm") else { throw .malformed("DigestMethod missing") }
-        guard let digestAlgorithm = DSigURI.digestMethods[digestURI] else { throw .algorithmNotAllowed("digest method \(digestURI)") }
-        if digestAlgorithm == .insecureSHA1 && !allowInsecureSHA1 { throw .algorithmNotAllowed("SHA-1 digest without allow_sha1") }
-        let digestValues = reference.children(named: "DigestValue", in: ns)
-        guard digestValues.count == 1, let expected = Self.base64(digestValues[0].textContent) else { throw .malformed("DigestValue missing or not base64") }
+        let plan = try Self.read(verifiedInfo, expectedURI: "#" + id, allowInsecureSHA1: allowInsecureSHA1)
+        let algorithm = plan.algorithm
+        let (withComments, prefixes, digestAlgorithm, expected) = (plan.reference.withComments, plan.reference.prefixes,
+                                                                   plan.reference.digest, plan.reference.expected)
 
         // The enveloped-signature transform: the element without its Signature.
         let signedBytes: [UInt8]
         do {
             signedBytes = try element.exclusiveCanonicalization(excluding: signature, withComments: withComments, inclusivePrefixes: prefixes)
         } catch {
+            if error == .tooComplex { throw .tooComplex(error.reason) }
             throw .malformed("signed element does not canonicalize: \(error.reason)")
         }
         let actual: [UInt8]
@@ -128,39 +122,109 @@ public struct SignatureVerifier: Sendable {
         }
     }
 
-    /// SignedInfo's CanonicalizationMethod: exclusive C14N only.
-    private func canonicalizationMethod(of signedInfo: XMLElement) throws(DSigError) -> (Bool, [String]) {
-        let methods = signedInfo.children(named: "CanonicalizationMethod", in: DSigURI.namespace)
-        guard methods.count == 1, let uri = methods[0].attribute("Algorithm") else { throw .malformed("CanonicalizationMethod missing") }
-        guard uri == DSigURI.excC14N || uri == DSigURI.excC14NWithComments else { throw .algorithmNotAllowed("canonicalization \(uri)") }
-        return (uri == DSigURI.excC14NWithComments, Self.prefixList(methods[0]))
+    /// Longest SignatureValue text accepted: RSA-8192 is 1,366 base64 characters, plus
+    /// line breaks every 64.
+    static let maxSignatureValueCharacters = 2_048
+    /// InclusiveNamespaces PrefixList entries accepted: Okta sends `xs`, others `xs xsi`.
+    /// exclusive C14N in libxml2 walks this list and the namespaces in scope for every
+    /// element it passes, so its length multiplies the cost of every canonicalization.
+    static let maxInclusivePrefixes = 8
+
+    /// What a SignedInfo says, every part checked against the allowlist.
+    struct SignedInfoPlan {
+        var withComments: Bool
+        var prefixes: [String]
+        var algorithm: SignatureAlgorithm
+        var reference: ReferencePlan
+    }
+
+    struct ReferencePlan {
+        var withComments: Bool
+        var prefixes: [String]
+        var digest: DigestAlgorithm
+        var expected: [UInt8]
+    }
+
+    /// SignedInfo is CanonicalizationMethod, SignatureMethod and one Reference to
+    /// `expectedURI`, in that order and nothing else; every algorithm is allowed. Read
+    /// twice: from the document before anything is canonicalized (a cheap refusal), and
+    /// from the verified bytes (what counts).
+    static func read(_ signedInfo: XMLElement, expectedURI: String, allowInsecureSHA1: Bool) throws(DSigError) -> SignedInfoPlan {
+        let ns = DSigURI.namespace
+        let parts = signedInfo.children
+        guard parts.count == 3, parts[0].isNamed("CanonicalizationMethod", in: ns), parts[1].isNamed("SignatureMethod", in: ns),
+              parts[2].isNamed("Reference", in: ns) else {
+            let references = signedInfo.children(named: "Reference", in: ns).count
+            if references != 1 { throw .malformed("SignedInfo has \(references) References") }
+            throw .malformed("SignedInfo must be CanonicalizationMethod, SignatureMethod and one Reference")
+        }
+        guard let c14nURI = parts[0].attribute("Algorithm") else { throw .malformed("CanonicalizationMethod missing") }
+        guard c14nURI == DSigURI.excC14N || c14nURI == DSigURI.excC14NWithComments else {
+            throw .algorithmNotAllowed("canonicalization \(c14nURI)")
+        }
+        guard let methodURI = parts[1].attribute("Algorithm") else { throw .malformed("SignatureMethod missing") }
+        guard let algorithm = DSigURI.signatureMethods[methodURI] else { throw .algorithmNotAllowed("signature method \(methodURI)") }
+        if algorithm == .insecureRSASHA1 && !allowInsecureSHA1 { throw .algorithmNotAllowed("RSA-SHA1 without allow_sha1") }
+
+        let reference = parts[2]
+        guard reference.attribute("URI") == expectedURI else {
+            throw .referenceMismatch("Reference URI \(reference.attribute("URI") ?? "none") is not \(expectedURI)")
+        }
+        let (withComments, prefixes) = try transforms(of: reference)
+        let digestMethods = reference.children(named: "DigestMethod", in: ns)
+        guard digestMethods.count == 1, let digestURI = digestMethods[0].attribute("Algorithm") else { throw .malformed("DigestMethod missing") }
+        guard let digest = DSigURI.digestMethods[digestURI] else { throw .algorithmNotAllowed("digest method \(digestURI)") }
+        if digest == .insecureSHA1 && !allowInsecureSHA1 { throw .algorithmNotAllowed("SHA-1 digest without allow_sha1") }
+        let digestValues = reference.children(named: "DigestValue", in: ns)
+        guard digestValues.count == 1, let expected = base64(digestValues[0].textContent, maxCharacters: 256) else {
+            throw .malformed("DigestValue missing or not base64")
+        }
+        return SignedInfoPlan(withComments: c14nURI == DSigURI.excC14NWithComments, prefixes: try prefixList(parts[0]),
+                              algorithm: algorithm,
+                              reference: ReferencePlan(withComments: withComments, prefixes: prefixes, digest: digest, expected: expected))
     }
 
     /// The Reference's transforms: enveloped-signature, then exclusive C14N; nothing else.
-    private func transforms(of reference: XMLElement) throws(DSigError) -> (Bool, [String]) {
+    private static func transforms(of reference: XMLElement) throws(DSigError) -> (Bool, [String]) {
         let lists = reference.children(named: "Transforms", in: DSigURI.namespace)
         guard lists.count == 1 else { throw .algorithmNotAllowed("Reference must have one Transforms") }
         let items = lists[0].children
-        guard items.allSatisfy({ $0.isNamed("Transform", in: DSigURI.namespace) }) else { throw .malformed("unexpected element in Transforms") }
+        guard items.count == 2, items.allSatisfy({ $0.isNamed("Transform", in: DSigURI.namespace) }) else {
+            throw .algorithmNotAllowed("Transforms must hold exactly two Transform elements")
+        }
         let uris = items.map { $0.attribute("Algorithm") ?? "" }
-        guard uris.count == 2, uris[0] == DSigURI.enveloped,
-              uris[1] == DSigURI.excC14N || uris[1] == DSigURI.excC14NWithComments
+        guard uris[0] == DSigURI.enveloped, uris[1] == DSigURI.excC14N || uris[1] == DSigURI.excC14NWithComments
         else { throw .algorithmNotAllowed("transforms \(uris) (only enveloped-signature then exclusive C14N)") }
-        return (uris[1] == DSigURI.excC14NWithComments, Self.prefixList(items[1]))
+        return (uris[1] == DSigURI.excC14NWithComments, try prefixList(items[1]))
     }
 
-    private static func prefixList(_ element: XMLElement) -> [String] {
-        element.children(named: "InclusiveNamespaces", in: DSigURI.excC14N).first?
-            .attribute("PrefixList")?.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
-            .map(String.init) ?? []
+    /// The InclusiveNamespaces PrefixList: at most `maxInclusivePrefixes` distinct NCNames
+    /// (or `#default`), or the document is refused before canonicalization.
+    private static func prefixList(_ element: XMLElement) throws(DSigError) -> [String] {
+        let lists = element.children(named: "InclusiveNamespaces", in: DSigURI.excC14N)
+        guard lists.count <= 1 else { throw .malformed("several InclusiveNamespaces") }
+        guard let text = lists.first?.attribute("PrefixList") else { return [] }
+        var prefixes: [String] = []
+        for entry in text.utf8.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
+            let prefix = String(decoding: entry, as: UTF8.self)
+            guard prefix == "#default" || entry.allSatisfy({ byte in
+                (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || (0x30...0x39).contains(byte)
+                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte >= 0x80
+            }) else { throw .malformed("PrefixList entry is not a namespace prefix") }
+            if prefixes.contains(prefix) { continue }
+            prefixes.append(prefix)
+            guard prefixes.count <= maxInclusivePrefixes else {
+                throw .malformed("PrefixList names more than \(maxInclusivePrefixes) prefixes")
+            }
+        }
+        return prefixes
     }
 
     /// Base64 as found in SignatureValue/DigestValue: often wrapped at 64 columns, so XML
     /// whitespace is ignored; anything else that is not base64 is an error.
-    static func base64(_ text: String) -> [UInt8]? {
-        // Filtered as bytes: "\r\n" is one Character, which a Character filter would keep.
-        let compact = String(decoding: text.utf8.filter { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }, as: UTF8.self)
-        guard !compact.isEmpty, let data = Data(base64Encoded: compact) else { return nil }
-        return Array(data)
+    static func base64(_ text: String, maxCharacters: Int = maxSignatureValueCharacters) -> [UInt8]? {
+        guard text.utf8.count <= maxCharacters, let bytes = Base64.decode(text, skippingXMLWhitespace: true),
+              !bytes.isEmpty else { return nil }
+        return bytes
     }
 }

@@ -1,7 +1,12 @@
 // ssogate-bench FIXTURES_DIR ITERATIONS: times the SAML engine on the golden fixtures.
 // Names follow STYLE.md (`SAML:Validate:...`); prints one line per benchmark:
 // NAME ops/s µs/op. Run it from benchmarks/saml-bench.sh, which puts xmlsec1 beside it.
+//
+// ssogate-bench hostile ROUNDS [WRITE_DIR]: CPU per ACS validation of each hostile shape
+// (FuzzTargets.HostileShapes), base64 decoding included: NAME outcome bytes median-ms
+// max-ms. With WRITE_DIR, writes each shape there (the fuzz corpus seeds) and exits.
 import CryptoCore
+import FuzzTargets
 import Foundation
 import SAML
 import XMLCore
@@ -13,6 +18,11 @@ struct AcceptAllReplayCache: ReplayCache {
 }
 
 let arguments = CommandLine.arguments
+if arguments.count >= 3, arguments[1] == "hostile", let rounds = Int(arguments[2]) {
+    XMLLibrary.initialize()
+    try hostile(rounds: rounds, writeTo: arguments.count > 3 ? arguments[3] : nil)
+    exit(0)
+}
 guard arguments.count == 3, let iterations = Int(arguments[2]) else {
     FileHandle.standardError.write(Data("usage: ssogate-bench FIXTURES_DIR ITERATIONS\n".utf8))
     exit(2)
@@ -48,3 +58,41 @@ try measure("XMLDSig:Verify:RSA2048") {
     _ = try verifier.verify(document.root.children(named: "Assertion", in: "urn:oasis:names:tc:SAML:2.0:assertion")[0])
 }
 try measure("XMLCore:Parse") { _ = try XMLDocument.parse(both) }
+
+/// This thread's CPU time in milliseconds.
+func threadCPUMilliseconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) * 1000 + Double(t.tv_nsec) / 1_000_000
+}
+
+func hostile(rounds: Int, writeTo folder: String?) throws {
+    let identity = try SelfSignedIdentity.generate(commonName: "hostile-bench")
+    let now = Date()
+    let shapes = try HostileShapes.all(signer: SignatureSigner(key: identity.key, certificate: identity.certificate), now: now)
+    if let folder {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for shape in shapes { try Data(shape.xml).write(to: URL(fileURLWithPath: folder + "/hostile-" + shape.name + ".xml")) }
+        return
+    }
+    let only = ProcessInfo.processInfo.environment["HOSTILE_ONLY"]
+    for shape in shapes where only == nil || shape.name == only {
+        let encoded = Data(shape.xml).base64EncodedString()
+        var times: [Double] = []
+        var outcome = ""
+        for _ in 0..<rounds {
+            // A fresh validator each round: the replay cache must not refuse round two.
+            let validator = try HostileShapes.validator(trusting: identity.certificate, now: now)
+            let start = threadCPUMilliseconds()
+            do {
+                _ = try validator.check(samlResponse: encoded, expectedRequestID: nil)
+                outcome = "success"
+            } catch {
+                outcome = error.code
+            }
+            times.append(threadCPUMilliseconds() - start)
+        }
+        times.sort()
+        print(String(format: "%@ %@ %d %.2f %.2f", shape.name, outcome, shape.xml.count, times[times.count / 2], times.last ?? 0))
+    }
+}

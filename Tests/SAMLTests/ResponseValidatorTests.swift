@@ -28,6 +28,7 @@ enum IdP {
         var audience = entity
         var recipient = acs
         var confirmationEnd = "2026-01-01T10:05:00Z"
+        var confirmationStart: String?
         var notBefore = "2026-01-01T09:59:00Z"
         var notOnOrAfter = "2026-01-01T10:05:00Z"
         var nameID = "alice@example.test"
@@ -42,7 +43,7 @@ enum IdP {
         <saml:Assertion xmlns:xs="http://www.w3.org/2001/XMLSchema" ID="\(s.assertionID)" Version="2.0" IssueInstant="2026-01-01T10:00:00Z">\
         <saml:Issuer>\(s.issuer)</saml:Issuer><saml:Subject>\
         <saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">\(s.nameID)</saml:NameID>\
-        <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="\(s.confirmationEnd)" Recipient="\(s.recipient)"\(irt)/></saml:SubjectConfirmation>\
+        <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData\(s.confirmationStart.map { " NotBefore=\"\($0)\"" } ?? "") NotOnOrAfter="\(s.confirmationEnd)" Recipient="\(s.recipient)"\(irt)/></saml:SubjectConfirmation>\
         </saml:Subject><saml:Conditions NotBefore="\(s.notBefore)" NotOnOrAfter="\(s.notOnOrAfter)"><saml:AudienceRestriction><saml:Audience>\(s.audience)</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
         <saml:AuthnStatement AuthnInstant="2026-01-01T10:00:00Z" SessionIndex="session-1"/>\
         <saml:AttributeStatement><saml:Attribute Name="email"><saml:AttributeValue>alice@example.test</saml:AttributeValue></saml:Attribute>\

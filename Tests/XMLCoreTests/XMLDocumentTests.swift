@@ -39,9 +39,10 @@ struct XMLParsingTests {
     }
 
     @Test func nestingIsBounded() throws {
-        let deep = String(repeating: "<a>", count: 65) + String(repeating: "</a>", count: 65)
+        let limit = XMLLimits.message.maxDepth
+        let deep = String(repeating: "<a>", count: limit + 1) + String(repeating: "</a>", count: limit + 1)
         #expect(throws: XMLError.tooDeep) { try parse(deep) }
-        let ok = String(repeating: "<a>", count: 64) + String(repeating: "</a>", count: 64)
+        let ok = String(repeating: "<a>", count: limit) + String(repeating: "</a>", count: limit)
         _ = try parse(ok)
     }
 

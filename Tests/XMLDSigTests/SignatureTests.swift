@@ -96,9 +96,10 @@ struct SignatureTests {
     }
 
     @Test func aReferenceToAnotherElementIsRefused() throws {
-        // The Reference is part of SignedInfo: changing it breaks the signature first.
+        // SignedInfo's shape is checked before its signature: a Reference to another
+        // element is refused for what it is, without canonicalizing or verifying anything.
         let signed = edited(try signAssertion(), "URI=\"#id-assertion-1\"", "URI=\"#id-response-1\"")
-        #expect(throws: DSigError.signatureInvalid) { try verifier(Keys.rsaCert).verify(try assertion(in: signed)) }
+        #expect(throws: DSigError.referenceMismatch) { try verifier(Keys.rsaCert).verify(try assertion(in: signed)) }
     }
 
     @Test func aSignatureOnTheParentDoesNotMakeTheChildSigned() throws {
