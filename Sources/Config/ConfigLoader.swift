@@ -157,7 +157,7 @@ struct Provisioner {
             session: .init(cookieName: v.cookieName, secrets: secrets, ttl: v.sessionTTL),
             clockSkew: v.clockSkew, protectedPaths: v.protectedPaths, unauthenticated: v.unauthenticated,
             organizations: organizations, trustedProxies: v.trustedProxies, tls: tls, hsts: v.hsts, http2: v.http2,
-            upstreamAssertion: upstreamAssertion, store: v.store)
+            upstreamAssertion: upstreamAssertion, store: v.store, logins: v.logins)
     }
 
     /// The SP's certificate and key: a matching pair, RSA of at least 2048 bits (it

@@ -56,6 +56,7 @@ struct ValidatedConfig {
     var http2: GatewayConfiguration.HTTP2
     var upstreamAssertion: (keyFiles: [String], audience: String, ttl: Duration)?
     var store: GatewayConfiguration.Store
+    var logins: GatewayConfiguration.Logins
 }
 
 /// Pure validation: takes the decoded file and the process environment (for `${ENV}`),
@@ -160,6 +161,7 @@ struct ConfigValidator {
         let http2 = http2(raw.http2)
         let upstreamAssertion = upstreamAssertion(raw.upstreamAssertion, upstream: raw.upstream)
         let store = store(raw.store)
+        let logins = logins(raw.logins)
 
         guard issues.isEmpty, let listen, let publicURL, let upstream, let upstreamTimeout, let headerTimeout,
               let idleTimeout, let shutdownTimeout, let logFormat, let sessionTTL, let clockSkew, let unauthenticated
@@ -170,7 +172,7 @@ struct ConfigValidator {
             logFormat: logFormat, logLevel: logLevel, accessLog: raw.accessLog ?? true, cookieName: cookieName,
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
             unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies,
-            tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion, store: store), [])
+            tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion, store: store, logins: logins), [])
     }
 
     private mutating func tls(_ raw: RawConfig.RawTLS?, publicURL: String?) -> (certificate: String, privateKey: String)? {
@@ -223,6 +225,31 @@ struct ConfigValidator {
             return .memory
         }
         return .postgres(.init(host: host, port: c?.port ?? 5432, user: user, password: c?.password, database: String(database)))
+    }
+
+    /// Defaults no real user reaches: a member logs in a few times an hour, an office behind
+    /// one address a few times a second at nine o'clock.
+    private mutating func logins(_ raw: RawConfig.RawLogins?) -> GatewayConfiguration.Logins {
+        let workers = raw?.workers ?? 2
+        if !(1...64).contains(workers) { report("logins.workers", "must be between 1 and 64") }
+        let queue = raw?.queue ?? 64
+        if !(1...10_000).contains(queue) { report("logins.queue", "must be between 1 and 10000") }
+        return GatewayConfiguration.Logins(workers: workers, queue: queue,
+                                           perClient: rate(raw?.perClient, default: "300/m", at: "logins.per_client"),
+                                           total: rate(raw?.total, default: "6000/m", at: "logins.total"))
+    }
+
+    /// `N/s`, `N/m` or `N/h`; `off` for no limit.
+    private mutating func rate(_ text: String?, default value: String, at path: String) -> GatewayConfiguration.Rate? {
+        let text = text ?? value
+        if text == "off" { return nil }
+        let parts = text.split(separator: "/")
+        let seconds = parts.count == 2 ? ["s": 1, "m": 60, "h": 3600][String(parts[1])] : nil
+        guard let seconds, let count = Int(parts[0]), count >= 1, count <= 1_000_000 else {
+            report(path, "must be N/s, N/m or N/h (N from 1 to 1000000), or off")
+            return nil
+        }
+        return GatewayConfiguration.Rate(count: count, seconds: seconds)
     }
 
     private mutating func http2(_ raw: RawConfig.RawHTTP2?) -> GatewayConfiguration.HTTP2 {

@@ -107,6 +107,37 @@ public struct GatewayConfiguration: Sendable {
         public let ttl: Duration
     }
 
+    /// How many logins the gateway takes on, and from whom (the ACS and login starts are
+    /// the only endpoints where an unauthenticated client makes the gateway work).
+    public struct Logins: Sendable, Equatable {
+        /// Threads that validate SAML responses, off the event loops.
+        public let workers: Int
+        /// Responses waiting for a worker; past it the ACS answers 503 `login_busy`.
+        public let queue: Int
+        /// ACS posts and login starts per client address; nil: no limit.
+        public let perClient: Rate?
+        /// The same, all clients together.
+        public let total: Rate?
+
+        public init(workers: Int, queue: Int, perClient: Rate?, total: Rate?) {
+            self.workers = workers
+            self.queue = queue
+            self.perClient = perClient
+            self.total = total
+        }
+    }
+
+    /// `count` events per `seconds`, allowed in a burst of `count`.
+    public struct Rate: Sendable, Equatable {
+        public let count: Int
+        public let seconds: Int
+
+        public init(count: Int, seconds: Int) {
+            self.count = count
+            self.seconds = seconds
+        }
+    }
+
     /// Where spent assertion and AuthnRequest IDs are kept.
     public enum Store: Sendable, Equatable {
         /// This process's memory: enough for one replica.
@@ -148,6 +179,7 @@ public struct GatewayConfiguration: Sendable {
     public let http2: HTTP2
     public let upstreamAssertion: UpstreamAssertion?
     public let store: Store
+    public let logins: Logins
 
     public func organization(named name: some StringProtocol) -> Organization? {
         organizations.first { $0.name == name }

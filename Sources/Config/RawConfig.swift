@@ -26,6 +26,14 @@ struct RawConfig {
     var http2: RawHTTP2?
     var upstreamAssertion: RawUpstreamAssertion?
     var store: String?
+    var logins: RawLogins?
+
+    struct RawLogins {
+        var workers: Int?
+        var queue: Int?
+        var perClient: String?
+        var total: String?
+    }
 
     struct RawUpstreamAssertion {
         var enabled: Bool?
@@ -148,6 +156,13 @@ extension RawConfig {
                 signingKeyFiles: reader.strings(assertion["signing_key_files"], at: "upstream_assertion.signing_key_files"),
                 audience: reader.string(assertion["audience"], at: "upstream_assertion.audience"),
                 ttl: reader.string(assertion["ttl"], at: "upstream_assertion.ttl"))
+        }
+
+        if let logins = reader.mapping(top["logins"], at: "logins", keys: ConfigSchema.logins) {
+            raw.logins = RawLogins(workers: reader.int(logins["workers"], at: "logins.workers"),
+                                   queue: reader.int(logins["queue"], at: "logins.queue"),
+                                   perClient: reader.string(logins["per_client"], at: "logins.per_client"),
+                                   total: reader.string(logins["total"], at: "logins.total"))
         }
 
         for (index, node) in (reader.sequence(top["organizations"], at: "organizations") ?? []).enumerated() {

@@ -4,14 +4,44 @@ import Foundation
 import JWTKit
 import NIOConcurrencyHelpers
 import NIOCore
+import Sessions
 
-/// Who the upstream is told about in `X-SSO-Assertion`, from the session grant.
+/// Who the upstream is told about in `X-SSO-Assertion`, from the session. On a protected
+/// path: the grant of that path's organization (`sub`, `email`, `groups`, `org`, `role`).
+/// Elsewhere: no subject of its own, only `grants`, each with the organization that vouched
+/// for it (an identity never travels without its organization).
 struct UpstreamClaims: Sendable, Hashable {
-    let subject: String
+    struct Grant: Sendable, Hashable, Codable {
+        let org: String
+        let sub: String
+        let email: String?
+        let groups: [String]
+        let role: String?
+
+        init(organization: String, _ grant: SessionGrant) {
+            org = organization
+            sub = grant.subject
+            email = grant.email
+            groups = grant.groups
+            role = grant.role
+        }
+    }
+
+    let subject: String?
     let email: String?
     let groups: [String]
     let organization: String?
     let role: String?
+    let grants: [Grant]
+
+    init(grant: SessionGrant?, organization: String?, grants: [Grant]) {
+        subject = grant?.subject
+        email = grant?.email
+        groups = grant?.groups ?? []
+        self.organization = organization
+        role = grant?.role
+        self.grants = grants
+    }
 }
 
 /// The ES256 JWT the gateway adds for the upstream (the pattern of Cloudflare Access,
@@ -86,8 +116,8 @@ final class AssertionMinter: Sendable {
         // Whole seconds: some JWT libraries refuse fractional NumericDates.
         let now = Date(timeIntervalSince1970: clock().timeIntervalSince1970.rounded(.down))
         let payload = UpstreamAssertionPayload(
-            sub: SubjectClaim(value: claims.subject), email: claims.email, groups: claims.groups, org: claims.organization,
-            role: claims.role, iss: IssuerClaim(value: issuer), aud: AudienceClaim(value: audience),
+            sub: claims.subject.map { SubjectClaim(value: $0) }, email: claims.email, groups: claims.subject == nil ? nil : claims.groups,
+            org: claims.organization, role: claims.role, grants: claims.grants.isEmpty ? nil : claims.grants, iss: IssuerClaim(value: issuer), aud: AudienceClaim(value: audience),
             iat: IssuedAtClaim(value: now), exp: ExpirationClaim(value: now.addingTimeInterval(ttl)))
         if !keysAdded.withLockedValue({ $0 }) {
             // Two first requests may both add the keys: the same kid replaces itself.
@@ -110,11 +140,13 @@ final class AssertionMinter: Sendable {
 }
 
 struct UpstreamAssertionPayload: JWTPayload {
-    var sub: SubjectClaim
+    var sub: SubjectClaim?
     var email: String?
-    var groups: [String]
+    var groups: [String]?
     var org: String?
     var role: String?
+    /// Off protected paths: every organization's grant, each with its own subject.
+    var grants: [UpstreamClaims.Grant]?
     var iss: IssuerClaim
     var aud: AudienceClaim
     var iat: IssuedAtClaim

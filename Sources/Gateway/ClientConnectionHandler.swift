@@ -438,7 +438,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         out.writeImmutableBuffer(head.statusText)
         out.writeStaticString("\r\n")
         out.writeImmutableBuffer(head.fields)
-        if let clear = exchange?.clearCookie {
+        if let clear = exchange?.sessionCookie {
             out.writeStaticString("Set-Cookie: ")
             out.writeString(clear)
             out.writeStaticString("\r\n")

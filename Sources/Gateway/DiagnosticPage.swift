@@ -36,6 +36,17 @@ enum DiagnosticPage {
         """)
     }
 
+    /// Too many logins at once, from this address or in all: come back shortly.
+    static func turnedAway(organization: String, code: String, seconds: Int, requestID: String, retry: String) -> String {
+        let what = code == "login_busy" ? "The gateway is busy checking other logins right now."
+            : "Too many logins came from your network address in a short time."
+        return frame("Try again shortly", """
+        <h1>Try again in \(seconds) second\(seconds == 1 ? "" : "s")</h1><p>\(what) Nothing is wrong with your account or with
+        <b>\(Markup.escape(organization))</b>'s single sign-on.</p><p>Reason: <code id="ssogate-reason">\(Markup.escape(code))</code>.
+        Request id: <code>\(Markup.escape(requestID))</code></p><p><a href="\(Markup.escape(retry))">Sign in again</a></p>
+        """)
+    }
+
     static func loginFailed(organization: String, code: String, requestID: String, retry: String) -> String {
         frame("Login failed", """
         <h1>Login failed</h1><p>The single sign-on response for <b>\(Markup.escape(organization))</b> was refused:

@@ -26,8 +26,9 @@ final class Exchange {
     /// For a compressed page: undo the coding, insert, redo it.
     var decoder: StreamDecoder?
     var encoder: StreamEncoder?
-    /// Set-Cookie that clears a session cookie which no longer opens.
-    var clearCookie: String?
+    /// Set-Cookie for the session cookie, when it must change: cleared (it no longer opens)
+    /// or sealed again without grants the configuration no longer honours.
+    var sessionCookie: String?
     /// The Strict-Transport-Security value to add, when configured.
     var hsts: String?
     /// The identity to sign into `X-SSO-Assertion` (when `upstream_assertion` is on).

@@ -16,6 +16,7 @@ public final class GatewayMetrics: Sendable {
     private let logins = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let http2Goaways = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let metadataFetches = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    private let loginRefusals = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     let certificates: CertificateGauges
 
     public enum UpstreamFailure: String, CaseIterable, Sendable {
@@ -64,6 +65,11 @@ public final class GatewayMetrics: Sendable {
     /// Logins by outcome: `success`, `test_success` or the reason code. Reason codes are a
     /// fixed, small set, so the label cannot grow without bound.
     func loginFinished(result: String) { counter(logins, "ssogate_logins_total", ("result", result)).increment() }
+    /// A login start or ACS post turned away before any work: `login_rate_limited` or
+    /// `login_busy`, per endpoint (`start`, `acs`).
+    func loginTurnedAway(endpoint: String, reason: String) {
+        counter(loginRefusals, "ssogate_login_refusals_total", ("endpoint", endpoint), ("reason", reason)).increment()
+    }
 
     /// An HTTP/2 connection the gateway ended with GOAWAY (`flood`, `bad_preface`, `protocol_error`).
     func http2Terminated(reason: String) { counter(http2Goaways, "ssogate_http2_goaways_total", ("reason", reason)).increment() }

@@ -87,6 +87,8 @@ final class GatewayShared: Sendable {
     /// The shared store, when configured: its pool runs while the gateway does.
     let postgres: PostgresReplayStore?
     let clock: @Sendable () -> Date
+    /// Login workers and rates, fixed at start.
+    let logins: LoginGuard
     private let loops: [ObjectIdentifier: LoopContextBox]
 
     init(configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?,
@@ -103,6 +105,7 @@ final class GatewayShared: Sendable {
             self.postgres = store
         }
         self.clock = clock
+        self.logins = LoginGuard(configuration.logins)
         let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, clock: clock)
         self.current = NIOLockedValueBox(runtime)
         self.metrics = metrics

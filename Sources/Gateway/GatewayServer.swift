@@ -226,6 +226,7 @@ public final class GatewayServer: Sendable {
         shared.closeIdleUpstreams()
         shared.stopSweeps()
         await refresher.shutdown()
+        await shared.logins.shutdown()
         accessLogSink?.flush()
     }
 }

@@ -230,7 +230,7 @@ final class HTTP2Stream: UpstreamDelegate {
             let hasBody = exchange.method != .HEAD && head.body != .none
             let injecting = exchange.prepareBanner(for: head, hasBody: hasBody)
             var fields = Self.lowercasedFields(head.fields)
-            if let clear = exchange.clearCookie { fields.append((Array("set-cookie".utf8), Array(clear.utf8))) }
+            if let clear = exchange.sessionCookie { fields.append((Array("set-cookie".utf8), Array(clear.utf8))) }
             if let length = head.contentLength, !injecting, head.status != 204 {
                 fields.append((Array("content-length".utf8), Array(String(length).utf8)))
             }

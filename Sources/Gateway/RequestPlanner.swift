@@ -1,3 +1,4 @@
+import Config
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -71,10 +72,10 @@ struct RequestPlanner {
         // 401 JSON (an API client's answer), never a banner or a redirect, never an upgrade.
         let webSocket = HeaderPolicy.isWebSocketUpgrade(head) && body == .none
         let cookies = RequestFields.cookies(head.headers)
-        let (decision, clearCookie) = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
+        let (decision, sessionCookie) = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
                                                           accept: webSocket ? "application/json" : head.headers.first(name: "accept"),
                                                           cookies: cookies)
-        let clearing: [(String, String)] = clearCookie.map { [("Set-Cookie", $0)] } ?? []
+        let clearing: [(String, String)] = sessionCookie.map { [("Set-Cookie", $0)] } ?? []
         var identity: [(String, String)] = []
         var bannerHTML: String?
         var grantExpires: Int64?
@@ -103,7 +104,7 @@ struct RequestPlanner {
                                 requestBody: body, start: start)
         exchange.reservedCookies = runtime.reservedCookies
         exchange.bannerHTML = bannerHTML
-        exchange.clearCookie = clearCookie
+        exchange.sessionCookie = sessionCookie
         exchange.hsts = runtime.hstsValue
         if runtime.minter != nil { exchange.assertionClaims = claims }
         if webSocket {
@@ -125,6 +126,11 @@ struct RequestPlanner {
         let rest = parts[3...].joined(separator: "/")
         switch (head.method, rest) {
         case (.GET, "sso"), (.HEAD, "sso"):
+            if let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
+                shared.metrics.loginTurnedAway(endpoint: "start", reason: refusal.code)
+                return .respond(runtime.flow.turnedAway(refusal, organization: organization, acceptsJSON: Self.acceptsJSON(head),
+                                                        requestID: RequestFields.requestID()), head: head, close: false)
+            }
             return .respond(runtime.flow.startLogin(organization: organization, query: RequestFields.query(head.uri)), head: head, close: false)
         case (.POST, "saml/consume"):
             return .collectForm(organization: organization, head: head)
@@ -135,26 +141,64 @@ struct RequestPlanner {
         }
     }
 
-    /// The ACS once its form body is in: validates, spends the login's IDs in the replay
-    /// store (at once in memory, asynchronously in a shared store), logs and counts it.
+    /// The ACS once its form body is in: counted against the login rates, validated on a
+    /// login worker (never on this event loop), then its IDs spent in the replay store (at
+    /// once in memory, asynchronously in a shared store); logged and counted.
     func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let requestID = RequestFields.requestID()
-        let accept = head.headers.first(name: "accept")?.lowercased() ?? ""
-        let step = shared.runtime.flow.consume(
-            organization: organization, form: RequestFields.form(String(buffer: body)), cookies: RequestFields.cookies(head.headers),
-            acceptsJSON: accept.contains("application/json") && !accept.contains("text/html"), requestID: requestID)
-        switch step {
-        case .done(let outcome):
-            return loop.makeSucceededFuture(finished(outcome, organization: organization, requestID: requestID))
-        case .spend(let spends, let finish):
-            let now = shared.clock()
-            let store = shared.replayStore
-            if let outcome = store.spendNow(spends, now: now) {
-                return loop.makeSucceededFuture(finished(finish(outcome), organization: organization, requestID: requestID))
-            }
-            return loop.makeFutureWithTask { await store.spend(spends, now: now) }.assumeIsolated()
-                .map { self.finished(finish($0), organization: organization, requestID: requestID) }.nonisolated()
+        let acceptsJSON = Self.acceptsJSON(head)
+        let runtime = shared.runtime
+        let flow = runtime.flow
+        if let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
+            return loop.makeSucceededFuture(turnedAway(refusal, flow: flow, organization: organization, acceptsJSON: acceptsJSON, requestID: requestID))
         }
+        let cookies = RequestFields.cookies(head.headers)
+        let validated = shared.logins.run(on: loop) {
+            flow.consume(organization: organization, form: RequestFields.form(String(buffer: body)), cookies: cookies,
+                         acceptsJSON: acceptsJSON, requestID: requestID)
+        }
+        guard let validated else {
+            return loop.makeSucceededFuture(turnedAway(.busy, flow: flow, organization: organization, acceptsJSON: acceptsJSON, requestID: requestID))
+        }
+        let shared = self.shared
+        return validated.flatMap { step in
+            switch step {
+            case .done(let outcome):
+                return loop.makeSucceededFuture(self.finished(outcome, organization: organization, requestID: requestID))
+            case .spend(let spends, let finish):
+                let now = shared.clock()
+                let store = shared.replayStore
+                if let outcome = store.spendNow(spends, now: now) {
+                    return loop.makeSucceededFuture(self.finished(finish(outcome), organization: organization, requestID: requestID))
+                }
+                return loop.makeFutureWithTask { await store.spend(spends, now: now) }
+                    .map { self.finished(finish($0), organization: organization, requestID: requestID) }
+            }
+        }
+    }
+
+    private func turnedAway(_ refusal: LoginGuard.Refusal, flow: SSOFlow, organization: String, acceptsJSON: Bool,
+                            requestID: String) -> LocalResponse {
+        shared.metrics.loginTurnedAway(endpoint: "acs", reason: refusal.code)
+        shared.logger.warning("login turned away", metadata: [
+            "organization": "\(organization)", "reason": "\(refusal.code)", "request_id": "\(requestID)", "peer": "\(peerText ?? "-")",
+        ])
+        return flow.turnedAway(refusal, organization: organization, acceptsJSON: acceptsJSON, requestID: requestID)
+    }
+
+    static func acceptsJSON(_ head: HTTPRequestHead) -> Bool {
+        let accept = head.headers.first(name: "accept")?.lowercased() ?? ""
+        return accept.contains("application/json") && !accept.contains("text/html")
+    }
+
+    /// Whom a rate applies to: the peer, or, when the peer is a trusted proxy, the address
+    /// that proxy appended last to `X-Forwarded-For` (the client it saw).
+    func clientAddress(_ head: HTTPRequestHead, runtime: GatewayRuntime) -> [UInt8]? {
+        guard runtime.isTrusted(peer: peerBytes) else { return peerBytes }
+        let forwarded = head.headers["x-forwarded-for"].joined(separator: ",")
+        guard let last = forwarded.split(separator: ",").last.map({ $0.trimmingCharacters(in: .whitespaces) }),
+              let address = IPAddressText.parse(last) else { return peerBytes }
+        return address
     }
 
     private func finished(_ outcome: SSOFlow.ConsumeOutcome, organization: String, requestID: String) -> LocalResponse {

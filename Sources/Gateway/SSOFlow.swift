@@ -7,7 +7,7 @@ import Sessions
 import XMLDSig
 
 /// A response the gateway makes itself.
-struct LocalResponse {
+struct LocalResponse: Sendable {
     var status: HTTPResponseStatus
     var headers: [(String, String)]
     var body: [UInt8]
@@ -124,7 +124,7 @@ struct SSOFlow: Sendable {
 
     // MARK: - POST /organizations/{org}/saml/consume
 
-    struct ConsumeOutcome {
+    struct ConsumeOutcome: Sendable {
         var response: LocalResponse
         /// `success` or the reason code, for logs and metrics.
         var result: String
@@ -133,7 +133,7 @@ struct SSOFlow: Sendable {
 
     /// A login either decided without the replay store (refused before rule 8), or waiting
     /// for its IDs to be spent: `finish` turns the store's outcome into the answer.
-    enum ConsumeStep {
+    enum ConsumeStep: Sendable {
         case done(ConsumeOutcome)
         case spend([ReplaySpend], finish: @Sendable (StoreOutcome) -> ConsumeOutcome)
     }
@@ -151,34 +151,39 @@ struct SSOFlow: Sendable {
         guard org.saml.enabled || state?.test == true else {
             return .done(ConsumeOutcome(response: .text(.notFound, "SAML SSO is not enabled for this organization"), result: "sso_disabled"))
         }
+        // Test mode ("Update and Test") never issues a session, whatever comes back: while a
+        // test's login state is in this browser, and always while SSO is disabled (only a
+        // test can reach a disabled organization's ACS), the answer is the diagnostic page.
+        let testing = state?.test == true || !org.saml.enabled
         guard let samlResponse = form["SAMLResponse"] else {
-            return .done(failure(.init("malformed", "no SAMLResponse in the form"), org: name, test: state?.test ?? false,
+            return .done(failure(.init("malformed", "no SAMLResponse in the form"), org: name, test: testing,
                                  acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState))
         }
         let checked: (ValidatedAssertion, [ReplaySpend])
         do {
             checked = try validator.check(samlResponse: samlResponse, expectedRequestID: state?.requestID)
+            try Self.checkIdentityValues(checked.0, org: org)
         } catch {
-            return .done(failure(error, org: name, test: state?.test ?? false, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState))
+            return .done(failure(error, org: name, test: testing, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState))
         }
         let existingSession = cookies[cookieName].map(String.init)
         return .spend(checked.1) { outcome in
             switch outcome {
             case .spent:
-                return self.loggedIn(checked.0, org: org, state: state, form: form, existingSession: existingSession, acceptsJSON: acceptsJSON,
-                                     requestID: requestID, clearState: clearState, now: now)
+                return self.loggedIn(checked.0, org: org, state: state, testing: testing, form: form, existingSession: existingSession,
+                                     acceptsJSON: acceptsJSON, requestID: requestID, clearState: clearState, now: now)
             case .alreadySpent(let spend):
-                return self.failure(spend.refusal, org: name, test: state?.test ?? false, acceptsJSON: acceptsJSON,
+                return self.failure(spend.refusal, org: name, test: testing, acceptsJSON: acceptsJSON,
                                     requestID: requestID, clear: clearState)
             case .unavailable:
                 return self.failure(SAMLError("state_store_unavailable", "the replay store could not record this login's IDs"), org: name,
-                                    test: state?.test ?? false, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
+                                    test: testing, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
             }
         }
     }
 
     /// The answer to a validated login whose IDs are spent: the session (or the test page).
-    private func loggedIn(_ assertion: ValidatedAssertion, org: GatewayConfiguration.Organization, state: LoginState?,
+    private func loggedIn(_ assertion: ValidatedAssertion, org: GatewayConfiguration.Organization, state: LoginState?, testing: Bool,
                           form: [String: String], existingSession: String?, acceptsJSON: Bool, requestID: String,
                           clearState: String, now: Date) -> ConsumeOutcome {
         let name = org.name
@@ -189,13 +194,13 @@ struct SSOFlow: Sendable {
         let groups = assertion.attributes[groupsAttribute] ?? []
         let role = org.roleMapping.map { Protection.role(for: assertion.attributes, mapping: $0).name }
         let email = Self.email(of: assertion)
-        if solicited?.test == true {
+        if testing {
             let page = DiagnosticPage.success(organization: name, assertion: assertion, role: role, email: email)
             return ConsumeOutcome(response: LocalResponse(status: .ok, headers: [("Content-Type", "text/html; charset=utf-8"),
                                                                                  ("Set-Cookie", clearState), ("Cache-Control", "no-store")],
                                                           body: Array(page.utf8)), result: "test_success")
         }
-        var session = existingSession.flatMap { sessions.open(Substring($0), now: now) } ?? Session()
+        var session = live(existingSession.flatMap { sessions.open(Substring($0), now: now) }) ?? Session()
         let ttl = org.sessionTTL.components.seconds
         session.grants[name] = SessionGrant(subject: assertion.nameID, email: email, groups: groups, role: role,
                                             expires: Int64(now.timeIntervalSince1970) + ttl)
@@ -211,6 +216,23 @@ struct SSOFlow: Sendable {
                            requestID: requestID, clear: clearState)
         }
         return ConsumeOutcome(response: LocalResponse(status: .seeOther, headers: headers, body: []), result: "success")
+    }
+
+    /// A login start or ACS post refused before any work (LoginGuard): 503 `login_busy` or
+    /// 429 `login_rate_limited`, with `Retry-After`.
+    func turnedAway(_ refusal: LoginGuard.Refusal, organization: String, acceptsJSON: Bool, requestID: String) -> LocalResponse {
+        let status: HTTPResponseStatus = refusal == .busy ? .serviceUnavailable : .tooManyRequests
+        var response: LocalResponse
+        if acceptsJSON {
+            let body = "{\"error\":\"\(refusal.code)\",\"organization\":\"\(Self.jsonEscape(organization))\",\"request_id\":\"\(requestID)\"}"
+            response = LocalResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(body.utf8))
+        } else {
+            let page = DiagnosticPage.turnedAway(organization: organization, code: refusal.code, seconds: refusal.retryAfter,
+                                                 requestID: requestID, retry: ssoURL(organization, returnTo: nil))
+            response = LocalResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8")], body: Array(page.utf8))
+        }
+        response.headers += [("Retry-After", "\(refusal.retryAfter)"), ("Cache-Control", "no-store")]
+        return response
     }
 
     private func sessionCookie(_ value: String, session: Session, now: Date) -> String {
@@ -235,6 +257,16 @@ struct SSOFlow: Sendable {
                                                                ("Cache-Control", "no-store")], body: Array(page.utf8))
         }
         return ConsumeOutcome(response: response, result: error.code, detail: error.detail)
+    }
+
+    /// The values that become identity headers (email, groups, the role mapping's
+    /// attribute) refuse the login when they hold a control character; the NameID was
+    /// checked by the validator. Never silently altered or dropped.
+    static func checkIdentityValues(_ assertion: ValidatedAssertion, org: GatewayConfiguration.Organization) throws(SAMLError) {
+        let used = [email(of: assertion)].compactMap { $0 } + (assertion.attributes[org.roleMapping?.attribute ?? "groups"] ?? [])
+        if let bad = used.first(where: { !IdentityValue.isClean($0) }) {
+            throw SAMLError("invalid_identity_value", "an identity attribute value holds a control character (\(bad.utf8.count) bytes)")
+        }
     }
 
     static func email(of assertion: ValidatedAssertion) -> String? {
@@ -262,29 +294,50 @@ struct SSOFlow: Sendable {
 
     // MARK: - Protected content
 
-    /// The decision, and a Set-Cookie value that clears the session cookie when the browser
-    /// sent one that is tampered, sealed by a retired secret or wholly expired.
+    /// The decision, and a Set-Cookie value for the session cookie when the browser's must
+    /// change: cleared when it is tampered, sealed by a retired secret or wholly expired;
+    /// sealed again without the grants the live configuration no longer honours.
     func decide(path: Substring, uri: String, method: String, accept: String?,
-                cookies: [String: Substring]) -> (AccessDecision, clearCookie: String?) {
+                cookies: [String: Substring]) -> (AccessDecision, setCookie: String?) {
         let now = clock()
-        let session = cookies[cookieName].flatMap { sessions.open($0, now: now) }
-        let stale = cookies[cookieName] != nil && (session?.grants.isEmpty ?? true)
-        return (decision(path: path, uri: uri, method: method, accept: accept, session: session, now: now),
-                stale ? "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)" : nil)
+        let opened = cookies[cookieName].flatMap { sessions.open($0, now: now) }
+        let session = live(opened)
+        var setCookie: String?
+        if cookies[cookieName] != nil && (session?.grants.isEmpty ?? true) {
+            setCookie = clearedSessionCookie
+        } else if let session, session.grants.count != opened?.grants.count {
+            setCookie = (try? sessions.seal(session, now: now)).flatMap { $0 }.map { sessionCookie($0, session: session, now: now) }
+                ?? clearedSessionCookie
+        }
+        return (decision(path: path, uri: uri, method: method, accept: accept, session: session, now: now), setCookie)
+    }
+
+    private var clearedSessionCookie: String { "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)" }
+
+    /// A grant counts only while its organization is configured and enabled: disabling or
+    /// removing an organization ends its grants at once (SPEC, revised rule).
+    func live(_ session: Session?) -> Session? {
+        guard let session else { return nil }
+        guard session.grants.contains(where: { organizations[$0.key]?.saml.enabled != true }) else { return session }
+        return Session(grants: session.grants.filter { organizations[$0.key]?.saml.enabled == true })
     }
 
     private func decision(path: Substring, uri: String, method: String, accept: String?, session: Session?, now: Date) -> AccessDecision {
         guard let org = Protection.organization(of: path, patterns: configuration.protectedPaths, organizations: organizations) else {
-            // Not protected: forwarded as is, with the identity of the most recent login if any.
-            let latest = session?.grants.max { $0.value.expires < $1.value.expires }
-            return .forward(identity: latest.map { Self.identity($0.value, organization: nil) } ?? [], expires: latest?.value.expires,
-                            claims: latest.map { Self.claims($0.value, organization: nil) })
+            // Not protected: no identity, since an identity travels only with the
+            // organization whose IdP vouched for it; only which organizations this request
+            // holds grants for, and in the signed assertion each grant with its own subject.
+            let grants = session?.grants.sorted { $0.key < $1.key } ?? []
+            guard !grants.isEmpty else { return .forward(identity: [], expires: nil, claims: nil) }
+            return .forward(identity: [("X-SSO-Organizations", grants.map(\.key).joined(separator: ","))],
+                            expires: grants.map(\.value.expires).min(),
+                            claims: UpstreamClaims(grant: nil, organization: nil,
+                                                   grants: grants.map { UpstreamClaims.Grant(organization: $0.key, $0.value) }))
         }
         if let grant = session?.grant(for: org.name, now: now) {
             return .forward(identity: Self.identity(grant, organization: org.name), expires: grant.expires,
-                            claims: Self.claims(grant, organization: org.name))
+                            claims: UpstreamClaims(grant: grant, organization: org.name, grants: []))
         }
-        let login = ssoURL(org.name, returnTo: uri)
         guard Protection.isBrowserNavigation(method: method, accept: accept) else {
             let body = "{\"error\":\"sso_required\",\"organization\":\"\(org.name)\",\"sso_url\":\"\(Self.jsonEscape(ssoURL(org.name, returnTo: nil)))\"}"
             return .unauthorized(body: Array(body.utf8))
@@ -295,21 +348,18 @@ struct SSOFlow: Sendable {
         }
     }
 
-    /// Identity headers from a grant. A value with a control character is left out: it
-    /// came from an IdP and must not be able to split a header.
-    static func identity(_ grant: SessionGrant, organization: String?) -> [(String, String)] {
-        var headers: [(String, String)] = [("X-Forwarded-User", grant.subject)]
-        if let email = grant.email { headers.append(("X-Forwarded-Email", email)) }
-        if !grant.groups.isEmpty { headers.append(("X-Forwarded-Groups", grant.groups.joined(separator: ","))) }
-        if let organization { headers.append(("X-SSO-Organization", organization)) }
-        if let role = grant.role, organization != nil { headers.append(("X-SSO-Role", role)) }
-        return headers.filter { $0.1.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F } }
-    }
-
-    /// The grant as JWT claims (JSON escapes every value, so nothing is left out).
-    static func claims(_ grant: SessionGrant, organization: String?) -> UpstreamClaims {
-        UpstreamClaims(subject: grant.subject, email: grant.email, groups: grant.groups, organization: organization,
-                       role: organization == nil ? nil : grant.role)
+    /// Identity headers from a grant, for the organization of the matched protected path.
+    /// Values are sent byte-exact when a header can carry them, else percent-encoded
+    /// (IdentityHeaderValue); logins with control characters were refused.
+    static func identity(_ grant: SessionGrant, organization: String) -> [(String, String)] {
+        var headers: [(String, String)] = [("X-Forwarded-User", IdentityHeaderValue.encode(grant.subject))]
+        if let email = grant.email { headers.append(("X-Forwarded-Email", IdentityHeaderValue.encode(email))) }
+        if !grant.groups.isEmpty {
+            headers.append(("X-Forwarded-Groups", grant.groups.map(IdentityHeaderValue.encode).joined(separator: ",")))
+        }
+        headers.append(("X-SSO-Organization", organization))
+        if let role = grant.role { headers.append(("X-SSO-Role", role)) }
+        return headers
     }
 
     static func formEncode(_ text: String) -> String {

@@ -31,25 +31,8 @@ struct SSOFlowTests {
     static func start(upstreamPort: Int? = nil, clock: @escaping @Sendable () -> Date = { now }, extra: String = "") async throws -> Gateway {
         XMLLibrary.initialize()
         let upstream = try await TestUpstream.start()
-        let yaml = """
-        listen: "127.0.0.1:0"
-        public_url: "https://hub.example.test"
-        upstream: "http://127.0.0.1:\(upstreamPort ?? upstream.port)"
-        session: {secrets: ["0123456789abcdef0123456789abcdef-test"]}
-        protected_paths: ["/{org}/"]
-        organizations:
-          - name: acme
-            saml: {enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))",
-                   idp_entity_id: "http://www.okta.com/exk-test"}
-            role_mapping: {attribute: groups, rules: [{value: engineering, role: write}, {value: hf-admins, role: admin}]}
-          - name: globex
-            unauthenticated: redirect
-            saml: {enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))"}
-          - name: dormant
-            saml: {enabled: false, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))"}
-        \(extra)
-        """
-        let configuration = try ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: ".")
+        let configuration = try ConfigLoader.load(yaml: yaml(upstreamPort: upstreamPort ?? upstream.port, extra: extra),
+                                                  environment: [:], baseDirectory: ".")
         let logs = CapturedLogs()
         let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
                                    logger: Logger(label: "t") { _ in CapturingLogHandler(sink: logs) },
@@ -57,6 +40,31 @@ struct SSOFlowTests {
                                    clock: clock)
         let address = try await server.start()
         return Gateway(harness: Harness(server: server, port: address.port!, logs: logs, accessLogs: CapturedLogs()), upstream: upstream)
+    }
+
+    /// acme (role mapping), globex (redirect mode), dormant (SSO disabled); `acme` and
+    /// `dormant` say whether those two are enabled (a reload flips them).
+    static func yaml(upstreamPort: Int, extra: String = "", acme: Bool = true, dormant: Bool = false) -> String {
+        """
+        listen: "127.0.0.1:0"
+        public_url: "https://hub.example.test"
+        upstream: "http://127.0.0.1:\(upstreamPort)"
+        session: {secrets: ["0123456789abcdef0123456789abcdef-test"]}
+        protected_paths: ["/{org}/"]
+        organizations:
+          - name: acme
+            saml: {enabled: \(acme), sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))",
+                   idp_entity_id: "http://www.okta.com/exk-test"}
+            role_mapping: {attribute: groups, rules: [{value: engineering, role: write}, {value: hf-admins, role: admin}]}
+          - name: globex
+            unauthenticated: redirect
+            saml: {enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))",
+                   allow_idp_initiated: true}
+          - name: dormant
+            saml: {enabled: \(dormant), sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))",
+                   allow_idp_initiated: true}
+        \(extra)
+        """
     }
 
     func stop(_ g: Gateway) async {
@@ -84,7 +92,7 @@ struct SSOFlowTests {
 
     /// - Parameter signer: PEM paths of the IdP key and certificate (the crypto fixture by default).
     static func samlResponse(inResponseTo: String?, assertionID: String = "id-assertion-1", org: String = "acme",
-                             nameID: String = "alice@example.test",
+                             nameID: String = "alice@example.test", groups: [String] = ["engineering", "hf-admins"],
                              signer: (key: String, certificate: String) = (fixture("rsa-2048.key"), fixture("rsa-2048.crt"))) throws -> String {
         let irt = inResponseTo.map { " InResponseTo=\"\($0)\"" } ?? ""
         let acs = "https://hub.example.test/organizations/\(org)/saml/consume"
@@ -97,7 +105,7 @@ struct SSOFlowTests {
         <saml:Conditions NotBefore="2026-01-01T09:59:00Z" NotOnOrAfter="2026-01-01T10:05:00Z"><saml:AudienceRestriction><saml:Audience>https://hub.example.test/organizations/\(org)/saml/metadata</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
         <saml:AuthnStatement AuthnInstant="2026-01-01T10:00:00Z" SessionIndex="s-1"/><saml:AttributeStatement>\
         <saml:Attribute Name="email"><saml:AttributeValue>alice@example.test</saml:AttributeValue></saml:Attribute>\
-        <saml:Attribute Name="groups"><saml:AttributeValue>engineering</saml:AttributeValue><saml:AttributeValue>hf-admins</saml:AttributeValue></saml:Attribute>\
+        <saml:Attribute Name="groups">\(groups.map { "<saml:AttributeValue>\($0)</saml:AttributeValue>" }.joined())</saml:Attribute>\
         </saml:AttributeStatement></saml:Assertion></samlp:Response>
         """
         let key = try PrivateKey(pem: String(contentsOfFile: signer.key, encoding: .utf8))
