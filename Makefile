@@ -94,13 +94,16 @@ check-example: build
 	.build/debug/ssogate check --config Config/ssogate.example.yaml
 
 # Coverage-guided fuzzing (libFuzzer + AddressSanitizer) of SAMLResponse decoding and
-# validation and IdP metadata, for FUZZ_SECONDS. The seed corpus is Tests/Fixtures/fuzz;
+# validation and IdP metadata, for FUZZ_SECONDS. The seed corpus is Tests/Fixtures/fuzz and
+# the hostile shapes of FuzzTargets.HostileShapes (written by `ssogate-bench hostile 0 DIR`);
 # a crashing input is saved there (crash-*), so `make test` replays it from then on.
 FUZZ_SECONDS ?= 60
 .PHONY: fuzz
 fuzz: deps
 	swift build -c debug --scratch-path .build-fuzz --product ssogate-fuzz \
 	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -use-ld=lld
+	swift build --product ssogate-bench
 	corpus=$$(mktemp -d) && cp Tests/Fixtures/fuzz/saml-response/* "$$corpus"/ && \
+	.build/debug/ssogate-bench hostile 0 "$$corpus" && \
 	.build-fuzz/x86_64-unknown-linux-gnu/debug/ssogate-fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 	  -artifact_prefix=Tests/Fixtures/fuzz/saml-response/ "$$corpus"; status=$$?; rm -rf "$$corpus"; exit $$status

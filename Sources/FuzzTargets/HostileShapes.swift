@@ -31,6 +31,12 @@ public enum HostileShapes {
         return ResponseValidator(settings: settings, replayCache: MemoryReplayCache(capacity: 64), clock: { now })
     }
 
+    /// Every shape, signed by a key made for the occasion (the fuzz corpus's seeds).
+    public static func all(now: Date) throws -> [Shape] {
+        let identity = try SelfSignedIdentity.generate(commonName: "hostile-shapes")
+        return try all(signer: SignatureSigner(key: identity.key, certificate: identity.certificate), now: now)
+    }
+
     /// Every shape, signed by `signer` where a valid signature is part of the attack.
     public static func all(signer: SignatureSigner, now: Date) throws -> [Shape] {
         var shapes: [Shape] = []

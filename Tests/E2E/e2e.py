@@ -509,28 +509,34 @@ try:
               if not r["verdict"].startswith("assertion: verified ") or r["header"].get("kid") != KIDS[0])[:1500])
     ttl = {GW: 10, GWS: 300}
 
-    # org and role: those of the organization whose path it is (role_mapping: acme only), none
-    # outside organization paths (/favicon.ico: the most recent grant, like the headers).
+    # org and role: those of the organization whose path it is (role_mapping: acme only).
+    # Outside organization paths (/favicon.ico) no subject of its own: only `grants`, each
+    # with the organization that vouched for it (an identity never travels without it).
     org_role = {"acme": ("acme", "admin"), "globex": ("globex", None), "initech": ("initech", None)}
 
     def claims_ok(entry, gateway):
         claims = entry["claims"]
+        if entry["path"].split("/")[1] not in org_role:
+            return (claims.get("sub") is None and claims.get("org") is None and claims.get("grants")
+                    and all(g.get("sub") == ALICE and g.get("org") in org_role for g in claims["grants"])
+                    and claims.get("aud") in (APP, [APP]) and abs(claims.get("exp", 0) - claims.get("iat", 0) - ttl[gateway]) < 0.01)
         return (claims.get("sub") == ALICE and claims.get("email") == ALICE and "hf-admins" in claims.get("groups", [])
                 and claims.get("aud") in (APP, [APP]) and abs(claims.get("exp", 0) - claims.get("iat", 0) - ttl[gateway]) < 0.01
                 and (claims.get("org"), claims.get("role")) == org_role.get(entry["path"].split("/")[1], (None, None)))
     wrong = [(g, r["path"], r["claims"]) for g, rs in by_issuer.items() for r in rs if not claims_ok(r, g)]
-    check("their claims: sub and email alice, groups, org and role of the path, aud the upstream URL, exp - iat = ttl (10s http, 5m https)",
+    check("their claims: sub and email alice, groups, org and role of the path (elsewhere only grants), aud the upstream URL, exp - iat = ttl (10s http, 5m https)",
           received and not wrong, f"{len(wrong)} of {len(received)} unlike that, first {wrong[:1]}")
     if received:
         print(f"     (a token's header {received[0]['header']}, claims {received[0]['claims']})")
 
     # (a) The latest https token (5m ttl, still valid) as it is, and its payload re-signed by
     # another P-256 key under the same kid.
-    genuine = by_issuer[GWS][-1]["token"] if by_issuer[GWS] else None
+    with_subject = [r for r in by_issuer[GWS] if r["claims"].get("sub")]
+    genuine = with_subject[-1]["token"] if with_subject else None
     if genuine:
         status, line = present(genuine)
         check("a genuine token presented directly: the upstream verifies it", status == 200
-              and line == verified_line(by_issuer[GWS][-1]["claims"].get("org"), GWS, by_issuer[GWS][-1]["claims"].get("role")),
+              and line == verified_line(with_subject[-1]["claims"].get("org"), GWS, with_subject[-1]["claims"].get("role")),
               f"status {status}, {line!r}")
         # The gateway's header and payload segments byte for byte, a valid ES256 signature
         # over them by a key the gateway never had.

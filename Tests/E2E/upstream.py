@@ -118,7 +118,7 @@ class AssertionVerifier:
         registry = jwt.JWTClaimsRegistry(
             now=lambda: now, leeway=0,
             iss={"essential": True, "value": issuer}, aud={"essential": True, "value": self.audience},
-            sub={"essential": True}, exp={"essential": True}, iat={"essential": True})
+            exp={"essential": True}, iat={"essential": True})
         try:
             registry.validate(claims)
         except ExpiredTokenError:
@@ -127,6 +127,13 @@ class AssertionVerifier:
             raise Rejected(f"missing claim {error.claim}")
         except InvalidClaimError as error:
             raise Rejected(f"invalid claim {error.claim}: {claims.get(error.claim)!r} ({error.description})")
+        # On an organization's path the token names its subject; elsewhere it has none of
+        # its own, only `grants`, each with the organization that vouched for its subject.
+        if claims.get("org") is not None and not claims.get("sub"):
+            raise Rejected("missing claim sub")
+        if claims.get("org") is None and (claims.get("sub") is not None or not claims.get("grants")
+                                          or not all(g.get("org") and g.get("sub") for g in claims["grants"])):
+            raise Rejected("outside an organization's path: no sub, and grants each with org and sub")
         if claims["exp"] <= now:  # RFC 7519: not accepted on or after exp
             raise Rejected(f"expired: exp {claims['exp']} is not after now {now:.0f}")
         if claims["exp"] - claims["iat"] > MAX_LIFETIME:

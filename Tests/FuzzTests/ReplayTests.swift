@@ -16,6 +16,14 @@ struct ReplayTests {
 
     @Test func thereIsACorpus() { #expect(Self.inputs.count >= 5) }
 
+    /// The hostile shapes (FuzzTargets.HostileShapes) join the corpus: `make fuzz` seeds
+    /// with them, and each must come back from the fuzz entry point too.
+    @Test func theHostileShapesReplay() throws {
+        let shapes = try HostileShapes.all(now: Date())
+        #expect(shapes.count >= 20)
+        for shape in shapes { FuzzTargets.samlResponse(shape.xml) }
+    }
+
     @Test(arguments: inputs)
     func replays(_ path: String) throws {
         let data = try #require(FileManager.default.contents(atPath: path))
