@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// One target per trust boundary (STYLE.md). Only Gateway and the executable import NIO;
+// One target per trust boundary (docs/STYLE.md). Only Gateway and the executable import NIO;
 // only XMLCore and CryptoCore touch C pointers.
 let package = Package(
     name: "SSOGate",
@@ -31,7 +31,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // HTTP/2 framing, HPACK and flow control (NOTES.md: ~20x swift-nio-http2's requests/s here).
+        // HTTP/2 framing, HPACK and flow control (docs/NOTES.md: ~20x swift-nio-http2's requests/s here).
         .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlienc", providers: [.apt(["libbrotli-dev"])]),
         .target(name: "XMLCore", dependencies: ["CLibXML2"]),

@@ -7,7 +7,7 @@ import NIOCore
 import NIOSSL
 
 /// Everything a request needs that a reload may replace, built whole beside the old one
-/// and swapped in one step (STYLE.md "Configuration").
+/// and swapped in one step (docs/STYLE.md "Configuration").
 final class GatewayRuntime: Sendable {
     let configuration: GatewayConfiguration
     let upstreamTimeout: TimeAmount

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// When a client connection must have sent a complete request head (slowloris defence).
-/// A plain state machine: events in, the timer action out (STYLE.md).
+/// A plain state machine: events in, the timer action out (docs/STYLE.md).
 ///
 /// - A new connection gets `headerTimeout` for its first head.
 /// - Between requests, a keep-alive connection may sit idle for `idleTimeout`; its first

@@ -23,3 +23,35 @@ struct ReferenceTests {
         #expect(documented.count == Set(documented).count, "a key is listed twice")
     }
 }
+
+@Suite("The repository stands on its own")
+struct SelfContainedTests {
+    /// Sources and tests cite the contract and the style guide in docs/, never a file
+    /// outside the repository (the team's shared folder, or a bare contract file name).
+    @Test func noSourceOrTestCitesAFileOutsideTheRepository() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        // Spelled in pieces, so this file does not match itself.
+        let outside = ".." + "/shared/"
+        let names = ["SPEC", "STYLE", "NOTES"].map { $0 + ".md" }
+        var offenders: [String] = []
+        for folder in ["Sources", "Tests"] {
+            let enumerator = FileManager.default.enumerator(atPath: root.appendingPathComponent(folder).path)
+            while let name = enumerator?.nextObject() as? String {
+                guard name.hasSuffix(".swift") || name.hasSuffix(".py") || name.hasSuffix(".sh") || name.hasSuffix(".md") else { continue }
+                let path = root.appendingPathComponent(folder).appendingPathComponent(name)
+                guard let text = try? String(contentsOf: path, encoding: .utf8) else { continue }
+                for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                    let cited = line.contains(outside) || names.contains { file in
+                        line.contains(file) && !line.contains("docs/" + file)
+                    }
+                    if cited { offenders.append("\(folder)/\(name):\(number + 1)") }
+                }
+            }
+        }
+        #expect(offenders == [])
+        for file in names {
+            #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("docs/" + file).path), "docs/\(file)")
+        }
+    }
+}
+
