@@ -8,22 +8,30 @@
 /// back with any percent-decoder (`urllib.parse.unquote`, `decodeURIComponent`); a value of
 /// plain ASCII without `%` and `,` is its own encoding.
 enum IdentityHeaderValue {
+    /// This runs for every identity value of every proxied request: the common case, a
+    /// value that is its own encoding, is answered from the bytes without allocating.
     static func encode(_ value: String) -> String {
-        let bytes = Array(value.utf8)
-        func plain(_ index: Int) -> Bool {
-            let b = bytes[index]
-            if b == 0x20 { return index != 0 && index != bytes.count - 1 }
+        let utf8 = value.utf8
+        let last = utf8.count - 1
+        @inline(__always) func plain(_ b: UInt8, at index: Int) -> Bool {
+            if b == 0x20 { return index != 0 && index != last }
             return b > 0x20 && b < 0x7F && b != UInt8(ascii: "%") && b != UInt8(ascii: ",")
         }
-        guard !bytes.indices.allSatisfy(plain) else { return value }
+        var index = 0
+        var allPlain = true
+        for b in utf8 {
+            if !plain(b, at: index) { allPlain = false; break }
+            index += 1
+        }
+        if allPlain { return value }
         let hex = Array("0123456789ABCDEF".utf8)
         var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for index in bytes.indices {
-            if plain(index) {
-                out.append(bytes[index])
+        out.reserveCapacity(utf8.count * 2)
+        for (index, b) in utf8.enumerated() {
+            if plain(b, at: index) {
+                out.append(b)
             } else {
-                out += [UInt8(ascii: "%"), hex[Int(bytes[index] >> 4)], hex[Int(bytes[index] & 0x0F)]]
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0x0F)]]
             }
         }
         return String(decoding: out, as: UTF8.self)
