@@ -49,10 +49,21 @@ final class LoginGuard: Sendable {
         return nil
     }
 
-    /// Runs `work` on a login worker; nil when the workers and the queue are full.
+    /// Runs `work` on a login worker; nil when the workers and the queue are full. `work`
+    /// may run twice (LoginWorkers rescues a login a starved worker holds); the first
+    /// result answers.
     func run<T: Sendable>(on loop: EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T>? {
         let promise = loop.makePromise(of: T.self)
-        guard workers.submit({ promise.succeed(work()) }) else {
+        let answered = NIOLockedValueBox(false)
+        let accepted = workers.submit {
+            let value = work()
+            let first = answered.withLockedValue { done in
+                defer { done = true }
+                return !done
+            }
+            if first { promise.succeed(value) }
+        }
+        guard accepted else {
             promise.fail(ChannelError.ioOnClosedChannel)  // never seen: the caller answers login_busy
             return nil
         }
@@ -69,18 +80,34 @@ final class LoginGuard: Sendable {
 /// The workers run with SCHED_IDLE (Linux; per thread): an event loop that wakes preempts a
 /// validation at once. Measured under a flood of hostile POSTs (benchmarks/RESULTS.md),
 /// proxied p99 rose 1.2x with SCHED_IDLE against 3x at nice 19 and 5x at nice 10: a niced
-/// thread keeps the core for its slice. But an idle-class thread never runs while anything
-/// else keeps the core busy, so one more thread, at the normal priority, takes a login that
-/// has waited `rescueAfter`, at most one per interval: logins slow to one a second instead
-/// of stopping, and those few intrusions stay out of the proxied p99.
+/// thread keeps the core for its slice. But an idle-class thread does not run while
+/// anything else keeps the core busy, so one more thread, at the normal priority, rescues
+/// one login per `rescueAfter`: the oldest that has waited that long in the queue, else one
+/// a starved worker has held that long, which it then runs too (validation has no side
+/// effects; the first result answers). An unprivileged process cannot move a thread back
+/// out of SCHED_IDLE, hence a second run rather than a boost. Logins slow to one a second
+/// instead of stopping, and those few intrusions stay out of the proxied p99.
 final class LoginWorkers: @unchecked Sendable {
     static let rescueAfter = 1.0
     private static let schedIdle: Int32 = 5  // <sched.h>, a GNU extension Glibc does not import
 
+    private final class Job {
+        let enqueued: Double
+        let work: @Sendable () -> Void
+        /// When a worker took it; whether the rescuer runs it too. Guarded by `condition`.
+        var started: Double?
+        var rescued = false
+
+        init(enqueued: Double, work: @escaping @Sendable () -> Void) {
+            self.enqueued = enqueued
+            self.work = work
+        }
+    }
+
     // Guarded by `condition`.
     private let condition = NSCondition()
-    private var queue: [(enqueued: Double, work: @Sendable () -> Void)] = []
-    private var running = 0
+    private var queue: [Job] = []
+    private var held: [ObjectIdentifier: Job] = [:]
     private var stopped = false
     private let capacity: Int
 
@@ -90,14 +117,14 @@ final class LoginWorkers: @unchecked Sendable {
             let thread = Thread { [self] in
                 var parameters = sched_param(sched_priority: 0)
                 _ = sched_setscheduler(0, Self.schedIdle, &parameters)
-                self.serve(rescue: false)
+                self.work()
             }
             thread.name = "ssogate-login-\(index)"
             thread.start()
         }
-        // At the normal priority: a niced thread starves as surely as an idle one on a host
-        // busy with other work (seen: a CI run with other test threads). Its rate bounds it.
-        let rescuer = Thread { [self] in self.serve(rescue: true) }
+        // At the normal priority: at nice 19 it would weigh 15 against every busy thread's
+        // 1,024, and starve nearly as surely on a host busy with other work. Its rate bounds it.
+        let rescuer = Thread { [self] in self.rescue() }
         rescuer.name = "ssogate-login-rescue"
         rescuer.start()
     }
@@ -112,10 +139,9 @@ final class LoginWorkers: @unchecked Sendable {
     func submit(_ work: @escaping @Sendable () -> Void) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        guard !stopped, queue.count + running < capacity else { return false }
-        queue.append((Self.now(), work))
-        // Every waiter: a signal could wake only the rescuer, which leaves young work alone.
-        condition.broadcast()
+        guard !stopped, queue.count + held.count < capacity else { return false }
+        queue.append(Job(enqueued: Self.now(), work: work))
+        condition.signal()
         return true
     }
 
@@ -126,29 +152,50 @@ final class LoginWorkers: @unchecked Sendable {
         condition.unlock()
     }
 
-    private func serve(rescue: Bool) {
+    private func work() {
         while true {
             condition.lock()
-            var item: (@Sendable () -> Void)?
-            while item == nil {
-                if stopped && queue.isEmpty { condition.unlock(); return }
-                if let first = queue.first, !rescue || Self.now() - first.enqueued >= Self.rescueAfter {
-                    item = queue.removeFirst().work
-                } else if rescue {
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: Self.rescueAfter / 2))
-                } else {
-                    condition.wait()
-                }
-            }
-            running += 1
+            while queue.isEmpty && !stopped { condition.wait() }
+            guard !queue.isEmpty else { condition.unlock(); return }
+            let job = queue.removeFirst()
+            job.started = Self.now()
+            held[ObjectIdentifier(job)] = job
             condition.unlock()
-            item?()
+            job.work()
             condition.lock()
-            running -= 1
+            held[ObjectIdentifier(job)] = nil
             condition.unlock()
-            // The rescuer takes one login per interval: enough that none waits forever, too
-            // little to take the core from the loops for long.
-            if rescue { Thread.sleep(forTimeInterval: Self.rescueAfter) }
+        }
+    }
+
+    private func rescue() {
+        while true {
+            Thread.sleep(forTimeInterval: Self.rescueAfter / 2)
+            condition.lock()
+            if stopped && queue.isEmpty { condition.unlock(); return }
+            let now = Self.now()
+            var job: Job?
+            var taken = false
+            if let first = queue.first, now - first.enqueued >= Self.rescueAfter {
+                job = queue.removeFirst()
+                taken = true
+                held[ObjectIdentifier(job!)] = job
+            } else if let stuck = held.values.filter({ !$0.rescued && now - ($0.started ?? now) >= Self.rescueAfter })
+                .min(by: { $0.enqueued < $1.enqueued }) {
+                stuck.rescued = true
+                job = stuck
+            }
+            condition.unlock()
+            guard let job else { continue }
+            job.work()
+            if taken {
+                condition.lock()
+                held[ObjectIdentifier(job)] = nil
+                condition.unlock()
+            }
+            // One login per interval: enough that none waits forever, too little to take the
+            // core from the loops for long.
+            Thread.sleep(forTimeInterval: Self.rescueAfter / 2)
         }
     }
 }
