@@ -7,7 +7,10 @@ import TestSupport
 
 /// `X-SSO-Assertion`: the upstream verifies the identity with jwt-kit against the JWKS the
 /// gateway publishes, and refuses a token signed by another key or past its `exp`.
-@Suite("Signed identity for the upstream")
+/// Serialized: each test blocks a thread of Swift's cooperative pool (two here) in a
+/// synchronous recv while the gateway signs on that pool (jwt-kit is an actor); two at once
+/// left it no thread and both timed out.
+@Suite("Signed identity for the upstream", .serialized)
 struct UpstreamAssertionTests {
     static let extra = """
     upstream_assertion:
@@ -85,6 +88,45 @@ struct UpstreamAssertionTests {
         raised.org = "globex"
         let forged = try await forger.sign(raised, kid: JWKIdentifier(string: header.kid!))
         await #expect(throws: (any Error).self) { _ = try await keys.verify(forged, as: Claims.self) }
+        await SSOFlowTests().stop(g)
+    }
+
+    /// Outside an organization's path (revised rule: an identity never travels without its
+    /// organization): no `sub` of its own, each grant with the organization that vouched for it.
+    struct GrantsOnly: JWTPayload {
+        struct Grant: Codable, Equatable {
+            var org: String
+            var sub: String
+            var email: String?
+            var groups: [String]
+            var role: String?
+        }
+        var sub: SubjectClaim?
+        var org: String?
+        var grants: [Grant]
+        var exp: ExpirationClaim
+
+        func verify(using algorithm: some JWTAlgorithm) throws {
+            try exp.verifyNotExpired(currentDate: UpstreamAssertionTests.verifiedAt.withLockedValue { $0 })
+        }
+    }
+
+    @Test func offAnOrganizationsPathTheAssertionListsEachGrantWithItsOrganization() async throws {
+        let g = try await SSOFlowTests.start(extra: Self.extra)
+        let (_, acme) = try SSOFlowTests.logIn(g)
+        let both = try SSOFlowTests.post(g, org: "globex", form: ["SAMLResponse": try SSOFlowTests.samlResponse(
+            inResponseTo: nil, assertionID: "id-globex", org: "globex", nameID: "ceo@acme.com", groups: [])], cookies: [acme])
+        let cookie = "ssogate_session=" + SSOFlowTests.value(try #require(SSOFlowTests.cookie(both, "ssogate_session")))
+        let token = try #require(try Self.assertion(g, cookie: cookie, path: "/public/echo"))
+        let jwks = try g.harness.request("GET /_ssogate/jwks.json HTTP/1.1\r\nHost: h\r\n\r\n")
+        let keys = JWTKeyCollection()
+        try await keys.add(jwksJSON: jwks.text)
+        let claims = try await keys.verify(token, as: GrantsOnly.self)
+        #expect(claims.sub == nil && claims.org == nil)
+        #expect(claims.grants == [
+            .init(org: "acme", sub: "alice@example.test", email: "alice@example.test", groups: ["engineering", "hf-admins"], role: "admin"),
+            .init(org: "globex", sub: "ceo@acme.com", email: "alice@example.test", groups: [], role: nil),
+        ])
         await SSOFlowTests().stop(g)
     }
 
