@@ -85,10 +85,10 @@ final class LoginGuard: Sendable {
 /// one login per `rescueAfter`: the oldest that has waited that long in the queue, else one
 /// a starved worker has held that long, which it then runs too (validation has no side
 /// effects; the first result answers). An unprivileged process cannot move a thread back
-/// out of SCHED_IDLE, hence a second run rather than a boost. Logins slow to one a second
+/// out of SCHED_IDLE, hence a second run rather than a boost. Logins slow to one every two seconds
 /// instead of stopping, and those few intrusions stay out of the proxied p99.
 final class LoginWorkers: @unchecked Sendable {
-    static let rescueAfter = 1.0
+    static let rescueAfter = 2.0
     private static let schedIdle: Int32 = 5  // <sched.h>, a GNU extension Glibc does not import
 
     private final class Job {
