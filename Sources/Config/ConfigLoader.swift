@@ -152,6 +152,7 @@ struct Provisioner {
         return GatewayConfiguration(
             listen: v.listen, workers: v.workers, publicURL: v.publicURL, publicURLIsHTTPS: v.publicURL.lowercased().hasPrefix("https:"),
             upstream: v.upstream, upstreamTimeout: v.upstreamTimeout, headerTimeout: v.headerTimeout,
+            bodyTimeout: v.bodyTimeout, writeTimeout: v.writeTimeout,
             idleTimeout: v.idleTimeout, shutdownTimeout: v.shutdownTimeout, logFormat: v.logFormat,
             logLevel: v.logLevel, accessLog: v.accessLog,
             session: .init(cookieName: v.cookieName, secrets: secrets, ttl: v.sessionTTL),

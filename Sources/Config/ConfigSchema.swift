@@ -2,7 +2,7 @@
 /// a test keeps `Config/REFERENCE.md` listing exactly these paths.
 public enum ConfigSchema {
     static let top: Set<String> = [
-        "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "idle_timeout",
+        "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "body_timeout", "write_timeout", "idle_timeout",
         "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
         "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2", "upstream_assertion", "store",
         "logins",

@@ -38,6 +38,8 @@ struct ValidatedConfig {
     var upstream: GatewayConfiguration.Endpoint
     var upstreamTimeout: Duration
     var headerTimeout: Duration
+    var bodyTimeout: Duration
+    var writeTimeout: Duration
     var idleTimeout: Duration
     var shutdownTimeout: Duration
     var logFormat: GatewayConfiguration.LogFormat
@@ -87,6 +89,8 @@ struct ConfigValidator {
         let upstream = upstreamEndpoint(raw.upstream)
         let upstreamTimeout = duration(raw.upstreamTimeout, default: .seconds(60), at: "upstream_timeout")
         let headerTimeout = duration(raw.headerTimeout, default: .seconds(15), at: "header_timeout")
+        let bodyTimeout = duration(raw.bodyTimeout, default: .seconds(60), at: "body_timeout")
+        let writeTimeout = duration(raw.writeTimeout, default: .seconds(60), at: "write_timeout")
         let idleTimeout = duration(raw.idleTimeout, default: .seconds(75), at: "idle_timeout")
         let shutdownTimeout = duration(raw.shutdownTimeout, default: .seconds(30), at: "shutdown_timeout")
         let logFormat = oneOf(raw.logFormat, default: .text, at: "log_format", GatewayConfiguration.LogFormat.init(rawValue:), "text, json")
@@ -163,12 +167,12 @@ struct ConfigValidator {
         let store = store(raw.store)
         let logins = logins(raw.logins)
 
-        guard issues.isEmpty, let listen, let publicURL, let upstream, let upstreamTimeout, let headerTimeout,
+        guard issues.isEmpty, let listen, let publicURL, let upstream, let upstreamTimeout, let headerTimeout, let bodyTimeout, let writeTimeout,
               let idleTimeout, let shutdownTimeout, let logFormat, let sessionTTL, let clockSkew, let unauthenticated
         else { return (nil, issues) }
         return (ValidatedConfig(
             listen: listen, workers: workers, publicURL: publicURL, upstream: upstream, upstreamTimeout: upstreamTimeout,
-            headerTimeout: headerTimeout, idleTimeout: idleTimeout, shutdownTimeout: shutdownTimeout,
+            headerTimeout: headerTimeout, bodyTimeout: bodyTimeout, writeTimeout: writeTimeout, idleTimeout: idleTimeout, shutdownTimeout: shutdownTimeout,
             logFormat: logFormat, logLevel: logLevel, accessLog: raw.accessLog ?? true, cookieName: cookieName,
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
             unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies,
@@ -423,8 +427,8 @@ struct ConfigValidator {
         for part in body {
             if part == "{org}" {
                 segments.append(nil)
-            } else if part.isEmpty || part.contains(where: { "{}*%?#".contains($0) }) || part == "." || part == ".." {
-                report(path, "segments must be literal names (no {, }, *, %, ?, #, . or ..) or {org}, with no empty segment")
+            } else if part.isEmpty || part.contains(where: { "{}*%?#;\\".contains($0) }) || part == "." || part == ".." {
+                report(path, "segments must be literal names (no {, }, *, %, ?, #, ;, backslash, . or ..) or {org}, with no empty segment")
                 return nil
             } else {
                 segments.append(String(part))

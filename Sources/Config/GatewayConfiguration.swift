@@ -163,6 +163,11 @@ public struct GatewayConfiguration: Sendable {
     public let upstream: Endpoint
     public let upstreamTimeout: Duration
     public let headerTimeout: Duration
+    /// Longest wait for the next bytes of a request body the gateway is ready to read.
+    public let bodyTimeout: Duration
+    /// Longest time a client may leave the gateway's answer unread (the connection's send
+    /// buffer full, or an HTTP/2 stream's window shut) before it is closed or reset.
+    public let writeTimeout: Duration
     public let idleTimeout: Duration
     public let shutdownTimeout: Duration
     public let logFormat: LogFormat

@@ -10,6 +10,8 @@ struct RawConfig {
     var upstream: String?
     var upstreamTimeout: String?
     var headerTimeout: String?
+    var bodyTimeout: String?
+    var writeTimeout: String?
     var idleTimeout: String?
     var shutdownTimeout: String?
     var logFormat: String?
@@ -118,6 +120,8 @@ extension RawConfig {
         raw.upstream = reader.string(top["upstream"], at: "upstream")
         raw.upstreamTimeout = reader.string(top["upstream_timeout"], at: "upstream_timeout")
         raw.headerTimeout = reader.string(top["header_timeout"], at: "header_timeout")
+        raw.bodyTimeout = reader.string(top["body_timeout"], at: "body_timeout")
+        raw.writeTimeout = reader.string(top["write_timeout"], at: "write_timeout")
         raw.idleTimeout = reader.string(top["idle_timeout"], at: "idle_timeout")
         raw.shutdownTimeout = reader.string(top["shutdown_timeout"], at: "shutdown_timeout")
         raw.logFormat = reader.string(top["log_format"], at: "log_format")

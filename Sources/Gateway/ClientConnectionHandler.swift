@@ -10,8 +10,13 @@ import NIOHTTP1
 /// upstream connection of this event loop's pool, streaming both ways with backpressure.
 ///
 /// Pipelined requests are queued here and served one at a time, in order. Reads are only
-/// held while something is queued or a body has nowhere to go, so a plain keep-alive
-/// client costs no epoll change per request.
+/// held while something is queued, a body has nowhere to go, or the client is not reading
+/// its answers, so a plain keep-alive client costs no epoll change per request.
+///
+/// Memory per connection is bounded by construction: queued requests by `maxQueuedBytes`
+/// (past it the connection ends after the answer in progress), answers by the send
+/// buffer's high mark (nothing more is produced while the client does not read), and a
+/// client that stops reading is closed after `write_timeout`.
 final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, DeadlineOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
@@ -32,6 +37,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
 
     /// A SAMLResponse is at most 256 KiB decoded; base64 and form encoding add some.
     static let maxFormBytes = 512 * 1024
+    /// Pipelined requests waiting for their turn: heads and bodies, counted by their bytes.
+    static let maxQueuedBytes = 64 * 1024
 
     private let shared: GatewayShared
     private let loop: LoopContext
@@ -44,20 +51,22 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     private var requestOpen = false
     /// Parts of later (pipelined) requests, in arrival order.
     private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var queuedBytes = 0
+    /// The queue overflowed: nothing more is read; the connection ends after the answer in progress.
+    private var stopReading = false
     private var draining = false
     private var deferredParserError: HTTPParserError?
     private var readPending = false
     private var closeAfterResponse = false
     private var planner: RequestPlanner
 
-    private var headTimer: HeadTimer
-    private var headDeadline: NIODeadline?
+    private var timers: ClientTimers
 
-    init(shared: GatewayShared, loop: LoopContext, scheme: String, headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
+    init(shared: GatewayShared, loop: LoopContext, scheme: String, timers: ClientTimers) {
         self.shared = shared
         self.loop = loop
         self.planner = RequestPlanner(shared: shared, peer: nil, scheme: scheme)
-        self.headTimer = HeadTimer(headerTimeout: headerTimeout, idleTimeout: idleTimeout)
+        self.timers = timers
     }
 
     // MARK: - Lifecycle and deadlines
@@ -67,7 +76,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         allocator = context.channel.allocator
         planner = RequestPlanner(shared: shared, peer: context.channel.remoteAddress, scheme: planner.scheme)
         loop.register(self)
-        apply(headTimer.connectionOpened())
+        timers.connectionOpened(now: .now())
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -76,24 +85,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     }
 
     /// From the raw-bytes observer in front of the decoder.
-    func bytesReceived() { apply(headTimer.bytesReceived()) }
-
-    private func apply(_ action: HeadTimer.Action) {
-        switch action {
-        case .none: break
-        case .cancel: headDeadline = nil
-        case .arm(let amount): headDeadline = .now() + amount
-        }
+    func bytesReceived() {
+        if timers.wantsByteTimes { timers.bytesReceived(now: .now()) }
     }
 
     /// Called by the loop's sweep.
     func checkDeadlines(now: NIODeadline) {
-        if let deadline = headDeadline, deadline <= now, let context {
-            headDeadline = nil
-            shared.logger.info("closed connection without a complete request head", metadata: [
-                "reason": "header or idle timeout", "peer": "\(planner.peerText ?? "-")",
-            ])
-            context.close(promise: nil)
+        if let expired = timers.expired(now: now), let context {
+            timedOut(expired, context: context)
             return
         }
         if case .proxying(let exchange) = state, let deadline = exchange.upstreamDeadline, deadline <= now {
@@ -103,6 +102,57 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             // A long-lived socket must not outlive the login that authorized it.
             shared.logger.info("closed WebSocket", metadata: ["reason": "session grant expired", "path": "\(pathOnly(exchange.uri))"])
             endTunnel(exchange, context: context)
+        }
+    }
+
+    /// A client deadline passed (`ClientTimers`): the connection ends. A request whose body
+    /// stopped coming is answered `408` when nothing of its answer went out yet.
+    private func timedOut(_ expired: ClientTimers.Expired, context: ChannelHandlerContext) {
+        let reason: String
+        switch expired {
+        case .head: reason = "header_timeout"
+        case .idle: reason = "idle_timeout"
+        case .body: reason = "body_timeout"
+        case .write: reason = "write_timeout"
+        }
+        shared.metrics.clientTimedOut(reason: reason)
+        switch expired {
+        case .idle: break
+        case .head:
+            shared.logger.info("closed connection without a complete request head", metadata: ["reason": "\(reason)", "peer": "\(planner.peerText ?? "-")"])
+        case .body:
+            shared.logger.info("closed connection whose request body stopped coming", metadata: ["reason": "\(reason)", "peer": "\(planner.peerText ?? "-")"])
+        case .write:
+            shared.logger.info("closed connection that stopped reading its answer", metadata: ["reason": "\(reason)", "peer": "\(planner.peerText ?? "-")"])
+        }
+        queued.removeAll()
+        stopReading = true
+        var answerable = expired == .body
+        if case .proxying(let exchange) = state {
+            exchange.abandonUpstream()
+            answerable = answerable && exchange.status == 0
+            logAccess(method: exchange.method, uri: exchange.uri, status: answerable ? 408 : (exchange.status == 0 ? 499 : exchange.status),
+                      bytes: exchange.responseBytes, start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
+            state = .idle
+        } else if case .collectingForm(_, let head, _, let start) = state {
+            if answerable { logAccess(method: head.method, uri: head.uri, status: 408, bytes: 0, start: start, upstreamNanoseconds: nil) }
+            state = .idle
+        } else if case .local(let method, let uri, let status, let bytes, let start) = state {
+            answerable = false  // its answer is out; the body it announced never came
+            logAccess(method: method, uri: uri, status: status, bytes: bytes, start: start, upstreamNanoseconds: nil)
+            state = .idle
+        } else {
+            answerable = false
+        }
+        if answerable {
+            closeAfterResponse = true
+            let text = Array("the request body did not arrive in time\n".utf8)
+            var out = allocator.buffer(capacity: 160 + text.count)
+            out.writeString("HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(text.count)\r\nConnection: close\r\n\r\n")
+            out.writeBytes(text)
+            context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
         }
     }
 
@@ -119,12 +169,42 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     // MARK: - Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !stopReading else { return }
         let part = unwrapInboundIn(data)
         if !queued.isEmpty || isLaterRequest(part) {
-            queued.append(part)
+            queue(part, context: context)
             return
         }
         dispatch(part)
+    }
+
+    /// Keeps a part of a pipelined request for later, within `maxQueuedBytes`. Past it the
+    /// queue is dropped and nothing more is read: the answer in progress finishes and the
+    /// connection closes (the client may send the unanswered requests again, RFC 9112 §9.3.2).
+    private func queue(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
+        case .head(let head):
+            queuedBytes += head.uri.utf8.count + 64
+            for (name, value) in head.headers { queuedBytes += name.utf8.count + value.utf8.count + 4 }
+        case .body(let buffer):
+            queuedBytes += buffer.readableBytes
+        case .end:
+            queuedBytes += 8
+        }
+        guard queuedBytes <= Self.maxQueuedBytes else {
+            shared.logger.info("closing a connection that pipelined too far ahead", metadata: [
+                "queued_bytes": "\(queuedBytes)", "peer": "\(planner.peerText ?? "-")",
+            ])
+            queued.removeAll()
+            queuedBytes = 0
+            stopReading = true
+            closeAfterResponse = true
+            if case .idle = state, !requestOpen {
+                context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            }
+            return
+        }
+        queued.append(part)
     }
 
     /// A head while a response is still being produced belongs to a pipelined request.
@@ -144,6 +224,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             requestBody(buffer)
         case .end:
             requestOpen = false
+            timers.requestEnded()
             requestEnd()
         }
     }
@@ -153,9 +234,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         guard !draining else { return }
         draining = true
         defer { draining = false }
-        while let part = queued.first {
+        // Nothing new is produced for a client that is not reading what it has.
+        while clientWritable, let part = queued.first {
             if isLaterRequest(part) { break }
             queued.removeFirst()
+            if queued.isEmpty { queuedBytes = 0 }
             dispatch(part)
         }
         if queued.isEmpty, case .idle = state, !requestOpen, let error = deferredParserError {
@@ -176,8 +259,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         clientWritable = context.channel.isWritable
-        if clientWritable, case .proxying(let exchange) = state {
-            exchange.upstream?.handler.resumeReads()
+        timers.writabilityChanged(writable: clientWritable, now: .now())
+        if clientWritable {
+            if case .proxying(let exchange) = state { exchange.upstream?.handler.resumeReads() }
+            drainQueue()
         }
         context.fireChannelWritabilityChanged()
     }
@@ -185,6 +270,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     func read(context: ChannelHandlerContext) {
         if holdsClientReads {
             readPending = true
+            timers.readsHeld(true, now: .now())
         } else {
             context.read()
         }
@@ -194,7 +280,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     /// nowhere to go: no upstream yet and a part already buffered, or an upstream that
     /// cannot take more.
     private var holdsClientReads: Bool {
-        if !queued.isEmpty { return true }
+        if !queued.isEmpty || !clientWritable || stopReading { return true }
         if case .proxying(let exchange) = state, exchange.tunnel { return exchange.upstream.map { !$0.channel.isWritable } ?? false }
         guard case .proxying(let exchange) = state, !exchange.requestEndReceived else { return false }
         if let upstream = exchange.upstream { return !upstream.channel.isWritable }
@@ -204,6 +290,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     private func resumeClientReadsIfPossible() {
         guard readPending, !holdsClientReads, let context else { return }
         readPending = false
+        timers.readsHeld(false, now: .now())
         context.read()
     }
 
@@ -222,6 +309,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let parserError = error as? HTTPParserError, requestOpen, queued.isEmpty {
+            // The current request's own body is malformed (a bad chunk line, say): it can
+            // never be completed, so it is not waited for.
+            badRequestBody(parserError, context: context)
+            return
+        }
         if let parserError = error as? HTTPParserError {
             // Nothing of the unreadable request was forwarded. A response in flight (and any
             // request queued before the bad one) is finished first; then the error is
@@ -237,6 +330,36 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         context.close(promise: nil)
     }
 
+    private func badRequestBody(_ error: HTTPParserError, context: ChannelHandlerContext) {
+        shared.logger.warning("rejected malformed request body", metadata: ["reason": "\(error)", "peer": "\(planner.peerText ?? "-")"])
+        requestOpen = false
+        stopReading = true
+        closeAfterResponse = true
+        timers.requestEnded()
+        switch state {
+        case .proxying(let exchange) where exchange.status == 0:
+            exchange.abandonUpstream()
+            state = .idle
+            respond(.plain(.badRequest, "malformed request body"), method: exchange.method, uri: exchange.uri, start: exchange.start, close: true)
+        case .collectingForm(_, let head, _, let start):
+            state = .idle
+            respond(.plain(.badRequest, "malformed request body"), method: head.method, uri: head.uri, start: start, close: true)
+        case .proxying(let exchange):
+            // Its answer is already on the way: the connection can only end.
+            exchange.abandonUpstream()
+            logAccess(method: exchange.method, uri: exchange.uri, status: exchange.status, bytes: exchange.responseBytes,
+                      start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
+            state = .idle
+            context.close(promise: nil)
+        case .local(let method, let uri, let status, let bytes, let start):
+            logAccess(method: method, uri: uri, status: status, bytes: bytes, start: start, upstreamNanoseconds: nil)
+            state = .idle
+            context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        case .idle, .consuming:
+            break  // an answer that closes the connection is already on its way
+        }
+    }
+
     private func respondToParserError(_ error: HTTPParserError) {
         let tooLarge = error == .headerOverflow
         shared.logger.warning("rejected malformed request", metadata: [
@@ -247,11 +370,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     }
 
     private func requestHead(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
-        apply(headTimer.headReceived())
         let start = NIODeadline.now()
+        timers.headReceived(now: start)
         // After a head asking to switch protocols the decoder reads no further: the
-        // connection either becomes a WebSocket tunnel or ends after this response.
-        if !received.isKeepAlive || HeaderPolicy.asksUpgrade(received) { closeAfterResponse = true }
+        // connection either becomes a WebSocket tunnel or ends after this response. An
+        // HTTP/1.0 message with Transfer-Encoding has faulty framing (RFC 9112 §6.1): the
+        // connection ends after it.
+        if !received.isKeepAlive || HeaderPolicy.asksUpgrade(received)
+            || (received.version < .http1_1 && received.headers.contains(name: "transfer-encoding")) {
+            closeAfterResponse = true
+        }
         let exchange: Exchange, runtime: GatewayRuntime
         switch planner.plan(received, start: start) {
         case .respond(let local, let head, let close):
@@ -551,6 +679,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     /// to a `TunnelRelay` in its place.
     private func startTunnel(_ exchange: Exchange, head: UpstreamResponseHead, context: ChannelHandlerContext) {
         exchange.tunnel = true
+        timers.tunnelOpened()
         var out = allocator.buffer(capacity: head.fields.readableBytes + 96)
         out.writeStaticString("HTTP/1.1 ")
         out.writeImmutableBuffer(head.statusText)
@@ -626,7 +755,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
 
     /// The connection is ready for its next request.
     private func completeResponseCycle() {
-        apply(headTimer.responseCompleted())
+        timers.responseCompleted(now: .now())
         drainQueue()
     }
 

@@ -35,7 +35,9 @@ final class Exchange {
     var assertionClaims: UpstreamClaims?
     /// A WebSocket upgrade was forwarded; `tunnel` once the upstream answered 101, from
     /// when on bytes pass both ways untouched until `tunnelEnds` (the grant's expiry).
-    var upgrade = false
+    var upgrade: Bool { webSocketAccept != nil }
+    /// The `Sec-WebSocket-Accept` the upstream's 101 must carry for this upgrade.
+    var webSocketAccept: [UInt8]?
     var tunnel = false
     var tunnelEnds: NIODeadline?
     /// The gateway's cookie names: an upstream Set-Cookie for them is dropped.
@@ -139,7 +141,7 @@ extension Exchange {
         upstreamDeadline = now + timeout
         upstreamTimeout = timeout
         connection.handler.sendHead(upstreamHead, chunked: requestBody == .chunked, reservedCookies: reservedCookies,
-                                    upgrade: upgrade)
+                                    webSocketAccept: webSocketAccept)
         for part in buffered {
             bodyBytesSent += UInt64(part.readableBytes)
             connection.handler.sendBody(part)

@@ -17,6 +17,7 @@ public final class GatewayMetrics: Sendable {
     private let http2Goaways = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let metadataFetches = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let loginRefusals = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    private let clientTimeouts = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     let certificates: CertificateGauges
 
     public enum UpstreamFailure: String, CaseIterable, Sendable {
@@ -72,6 +73,9 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// An HTTP/2 connection the gateway ended with GOAWAY (`flood`, `bad_preface`, `protocol_error`).
+    /// A client connection (or HTTP/2 stream) ended by one of its deadlines: `header_timeout`,
+    /// `idle_timeout`, `body_timeout`, `write_timeout`.
+    func clientTimedOut(reason: String) { counter(clientTimeouts, "ssogate_client_timeouts_total", ("reason", reason)).increment() }
     func http2Terminated(reason: String) { counter(http2Goaways, "ssogate_http2_goaways_total", ("reason", reason)).increment() }
 
     /// One IdP metadata fetch (`success`, `failure`, `expired`), per organization.

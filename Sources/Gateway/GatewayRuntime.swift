@@ -17,6 +17,8 @@ final class GatewayRuntime: Sendable {
     let reservedCookies: [String]
     /// The Strict-Transport-Security value every answer carries, when configured.
     let hstsValue: String?
+    /// The Host an HTTP/1.0 request without one is forwarded with: `public_url`'s authority.
+    let publicHost: String
     /// The listener's TLS context when `tls` is set, made from the certificate and key read
     /// at load: a reload with renewed files applies to every handshake after it.
     let tlsContext: NIOSSLContext?
@@ -34,6 +36,8 @@ final class GatewayRuntime: Sendable {
         self.upstreamTimeout = configuration.upstreamTimeout.timeAmount
         self.trustedProxies = configuration.trustedProxies
         self.hstsValue = configuration.publicURLIsHTTPS ? configuration.hsts?.headerValue : nil
+        let afterScheme = configuration.publicURL.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+        self.publicHost = afterScheme.count > 2 ? String(afterScheme[2]) : "localhost"
         var problems: [ConfigIssue] = []
         do {
             self.tlsContext = try configuration.tls.map { try Self.makeTLSContext($0, http2: configuration.http2.enabled) }

@@ -146,8 +146,10 @@ public final class GatewayServer: Sendable {
         limits.maxHeaderListSize = maxRequestHeadBytes
         limits.maxHeaderFieldSize = maxRequestHeadBytes
         let handler = ClientConnectionHandler(shared: shared, loop: shared.context(for: channel.eventLoop), scheme: scheme,
-                                              headerTimeout: configuration.headerTimeout.timeAmount,
-                                              idleTimeout: configuration.idleTimeout.timeAmount)
+                                              timers: ClientTimers(headerTimeout: configuration.headerTimeout.timeAmount,
+                                                                   idleTimeout: configuration.idleTimeout.timeAmount,
+                                                                   bodyTimeout: configuration.bodyTimeout.timeAmount,
+                                                                   writeTimeout: configuration.writeTimeout.timeAmount))
         // No HTTPServerPipelineHandler: the connection handler orders pipelined requests
         // itself without toggling read interest on every request. No response encoder
         // either: the handler writes response bytes and frames each hop itself.

@@ -53,11 +53,12 @@ final class HTTP2Stream: UpstreamDelegate {
             malformed = malformed ?? "request header fields too large"
             return
         }
-        let nameText = String(decoding: name, as: UTF8.self)
-        let valueText = String(decoding: value, as: UTF8.self)
         // nghttp2 already refused uppercase names, connection-specific fields and bad
         // pseudo-header order; values with bytes a String cannot carry are refused here.
-        if valueText.utf8.count != value.count { malformed = malformed ?? "header value is not UTF-8" }
+        guard let nameText = String(validating: name, as: UTF8.self), let valueText = String(validating: value, as: UTF8.self) else {
+            malformed = malformed ?? "header value is not UTF-8"
+            return
+        }
         switch nameText {
         case ":method": method = Substring(valueText)
         case ":path": path = valueText
@@ -77,7 +78,18 @@ final class HTTP2Stream: UpstreamDelegate {
             respond(.plain(status, malformed == "header value is not UTF-8" ? "bad request" : malformed), method: .GET, uri: path ?? "-")
             return
         }
-        guard let method, let path else { return }  // nghttp2 refuses a request without them
+        // RFC 9113 §8.5: CONNECT has no :path. The gateway tunnels nothing: refused at once,
+        // before anything waits on a path that will not come.
+        if method == "CONNECT" {
+            connection.planner.rejected(.methodNotAllowed, reason: "CONNECT method")
+            respond(.plain(.methodNotAllowed, "CONNECT is not supported"), method: .CONNECT, uri: authority ?? "-")
+            return
+        }
+        guard let method, let path else {
+            // nghttp2 refuses a request without them; should one pass, it is still answered.
+            respond(.plain(.badRequest, "bad request"), method: .GET, uri: "-")
+            return
+        }
         if let authority {
             headers.remove(name: "host")
             headers.replaceOrAdd(name: "host", value: authority)

@@ -6,6 +6,10 @@ enum HeaderName: Equatable {
     /// Set only by the gateway (`X-Forwarded-User`, ..., the `X-SSO-*` namespace).
     case identity
     case forwardedFor, forwardedProto, forwardedHost, forwarded, forwardedOther
+    /// Names a path other than the request target's (`X-Original-URL`, `X-Rewrite-URL`...):
+    /// an upstream that routes on it would serve a path the gateway never authorized.
+    /// Never forwarded, whoever sends it.
+    case urlOverride
     case contentLength, transferEncoding, expect, host, connection, cookie, setCookie
     case contentType, contentEncoding, acceptEncoding
     case other
@@ -43,24 +47,38 @@ enum HeaderName: Equatable {
         }
         let kind: HeaderName
         switch bytes.count {
+        // Client-address and host claims other proxies and CDNs set (`X-Real-IP`,
+        // `True-Client-IP`, `X-Original-Host`...) are forwarding fields: believed only from a
+        // trusted proxy, like `X-Forwarded-For`.
         case 2: kind = equals("te") ? .hopByHop : .other
         case 4: kind = equals("host") ? .host : .other
-        case 6: kind = equals("expect") ? .expect : equals("cookie") ? .cookie : .other
+        case 6: kind = equals("expect") ? .expect : equals("cookie") ? .cookie : equals("x-host") ? .forwardedOther : .other
         case 7: kind = equals("upgrade") ? .hopByHop : equals("trailer") ? .hopByHop : .other
-        case 9: kind = equals("forwarded") ? .forwarded : .other
+        case 9: kind = equals("forwarded") ? .forwarded : equals("x-real-ip") ? .forwardedOther : .other
         case 10: kind = equals("connection") ? .connection : equals("keep-alive") ? .hopByHop
             : equals("set-cookie") ? .setCookie : .other
+        case 11: kind = equals("x-client-ip") ? .forwardedOther : .other
         case 12: kind = equals("content-type") ? .contentType : .other
-        case 14: kind = equals("content-length") ? .contentLength : .other
+        case 13: kind = equals("x-rewrite-url") ? .urlOverride : .other
+        case 14:
+            kind = equals("content-length") ? .contentLength : equals("true-client-ip") ? .forwardedOther
+                : equals("x-original-url") || equals("x-original-uri") ? .urlOverride : .other
         case 15:
-            kind = equals("x-forwarded-for") ? .forwardedFor : equals("accept-encoding") ? .acceptEncoding : .other
+            kind = equals("x-forwarded-for") ? .forwardedFor : equals("accept-encoding") ? .acceptEncoding
+                : equals("x-original-host") ? .forwardedOther : equals("x-forwarded-uri") ? .urlOverride : .other
         case 16:
             kind = equals("x-forwarded-user") ? .identity : equals("x-forwarded-host") ? .forwardedHost
-                : equals("proxy-connection") ? .hopByHop : equals("content-encoding") ? .contentEncoding : .other
+                : equals("proxy-connection") ? .hopByHop : equals("content-encoding") ? .contentEncoding
+                : equals("cf-connecting-ip") || equals("fastly-client-ip") ? .forwardedOther
+                : equals("x-forwarded-path") ? .urlOverride : .other
         case 17:
             kind = equals("x-forwarded-email") ? .identity : equals("x-forwarded-proto") ? .forwardedProto
                 : equals("transfer-encoding") ? .transferEncoding : .other
         case 18: kind = equals("x-forwarded-groups") ? .identity : .other
+        case 19: kind = equals("x-cluster-client-ip") ? .forwardedOther : .other
+        case 20: kind = equals("x-http-host-override") ? .forwardedOther : .other
+        case 21: kind = equals("x-envoy-original-path") ? .urlOverride : .other
+        case 24: kind = equals("x-original-forwarded-for") ? .forwardedOther : .other
         case 30: kind = equals("x-forwarded-preferred-username") ? .identity : .other
         default: kind = .other
         }

@@ -1,4 +1,6 @@
 import Config
+import CryptoCore
+import Foundation
 import NIOHTTP1
 
 /// What crosses the gateway in request and response headers. Pure functions, tested
@@ -30,7 +32,7 @@ enum HeaderPolicy {
     ///   - peer: the client's IP address as text; `peerTrusted` when it is in `trusted_proxies`.
     ///   - scheme: the listener's scheme (`http` or `https`).
     static func upstreamRequestHead(from head: HTTPRequestHead, peer: String?, peerTrusted: Bool,
-                                    scheme: String, bodyFraming: RequestFraming.Body,
+                                    scheme: String, bodyFraming: RequestFraming.Body, defaultHost: String = "localhost",
                                     dropCookies: [String] = [], identity: [(String, String)] = [],
                                     askIdentityEncoding: Bool = false, webSocket: Bool = false) -> HTTPRequestHead {
         let listed = connectionListed(head.headers)
@@ -43,7 +45,7 @@ enum HeaderPolicy {
         for (name, value) in head.headers {
             let (kind, underscore) = HeaderName.classify(name)
             switch kind {
-            case .hopByHop, .transferEncoding, .connection, .identity, .contentLength, .expect:
+            case .hopByHop, .transferEncoding, .connection, .identity, .contentLength, .expect, .urlOverride:
                 // Content-Length is re-emitted once below; Expect is answered by the gateway.
                 continue
             case .forwardedFor, .forwardedProto, .forwardedHost, .forwarded, .forwardedOther:
@@ -71,6 +73,9 @@ enum HeaderPolicy {
                 headers.add(name: name, value: value)
             }
         }
+        // An HTTP/1.0 client may send no Host; the upstream request is HTTP/1.1, which must
+        // have one (RFC 9112 §3.2): the public host the gateway serves.
+        if host == nil { headers.add(name: "Host", value: defaultHost) }
         var forwardedFor = clientXFF.joined(separator: ", ")
         if let peer {
             forwardedFor = forwardedFor.isEmpty ? peer : forwardedFor + ", " + peer
@@ -102,6 +107,18 @@ extension HeaderPolicy {
     static func asksUpgrade(_ head: HTTPRequestHead) -> Bool {
         guard head.headers.contains(name: "upgrade") else { return false }
         return head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+    }
+
+    /// The `Sec-WebSocket-Accept` an upstream must answer a handshake with (RFC 6455
+    /// §4.2.2): base64 of SHA-1 over the key and the protocol's GUID. Nil unless there is
+    /// exactly one key, the base64 of 16 bytes.
+    static func webSocketAccept(forKey keys: [Substring]) -> [UInt8]? {
+        guard keys.count == 1 else { return nil }
+        let key = keys[0].trimmingASCIISpaces()
+        guard key.utf8.count == 24, let decoded = Data(base64Encoded: String(key)), decoded.count == 16,
+              let digest = try? Digest.compute(.insecureSHA1, Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
+        else { return nil }
+        return Array(Data(digest).base64EncodedString().utf8)
     }
 
     /// A WebSocket opening handshake (RFC 6455 §4.1): GET over HTTP/1.1 asking to upgrade

@@ -91,13 +91,15 @@ struct RequestPlanner {
         case .redirect(let location):
             return .respond(LocalResponse(status: .found, headers: [("Location", location), ("Cache-Control", "no-store")] + clearing, body: []),
                             head: head, close: false)
+        case .ambiguousPath:
+            return reject(head, .badRequest, "ambiguous path", reason: "path names different organizations with and without its ; parameters")
         case .unauthorized(let json):
             return .respond(LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")] + clearing, body: json),
                             head: head, close: false)
         }
         let upstreamHead = HeaderPolicy.upstreamRequestHead(
             from: head, peer: peerText, peerTrusted: runtime.isTrusted(peer: peerBytes),
-            scheme: scheme, bodyFraming: body, dropCookies: runtime.reservedCookies, identity: identity,
+            scheme: scheme, bodyFraming: body, defaultHost: runtime.publicHost, dropCookies: runtime.reservedCookies, identity: identity,
             askIdentityEncoding: bannerHTML != nil, webSocket: webSocket)
         let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
                                 clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
@@ -108,7 +110,10 @@ struct RequestPlanner {
         exchange.hsts = runtime.hstsValue
         if runtime.minter != nil { exchange.assertionClaims = claims }
         if webSocket {
-            exchange.upgrade = true
+            guard let accept = HeaderPolicy.webSocketAccept(forKey: head.headers[canonicalForm: "sec-websocket-key"]) else {
+                return reject(head, .badRequest, "bad WebSocket handshake", reason: "WebSocket upgrade without one valid Sec-WebSocket-Key")
+            }
+            exchange.webSocketAccept = accept
             if let grantExpires {
                 let seconds = Double(grantExpires) - shared.clock().timeIntervalSince1970
                 exchange.tunnelEnds = start + .milliseconds(Int64(max(0, seconds) * 1000))

@@ -11,6 +11,11 @@ enum RequestTarget {
         case ambiguousPath = "encoded or backslash path separator"
         case badEscape = "malformed percent-escape in the path"
         case hostCount = "exactly one Host field is required"
+        case badHost = "malformed Host field"
+        case fragment = "a request target has no fragment (#)"
+        case dotSegmentParameters = "dot segment with ; parameters in the path"
+        case controlCharacter = "control character in the path"
+        case notUTF8 = "request head bytes that are not UTF-8"
     }
 
     /// The request with its target in origin form and its path canonical
@@ -20,6 +25,14 @@ enum RequestTarget {
         // gateway and the upstream disagree about which site is meant.
         let hosts = head.headers["host"].count
         if hosts > 1 || (hosts == 0 && head.version >= .http1_1) { return .failure(.hostCount) }
+        // The HTTP/1 decoder turns bytes that are not UTF-8 into U+FFFD; rewritten bytes would
+        // reach the upstream as something the client never sent, so the request is refused.
+        if containsReplacement(head.uri) || head.headers.contains(where: { containsReplacement($0.name) || containsReplacement($0.value) }) {
+            return .failure(.notUTF8)
+        }
+        if hosts == 1, !isValidHost(head.headers[canonicalForm: "host"].first ?? "") { return .failure(.badHost) }
+        // RFC 9112 §3.2's grammar has no `#`; Werkzeug and Node would route on the part before it.
+        if head.uri.utf8.contains(UInt8(ascii: "#")) { return .failure(.fragment) }
         switch originForm(head) {
         case .failure(let rejection): return .failure(rejection)
         case .success(var normalised):
@@ -29,9 +42,74 @@ enum RequestTarget {
             switch PathCanonicalizer.canonical(uri[..<queryStart]) {
             case .failure(.ambiguousSeparator): return .failure(.ambiguousPath)
             case .failure(.badEscape): return .failure(.badEscape)
+            case .failure(.dotSegmentParameters): return .failure(.dotSegmentParameters)
+            case .failure(.controlCharacter): return .failure(.controlCharacter)
             case .success(let path): normalised.uri = path + uri[queryStart...]
             }
             return .success(normalised)
+        }
+    }
+
+    /// RFC 9110 §7.2: `uri-host [ ":" port ]`, where uri-host is an IP-literal in brackets
+    /// or a reg-name (unreserved, percent-escapes and sub-delims); port is digits. Anything
+    /// else (spaces, `/`, `@`, a second `:`) would let the gateway and the upstream, or the
+    /// upstream and the URLs it builds, disagree about the site.
+    static func isValidHost(_ value: Substring) -> Bool {
+        let bytes = value.utf8
+        var hostEnd = bytes.endIndex
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let inside = bytes[bytes.index(after: bytes.startIndex)..<close]
+            guard !inside.isEmpty, inside.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else { return false }
+            hostEnd = bytes.index(after: close)
+            guard hostEnd == bytes.endIndex || bytes[hostEnd] == UInt8(ascii: ":") else { return false }
+        } else {
+            hostEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
+            var i = bytes.startIndex
+            while i < hostEnd {
+                let b = bytes[i]
+                if b == UInt8(ascii: "%") {
+                    let one = bytes.index(after: i)
+                    guard one < hostEnd, bytes.index(after: one) < hostEnd, isHexDigit(bytes[one]),
+                          isHexDigit(bytes[bytes.index(after: one)]) else { return false }
+                    i = bytes.index(i, offsetBy: 3)
+                    continue
+                }
+                guard isRegNameByte(b) else { return false }
+                i = bytes.index(after: i)
+            }
+        }
+        guard hostEnd != bytes.endIndex else { return true }
+        let port = bytes[bytes.index(after: hostEnd)...]
+        return port.count <= 5 && port.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    }
+
+    /// U+FFFD (EF BF BD) in the text: one pass over the bytes.
+    static func containsReplacement(_ text: String) -> Bool {
+        text.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            var i = 0
+            while i + 2 < bytes.count {
+                if bytes[i] == 0xEF, bytes[i + 1] == 0xBF, bytes[i + 2] == 0xBD { return true }
+                i += 1
+            }
+            return false
+        } ?? text.unicodeScalars.contains("\u{FFFD}")
+    }
+
+    static func isValidHost(_ value: String) -> Bool { isValidHost(Substring(value)) }
+
+    private static func isHexDigit(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66)
+    }
+
+    /// unreserved / sub-delims (RFC 3986 §3.2.2).
+    private static func isRegNameByte(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x41...0x5A, 0x61...0x7A, 0x30...0x39: return true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"): return true
+        case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="): return true
+        default: return false
         }
     }
 
@@ -46,7 +124,7 @@ enum RequestTarget {
         let rest = uri[schemeEnd...]
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
         let authority = rest[..<authorityEnd]
-        guard !authority.isEmpty, !authority.contains("@"), !authority.contains(where: { $0 == " " || $0 == "\\" }) else {
+        guard !authority.isEmpty, isValidHost(authority) else {
             return .failure(.badAbsoluteForm)
         }
         var path = String(rest[authorityEnd...])

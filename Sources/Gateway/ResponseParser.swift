@@ -16,6 +16,9 @@ struct UpstreamResponseHead {
     var body: ResponseParser.BodyFraming
     var contentType: String? = nil
     var contentEncoding: String? = nil
+    /// On a 101 only: `Upgrade` names `websocket`, and the `Sec-WebSocket-Accept` value.
+    var upgradesToWebSocket = false
+    var webSocketAccept: [UInt8]? = nil
 }
 
 /// Incremental parser of upstream HTTP/1.x responses (RFC 9112), a plain state machine:
@@ -68,15 +71,16 @@ struct ResponseParser {
     private var buffered = ByteBuffer()
     /// Whether the request this response answers was HEAD (no body follows, RFC 9110 §9.3.2).
     private var requestWasHead = false
-    /// Whether that request asked to switch to WebSocket, so a 101 is expected.
-    private var requestedUpgrade = false
+    /// When that request asked to switch to WebSocket: the `Sec-WebSocket-Accept` value a
+    /// 101 must carry (RFC 6455 §4.2.2), so a 101 is only believed as that handshake's answer.
+    private var expectedAccept: [UInt8]?
     /// Cookie names the upstream may not set (the gateway's own session cookies).
     var reservedCookies: [String] = []
 
     /// Called when a request is sent: the next bytes are its response.
-    mutating func expectResponse(toHead: Bool, upgrade: Bool = false) {
+    mutating func expectResponse(toHead: Bool, webSocketAccept: [UInt8]? = nil) {
         requestWasHead = toHead
-        requestedUpgrade = upgrade
+        expectedAccept = webSocketAccept
         state = .head
     }
 
@@ -120,16 +124,18 @@ struct ResponseParser {
                     state = .failed
                     throw error
                 }
-                if parsed.status == 101 && requestedUpgrade {
-                    // The upstream accepted the WebSocket: everything after this head is its bytes.
+                if parsed.status == 101 {
+                    // A tunnel opens only for the WebSocket handshake the client asked for,
+                    // answered as RFC 6455 says; any other 101 would let raw client bytes
+                    // reach an upstream that still reads them as HTTP requests.
+                    guard let expected = expectedAccept else { return try failing("upstream switched protocols unasked") }
+                    guard parsed.upgradesToWebSocket else { return try failing("upstream's 101 does not upgrade to websocket") }
+                    guard parsed.webSocketAccept == expected else { return try failing("upstream's 101 has no matching Sec-WebSocket-Accept") }
                     state = .tunnel
                     return .head(parsed)
                 }
                 if (100..<200).contains(parsed.status) {
-                    // Interim responses are the gateway's to answer, never relayed; 101
-                    // would switch protocols, which this hop never asked for.
-                    if parsed.status == 101 { return try failing("upstream switched protocols unasked") }
-                    continue
+                    continue  // interim responses are the gateway's to answer, never relayed
                 }
                 switch parsed.body {
                 case .none, .contentLength(0): state = .endPending
@@ -310,6 +316,9 @@ struct ResponseParser {
         var listed: [String] = []
         var contentType: String?
         var contentEncoding: String?
+        var upgradesToWebSocket = false
+        var webSocketAccept: [UInt8]?
+        var acceptCount = 0
         var position = status.next
         while let current = line(from: position) {
             let start = position, end = current.end
@@ -367,7 +376,19 @@ struct ResponseParser {
                     k = tokenEnd + 1
                 }
             case .hopByHop:
-                break
+                if code == 101, colon - start == 7, lowerEquals(start, colon, "upgrade") {
+                    // `Upgrade: websocket` (RFC 6455 §4.2.2), compared without case.
+                    var k = valueStart
+                    while k < valueEnd {
+                        var tokenEnd = k
+                        while tokenEnd < valueEnd && bytes[tokenEnd] != UInt8(ascii: ",") { tokenEnd += 1 }
+                        var a = k, b = tokenEnd
+                        while a < b && isOWS(bytes[a]) { a += 1 }
+                        while b > a && isOWS(bytes[b - 1]) { b -= 1 }
+                        if lowerEquals(a, b, "websocket") { upgradesToWebSocket = true }
+                        k = tokenEnd + 1
+                    }
+                }
             case .contentType, .contentEncoding:
                 let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
                 if kind == .contentType { contentType = contentType ?? value } else { contentEncoding = contentEncoding ?? value }
@@ -381,10 +402,15 @@ struct ResponseParser {
                 fields.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
                 fields.writeStaticString("\r\n")
             default:
+                if code == 101, lowerEquals(start, colon, "sec-websocket-accept") {
+                    acceptCount += 1
+                    webSocketAccept = Array(bytes[valueStart..<valueEnd])
+                }
                 fields.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
                 fields.writeStaticString("\r\n")
             }
         }
+        if acceptCount > 1 { webSocketAccept = nil }  // two answers are no answer
         if !listed.isEmpty { fields = dropping(listed, from: fields) }
 
         let keepAlive = minor == 1 ? !close : keepAliveToken && !close
@@ -403,7 +429,8 @@ struct ResponseParser {
         }
         return .success(UpstreamResponseHead(
             version: (1, minor), status: code, statusText: statusText, fields: fields, contentLength: contentLength,
-            keepAlive: keepAlive && body != .untilClose, body: body, contentType: contentType, contentEncoding: contentEncoding))
+            keepAlive: keepAlive && body != .untilClose, body: body, contentType: contentType, contentEncoding: contentEncoding,
+            upgradesToWebSocket: upgradesToWebSocket, webSocketAccept: webSocketAccept))
     }
 
     /// The relay fields without those a `Connection` field named (rare: built anew).

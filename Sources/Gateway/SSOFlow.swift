@@ -27,6 +27,8 @@ enum AccessDecision {
     case banner(organization: String, loginURL: String)
     case redirect(location: String)
     case unauthorized(body: [UInt8])
+    /// The path names two organizations, depending on how `;` parameters are read.
+    case ambiguousPath
 }
 
 /// The SSO flow (SPEC "HTTP endpoints" and "A request for protected content"), as plain
@@ -323,7 +325,11 @@ struct SSOFlow: Sendable {
     }
 
     private func decision(path: Substring, uri: String, method: String, accept: String?, session: Session?, now: Date) -> AccessDecision {
-        guard let org = Protection.organization(of: path, patterns: configuration.protectedPaths, organizations: organizations) else {
+        let org: GatewayConfiguration.Organization
+        switch Protection.match(path, patterns: configuration.protectedPaths, organizations: organizations) {
+        case .organization(let matched): org = matched
+        case .ambiguous: return .ambiguousPath
+        case .unprotected:
             // Not protected: no identity, since an identity travels only with the
             // organization whose IdP vouched for it; only which organizations this request
             // holds grants for, and in the signed assertion each grant with its own subject.

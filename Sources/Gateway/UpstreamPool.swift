@@ -203,9 +203,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Serializes a request head (framing fields already chosen by the header policy).
-    func sendHead(_ head: HTTPRequestHead, chunked: Bool, reservedCookies: [String], upgrade: Bool = false) {
+    func sendHead(_ head: HTTPRequestHead, chunked: Bool, reservedCookies: [String], webSocketAccept: [UInt8]? = nil) {
         guard let context else { return }
-        parser.expectResponse(toHead: head.method == .HEAD, upgrade: upgrade)
+        parser.expectResponse(toHead: head.method == .HEAD, webSocketAccept: webSocketAccept)
         parser.reservedCookies = reservedCookies
         chunkedRequest = chunked
         var out = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 32)

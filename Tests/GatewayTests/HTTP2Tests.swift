@@ -150,8 +150,11 @@ struct HTTP2Tests {
 
     @Test func aSwitchingResponseToAnUpgradeBecomesATunnelOfBytes() throws {
         var parser = ResponseParser()
-        parser.expectResponse(toHead: false, upgrade: true)
-        parser.receive(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\u{81}\u{01}x"))
+        // RFC 6455 §1.3's own example key and answer.
+        let accept = try #require(HeaderPolicy.webSocketAccept(forKey: ["dGhlIHNhbXBsZSBub25jZQ=="]))
+        #expect(String(decoding: accept, as: UTF8.self) == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        parser.expectResponse(toHead: false, webSocketAccept: accept)
+        parser.receive(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\u{81}\u{01}x"))
         guard case .head(let head)? = try parser.next() else { Issue.record("no head"); return }
         #expect(head.status == 101)
         guard case .body(let bytes)? = try parser.next() else { Issue.record("no tunnel bytes"); return }
@@ -166,5 +169,24 @@ struct HTTP2Tests {
         unasked.expectResponse(toHead: false)
         unasked.receive(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"))
         #expect(throws: ResponseParser.Failure.self) { try unasked.next() }
+    }
+
+    @Test(arguments: [
+        "Upgrade: websocket\r\n",                                                    // no Sec-WebSocket-Accept
+        "Upgrade: websocket\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n", // the wrong one
+        "Upgrade: h2c\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",      // another protocol
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",                     // no Upgrade
+        "Upgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+    ])
+    func aSwitchingResponseThatIsNotTheHandshakesAnswerOpensNoTunnel(fields: String) throws {
+        var parser = ResponseParser()
+        parser.expectResponse(toHead: false, webSocketAccept: HeaderPolicy.webSocketAccept(forKey: ["dGhlIHNhbXBsZSBub25jZQ=="]))
+        parser.receive(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\n" + fields + "\r\nGET /x HTTP/1.1\r\n"))
+        #expect(throws: ResponseParser.Failure.self) { try parser.next() }
+    }
+
+    @Test(arguments: [["dGhlIHNhbXBsZSBub25jZQ=="], [], ["short"], ["dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZQ=="], ["!!!!!!!!!!!!!!!!!!!!!!=="]])
+    func onlyOneKeyOfSixteenBytesMakesAHandshake(keys: [Substring]) {
+        #expect((HeaderPolicy.webSocketAccept(forKey: keys) != nil) == (keys == ["dGhlIHNhbXBsZSBub25jZQ=="]))
     }
 }

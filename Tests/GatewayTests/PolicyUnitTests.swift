@@ -125,6 +125,33 @@ struct HeaderPolicyTests {
         #expect(out.headers["X-SSOish"] == ["2"])
     }
 
+    @Test(arguments: ["X-Real-IP", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP",
+                      "X-Original-Forwarded-For", "X-Original-Host", "X-Host", "X-HTTP-Host-Override", "x_real_ip"])
+    func clientAddressAndHostClaimsAreBelievedOnlyFromATrustedProxy(name: String) {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([("Host", "h"), (name, "6.6.6.6")]))
+        let untrusted = HeaderPolicy.upstreamRequestHead(from: head, peer: "127.0.0.1", peerTrusted: false, scheme: "http", bodyFraming: .none)
+        #expect(untrusted.headers[name].isEmpty, "\(name) from an untrusted client reached the upstream")
+        let trusted = HeaderPolicy.upstreamRequestHead(from: head, peer: "127.0.0.1", peerTrusted: true, scheme: "http", bodyFraming: .none)
+        #expect(trusted.headers[name] == (name.contains("_") ? [] : ["6.6.6.6"]), "\(name) from a trusted proxy")
+    }
+
+    @Test(arguments: ["X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-Uri", "X-Forwarded-Path", "X-Envoy-Original-Path",
+                      "x_original_url"])
+    func urlOverridesNeverReachTheUpstream(name: String) {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/public", headers: HTTPHeaders([("Host", "h"), (name, "/acme/secret")]))
+        for trusted in [false, true] {
+            let out = HeaderPolicy.upstreamRequestHead(from: head, peer: "127.0.0.1", peerTrusted: trusted, scheme: "http", bodyFraming: .none)
+            #expect(out.headers[name].isEmpty, "\(name) reached the upstream (trusted: \(trusted))")
+        }
+    }
+
+    @Test func anHTTP10RequestWithoutHostIsForwardedWithThePublicHost() {
+        let head = HTTPRequestHead(version: .http1_0, method: .GET, uri: "/", headers: [:])
+        let out = HeaderPolicy.upstreamRequestHead(from: head, peer: nil, peerTrusted: false, scheme: "http", bodyFraming: .none,
+                                                   defaultHost: "hub.example.test")
+        #expect(out.version == .http1_1 && out.headers["host"] == ["hub.example.test"])
+    }
+
     @Test func contentLengthIsSentOnceAsTheValidatedValue() {
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: HTTPHeaders([("Content-Length", "5"), ("Content-Length", "5")]))
         let out = HeaderPolicy.upstreamRequestHead(from: head, peer: nil, peerTrusted: false, scheme: "http", bodyFraming: .contentLength(5))
@@ -141,22 +168,75 @@ struct HeaderPolicyTests {
     }
 }
 
-@Suite("Head timer state machine")
-struct HeadTimerTests {
+@Suite("Client timers state machine")
+struct ClientTimersTests {
+    let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+    func timers() -> ClientTimers {
+        ClientTimers(headerTimeout: .seconds(15), idleTimeout: .seconds(75), bodyTimeout: .seconds(60), writeTimeout: .seconds(30))
+    }
+
     @Test func aNewConnectionGetsTheHeaderTimeout() {
-        var t = HeadTimer(headerTimeout: .seconds(15), idleTimeout: .seconds(75))
-        #expect(t.connectionOpened() == .arm(.seconds(15)))
-        #expect(t.bytesReceived() == .none)  // trickling bytes do not extend it
-        #expect(t.headReceived() == .cancel)
+        var t = timers()
+        t.connectionOpened(now: t0)
+        t.bytesReceived(now: t0 + .seconds(10))  // trickling bytes do not extend it
+        #expect(t.expired(now: t0 + .seconds(14)) == nil)
+        #expect(t.expired(now: t0 + .seconds(15)) == .head)
     }
 
     @Test func anIdleConnectionGetsTheIdleTimeoutUntilItsFirstByte() {
-        var t = HeadTimer(headerTimeout: .seconds(15), idleTimeout: .seconds(75))
-        _ = t.connectionOpened()
-        _ = t.headReceived()
-        #expect(t.bytesReceived() == .none)  // body bytes while serving
-        #expect(t.responseCompleted() == .arm(.seconds(75)))
-        #expect(t.bytesReceived() == .arm(.seconds(15)))
-        #expect(t.bytesReceived() == .none)
+        var t = timers()
+        t.connectionOpened(now: t0)
+        t.headReceived(now: t0)
+        t.requestEnded()
+        #expect(t.expired(now: t0 + .seconds(3600)) == nil, "serving: the upstream timeout governs")
+        t.responseCompleted(now: t0)
+        #expect(t.expired(now: t0 + .seconds(75)) == .idle)
+        t.bytesReceived(now: t0 + .seconds(5))
+        #expect(t.expired(now: t0 + .seconds(19)) == nil)
+        #expect(t.expired(now: t0 + .seconds(20)) == .head)
+    }
+
+    @Test func aBodyThatStopsComingEndsTheRequest() {
+        var t = timers()
+        t.connectionOpened(now: t0)
+        t.headReceived(now: t0)
+        t.bytesReceived(now: t0 + .seconds(50))
+        #expect(t.expired(now: t0 + .seconds(109)) == nil, "each read restarts the body clock")
+        #expect(t.expired(now: t0 + .seconds(110)) == .body)
+        t.requestEnded()
+        #expect(t.expired(now: t0 + .seconds(500)) == nil)
+    }
+
+    @Test func theBodyClockStopsWhileTheGatewayHoldsReads() {
+        var t = timers()
+        t.connectionOpened(now: t0)
+        t.headReceived(now: t0)
+        t.readsHeld(true, now: t0 + .seconds(1))
+        #expect(t.expired(now: t0 + .seconds(600)) == nil, "a slow upstream is not the client's fault")
+        t.readsHeld(false, now: t0 + .seconds(600))
+        #expect(t.expired(now: t0 + .seconds(660)) == .body)
+    }
+
+    @Test func aClientThatStopsReadingIsGivenTheWriteTimeout() {
+        var t = timers()
+        t.connectionOpened(now: t0)
+        t.headReceived(now: t0)
+        t.requestEnded()
+        t.writabilityChanged(writable: false, now: t0)
+        t.writabilityChanged(writable: false, now: t0 + .seconds(20))  // still stalled: no extension
+        #expect(t.expired(now: t0 + .seconds(29)) == nil)
+        #expect(t.expired(now: t0 + .seconds(30)) == .write)
+        t.writabilityChanged(writable: true, now: t0 + .seconds(29))
+        #expect(t.expired(now: t0 + .seconds(100)) == nil)
+    }
+
+    @Test func aTunnelHasNoHeadOrBodyDeadlineButStillTheWriteOne() {
+        var t = timers()
+        t.connectionOpened(now: t0)
+        t.headReceived(now: t0)
+        t.tunnelOpened()
+        #expect(t.expired(now: t0 + .seconds(86_400)) == nil)
+        t.writabilityChanged(writable: false, now: t0 + .seconds(86_400))
+        #expect(t.expired(now: t0 + .seconds(86_430)) == .write)
     }
 }

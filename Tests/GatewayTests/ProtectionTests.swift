@@ -4,8 +4,7 @@ import Testing
 
 @Suite("Protected paths, navigation, return_to, roles")
 struct ProtectionTests {
-    static let configuration: GatewayConfiguration = {
-        let cert = """
+    static let cert: String = """
         -----BEGIN CERTIFICATE-----
         MIIDCzCCAfOgAwIBAgIUBjPHvxyEYQfiw1OVe8gG5ulcqfUwDQYJKoZIhvcNAQEL
         BQAwFTETMBEGA1UEAwwKZ29sZGVuLWlkcDAeFw0yNjExMjkwNjA5MzlaFw0zNjEx
@@ -26,6 +25,9 @@ struct ProtectionTests {
         5ux677O3w/0NBEcOSHPA
         -----END CERTIFICATE-----
         """.split(separator: "\n").map { "        " + $0 }.joined(separator: "\n")
+
+    static let configuration: GatewayConfiguration = {
+        let cert = Self.cert
         let yaml = """
         public_url: "https://hub.example.test"
         upstream: "http://127.0.0.1:9000"
@@ -72,6 +74,58 @@ struct ProtectionTests {
         #expect(org("/ACME/x") == "acme")        // names match without case
     }
 
+    @Test(arguments: ["/acme;/private-model", "/acme;jsessionid=1/x", "/acme%3B/private-model", "/acme%3bx/y", "/datasets;/acme/x",
+                      "/datasets%3B/acme/x", "/;x/acme/private", "/acme;", "/spaces;v=1/acme"])
+    func semicolonParametersDoNotWalkAroundProtection(path: String) {
+        // Jetty, Tomcat and Spring cut every segment at its first `;`.
+        #expect(org(path) == "acme", "\(path)")
+    }
+
+    @Test(arguments: ["/Datasets/acme/x", "/DATASETS/ACME/x", "/SPACES/acme", "/Spaces/Acme"])
+    func fixedPatternSegmentsMatchWithoutCase(path: String) {
+        #expect(org(path) == "acme", "\(path)")
+    }
+
+    @Test func pathsAreSplitOnTheSlashByteNotOnCharacters() {
+        // `/` followed by a combining mark is one Character; it is still a separator.
+        #expect(org("/datasets/\u{301}/acme/x") == nil)
+        #expect(org("/spaces/acme/\u{301}") == nil)
+        #expect(org("/acme/\u{301}") == "acme")
+        #expect(org("/\u{301}acme/x") == nil)
+    }
+
+    @Test func aPathNamingTwoOrganizationsWithAndWithoutParametersIsAmbiguous() throws {
+        // An organization named like a fixed segment: `/datasets/;/acme` is datasets' page
+        // as sent and acme's dataset as a servlet container reads it.
+        let yaml = """
+        public_url: "https://hub.example.test"
+        upstream: "http://127.0.0.1:9000"
+        session: {secrets: ["0123456789abcdef0123456789abcdef"]}
+        protected_paths: ["/datasets/{org}/", "/{org}/"]
+        organizations:
+          - name: acme
+            saml:
+              enabled: true
+              sign_on_url: "https://idp.example/sso"
+              certificate: |
+        \(Self.cert)
+          - name: datasets
+            saml:
+              enabled: true
+              sign_on_url: "https://idp.example/sso"
+              certificate: |
+        \(Self.cert)
+        """
+        let configuration = try ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: ".")
+        let orgs = Dictionary(uniqueKeysWithValues: configuration.organizations.map { ($0.name, $0) })
+        func match(_ path: String) -> Protection.Match {
+            Protection.match(Substring(path), patterns: configuration.protectedPaths, organizations: orgs)
+        }
+        #expect(match("/datasets/;/acme/x") == .ambiguous)
+        #expect(match("/datasets/acme/x") == .organization(orgs["acme"]!))
+        #expect(match("/datasets/x;y") == .organization(orgs["datasets"]!))
+    }
+
     @Test func onlyHTMLGetsAndHeadsAreNavigations() {
         #expect(Protection.isBrowserNavigation(method: "GET", accept: "text/html,application/xhtml+xml;q=0.9"))
         #expect(Protection.isBrowserNavigation(method: "HEAD", accept: "TEXT/HTML"))
@@ -107,6 +161,20 @@ struct PathCanonicalizerTests {
     ])
     func pathsHaveOneSpelling(input: String, expected: String) throws {
         #expect(try PathCanonicalizer.canonical(Substring(input)).get() == expected)
+    }
+
+    @Test(arguments: [
+        ("/a%3bb", "/a%3Bb"), ("/acme;x/y", "/acme;x/y"), ("/%41cme%3B/../x", "/x"), ("/caf\u{E9}/x", "/caf\u{E9}/x"),
+        ("/acme/\u{301}/x", "/acme/\u{301}/x"), ("/a/b/%2E%2E/c", "/a/c"), ("/a/.../b", "/a/.../b"),
+    ])
+    func moreSpellings(input: String, expected: String) throws {
+        #expect(try PathCanonicalizer.canonical(Substring(input)).get() == expected)
+    }
+
+    @Test(arguments: ["/public/..;/acme/secret", "/public/.;x/acme", "/public/%2e%2e;/acme", "/public/..%3B/acme", "/a/..;", "/a%00b",
+                      "/a%0ab", "/a\tb", "/a b", "/a%7Fb"])
+    func dotSegmentsWithParametersAndControlBytesAreRefused(input: String) {
+        #expect(throws: PathCanonicalizer.Rejection.self) { try PathCanonicalizer.canonical(Substring(input)).get() }
     }
 
     @Test(arguments: ["/acme%2Fx", "/acme%2fx", "/acme%5Cx", "/acme\\x", "/a%2", "/a%zz"])
