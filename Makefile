@@ -93,17 +93,24 @@ bench: release
 check-example: build
 	.build/debug/ssogate check --config Config/ssogate.example.yaml
 
-# Coverage-guided fuzzing (libFuzzer + AddressSanitizer) of SAMLResponse decoding and
-# validation and IdP metadata, for FUZZ_SECONDS. The seed corpus is Tests/Fixtures/fuzz and
-# the hostile shapes of FuzzTargets.HostileShapes (written by `ssogate-bench hostile 0 DIR`);
-# a crashing input is saved there (crash-*), so `make test` replays it from then on.
+# Coverage-guided fuzzing (libFuzzer + AddressSanitizer), FUZZ_SECONDS per target: SAMLResponse
+# decoding and validation with IdP metadata; client bytes over HTTP/1.x; HTTP/2 frames; upstream
+# responses (FUZZ_TARGETS picks some). Each target's seed corpus is Tests/Fixtures/fuzz/<target>
+# (the SAML one also gets the hostile shapes of FuzzTargets.HostileShapes, written by
+# `ssogate-bench hostile 0 DIR`); a crashing input is saved there (crash-*), so `make test`
+# replays it from then on. RSS and single allocations are capped: unbounded growth is a finding.
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= saml-response http1 http2 upstream-response
 .PHONY: fuzz
 fuzz: deps
 	swift build -c debug --scratch-path .build-fuzz --product ssogate-fuzz \
 	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -use-ld=lld
 	swift build --product ssogate-bench
-	corpus=$$(mktemp -d) && cp Tests/Fixtures/fuzz/saml-response/* "$$corpus"/ && \
-	.build/debug/ssogate-bench hostile 0 "$$corpus" && \
-	.build-fuzz/x86_64-unknown-linux-gnu/debug/ssogate-fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-	  -artifact_prefix=Tests/Fixtures/fuzz/saml-response/ "$$corpus"; status=$$?; rm -rf "$$corpus"; exit $$status
+	@for target in $(FUZZ_TARGETS); do \
+	  echo "== fuzzing $$target for $(FUZZ_SECONDS) s"; \
+	  corpus=$$(mktemp -d) && cp Tests/Fixtures/fuzz/$$target/* "$$corpus"/ && \
+	  if [ "$$target" = saml-response ]; then .build/debug/ssogate-bench hostile 0 "$$corpus" || exit 1; fi; \
+	  SSOGATE_FUZZ_TARGET=$$target .build-fuzz/x86_64-unknown-linux-gnu/debug/ssogate-fuzz -max_total_time=$(FUZZ_SECONDS) \
+	    -rss_limit_mb=2048 -malloc_limit_mb=512 -artifact_prefix=Tests/Fixtures/fuzz/$$target/ "$$corpus"; \
+	  status=$$?; rm -rf "$$corpus"; [ $$status -eq 0 ] || exit $$status; \
+	done

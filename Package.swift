@@ -49,6 +49,7 @@ let package = Package(
             "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression", "CNGHTTP2",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -81,7 +82,7 @@ let package = Package(
         // Fuzzing: `make fuzz` builds ssogate-fuzz with -sanitize=fuzzer,address -DFUZZING
         // (libFuzzer's entry point); otherwise it replays the inputs it is given.
         .target(name: "FuzzTargets", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),
-        .executableTarget(name: "ssogate-fuzz", dependencies: ["FuzzTargets"],
+        .executableTarget(name: "ssogate-fuzz", dependencies: ["FuzzTargets", "Gateway"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // Micro-benchmarks (benchmarks/saml-bench.sh runs them in release beside xmlsec1).
         .executableTarget(name: "ssogate-bench", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore", "FuzzTargets"]),
@@ -95,7 +96,7 @@ let package = Package(
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "XMLDSigTests", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"]),
         .testTarget(name: "SAMLTests", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore", "FuzzTargets"]),
-        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "Gateway"]),
         .testTarget(name: "SessionsTests", dependencies: ["Sessions", "CryptoCore"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression"]),
         .testTarget(name: "DevIdPTests", dependencies: ["DevIdP", "SAML", "XMLDSig", "CryptoCore", "XMLCore"]),

@@ -84,7 +84,9 @@ extension Exchange {
     /// "restricted" page is where a visitor needs the link) that is uncompressed or in a
     /// coding the gateway can undo and redo. Sets up the injector (and codecs) when it does.
     func prepareBanner(for head: UpstreamResponseHead, hasBody: Bool) -> Bool {
-        guard let banner = bannerHTML, hasBody, (200..<300).contains(head.status) || (400..<500).contains(head.status),
+        // Whole pages only: never a 206 (a byte range of the page) or a 416; 201, 202 and 204
+        // carry no page to restrict.
+        guard let banner = bannerHTML, hasBody, head.status == 200 || head.status == 203 || ((400..<500).contains(head.status) && head.status != 416),
               head.contentType?.lowercased().hasPrefix("text/html") == true else { return false }
         let encoding = (head.contentEncoding ?? "identity").lowercased()
         let coding = ContentCoding(header: encoding)

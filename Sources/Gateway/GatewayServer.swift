@@ -108,7 +108,7 @@ public final class GatewayServer: Sendable {
     /// Every connection starts the same way for the runtime current when it opened: TLS
     /// with ALPN choosing HTTP/2 or HTTP/1.1, or on a plain listener the first bytes
     /// choosing (the HTTP/2 preface means h2c with prior knowledge).
-    private static func configureClientPipeline(_ channel: Channel, shared: GatewayShared) throws {
+    static func configureClientPipeline(_ channel: Channel, shared: GatewayShared) throws {
         let runtime = shared.runtime
         let configuration = runtime.configuration
         let http2 = configuration.http2.enabled
@@ -166,7 +166,9 @@ public final class GatewayServer: Sendable {
         let configuration = shared.runtime.configuration
         try channel.pipeline.syncOperations.addHandler(HTTP2Connection(
             shared: shared, loop: shared.context(for: channel.eventLoop), scheme: scheme,
-            idleTimeout: configuration.idleTimeout.timeAmount, maxConcurrentStreams: configuration.http2.maxConcurrentStreams))
+            timers: ClientTimers(headerTimeout: configuration.headerTimeout.timeAmount, idleTimeout: configuration.idleTimeout.timeAmount,
+                                 bodyTimeout: configuration.bodyTimeout.timeAmount, writeTimeout: configuration.writeTimeout.timeAmount),
+            maxConcurrentStreams: configuration.http2.maxConcurrentStreams))
     }
 
     /// The replay store logins spend their IDs in (tests reach the shared one through it).

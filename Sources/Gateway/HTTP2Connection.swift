@@ -13,7 +13,13 @@ import NIOHTTP1
 /// Request bodies use manual flow control: a DATA payload's window is given back only
 /// once the upstream connection could take it, so a slow upstream slows the client
 /// rather than filling memory. Response bodies wait per stream, and the stream's upstream
-/// stops being read while more than `streamBufferHigh` bytes wait.
+/// stops being read while more than `streamBufferHigh` bytes wait, or while the whole
+/// connection holds more than `connectionBufferHigh` (then every stream's upstream stops).
+///
+/// Deadlines (`checkDeadlines`): a header block must finish within `header_timeout`, a
+/// request body must keep coming within `body_timeout`, a response must keep being read
+/// within `write_timeout` (each ends its stream), and a connection whose socket stays
+/// unwritable for `write_timeout` is closed.
 final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -23,6 +29,8 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     static let connectionWindow: Int32 = 16 << 20
     static let streamBufferHigh = 256 * 1024
     static let streamBufferLow = 64 * 1024
+    static let connectionBufferHigh = 1024 * 1024
+    static let connectionBufferLow = 512 * 1024
 
     let shared: GatewayShared
     let loop: LoopContext
@@ -44,14 +52,20 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     /// stopped reading.
     private var terminating = false
     private var budget = FrameBudget()
-    private let idleTimeout: TimeAmount
+    let timers: ClientTimers
+    private var idleTimeout: TimeAmount { timers.idleTimeout }
     private var idleDeadline: NIODeadline?
+    /// Set while the socket is unwritable: the client must read again before it.
+    private var writeDeadline: NIODeadline?
+    /// Response bytes waiting in all streams; over `connectionBufferHigh` every upstream stops.
+    private(set) var bufferedResponseBytes = 0
+    private var throttled = false
 
-    init(shared: GatewayShared, loop: LoopContext, scheme: String, idleTimeout: TimeAmount, maxConcurrentStreams: Int) {
+    init(shared: GatewayShared, loop: LoopContext, scheme: String, timers: ClientTimers, maxConcurrentStreams: Int) {
         self.shared = shared
         self.loop = loop
         self.planner = RequestPlanner(shared: shared, peer: nil, scheme: scheme)
-        self.idleTimeout = idleTimeout
+        self.timers = timers
         self.maxConcurrentStreams = maxConcurrentStreams
     }
 
@@ -101,9 +115,28 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         context.fireUserInboundEventTriggered(event)
     }
 
-    /// Called by the loop's sweep: upstream deadlines of the streams, and the idle timeout.
+    /// Called by the loop's sweep: the streams' deadlines, the socket's, and the idle timeout.
     func checkDeadlines(now: NIODeadline) {
-        for stream in Array(streams.values) { stream.checkDeadline(now: now) }
+        if let deadline = writeDeadline, deadline <= now, !closing, let context {
+            shared.metrics.clientTimedOut(reason: "write_timeout")
+            shared.logger.info("closed connection that stopped reading its answer", metadata: [
+                "reason": "write_timeout", "protocol": "h2", "peer": "\(planner.peerText ?? "-")",
+            ])
+            closing = true
+            context.close(promise: nil)
+            return
+        }
+        for stream in Array(streams.values) {
+            if stream.checkDeadlines(now: now) == .headerBlockUnfinished {
+                // No other frame may come until the block ends: the connection is stuck.
+                shared.metrics.clientTimedOut(reason: "header_timeout")
+                terminated(reason: "header_timeout", detail: "a header block did not finish within header_timeout")
+                goAway(NGHTTP2_PROTOCOL_ERROR)
+                sendNow()
+                closeAfterWrites()
+                return
+            }
+        }
         if streams.isEmpty, let deadline = idleDeadline, deadline <= now, !closing {
             idleDeadline = nil
             goAway(NGHTTP2_NO_ERROR)
@@ -170,7 +203,12 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { sendNow() }
+        if context.channel.isWritable {
+            writeDeadline = nil
+            sendNow()
+        } else if writeDeadline == nil {
+            writeDeadline = .now() + timers.writeTimeout
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -253,6 +291,12 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, user in
             HTTP2Connection.from(user).streamClosed(streamID, errorCode: errorCode)
         }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, user in
+            HTTP2Connection.from(user).frameSent(frame!.pointee.hd)
+        }
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, frame, _, user in
+            HTTP2Connection.from(user).invalidFrame(frame!.pointee.hd)
+        }
 
         var option: OpaquePointer?
         guard nghttp2_option_new(&option) == 0, let option else { return nil }
@@ -285,11 +329,31 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
 
     private func beginFrame(_ header: nghttp2_frame_hd) -> Int32 {
         guard session != nil else { return 0 }
-        if !goingAway, !budget.allows(type: header.type, length: header.length, flags: header.flags, now: .now()) {
-            terminated(reason: "flood", detail: "more than \(Int(FrameBudget.burst)) frames that carry no request")
-            goAway(NGHTTP2_ENHANCE_YOUR_CALM)
-        }
+        overBudget(!budget.allows(type: header.type, length: header.length, flags: header.flags, now: .now()),
+                   detail: "more than \(Int(FrameBudget.burst)) frames that carry no request")
         return 0
+    }
+
+    /// What the gateway sends counts too: a RST_STREAM it sends was caused by the client
+    /// (a bad WINDOW_UPDATE, DATA on a closed stream: "MadeYouReset", CVE-2025-8671) or by a
+    /// stream given up; each DATA frame earns the client WINDOW_UPDATE credits.
+    private func frameSent(_ header: nghttp2_frame_hd) -> Int32 {
+        guard session != nil else { return 0 }
+        budget.sent(type: header.type)
+        return 0
+    }
+
+    /// A frame libnghttp2 refused without ending the session (it answers with RST_STREAM or
+    /// ignores it): work the client caused, spent from the budget.
+    private func invalidFrame(_ header: nghttp2_frame_hd) -> Int32 {
+        overBudget(!budget.invalidFrame(now: .now()), detail: "invalid frames")
+        return 0
+    }
+
+    private func overBudget(_ over: Bool, detail: String) {
+        guard over, !goingAway, session != nil else { return }
+        terminated(reason: "flood", detail: detail)
+        goAway(NGHTTP2_ENHANCE_YOUR_CALM)
     }
 
     private func beginHeaders(_ frame: nghttp2_frame) -> Int32 {
@@ -335,6 +399,10 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
 
     private func streamClosed(_ streamID: Int32, errorCode: UInt32) -> Int32 {
         guard let stream = streams.removeValue(forKey: streamID) else { return 0 }
+        // A stream that ends before its answer did, reset by either side, may leave work
+        // behind at the upstream: it costs more than a frame, so resets of any origin are
+        // bounded together (rapid reset and MadeYouReset alike).
+        if !stream.answered { overBudget(!budget.streamAbandoned(now: .now()), detail: "streams reset before their answer") }
         stream.closed(errorCode: errorCode)
         if streams.isEmpty { idleDeadline = .now() + idleTimeout }
         return 0
@@ -350,6 +418,30 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     }
 
     func wroteUpstream(_ stream: HTTP2Stream) { upstreamWrites.append(stream) }
+
+    /// Response bytes entered (positive) or left (negative) a stream's buffer. Crossing the
+    /// high mark stops every stream's upstream; falling under the low one lets each go on
+    /// whose own buffer is low too.
+    func responseBuffered(_ delta: Int) {
+        bufferedResponseBytes += delta
+        if !throttled, bufferedResponseBytes > Self.connectionBufferHigh {
+            throttled = true
+            for stream in streams.values { stream.pauseUpstream() }
+        } else if throttled, bufferedResponseBytes < Self.connectionBufferLow {
+            throttled = false
+            for stream in streams.values { stream.resumeUpstreamIfLow() }
+        }
+    }
+
+    var isThrottled: Bool { throttled }
+
+    /// Ends one stream that broke a deadline (its body stopped coming, its answer is not
+    /// read): RST_STREAM CANCEL; the connection serves the others on.
+    func timedOut(_ stream: HTTP2Stream, reason: String) {
+        shared.metrics.clientTimedOut(reason: reason)
+        shared.logger.info("reset HTTP/2 stream", metadata: ["reason": "\(reason)", "stream": "\(stream.id)", "peer": "\(planner.peerText ?? "-")"])
+        reset(stream, error: NGHTTP2_CANCEL)
+    }
 
     /// Submits a response head (with Strict-Transport-Security when `hsts` is set); `hasBody`
     /// attaches the stream as its data source.
@@ -423,11 +515,12 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
 }
 
 /// Bounds what a client can make the gateway do without asking for anything: frames that
-/// carry no request work: SETTINGS, PING, PRIORITY, RST_STREAM (so also streams opened and
-/// reset at once) and empty DATA. A token bucket: `burst` at once,
-/// refilled at `perSecond`. Over budget, the connection ends with GOAWAY
-/// (ENHANCE_YOUR_CALM) — the answer to the ping, settings, empty-frame and rapid-reset
-/// floods, whatever the library version does on its own.
+/// carry no request work: SETTINGS, PING, PRIORITY, RST_STREAM, empty DATA, WINDOW_UPDATEs
+/// beyond what the DATA sent to it explains, frames libnghttp2 refused; and streams that
+/// end before their answer, whoever reset them (rapid reset, and "MadeYouReset", where the
+/// client makes the server send the reset). A token bucket: `burst` at once, refilled at
+/// `perSecond`. Over budget, the connection ends with GOAWAY (ENHANCE_YOUR_CALM), whatever
+/// the library version does on its own.
 struct FrameBudget {
     static let burst = 1000.0
     static let perSecond = 200.0
@@ -438,8 +531,16 @@ struct FrameBudget {
     }
     static let endStream: UInt8 = 0x1
 
+    /// A stream closed before its answer was complete (reset by the client, or by the
+    /// gateway because of something the client sent) costs this many frames.
+    static let abandonedStreamCost = 10.0
+    /// WINDOW_UPDATEs the client may send for free: two per DATA frame the gateway sent (the
+    /// stream's window and the connection's), at most this many banked.
+    static let maxWindowCredits = 1000
+
     private var tokens = burst
     private var refilled: NIODeadline?
+    private var windowCredits = 2
 
     mutating func allows(type: UInt8, length: Int, flags: UInt8, now: NIODeadline) -> Bool {
         switch FrameType(rawValue: type) {
@@ -448,13 +549,28 @@ struct FrameBudget {
         case .data where length > 0 || flags & Self.endStream != 0:
             return true
         case .windowUpdate:
-            // A client reading a large response sends one every few frames: free, and
-            // nghttp2 ends the connection itself on a window overflow.
-            return true
+            // A client reading a large response sends one every few DATA frames: those are
+            // free. Any more are a flood like PING's.
+            if windowCredits > 0 {
+                windowCredits -= 1
+                return true
+            }
+            return spend(1, now: now)
         default:
             return spend(1, now: now)
         }
     }
+
+    /// A frame the gateway sent: DATA earns WINDOW_UPDATE credits.
+    mutating func sent(type: UInt8) {
+        if type == FrameType.data.rawValue { windowCredits = min(Self.maxWindowCredits, windowCredits + 2) }
+    }
+
+    /// A frame libnghttp2 refused and answered (or ignored) without ending the session.
+    mutating func invalidFrame(now: NIODeadline) -> Bool { spend(1, now: now) }
+
+    /// A stream ended before its answer did.
+    mutating func streamAbandoned(now: NIODeadline) -> Bool { spend(Self.abandonedStreamCost, now: now) }
 
     private mutating func spend(_ cost: Double, now: NIODeadline) -> Bool {
         if let refilled {

@@ -39,6 +39,15 @@ final class HTTP2Stream: UpstreamDelegate {
     private var upstreamPaused = false
     /// Request body bytes forwarded but not yet given back as window (upstream was full).
     private var unconsumed = 0
+    /// When request body bytes last arrived (or the head), and when nghttp2 last took
+    /// response bytes (or the first waited): the stream's body and write deadlines.
+    private var lastBodyActivity = NIODeadline.now()
+    private var lastWriteProgress = NIODeadline.now()
+
+    enum Deadline { case headerBlockUnfinished }
+
+    /// The whole answer was handed to nghttp2 (the stream may still be closing).
+    var answered: Bool { responseEnded && pending.isEmpty }
 
     init(id: Int32, connection: HTTP2Connection) {
         self.id = id
@@ -131,6 +140,7 @@ final class HTTP2Stream: UpstreamDelegate {
     }
 
     func body(_ buffer: ByteBuffer) {
+        lastBodyActivity = .now()
         switch state {
         case .collectingForm(let organization, let head, var body):
             connection.consume(id, buffer.readableBytes)
@@ -217,6 +227,7 @@ final class HTTP2Stream: UpstreamDelegate {
     }
 
     private func attach(_ upstream: UpstreamConnection, to exchange: Exchange, runtime: GatewayRuntime) {
+        if connection.isThrottled { upstreamPaused = true }
         exchange.attach(upstream, delegate: self, timeout: runtime.upstreamTimeout, readsAllowed: !upstreamPaused, loop: connection.loop)
         if upstream.channel.isWritable { giveBackWindow() }
     }
@@ -272,13 +283,26 @@ final class HTTP2Stream: UpstreamDelegate {
     private func enqueue(_ buffer: ByteBuffer) {
         guard case .proxying(let exchange) = state else { return }
         exchange.responseBytes += buffer.readableBytes
+        if pending.isEmpty { lastWriteProgress = .now() }
         pending.append(buffer)
         pendingBytes += buffer.readableBytes
-        if pendingBytes > HTTP2Connection.streamBufferHigh, !upstreamPaused {
-            upstreamPaused = true
-            exchange.upstream?.handler.pauseReads()
-        }
+        connection.responseBuffered(buffer.readableBytes)
+        if pendingBytes > HTTP2Connection.streamBufferHigh || connection.isThrottled { pauseUpstream() }
         if deferred { resumeOutput() }
+    }
+
+    /// Stops reading this stream's upstream (its own buffer, or the connection's, is full).
+    func pauseUpstream() {
+        guard !upstreamPaused else { return }
+        upstreamPaused = true
+        if case .proxying(let exchange) = state { exchange.upstream?.handler.pauseReads() }
+    }
+
+    /// Reads the upstream again once both this stream's and the connection's buffers are low.
+    func resumeUpstreamIfLow() {
+        guard upstreamPaused, pendingBytes < HTTP2Connection.streamBufferLow, !connection.isThrottled else { return }
+        upstreamPaused = false
+        if case .proxying(let exchange) = state { exchange.upstream?.handler.resumeReads() }
     }
 
     private func resumeOutput() {
@@ -307,10 +331,51 @@ final class HTTP2Stream: UpstreamDelegate {
         }
     }
 
-    func checkDeadline(now: NIODeadline) {
-        guard case .proxying(let exchange) = state, exchange.status == 0, let deadline = exchange.upstreamDeadline, deadline <= now else { return }
-        connection.shared.metrics.upstreamFailed(.timeout)
-        failUpstream(exchange, .timedOut(after: exchange.upstreamTimeout))
+    /// The stream's deadlines (`ClientTimers`' rules, per stream): a header block that does
+    /// not finish is the connection's problem (returned); a body that stops coming or an
+    /// answer nobody reads ends this stream; the upstream's answer has `upstream_timeout`.
+    func checkDeadlines(now: NIODeadline) -> Deadline? {
+        let timers = connection.timers
+        switch state {
+        case .head:
+            return now - start >= timers.headerTimeout ? .headerBlockUnfinished : nil
+        case .done:
+            return nil
+        case .local, .collectingForm, .proxying:
+            break
+        }
+        if !pending.isEmpty, now - lastWriteProgress >= timers.writeTimeout {
+            abandon(status: 499)
+            connection.timedOut(self, reason: "write_timeout")
+            return nil
+        }
+        // The body clock runs only while the gateway wants the bytes (window not withheld).
+        if !requestEnd, unconsumed == 0, now - lastBodyActivity >= timers.bodyTimeout {
+            abandon(status: 408)
+            connection.timedOut(self, reason: "body_timeout")
+            return nil
+        }
+        if case .proxying(let exchange) = state, exchange.status == 0, let deadline = exchange.upstreamDeadline, deadline <= now {
+            connection.shared.metrics.upstreamFailed(.timeout)
+            failUpstream(exchange, .timedOut(after: exchange.upstreamTimeout))
+        }
+        return nil
+    }
+
+    /// Gives up a stream the gateway is about to reset: its upstream, its buffer, its log line.
+    private func abandon(status: Int) {
+        if case .proxying(let exchange) = state {
+            exchange.abandonUpstream()
+            logAccess(status: exchange.status == 0 ? status : exchange.status, bytes: exchange.responseBytes, exchange: exchange)
+        }
+        state = .done
+        dropPending()
+    }
+
+    private func dropPending() {
+        connection.responseBuffered(-pendingBytes)
+        pending.removeAll()
+        pendingBytes = 0
     }
 
     private func failUpstream(_ exchange: Exchange, _ failure: UpstreamFailure) {
@@ -327,9 +392,12 @@ final class HTTP2Stream: UpstreamDelegate {
         var fields = local.headers.map { (Array($0.0.lowercased().utf8), Array($0.1.utf8)) }
         fields.append((Array("content-length".utf8), Array(String(local.body.count).utf8)))
         let hasBody = method != .HEAD && !local.body.isEmpty
+        dropPending()
         if hasBody {
+            lastWriteProgress = .now()
             pending.append(connection.allocator.buffer(bytes: local.body))
             pendingBytes = local.body.count
+            connection.responseBuffered(pendingBytes)
         }
         responseEnded = true
         connection.submitResponse(self, status: Int(local.status.code), fields: fields, hsts: connection.shared.runtime.hstsValue,
@@ -352,10 +420,11 @@ final class HTTP2Stream: UpstreamDelegate {
             if first.readableBytes == 0 { pending.removeFirst() } else { pending[pending.startIndex] = first }
         }
         pendingBytes -= written
-        if upstreamPaused, pendingBytes < HTTP2Connection.streamBufferLow, case .proxying(let exchange) = state {
-            upstreamPaused = false
-            exchange.upstream?.handler.resumeReads()
+        if written > 0 {
+            lastWriteProgress = .now()
+            connection.responseBuffered(-written)
         }
+        resumeUpstreamIfLow()
         if pending.isEmpty {
             if responseEnded {
                 flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
@@ -377,7 +446,7 @@ final class HTTP2Stream: UpstreamDelegate {
             logAccess(status: exchange.status == 0 ? 499 : exchange.status, bytes: exchange.responseBytes, exchange: exchange)
         }
         state = .done
-        pending.removeAll()
+        dropPending()
     }
 
     /// The client connection went away with this stream open.

@@ -45,9 +45,16 @@ final class UpstreamPool {
 
     func connect(to endpoint: GatewayConfiguration.Endpoint, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
         let loop = eventLoop
-        return ClientBootstrap(group: loop)
+        // Only an embedded loop (the wire fuzz targets) has no sockets: connecting fails there.
+        guard let bootstrap = ClientBootstrap(validatingGroup: loop) else {
+            return loop.makeFailedFuture(ChannelError.operationUnsupported)
+        }
+        return bootstrap
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.recvAllocator, value: GatewayServer.receiveAllocator)
+            // One read per readiness: once a client stops taking the answer and reads are
+            // paused, at most one more read (256 KiB) arrives, not four.
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelOption(.writeBufferWaterMark, value: GatewayServer.writeWaterMark)
             .connectTimeout(timeout)
             .channelInitializer { channel in

@@ -46,6 +46,19 @@ struct BannerInjectorTests {
         everySplit("<html><p>no body tag <b>bold</b> <bo</p>", expected: "<html><p>no body tag <b>bold</b> <bo</p>")
     }
 
+    @Test(arguments: [
+        "<script>var s = '<body>';</script>", "<!-- <body> -->", "<title><body></title>", "<textarea><body></textarea>",
+        "<style>p::after{content:'<body>'}</style>", "<div title=\"<body>\">", "<!DOCTYPE html><?xml <body> ?>",
+        "<script>if (a</scriptx) '<body>'</script >", "<noscript><body></noscript>", "<![CDATA[<body>]]>", "</body><!-- x --->",
+    ])
+    func aBodyTagInsideScriptCommentTitleOrAttributeIsNotTheBody(prefix: String) {
+        everySplit(prefix + "<p>x</p><body>y", expected: prefix + "<p>x</p><body>\(Self.banner)y")
+    }
+
+    @Test func plaintextNeverEnds() {
+        everySplit("<plaintext><body>y", expected: "<plaintext><body>y")
+    }
+
     @Test func onlyTheFirstBodyTagGetsTheBanner() {
         #expect(inject("<body><body>", splits: []) == "<body>\(Self.banner)<body>")
     }

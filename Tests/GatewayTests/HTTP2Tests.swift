@@ -41,8 +41,27 @@ struct HTTP2Tests {
         #expect(Self.allowed(&budget, .headers, length: 20, now: now, limit: limit) == limit)
         #expect(Self.allowed(&budget, .data, length: 1, now: now, limit: limit) == limit)
         #expect(Self.allowed(&budget, .data, flags: FrameBudget.endStream, now: now, limit: limit) == limit)
-        #expect(Self.allowed(&budget, .windowUpdate, length: 4, now: now, limit: limit) == limit)
         #expect(Self.allowed(&budget, .ping, length: 8, now: now) == Int(FrameBudget.burst), "the free frames spent nothing")
+    }
+
+    @Test func windowUpdatesAreFreeOnlyForTheDataSent() {
+        var budget = FrameBudget()
+        let now = NIODeadline.now()
+        for _ in 0..<100 { budget.sent(type: FrameBudget.FrameType.data.rawValue) }
+        // 2 to start with, 2 per DATA frame sent; beyond those, each spends a token.
+        #expect(Self.allowed(&budget, .windowUpdate, length: 4, now: now, limit: 10_000) == 202 + Int(FrameBudget.burst))
+    }
+
+    @Test func streamsAbandonedBeforeTheirAnswerSpendTenEach() {
+        var budget = FrameBudget()
+        let now = NIODeadline.now()
+        var allowed = 0
+        while budget.streamAbandoned(now: now) { allowed += 1 }
+        #expect(allowed == Int(FrameBudget.burst / FrameBudget.abandonedStreamCost))
+        var invalid = FrameBudget()
+        allowed = 0
+        while invalid.invalidFrame(now: now), allowed < 10_000 { allowed += 1 }
+        #expect(allowed == Int(FrameBudget.burst))
     }
 
     @Test func emptyDataFramesAndResetsSpendTheBudget() {
