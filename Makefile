@@ -7,11 +7,14 @@ SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev l
 # systemd-analyze check deploy/; nghttp/h2load (nghttp2-client) drive the HTTP/2 listener;
 # certutil (libnss3-tools) makes Chromium trust the e2e test's throwaway CA; PostgreSQL is
 # the replicas' shared replay store (a throwaway server on loopback, Tests/Replicas).
-TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd nghttp2-client libnss3-tools postgresql
+# Jetty (libjetty9-java, servlet API, a JDK to compile the test servlet) and Node.js are real
+# upstream application servers in Tests/Wire, beside Flask/Werkzeug from PyPI.
+TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd nghttp2-client libnss3-tools postgresql \
+  libjetty9-java libservlet-api-java openjdk-17-jdk-headless nodejs
 # Selenium drives Chromium in Tests/E2E; h2, httpx and websockets are the HTTP/2 and
 # WebSocket clients of Tests/HTTP2; joserfc verifies X-SSO-Assertion in the E2E upstream. These versions resolve against this machine's PyPI mirror.
 SELENIUM := selenium==4.27.1
-PY_CLIENTS := "h2==4.1.0" "httpx[http2]==0.28.1" "websockets==17.4" "joserfc==1.6.5"
+PY_CLIENTS := "h2==4.1.0" "httpx[http2]==0.28.1" "websockets==17.4" "joserfc==1.6.5" "flask==3.1.3"
 PORT ?= 8080
 # apt-get needs root; use sudo only when not already root.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -26,7 +29,7 @@ deps:
 test-deps: deps
 	@$(MAKE) --no-print-directory install-missing PACKAGES="$(TEST_PACKAGES)"
 	@python3 -c 'import selenium' 2>/dev/null || pip install -q --disable-pip-version-check "$(SELENIUM)"
-	@python3 -c 'import h2, httpx, websockets, joserfc' 2>/dev/null || pip install -q --disable-pip-version-check $(PY_CLIENTS)
+	@python3 -c 'import h2, httpx, websockets, joserfc, flask' 2>/dev/null || pip install -q --disable-pip-version-check $(PY_CLIENTS)
 
 .PHONY: install-missing
 install-missing:
@@ -62,6 +65,8 @@ test: test-deps
 	timeout 300 python3 Tests/Demo/demo_login.py .build/debug/ssogate
 	python3 Tests/Deploy/check_deploy.py .build/debug/ssogate
 	timeout 300 python3 Tests/HTTP2/check_http2.py .build/debug/ssogate
+	@# Hostile clients on the wire, with Jetty, Werkzeug and Node.js applications as upstreams.
+	timeout 300 python3 Tests/Wire/check_wire.py .build/debug/ssogate
 	@# Two gateway processes sharing a throwaway PostgreSQL replay store, stopped mid-test.
 	timeout 180 python3 Tests/Replicas/check_replicas.py .build/debug/ssogate
 	bash Tests/E2E/run-e2e.sh

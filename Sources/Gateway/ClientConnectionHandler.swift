@@ -105,6 +105,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         }
     }
 
+    func stall() -> (since: NIODeadline, bytes: Int)? {
+        guard !clientWritable, let deadline = timers.writeDeadline, let context else { return nil }
+        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        return (deadline - timers.writeTimeout, buffered + queuedBytes)
+    }
+
+    func abortStalled() {
+        guard let context else { return }
+        shared.logger.info("closed a stalled connection early", metadata: ["reason": "stalled_budget", "peer": "\(planner.peerText ?? "-")"])
+        timedOut(.write, context: context)
+    }
+
     /// A client deadline passed (`ClientTimers`): the connection ends. A request whose body
     /// stopped coming is answered `408` when nothing of its answer went out yet.
     private func timedOut(_ expired: ClientTimers.Expired, context: ChannelHandlerContext) {
@@ -144,7 +156,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         } else {
             answerable = false
         }
-        if answerable {
+        if expired == .write {
+            abort(context.channel)
+        } else if answerable {
             closeAfterResponse = true
             let text = Array("the request body did not arrive in time\n".utf8)
             var out = allocator.buffer(capacity: 160 + text.count)
@@ -171,7 +185,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !stopReading else { return }
         let part = unwrapInboundIn(data)
-        if !queued.isEmpty || isLaterRequest(part) {
+        // A new request waits while the client is not reading the answers it has: the
+        // decoder hands over every request of a read at once, whatever the reads held.
+        if !queued.isEmpty || isLaterRequest(part) || (!clientWritable && isHead(part)) {
             queue(part, context: context)
             return
         }
@@ -205,6 +221,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             return
         }
         queued.append(part)
+    }
+
+    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
+        if case .head = part { return true }
+        return false
     }
 
     /// A head while a response is still being produced belongs to a pipelined request.

@@ -115,6 +115,20 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         context.fireUserInboundEventTriggered(event)
     }
 
+    func stall() -> (since: NIODeadline, bytes: Int)? {
+        guard let deadline = writeDeadline, let context else { return nil }
+        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        return (deadline - timers.writeTimeout, buffered + bufferedResponseBytes)
+    }
+
+    func abortStalled() {
+        guard let context, !closing else { return }
+        shared.metrics.clientTimedOut(reason: "write_timeout")
+        shared.logger.info("closed a stalled connection early", metadata: ["reason": "stalled_budget", "protocol": "h2", "peer": "\(planner.peerText ?? "-")"])
+        closing = true
+        abort(context.channel)
+    }
+
     /// Called by the loop's sweep: the streams' deadlines, the socket's, and the idle timeout.
     func checkDeadlines(now: NIODeadline) {
         if let deadline = writeDeadline, deadline <= now, !closing, let context {
@@ -123,7 +137,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
                 "reason": "write_timeout", "protocol": "h2", "peer": "\(planner.peerText ?? "-")",
             ])
             closing = true
-            context.close(promise: nil)
+            abort(context.channel)
             return
         }
         for stream in Array(streams.values) {

@@ -13,10 +13,28 @@ import NIOCore
 /// A connection with deadlines for the loop's sweep to check.
 protocol DeadlineOwner: AnyObject {
     func checkDeadlines(now: NIODeadline)
+    /// When the client stopped reading and what waits for it, or nil while it reads.
+    func stall() -> (since: NIODeadline, bytes: Int)?
+    /// Ends a stalled connection before its `write_timeout`: the loop's stalled total is over budget.
+    func abortStalled()
+}
+
+/// Closes a connection with a reset (SO_LINGER 0) rather than a FIN: a peer that stopped
+/// reading would never take the FIN queued behind the unsent bytes, and the kernel would
+/// hold those bytes for it. Used for clients past `write_timeout`.
+func abort(_ channel: Channel) {
+    guard let socket = channel as? SocketOptionProvider else {
+        channel.close(promise: nil)
+        return
+    }
+    socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
 }
 
 final class LoopContext {
     static let sweepInterval = TimeAmount.milliseconds(100)
+    /// What clients that stopped reading may hold on one loop, in all: past it, the longest
+    /// stalled are closed at the next sweep, before their `write_timeout`.
+    static let stalledBudget = 32 << 20
 
     let eventLoop: EventLoop
     let pool: UpstreamPool
@@ -51,7 +69,22 @@ final class LoopContext {
 
     private func sweep() {
         let now = NIODeadline.now()
-        for connection in Array(connections.values) { connection.checkDeadlines(now: now) }
+        var stalled: [(since: NIODeadline, bytes: Int, owner: DeadlineOwner)] = []
+        var stalledTotal = 0
+        for connection in Array(connections.values) {
+            connection.checkDeadlines(now: now)
+            if let stall = connection.stall() {
+                stalled.append((stall.since, stall.bytes, connection))
+                stalledTotal += stall.bytes
+            }
+        }
+        if stalledTotal > Self.stalledBudget {
+            for victim in stalled.sorted(by: { $0.since < $1.since }) {
+                victim.owner.abortStalled()
+                stalledTotal -= victim.bytes
+                if stalledTotal <= Self.stalledBudget { break }
+            }
+        }
         pool.evictIdle(now: now)
         onSweep()
     }
