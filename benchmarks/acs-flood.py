@@ -78,6 +78,7 @@ def main():
 
     # 2. Proxied latency, idle and during a flood of refused hostile shapes.
     work = tempfile.mkdtemp(prefix="ssogate-flood.")
+    os.chmod(work, 0o755)  # nginx workers (www-data) read the files under it
     procs = []
     try:
         shapes_dir = os.path.join(work, "shapes")

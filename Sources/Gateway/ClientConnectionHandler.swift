@@ -38,7 +38,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     /// A SAMLResponse is at most 256 KiB decoded; base64 and form encoding add some.
     static let maxFormBytes = 512 * 1024
     /// Pipelined requests waiting for their turn: heads and bodies, counted by their bytes.
-    static let maxQueuedBytes = 64 * 1024
+    static let maxQueuedBytes = 16 * 1024
+    /// Requests one connection may start per turn of the event loop: a pipelining client
+    /// gets this many, then the other connections get theirs, then the queue goes on.
+    static let headsPerTick = 16
 
     private let shared: GatewayShared
     private let loop: LoopContext
@@ -52,6 +55,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     /// Parts of later (pipelined) requests, in arrival order.
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private var queuedBytes = 0
+    private var headsThisTick = 0
+    private var drainScheduled = false
     /// The queue overflowed: nothing more is read; the connection ends after the answer in progress.
     private var stopReading = false
     private var draining = false
@@ -84,6 +89,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         self.context = nil
     }
 
+    /// Whether client bytes are still parsed: not after the queue overflowed or a deadline passed.
+    var wantsBytes: Bool { !stopReading }
+
     /// From the raw-bytes observer in front of the decoder.
     func bytesReceived() {
         if timers.wantsByteTimes { timers.bytesReceived(now: .now()) }
@@ -105,10 +113,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         }
     }
 
-    func stall() -> (since: NIODeadline, bytes: Int)? {
-        guard !clientWritable, let deadline = timers.writeDeadline, let context else { return nil }
+    func stall() -> (since: NIODeadline?, bytes: Int)? {
+        guard let context else { return nil }
+        // Only a connection producing an answer (or not reading one) can have bytes waiting.
+        if clientWritable, queuedBytes == 0, case .idle = state { return nil }
         let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        return (deadline - timers.writeTimeout, buffered + queuedBytes)
+        guard buffered + queuedBytes > 0 else { return nil }
+        let since = clientWritable ? nil : timers.writeDeadline.map { $0 - timers.writeTimeout }
+        return (since, buffered + queuedBytes)
     }
 
     func abortStalled() {
@@ -187,7 +199,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         let part = unwrapInboundIn(data)
         // A new request waits while the client is not reading the answers it has: the
         // decoder hands over every request of a read at once, whatever the reads held.
-        if !queued.isEmpty || isLaterRequest(part) || (!clientWritable && isHead(part)) {
+        if !queued.isEmpty || isLaterRequest(part) || (isHead(part) && (!clientWritable || headsThisTick >= Self.headsPerTick)) {
             queue(part, context: context)
             return
         }
@@ -240,6 +252,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         switch part {
         case .head(let head):
             requestOpen = true
+            headsThisTick += 1
             requestHead(head, context: context)
         case .body(let buffer):
             requestBody(buffer)
@@ -258,6 +271,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         // Nothing new is produced for a client that is not reading what it has.
         while clientWritable, let part = queued.first {
             if isLaterRequest(part) { break }
+            if isHead(part), headsThisTick >= Self.headsPerTick {
+                scheduleDrain()  // the other connections first
+                return
+            }
             queued.removeFirst()
             if queued.isEmpty { queuedBytes = 0 }
             dispatch(part)
@@ -270,7 +287,23 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         resumeClientReadsIfPossible()
     }
 
+    /// Goes on with the queue on the loop's next turn, with a fresh allowance.
+    private func scheduleDrain() {
+        guard !drainScheduled else { return }
+        drainScheduled = true
+        let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
+        loop.eventLoop.execute {
+            let handler = bound.value
+            handler.drainScheduled = false
+            handler.headsThisTick = 0
+            guard handler.context != nil else { return }
+            handler.drainQueue()
+        }
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
+        headsThisTick = 0
+        if !queued.isEmpty { scheduleDrain() }
         if case .proxying(let exchange) = state, exchange.wroteUpstreamInThisRead {
             exchange.wroteUpstreamInThisRead = false
             exchange.upstream?.handler.flush(deferredOn: loop)
@@ -528,7 +561,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             startTunnel(exchange, head: head, context: context)
         case .body(let buffer) where exchange.tunnel:
             exchange.responseBytes += buffer.readableBytes
-            context.write(wrapOutboundOut(buffer), promise: nil)
+            context.write(wrapOutboundOut(compacted(buffer, allocator: allocator)), promise: nil)
             if !clientWritable { exchange.upstream?.handler.pauseReads() }
         case .head(let head):
             exchange.upstreamDeadline = nil
@@ -562,7 +595,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
                 context.close(promise: nil)
                 return
             }
-            guard let buffer = rewritten else { return }
+            guard let buffer = rewritten.map({ compacted($0, allocator: allocator) }) else { return }
             exchange.responseBytes += buffer.readableBytes
             if exchange.responseFraming == .chunked {
                 context.write(wrapOutboundOut(ChunkFraming.header(buffer.readableBytes, allocator: allocator)), promise: nil)
@@ -786,6 +819,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         shared.logAccess(loop: loop, method: method, uri: uri, status: status, bytes: bytes, start: start,
                          upstreamNanoseconds: upstreamNanoseconds, peer: planner.peerText)
     }
+}
+
+/// A buffer that may wait to be written, without the unused storage of a partly filled read
+/// (a slice of 8 KiB out of a 128 KiB receive buffer pins all 128 KiB while a client does
+/// not read). Full reads, the streaming case, pass as they are.
+func compacted(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+    guard buffer.storageCapacity > 16 * 1024, buffer.storageCapacity > 2 * buffer.readableBytes else { return buffer }
+    var copy = allocator.buffer(capacity: buffer.readableBytes)
+    copy.writeImmutableBuffer(buffer)
+    return copy
 }
 
 /// The path of a request target without its query, which may carry tokens.

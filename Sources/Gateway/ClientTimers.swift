@@ -117,9 +117,18 @@ final class RawBytesObserver: ChannelInboundHandler, RemovableChannelHandler {
     init(owner: ClientConnectionHandler) { self.owner = owner }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Once the handler stopped reading (a pipelining flood), nothing more is parsed; a
+        // read is handed on in slices so that this holds within a read too.
+        guard owner.wantsBytes else { return }
         owner.bytesReceived()
-        context.fireChannelRead(data)
+        var bytes = unwrapInboundIn(data)
+        while bytes.readableBytes > Self.slice, owner.wantsBytes {
+            context.fireChannelRead(wrapInboundOut(bytes.readSlice(length: Self.slice)!))
+        }
+        if owner.wantsBytes { context.fireChannelRead(wrapInboundOut(bytes)) }
     }
+
+    static let slice = 16 * 1024
 }
 
 /// Stands in for the HTTP decoder once a connection is a WebSocket tunnel: client bytes

@@ -117,8 +117,9 @@ final class GatewayShared: Sendable {
         self.accessLogger = accessLogger
         self.logFormat = runtime.configuration.logFormat
         var loops: [ObjectIdentifier: LoopContextBox] = [:]
+        let count = Array(group.makeIterator()).count
         for loop in group.makeIterator() {
-            loops[ObjectIdentifier(loop)] = LoopContextBox(LoopContext(eventLoop: loop) { accessLogSink?.flush() })
+            loops[ObjectIdentifier(loop)] = LoopContextBox(LoopContext(eventLoop: loop, loops: count) { accessLogSink?.flush() })
         }
         self.loops = loops
     }

@@ -14,12 +14,21 @@ public final class GatewayServer: Sendable {
     /// Request heads over this are refused with 431.
     public static let maxRequestHeadBytes = 32 * 1024
 
-    /// Reads grow up to 256 KiB while a body streams (fewer syscalls per byte) and shrink
-    /// back for small requests; NIO's default stops at 64 KiB.
+    /// Upstream reads grow up to 256 KiB while a body streams (fewer syscalls per byte: with
+    /// 64 KiB reads streaming ran at half the speed) and shrink back for small answers. The
+    /// reads of one readiness (two) may land after a client stopped reading, on top of the
+    /// send buffer's high mark: that is what a stalled client can hold.
     static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024)
-    /// Backpressure engages when 512 KiB wait to be written to a peer (resumes under
-    /// 128 KiB): a bounded amount per connection that keeps the pipe full while streaming.
-    static let writeWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 128 * 1024, high: 512 * 1024)
+    /// Upstream reads while the loop's waiting answers are over half its budget.
+    static let pressureReceiveAllocator = FixedSizeRecvByteBufferAllocator(capacity: 16 * 1024)
+    /// Client reads stop at 64 KiB, two per readiness: what one client can make the loop
+    /// parse before others get their turn (a pipelining flood costs the loop ~128 KiB of
+    /// parsing at a time, not megabytes).
+    static let clientReceiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 64 * 1024)
+    /// Backpressure engages when 64 KiB wait to be written to a peer (resumes under 16 KiB):
+    /// the kernel's socket buffer keeps the pipe full while streaming, so this only bounds
+    /// what a peer that stopped reading holds in the gateway.
+    static let writeWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 16 * 1024, high: 64 * 1024)
 
     private let shared: GatewayShared
     private let group: EventLoopGroup
@@ -77,10 +86,10 @@ public final class GatewayServer: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            // At most 1 MiB per readiness (4 reads of up to 256 KiB): what one read event can
-            // hand the decoder at once, whatever the handler's backpressure says.
-            .childChannelOption(.maxMessagesPerRead, value: 4)
-            .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
+            // At most 128 KiB per readiness: what one read event can hand the decoder at once,
+            // whatever the handler's backpressure says.
+            .childChannelOption(.maxMessagesPerRead, value: 2)
+            .childChannelOption(.recvAllocator, value: Self.clientReceiveAllocator)
             .childChannelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

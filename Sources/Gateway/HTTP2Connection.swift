@@ -115,10 +115,11 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         context.fireUserInboundEventTriggered(event)
     }
 
-    func stall() -> (since: NIODeadline, bytes: Int)? {
-        guard let deadline = writeDeadline, let context else { return nil }
+    func stall() -> (since: NIODeadline?, bytes: Int)? {
+        guard let context else { return nil }
         let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        return (deadline - timers.writeTimeout, buffered + bufferedResponseBytes)
+        guard buffered + bufferedResponseBytes > 0 else { return nil }
+        return (writeDeadline.map { $0 - timers.writeTimeout }, buffered + bufferedResponseBytes)
     }
 
     func abortStalled() {

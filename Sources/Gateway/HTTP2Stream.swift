@@ -280,8 +280,9 @@ final class HTTP2Stream: UpstreamDelegate {
         }
     }
 
-    private func enqueue(_ buffer: ByteBuffer) {
+    private func enqueue(_ received: ByteBuffer) {
         guard case .proxying(let exchange) = state else { return }
+        let buffer = compacted(received, allocator: connection.allocator)
         exchange.responseBytes += buffer.readableBytes
         if pending.isEmpty { lastWriteProgress = .now() }
         pending.append(buffer)

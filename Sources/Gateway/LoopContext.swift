@@ -13,8 +13,10 @@ import NIOCore
 /// A connection with deadlines for the loop's sweep to check.
 protocol DeadlineOwner: AnyObject {
     func checkDeadlines(now: NIODeadline)
-    /// When the client stopped reading and what waits for it, or nil while it reads.
-    func stall() -> (since: NIODeadline, bytes: Int)?
+    /// What waits to be written to the client, and since when it stopped reading (nil
+    /// while it reads). Every connection's bytes count toward the loop's budget; only the
+    /// stalled ones are closed for it.
+    func stall() -> (since: NIODeadline?, bytes: Int)?
     /// Ends a stalled connection before its `write_timeout`: the loop's stalled total is over budget.
     func abortStalled()
 }
@@ -30,11 +32,18 @@ func abort(_ channel: Channel) {
     socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
 }
 
+/// Whether a loop's waiting answers are over half its budget (set by the sweep, read by
+/// the upstream handlers of that loop).
+final class LoopPressure {
+    var high = false
+}
+
 final class LoopContext {
     static let sweepInterval = TimeAmount.milliseconds(100)
-    /// What clients that stopped reading may hold on one loop, in all: past it, the longest
-    /// stalled are closed at the next sweep, before their `write_timeout`.
-    static let stalledBudget = 32 << 20
+    /// What answers waiting for their clients may hold in the whole process, shared evenly
+    /// by the loops: past a loop's share, its clients stalled longest are closed at the next
+    /// sweep, before their `write_timeout`. Sized for the shipped 512 MiB container limit.
+    static let stalledBudgetTotal = 128 << 20
 
     let eventLoop: EventLoop
     let pool: UpstreamPool
@@ -46,8 +55,12 @@ final class LoopContext {
     private var pendingUpstreamFlushes: [ChannelHandlerContext] = []
     private var flushScheduled = false
 
-    init(eventLoop: EventLoop, onSweep: @escaping @Sendable () -> Void) {
+    /// This loop's share of `stalledBudgetTotal`.
+    let stalledBudget: Int
+
+    init(eventLoop: EventLoop, loops: Int = 1, onSweep: @escaping @Sendable () -> Void) {
         self.eventLoop = eventLoop
+        self.stalledBudget = Self.stalledBudgetTotal / max(1, loops)
         self.pool = UpstreamPool(eventLoop: eventLoop)
         self.onSweep = onSweep
     }
@@ -74,15 +87,16 @@ final class LoopContext {
         for connection in Array(connections.values) {
             connection.checkDeadlines(now: now)
             if let stall = connection.stall() {
-                stalled.append((stall.since, stall.bytes, connection))
+                if let since = stall.since { stalled.append((since, stall.bytes, connection)) }
                 stalledTotal += stall.bytes
             }
         }
-        if stalledTotal > Self.stalledBudget {
+        pool.pressure.high = stalledTotal > stalledBudget / 2
+        if stalledTotal > stalledBudget {
             for victim in stalled.sorted(by: { $0.since < $1.since }) {
                 victim.owner.abortStalled()
                 stalledTotal -= victim.bytes
-                if stalledTotal <= Self.stalledBudget { break }
+                if stalledTotal <= stalledBudget { break }
             }
         }
         pool.evictIdle(now: now)

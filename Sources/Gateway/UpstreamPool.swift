@@ -26,6 +26,10 @@ final class UpstreamPool {
     private let maxIdle: Int
     private let idleTimeout: TimeAmount
 
+    /// Set by the loop's sweep while answers waiting for clients hold more than half the
+    /// loop's budget: upstream reads are then small (`UpstreamHandler.read`).
+    let pressure = LoopPressure()
+
     init(eventLoop: EventLoop, maxIdle: Int = 128, idleTimeout: TimeAmount = .seconds(30)) {
         self.eventLoop = eventLoop
         self.maxIdle = maxIdle
@@ -45,6 +49,7 @@ final class UpstreamPool {
 
     func connect(to endpoint: GatewayConfiguration.Endpoint, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
         let loop = eventLoop
+        let pressure = self.pressure
         // Only an embedded loop (the wire fuzz targets) has no sockets: connecting fails there.
         guard let bootstrap = ClientBootstrap(validatingGroup: loop) else {
             return loop.makeFailedFuture(ChannelError.operationUnsupported)
@@ -52,16 +57,17 @@ final class UpstreamPool {
         return bootstrap
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.recvAllocator, value: GatewayServer.receiveAllocator)
-            // One read per readiness: once a client stops taking the answer and reads are
-            // paused, at most one more read (256 KiB) arrives, not four.
-            .channelOption(.maxMessagesPerRead, value: 1)
+            // Two reads per readiness (NIO's default is four): once a client stops taking the
+            // answer and reads are paused, at most two more (512 KiB) arrive; under memory
+            // pressure one of 16 KiB. One per readiness cost a third of the streaming rate.
+            .channelOption(.maxMessagesPerRead, value: 2)
             .channelOption(.writeBufferWaterMark, value: GatewayServer.writeWaterMark)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 // One handler: requests are serialized and responses parsed right here, so a
                 // relayed response is never decoded into strings and encoded again.
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(pressure: pressure))
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)
@@ -126,6 +132,10 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readsPaused = false
     private var readPending = false
     private var chunkedRequest = false
+    private let pressure: LoopPressure
+    private var smallReads = false
+
+    init(pressure: LoopPressure = LoopPressure()) { self.pressure = pressure }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -194,9 +204,17 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func read(context: ChannelHandlerContext) {
         if readsPaused {
             readPending = true
-        } else {
-            context.read()
+            return
         }
+        if pressure.high != smallReads {
+            // While clients that stopped reading fill the loop's budget, what one read can add
+            // to an answer waiting for its client is small; streaming goes back to large reads.
+            smallReads = pressure.high
+            let options = context.channel.syncOptions
+            try? options?.setOption(.recvAllocator, value: smallReads ? GatewayServer.pressureReceiveAllocator : GatewayServer.receiveAllocator)
+            try? options?.setOption(.maxMessagesPerRead, value: UInt(smallReads ? 1 : 2))
+        }
+        context.read()
     }
 
     func pauseReads() { readsPaused = true }

@@ -236,7 +236,7 @@ GOAWAY, RST_STREAM = 7, 3
 
 def item1_memory_pipelining_client_that_never_reads(w):
     """50 MiB of pipelined requests the gateway answers itself (401s), never reading: the
-    gateway stops reading and answering the client, queues at most 64 KiB of its requests,
+    gateway stops reading and answering the client, queues at most 16 KiB of its requests,
     and closes it (the queue overflowing, or write_timeout). Before: 578 MB for 50 MiB,
     kept after the client left."""
     gw = w.gw["raw"]
