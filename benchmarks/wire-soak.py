@@ -34,26 +34,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "Replicas"))
+sys.path.insert(0, HERE)
+from bench_support import run, wrk  # noqa: E402
 from harness import placeholder_certificate  # noqa: E402
 from ssogate_support import PeakRSS, free_port, wait_for_port  # noqa: E402
 
 import hpack  # noqa: E402
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
-
-
-def wrk(url, duration):
-    out = run(["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{duration}s", "--latency", url])
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-
-    def ms(label):
-        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-    return rps, ms("50"), ms("99"), int(errors.group(1)) if errors else 0
 
 
 class Attack:

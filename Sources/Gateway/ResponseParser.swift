@@ -292,6 +292,20 @@ struct ResponseParser {
             return true
         }
 
+        /// Each comma-separated token of `bytes[start..<end]`, without its OWS, as a range.
+        func forEachToken(_ start: Int, _ end: Int, _ body: (Int, Int) -> Void) {
+            var k = start
+            while k < end {
+                var tokenEnd = k
+                while tokenEnd < end && bytes[tokenEnd] != UInt8(ascii: ",") { tokenEnd += 1 }
+                var a = k, b = tokenEnd
+                while a < b && isOWS(bytes[a]) { a += 1 }
+                while b > a && isOWS(bytes[b - 1]) { b -= 1 }
+                body(a, b)
+                k = tokenEnd + 1
+            }
+        }
+
         // Status line: HTTP/1.x SP 3DIGIT [SP reason]
         guard let status = line(from: 0) else { return .failure(Failure("empty response head")) }
         let s = status.end
@@ -359,13 +373,7 @@ struct ResponseParser {
             case .transferEncoding:
                 transferCodings.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self))
             case .connection:
-                var k = valueStart
-                while k < valueEnd {
-                    var tokenEnd = k
-                    while tokenEnd < valueEnd && bytes[tokenEnd] != UInt8(ascii: ",") { tokenEnd += 1 }
-                    var a = k, b = tokenEnd
-                    while a < b && isOWS(bytes[a]) { a += 1 }
-                    while b > a && isOWS(bytes[b - 1]) { b -= 1 }
+                forEachToken(valueStart, valueEnd) { a, b in
                     if lowerEquals(a, b, "close") {
                         close = true
                     } else if lowerEquals(a, b, "keep-alive") {
@@ -373,20 +381,12 @@ struct ResponseParser {
                     } else if b > a {
                         listed.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<b]), as: UTF8.self).lowercased())
                     }
-                    k = tokenEnd + 1
                 }
             case .hopByHop:
                 if code == 101, colon - start == 7, lowerEquals(start, colon, "upgrade") {
                     // `Upgrade: websocket` (RFC 6455 §4.2.2), compared without case.
-                    var k = valueStart
-                    while k < valueEnd {
-                        var tokenEnd = k
-                        while tokenEnd < valueEnd && bytes[tokenEnd] != UInt8(ascii: ",") { tokenEnd += 1 }
-                        var a = k, b = tokenEnd
-                        while a < b && isOWS(bytes[a]) { a += 1 }
-                        while b > a && isOWS(bytes[b - 1]) { b -= 1 }
+                    forEachToken(valueStart, valueEnd) { a, b in
                         if lowerEquals(a, b, "websocket") { upgradesToWebSocket = true }
-                        k = tokenEnd + 1
                     }
                 }
             case .contentType, .contentEncoding:

@@ -1,4 +1,5 @@
 import Config
+import CryptoCore
 import Foundation
 import Logging
 import NIOCore
@@ -34,7 +35,10 @@ public enum WireFuzz {
     }
 
     private static let peer = try! SocketAddress(ipAddress: "192.0.2.1", port: 40000)
+    /// The IdP certificate is made here (the wire targets never verify a signature); the
+    /// configuration is the same for every input.
     private static let configuration: GatewayConfiguration = {
+        let certificate = try! SelfSignedIdentity.generate(commonName: "wire-fuzz-idp", days: 3650).certificatePEM
         let yaml = """
         listen: "127.0.0.1:8080"
         public_url: "https://hub.example.test"
@@ -47,7 +51,7 @@ public enum WireFuzz {
               enabled: true
               sign_on_url: "https://idp.example/sso"
               certificate: |
-        \(FuzzCertificate.pem.split(separator: "\n").map { "        " + $0 }.joined(separator: "\n"))
+        \(certificate.split(separator: "\n").map { "        " + $0 }.joined(separator: "\n"))
         """
         return try! ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: ".")
     }()
@@ -128,29 +132,4 @@ public enum WireFuzz {
         }
         _ = try? parser.closed()
     }
-}
-
-/// The test IdP certificate the fuzz configuration trusts (as in FuzzTargets).
-enum FuzzCertificate {
-    static let pem = """
-        -----BEGIN CERTIFICATE-----
-        MIIDCzCCAfOgAwIBAgIUBjPHvxyEYQfiw1OVe8gG5ulcqfUwDQYJKoZIhvcNAQEL
-        BQAwFTETMBEGA1UEAwwKZ29sZGVuLWlkcDAeFw0yNjExMjkwNjA5MzlaFw0zNjEx
-        MjYwNjA5MzlaMBUxEzARBgNVBAMMCmdvbGRlbi1pZHAwggEiMA0GCSqGSIb3DQEB
-        AQUAA4IBDwAwggEKAoIBAQDVcz98xFSqZn5MdDijTeqXYqXSle3kZEHXWwBYfiKA
-        3psJ+S3L6xGn5tYj5vUw3dsQyEq65evdlyMmLkJOnryZdcGjf3yPq56PN99MhT2A
-        o+ysDukvJ9wqrJ46kQfcXtI849L96E/sajLiopMLKzxT/wQ1nUez5tDur+Qvp/Gk
-        ZpPowVd0/rn+MmUqG8NjyQXQgwtD6ayBmd37rbhpcx0q3bRu8R7zu6EFR4kvM7b3
-        s4b8HRtQ0Bv28bsiIyWk63sVu8Ayc+LsmyG+G2cRvTAfOxyt5O/Y/3EYo+WsAmSI
-        6gHZpVSFNVWqvAGU40CWvI/KWolhhxeucZUKDOc/pfy1AgMBAAGjUzBRMB0GA1Ud
-        DgQWBBTKT63Bj0nd4xhM3Knkna96yAnYOTAfBgNVHSMEGDAWgBTKT63Bj0nd4xhM
-        3Knkna96yAnYOTAPBgNVHRMBAf8EBTADAQH/MA0GCSqGSIb3DQEBCwUAA4IBAQA8
-        RhNhxmgbc7d22SeM3U4nwfZCmOxZmokmUBuXIcNZ4bBniExOa01VrLWyNreshzRB
-        TP9zBeEK+1qBBPHew00ZqUF32rVM9ybAB91g8CpUxAdmcBjYA5PL4yH8PR3ye8IY
-        zDD5U9pf8/2ucbp4jkOKac2df+4TLMqSlCjBGMTZjOuH+zuwlRCjPcPv5XhMb8kV
-        iPGDSjxNvedbdZfaJS/UV+Jp/u1qb+LLK2J3q8v6IUuYc9T7O6/JAIleu8xuiBlB
-        11toF0IAIGQzcHhN5Dr+QMC7diO9IXY7SAwem3H5UKoNdVASZTzm3GMGl4cNzB0s
-        5ux677O3w/0NBEcOSHPA
-        -----END CERTIFICATE-----
-        """
 }

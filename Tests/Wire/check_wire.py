@@ -134,6 +134,21 @@ def raw_request(port, data, read_timeout=5.0, until_close=False):
     return got
 
 
+def read_until_close(sock, seconds):
+    """Everything the peer sends until it closes (or `seconds` pass without a byte)."""
+    sock.settimeout(seconds)
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except OSError:
+        pass
+    return got
+
+
 def status_of(answer):
     m = re.match(rb"HTTP/1\.[01] (\d{3})", answer)
     return int(m.group(1)) if m else None
@@ -364,16 +379,7 @@ def item5_timeouts_per_request(w):
         s = socket.create_connection(("127.0.0.1", port))
         s.sendall(head)
         start = time.time()
-        got = b""
-        s.settimeout(DEADLINE + 6)
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
-        except OSError:
-            pass
+        got = read_until_close(s, DEADLINE + 6)
         took = time.time() - start
         s.close()
         check(status_of(got) == want, f"{label}: {got[:200]!r}")
@@ -487,16 +493,7 @@ def item8_upgrades_only_as_asked(w):
             s.sendall(smuggled)
         except OSError:
             pass
-        s.settimeout(3)
-        got = b""
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
-        except OSError:
-            pass
+        got = read_until_close(s, 3)
         s.close()
         check(status_of(got) == 502, f"{path}: {got[:200]!r}")
         time.sleep(0.3)
