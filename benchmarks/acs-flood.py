@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Tests", "Replicas"))
 sys.path.insert(0, HERE)
-from bench_support import run, wrk  # noqa: E402
+from bench_support import publish, run, stop_all, wrk  # noqa: E402
 from harness import free_port, placeholder_certificate, wait_for_port  # noqa: E402
 
 
@@ -171,17 +171,9 @@ organizations:
                    + ", ".join(f"{k}: {v:,}" for k, v in sorted(after.items(), key=lambda kv: str(kv[0]))) + ".",
                    f"`healthz` polled {len(health)} times: median {statistics.median(health):.1f} ms, max {health[-1]:.1f} ms.", ""]
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join(report)
-    print(text)
-    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
-    open(os.path.join(HERE, "out", f"acs-flood-{datetime.datetime.now():%Y%m%d-%H%M%S}.md"), "w").write(text)
+    publish("acs-flood", report)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 """What the Python benchmarks share: running a command, and one wrk measurement."""
+import datetime
+import os
 import re
 import subprocess
 
@@ -18,3 +20,23 @@ def wrk(url, duration, connections=32):
         value, unit = float(m.group(1)), m.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     return rps, ms("50"), ms("99"), int(errors.group(1)) if errors else 0
+
+
+def stop_all(procs):
+    """Stops processes in reverse start order: TERM, up to 10 s, then KILL."""
+    for proc in reversed(procs):
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def publish(name, lines):
+    """Prints a Markdown report and keeps a copy under benchmarks/out/ (gitignored)."""
+    text = "\n".join(lines)
+    print(text)
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}.md"), "w") as f:
+        f.write(text)

@@ -35,7 +35,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "Replicas"))
 sys.path.insert(0, HERE)
-from bench_support import run, wrk  # noqa: E402
+from bench_support import publish, run, stop_all, wrk  # noqa: E402
 from harness import placeholder_certificate  # noqa: E402
 from ssogate_support import PeakRSS, free_port, wait_for_port  # noqa: E402
 
@@ -239,17 +239,9 @@ organizations:
             f"{c['pipeline_connects']:,} pipelining connections ({c['pipelined_bytes'] >> 20:,} MiB sent), "
             f"{c['h2_connections']:,} HTTP/2 connections with {c['h2_resets_sent']:,} streams reset.", ""]
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join(report)
-    print(text)
-    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
-    open(os.path.join(HERE, "out", f"wire-soak-{datetime.datetime.now():%Y%m%d-%H%M%S}.md"), "w").write(text)
+    publish("wire-soak", report)
 
 
 if __name__ == "__main__":
