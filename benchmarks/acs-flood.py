@@ -32,10 +32,10 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "Tests", "Replicas"))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
 sys.path.insert(0, HERE)
-from bench_support import publish, run, stop_all, wrk  # noqa: E402
-from harness import free_port, placeholder_certificate, wait_for_port  # noqa: E402
+from bench_support import gateway_yaml, publish, run, start_static_nginx, stop_all, wrk  # noqa: E402
+from ssogate_support import free_port, placeholder_certificate, wait_for_port  # noqa: E402
 
 
 def main():
@@ -80,29 +80,13 @@ def main():
         os.makedirs(www)
         open(os.path.join(www, "1k"), "wb").write(b"x" * 1024)
         up_port, gw_port = free_port(), free_port()
-        open(os.path.join(work, "nginx.conf"), "w").write(f"""
-daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/nginx-error.log;
-events {{ worker_connections 1024; }}
-http {{ access_log off; keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{up_port}; root {www}; }} }}
-""")
-        procs.append(subprocess.Popen(["taskset", "-c", "1", "nginx", "-c", f"{work}/nginx.conf"]))
+        start_static_nginx(work, www, up_port, procs)
         wait_for_port(up_port)
         cert = os.path.join(work, "idp.crt")
         open(cert, "w").write(placeholder_certificate())
-        open(os.path.join(work, "gateway.yaml"), "w").write(f"""
-listen: "127.0.0.1:{gw_port}"
-workers: 1
-public_url: "http://127.0.0.1:{gw_port}"
-upstream: "http://127.0.0.1:{up_port}"
-access_log: false
-session: {{secrets: ["flood-bench-secret-0123456789abcdef0123456789"]}}
-protected_paths: ["/{{org}}/"]
-logins: {{workers: 2, queue: 64, per_client: "off", total: "off"}}
-organizations:
-  - name: acme
-    saml: {{enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "{cert}", allow_idp_initiated: true}}
-""")
+        open(os.path.join(work, "gateway.yaml"), "w").write(gateway_yaml(
+            gw_port, up_port, "flood-bench-secret-0123456789abcdef0123456789", cert,
+            extra='logins: {workers: 2, queue: 64, per_client: "off", total: "off"}\n'))
         procs.append(subprocess.Popen(["taskset", "-c", "0", f"{bin_dir}/ssogate", "serve", "--config", f"{work}/gateway.yaml"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_for_port(gw_port)

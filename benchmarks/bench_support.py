@@ -40,3 +40,34 @@ def publish(name, lines):
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}.md"), "w") as f:
         f.write(text)
+
+
+def start_static_nginx(work, www, port, procs, connections=1024):
+    """nginx on CPU 1 serving the files under `www` on 127.0.0.1:port (appended to `procs`).
+    `work` must be readable by the nginx workers (www-data)."""
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/nginx-error.log;
+worker_rlimit_nofile {max(1024, connections)};
+events {{ worker_connections {connections}; }}
+http {{ access_log off; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{port}; root {www}; }} }}
+""")
+    procs.append(subprocess.Popen(["taskset", "-c", "1", "nginx", "-c", conf]))
+
+
+def gateway_yaml(port, upstream_port, secret, cert_file, extra=""):
+    """One event loop, no access log, `/{org}/` protected for acme (a placeholder IdP)."""
+    return f"""
+listen: "127.0.0.1:{port}"
+workers: 1
+public_url: "http://127.0.0.1:{port}"
+upstream: "http://127.0.0.1:{upstream_port}"
+access_log: false
+session: {{secrets: ["{secret}"]}}
+protected_paths: ["/{{org}}/"]
+{extra}organizations:
+  - name: acme
+    saml: {{enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "{cert_file}", allow_idp_initiated: true}}
+"""

@@ -33,11 +33,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
-sys.path.insert(0, os.path.join(ROOT, "Tests", "Replicas"))
 sys.path.insert(0, HERE)
-from bench_support import publish, run, stop_all, wrk  # noqa: E402
-from harness import placeholder_certificate  # noqa: E402
-from ssogate_support import PeakRSS, free_port, wait_for_port  # noqa: E402
+from bench_support import gateway_yaml, publish, run, start_static_nginx, stop_all, wrk  # noqa: E402
+from ssogate_support import PeakRSS, free_port, placeholder_certificate, wait_for_port  # noqa: E402
 
 import hpack  # noqa: E402
 
@@ -178,29 +176,12 @@ def main():
         with open(os.path.join(www, "big"), "wb") as f:
             f.truncate(64 << 20)
         up_port, gw_port = free_port(), free_port()
-        open(os.path.join(work, "nginx.conf"), "w").write(f"""
-daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/nginx-error.log;
-worker_rlimit_nofile 8192;
-events {{ worker_connections 8192; }}
-http {{ access_log off; keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{up_port}; root {www}; }} }}
-""")
-        procs.append(subprocess.Popen(["taskset", "-c", "1", "nginx", "-c", f"{work}/nginx.conf"]))
+        start_static_nginx(work, www, up_port, procs, connections=8192)
         wait_for_port(up_port)
         cert = os.path.join(work, "idp.crt")
         open(cert, "w").write(placeholder_certificate())
-        open(os.path.join(work, "gateway.yaml"), "w").write(f"""
-listen: "127.0.0.1:{gw_port}"
-workers: 1
-public_url: "http://127.0.0.1:{gw_port}"
-upstream: "http://127.0.0.1:{up_port}"
-access_log: false
-session: {{secrets: ["soak-bench-secret-0123456789abcdef0123456789"]}}
-protected_paths: ["/{{org}}/"]
-organizations:
-  - name: acme
-    saml: {{enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "{cert}"}}
-""")
+        open(os.path.join(work, "gateway.yaml"), "w").write(
+            gateway_yaml(gw_port, up_port, "soak-bench-secret-0123456789abcdef0123456789", cert))
         gateway = subprocess.Popen(["taskset", "-c", "0", f"{bin_dir}/ssogate", "serve", "--config", f"{work}/gateway.yaml"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(gateway)

@@ -8,10 +8,8 @@ quantized to 64 colours when Pillow is present).
 """
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -24,14 +22,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/ssogate"))
 OUT = os.path.join(ROOT, "docs/screenshots")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
+from ssogate_support import free_port, wait_for_port  # noqa: E402
 
 
 def shrink(path):
@@ -53,12 +45,7 @@ def main():
     driver = None
     try:
         start = re.search(r"open (\S+)", demo.stdout.readline()).group(1)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port, seconds=10)
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         wait = WebDriverWait(driver, 20)
 

@@ -41,8 +41,8 @@ final class HTTP2Stream: UpstreamDelegate {
     private var unconsumed = 0
     /// When request body bytes last arrived (or the head), and when nghttp2 last took
     /// response bytes (or the first waited): the stream's body and write deadlines.
-    private var lastBodyActivity = NIODeadline.now()
-    private var lastWriteProgress = NIODeadline.now()
+    private var lastBodyActivity: NIODeadline
+    private var lastWriteProgress: NIODeadline
 
     enum Deadline { case headerBlockUnfinished }
 
@@ -52,6 +52,8 @@ final class HTTP2Stream: UpstreamDelegate {
     init(id: Int32, connection: HTTP2Connection) {
         self.id = id
         self.connection = connection
+        lastBodyActivity = start
+        lastWriteProgress = start
     }
 
     // MARK: - The request

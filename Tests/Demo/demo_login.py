@@ -14,23 +14,15 @@ import signal
 import tempfile
 import http.client
 import re
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/ssogate"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
+from ssogate_support import check, forms, free_port, wait_for_port  # noqa: E402
 
 
 class Browser:
@@ -64,23 +56,6 @@ class Browser:
                     self.jar.setdefault(u.hostname, {})[k.strip()] = v
         conn.close()
         return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), text
-
-
-def forms(page):
-    """Each <form>: (action, method, {hidden input name: value}, button ids)."""
-    out = []
-    for m in re.finditer(r'<form([^>]*)>(.*?)</form>', page, re.S):
-        attrs, inner = m.group(1), m.group(2)
-        action = html.unescape(re.search(r'action="([^"]*)"', attrs).group(1))
-        fields = {html.unescape(n): html.unescape(v) for n, v in re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)"', inner)}
-        ids = re.findall(r'<button[^>]*id="([^"]*)"', inner)
-        out.append((action, fields, ids))
-    return out
-
-
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
 
 
 def sign_in(start_url, user):
@@ -187,16 +162,6 @@ organizations:
         for p in procs:
             p.terminate()
             p.wait(timeout=10)
-
-
-def wait_for_port(port):
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 def main():

@@ -16,7 +16,6 @@ import asyncio
 import collections
 import datetime
 import hashlib
-import html
 import http.cookiejar
 import ipaddress
 import json
@@ -46,7 +45,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/ssogate"))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
 from upstream import BLOCK  # noqa: E402  (the /acme/big byte pattern)
+from ssogate_support import Proc, check, cpu_seconds, forms, free_port, proc_status_kb, wait_for_port  # noqa: E402
 
 SECRET = "http2-test-secret-0123456789abcdef0123456789"
 TTL_SECRET = "http2-ttl-test-secret-0123456789abcdef01234"
@@ -59,69 +60,7 @@ MAX_FLOOD_RSS_KB = 32 << 10
 NO_COOKIES = http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for_port(port, proc=None):
-    for _ in range(150):
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
-
-
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
-
-
 # MARK: - Processes
-
-
-class Proc:
-    """A child process whose combined output is kept (the gateway's log goes to stdout)."""
-
-    def __init__(self, name, args, cwd=None):
-        self.name = name
-        self.popen = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
-        self.lines = collections.deque(maxlen=5000)
-        self._reader = None
-
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    def drain(self):
-        """Keeps reading the output from now on, so the child never blocks on a full pipe."""
-        def run():
-            for line in self.popen.stdout:
-                self.lines.append(line.rstrip("\n"))
-        self._reader = threading.Thread(target=run, daemon=True)
-        self._reader.start()
-
-    def grep(self, word):
-        return [line for line in list(self.lines) if word in line]
-
-    def tail(self, n=8):
-        return "\n    ".join(list(self.lines)[-n:])
-
-    def stop(self):
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
 
 
 class Gateway(Proc):
@@ -129,20 +68,6 @@ class Gateway(Proc):
         super().__init__(name, [BIN, "serve", "--config", config], cwd=ROOT)
         self.port, self.base = port, base
         self.drain()
-
-
-def proc_status_kb(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {key} in /proc/{pid}/status")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 # MARK: - Certificates and configuration
@@ -205,18 +130,6 @@ organizations:
 
 
 # MARK: - A browser over HTTP/2
-
-
-def forms(page):
-    """Each <form>: (action, {hidden input name: value}, button ids). From Tests/Demo/demo_login.py."""
-    out = []
-    for m in re.finditer(r'<form([^>]*)>(.*?)</form>', page, re.S):
-        attrs, inner = m.group(1), m.group(2)
-        action = html.unescape(re.search(r'action="([^"]*)"', attrs).group(1))
-        fields = {html.unescape(n): html.unescape(v) for n, v in re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)"', inner)}
-        ids = re.findall(r'<button[^>]*id="([^"]*)"', inner)
-        out.append((action, fields, ids))
-    return out
 
 
 class Browser:
@@ -453,9 +366,9 @@ class Test:
 
         self.gw = {name: self.spawn(Gateway(name, configs[name], port, public)) for name, port, public, *_ in specs}
         for g in self.gw.values():
-            wait_for_port(g.port, g.popen)
-        wait_for_port(self.app_port, self.upstream.popen)
-        wait_for_port(idp_port, dev_idp.popen)
+            wait_for_port(g.port, g)
+        wait_for_port(self.app_port, self.upstream)
+        wait_for_port(idp_port, dev_idp)
         self.tls, self.h2c, self.ttl = self.gw["tls"], self.gw["h2c"], self.gw["ttl"]
 
     def cleanup(self):
@@ -819,7 +732,7 @@ class Test:
         with open(os.path.join(self.work, "h2c.yaml")) as f, open(config, "w") as out:
             out.write(f.read().replace(str(old), str(port)))
         g = self.spawn(Gateway("drain", config, port, f"http://127.0.0.1:{port}"))
-        wait_for_port(port, g.popen)
+        wait_for_port(port, g)
         authority = f"127.0.0.1:{port}"
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(PREFACE + frame(4, 0, 0) + frame(1, 0x5, 1, request_block("GET", "/whoami?delay=1.5", authority)))

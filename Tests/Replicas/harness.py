@@ -4,10 +4,8 @@ metadata (`ssogate metadata`), a tiny upstream, and logins done as a browser wit
 JavaScript would (SSO start -> IdP login page -> the user's button -> the auto-POST form),
 stopped just before the ACS POST so the caller decides where, when and how often the
 signed response is posted. Forms and the dev-idp set-up as in Tests/Demo/demo_login.py and
-Tests/HTTP2/check_http2.py. Standard library only.
+Tests/HTTP2/check_http2.py; ports, processes and forms from Tests/support. Standard library only.
 """
-import collections
-import html
 import http.client
 import http.server
 import json
@@ -15,6 +13,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -22,107 +21,8 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 POSTGRES_SH = os.path.join(HERE, "postgres.sh")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
-
-
-def wait_for_port(port, proc=None, seconds=15):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc is not None and proc.popen.poll() is not None:
-            raise AssertionError(f"{proc.name} exited with {proc.popen.returncode} before listening on {port}:\n    {proc.tail()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port} after {seconds} s")
-
-
-# MARK: - Processes
-
-
-class Proc:
-    """A child process whose combined output is kept (the gateway logs to stdout)."""
-
-    def __init__(self, name, args, cwd=None, cpu=None, log_path=None):
-        """cpu: run under `taskset -c cpu`. log_path: the output goes to that file (read back
-        by `lines`) instead of a pipe this process must drain."""
-        self.name = name
-        self.log_path = log_path
-        if cpu is not None:
-            args = ["taskset", "-c", str(cpu)] + list(args)
-        if log_path:
-            with open(log_path, "w") as out:
-                self.popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd)
-        else:
-            self.popen = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
-        self._lines = collections.deque(maxlen=20000)
-        self.exit_status = None
-
-    @property
-    def lines(self):
-        if self.log_path:
-            with open(self.log_path, errors="replace") as f:
-                return f.read().splitlines()
-        return self._lines
-
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    def drain(self):
-        """Keeps reading the output from now on, so the child never blocks on a full pipe."""
-        if self.log_path:
-            return
-
-        def run():
-            for line in self.popen.stdout:
-                self._lines.append(line.rstrip("\n"))
-        threading.Thread(target=run, daemon=True).start()
-
-    def grep(self, word):
-        return [line for line in list(self.lines) if word in line]
-
-    def wait_for_line(self, word, seconds):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            found = self.grep(word)
-            if found:
-                return found[0]
-            if self.popen.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: no line with {word!r} within {seconds} s:\n    {self.tail()}")
-
-    def tail(self, n=8):
-        return "\n    ".join(list(self.lines)[-n:])
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def stop(self):
-        """SIGTERM, then SIGKILL after 10 s. Returns the exit status."""
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
-        self.exit_status = self.popen.returncode
-        return self.exit_status
+sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
+from ssogate_support import Proc, check, forms, free_port, placeholder_certificate, wait_for_port  # noqa: E402,F401
 
 
 class Postgres:
@@ -167,14 +67,6 @@ class Postgres:
 
 
 # MARK: - Configuration and the dev IdP
-
-# The SPs' trusted certificate until the dev IdP has printed its own (a placeholder that
-# verifies nothing): `ssogate metadata` needs a loadable configuration.
-def placeholder_certificate():
-    pem = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----",
-                    open(os.path.join(ROOT, "Config/minimal.yaml")).read(), re.S).group(0)
-    return "\n".join(line.strip() for line in pem.splitlines()) + "\n"
-
 
 def gateway_yaml(port, public_url, app_port, idp, secret, cert_file, store=None, extra="", idp_initiated=False):
     store_line = f'store: "{store}"\n' if store else ""
@@ -294,18 +186,6 @@ def set_cookies(headers):
             pair = v.split(";", 1)[0]
             name, _, value = pair.partition("=")
             out[name.strip()] = None if (value == "" or "max-age=0" in v.lower()) else value
-    return out
-
-
-def forms(page):
-    """Each <form>: (action, {hidden input name: value}, button ids). From Tests/Demo/demo_login.py."""
-    out = []
-    for m in re.finditer(r'<form([^>]*)>(.*?)</form>', page, re.S):
-        attrs, inner = m.group(1), m.group(2)
-        action = html.unescape(re.search(r'action="([^"]*)"', attrs).group(1))
-        fields = {html.unescape(n): html.unescape(v) for n, v in re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)"', inner)}
-        ids = re.findall(r'<button[^>]*id="([^"]*)"', inner)
-        out.append((action, fields, ids))
     return out
 
 

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
 sys.path.insert(0, HERE)
-from ssogate_support import PeakRSS, Proc, check, free_port, proc_status_kb, wait_for_port  # noqa: E402
+from ssogate_support import PeakRSS, Proc, check, free_port, placeholder_certificate, wait_for_port  # noqa: E402
 import raw_upstream  # noqa: E402
 from raw_upstream import Upstream  # noqa: E402
 
@@ -46,9 +46,7 @@ DEADLINE = 2  # header_timeout, body_timeout and write_timeout of every gateway 
 
 
 def gateway_yaml(port, app_port, extra=""):
-    placeholder = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----",
-                            open(os.path.join(ROOT, "Config/minimal.yaml")).read(), re.S).group(0)
-    certificate = "\n".join("          " + line.strip() for line in placeholder.splitlines())
+    certificate = "\n".join("          " + line for line in placeholder_certificate().splitlines())
     return f"""listen: "127.0.0.1:{port}"
 public_url: "http://hub.example.test"
 upstream: "http://127.0.0.1:{app_port}"
@@ -76,8 +74,9 @@ class World:
 
     def spawn(self, name, args, port, cwd=None):
         proc = Proc(name, args, cwd=cwd)
+        proc.drain()
         self.procs.append(proc)
-        wait_for_port(port, proc.popen, seconds=60)
+        wait_for_port(port, proc, seconds=60)
         return proc
 
     def setup(self):
