@@ -103,3 +103,13 @@ func withGateway<T>(extra: String = "", _ body: (Harness, TestUpstream) async th
         throw error
     }
 }
+
+/// Runs blocking work (synchronous socket I/O) on a thread of its own and awaits it. On
+/// Swift's cooperative pool (two threads here) a blocked test leaves the gateway's async
+/// work without a thread: jwt-kit's signing of `X-SSO-Assertion` then waits until the
+/// blocked recv times out.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
+}

@@ -160,9 +160,7 @@ struct HostileLoginTests {
     /// cooperative pool (two threads here) it starved other suites' async work (jwt-kit's
     /// signing in the upstream-assertion tests timed out).
     static func heavyLogins(_ g: Flow.Gateway, count: Int, healthz: Bool) async throws -> [(name: String, status: Int, at: UInt64)] {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try blockingHeavyLogins(g, count: count, healthz: healthz) }) }.start()
-        }
+        try await offThePool { try blockingHeavyLogins(g, count: count, healthz: healthz) }
     }
 
     private static func blockingHeavyLogins(_ g: Flow.Gateway, count: Int, healthz: Bool) throws -> [(name: String, status: Int, at: UInt64)] {

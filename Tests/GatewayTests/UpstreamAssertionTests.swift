@@ -7,9 +7,9 @@ import TestSupport
 
 /// `X-SSO-Assertion`: the upstream verifies the identity with jwt-kit against the JWKS the
 /// gateway publishes, and refuses a token signed by another key or past its `exp`.
-/// Serialized: each test blocks a thread of Swift's cooperative pool (two here) in a
-/// synchronous recv while the gateway signs on that pool (jwt-kit is an actor); two at once
-/// left it no thread and both timed out.
+/// Serialized, and the signed requests are made off the cooperative pool (`offThePool`): a
+/// test blocked in a synchronous recv on the pool (two threads here), beside another
+/// suite's, left the gateway's signing no thread until the recv timed out.
 @Suite("Signed identity for the upstream", .serialized)
 struct UpstreamAssertionTests {
     static let extra = """
@@ -39,9 +39,13 @@ struct UpstreamAssertionTests {
 
     /// The `X-SSO-Assertion` values the upstream received for one request (a forged copy
     /// sent by the client must never be among them).
-    static func assertion(_ g: SSOFlowTests.Gateway, cookie: String?, path: String = "/acme/echo") throws -> String? {
+    /// The request runs off the cooperative pool (`offThePool`): the gateway signs on it.
+    static func assertion(_ g: SSOFlowTests.Gateway, cookie: String?, path: String = "/acme/echo") async throws -> String? {
         let cookieLine = cookie.map { "Cookie: \($0)\r\n" } ?? ""
-        let r = try g.harness.request("GET \(path) HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\nX-SSO-Assertion: forged\r\n\(cookieLine)\r\n")
+        let harness = g.harness
+        let r = try await offThePool {
+            try harness.request("GET \(path) HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\nX-SSO-Assertion: forged\r\n\(cookieLine)\r\n")
+        }
         #expect(r.status == 200, "\(r.status) \(r.text)")
         let values = try #require(g.upstream.requests.last).values("x-sso-assertion")
         #expect(values.count <= 1 && !values.contains("forged"), "\(values)")
@@ -51,9 +55,9 @@ struct UpstreamAssertionTests {
     @Test func theUpstreamVerifiesTheIdentityAgainstTheJWKS() async throws {
         let g = try await SSOFlowTests.start(extra: Self.extra)
         let (_, session) = try SSOFlowTests.logIn(g)
-        let token = try #require(try Self.assertion(g, cookie: session))
+        let token = try #require(try await Self.assertion(g, cookie: session))
         // The same identity within half the lifetime: the same token, from the cache.
-        #expect(try Self.assertion(g, cookie: session) == token)
+        #expect(try await Self.assertion(g, cookie: session) == token)
 
         let jwks = try g.harness.request("GET /_ssogate/jwks.json HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(jwks.status == 200 && jwks.header("content-type") == "application/jwk-set+json")
@@ -117,7 +121,7 @@ struct UpstreamAssertionTests {
         let both = try SSOFlowTests.post(g, org: "globex", form: ["SAMLResponse": try SSOFlowTests.samlResponse(
             inResponseTo: nil, assertionID: "id-globex", org: "globex", nameID: "ceo@acme.com", groups: [])], cookies: [acme])
         let cookie = "ssogate_session=" + SSOFlowTests.value(try #require(SSOFlowTests.cookie(both, "ssogate_session")))
-        let token = try #require(try Self.assertion(g, cookie: cookie, path: "/public/echo"))
+        let token = try #require(try await Self.assertion(g, cookie: cookie, path: "/public/echo"))
         let jwks = try g.harness.request("GET /_ssogate/jwks.json HTTP/1.1\r\nHost: h\r\n\r\n")
         let keys = JWTKeyCollection()
         try await keys.add(jwksJSON: jwks.text)
@@ -132,7 +136,7 @@ struct UpstreamAssertionTests {
 
     @Test func anonymousRequestsCarryNoAssertionAndClientCopiesAreDropped() async throws {
         let g = try await SSOFlowTests.start(extra: Self.extra)
-        #expect(try Self.assertion(g, cookie: nil, path: "/echo") == nil)
+        #expect(try await Self.assertion(g, cookie: nil, path: "/echo") == nil)
         await SSOFlowTests().stop(g)
     }
 

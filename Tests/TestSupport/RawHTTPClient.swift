@@ -7,7 +7,7 @@ import Glibc
 /// exactly the bytes they mean (smuggling shapes, pipelining, slow heads) and read exactly
 /// what came back.
 public final class RawHTTPClient {
-    public struct Response: CustomStringConvertible {
+    public struct Response: CustomStringConvertible, Sendable {
         public let version: String
         public let status: Int
         public let headers: [(String, String)]
