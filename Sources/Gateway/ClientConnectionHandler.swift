@@ -13,7 +13,7 @@ import NIOHTTP1
 /// held while something is queued, a body has nowhere to go, or the client is not reading
 /// its answers, so a plain keep-alive client costs no epoll change per request.
 ///
-/// Memory per connection is bounded by construction: queued requests by `maxQueuedBytes`
+/// Memory per connection is bounded by construction: queued requests by `PipelineQueue`
 /// (past it the connection ends after the answer in progress), answers by the send
 /// buffer's high mark (nothing more is produced while the client does not read), and a
 /// client that stops reading is closed after `write_timeout`.
@@ -37,11 +37,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
 
     /// A SAMLResponse is at most 256 KiB decoded; base64 and form encoding add some.
     static let maxFormBytes = 512 * 1024
-    /// Pipelined requests waiting for their turn: heads and bodies, counted by their bytes.
-    static let maxQueuedBytes = 16 * 1024
-    /// Requests one connection may start per turn of the event loop: a pipelining client
-    /// gets this many, then the other connections get theirs, then the queue goes on.
-    static let headsPerTick = 16
 
     private let shared: GatewayShared
     private let loop: LoopContext
@@ -53,9 +48,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     /// The current request's head arrived and its `.end` has not.
     private var requestOpen = false
     /// Parts of later (pipelined) requests, in arrival order.
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
-    private var queuedBytes = 0
-    private var headsThisTick = 0
+    private var queued = PipelineQueue()
     private var drainScheduled = false
     /// The queue overflowed: nothing more is read; the connection ends after the answer in progress.
     private var stopReading = false
@@ -116,11 +109,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     func stall() -> (since: NIODeadline?, bytes: Int)? {
         guard let context else { return nil }
         // Only a connection producing an answer (or not reading one) can have bytes waiting.
-        if clientWritable, queuedBytes == 0, case .idle = state { return nil }
+        if clientWritable, queued.isEmpty, case .idle = state { return nil }
         let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        guard buffered + queuedBytes > 0 else { return nil }
+        guard buffered + queued.bytes > 0 else { return nil }
         let since = clientWritable ? nil : timers.writeDeadline.map { $0 - timers.writeTimeout }
-        return (since, buffered + queuedBytes)
+        return (since, buffered + queued.bytes)
     }
 
     func abortStalled() {
@@ -132,22 +125,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     /// A client deadline passed (`ClientTimers`): the connection ends. A request whose body
     /// stopped coming is answered `408` when nothing of its answer went out yet.
     private func timedOut(_ expired: ClientTimers.Expired, context: ChannelHandlerContext) {
-        let reason: String
-        switch expired {
-        case .head: reason = "header_timeout"
-        case .idle: reason = "idle_timeout"
-        case .body: reason = "body_timeout"
-        case .write: reason = "write_timeout"
-        }
-        shared.metrics.clientTimedOut(reason: reason)
-        switch expired {
-        case .idle: break
-        case .head:
-            shared.logger.info("closed connection without a complete request head", metadata: ["reason": "\(reason)", "peer": "\(planner.peerText ?? "-")"])
-        case .body:
-            shared.logger.info("closed connection whose request body stopped coming", metadata: ["reason": "\(reason)", "peer": "\(planner.peerText ?? "-")"])
-        case .write:
-            shared.logger.info("closed connection that stopped reading its answer", metadata: ["reason": "\(reason)", "peer": "\(planner.peerText ?? "-")"])
+        shared.metrics.clientTimedOut(reason: expired.reason)
+        if let message = expired.logMessage {
+            shared.logger.info("\(message)", metadata: ["reason": "\(expired.reason)", "peer": "\(planner.peerText ?? "-")"])
         }
         queued.removeAll()
         stopReading = true
@@ -172,11 +152,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             abort(context.channel)
         } else if answerable {
             closeAfterResponse = true
-            let text = Array("the request body did not arrive in time\n".utf8)
-            var out = allocator.buffer(capacity: 160 + text.count)
-            out.writeString("HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(text.count)\r\nConnection: close\r\n\r\n")
-            out.writeBytes(text)
-            context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            let answer = HTTP1Response.local(.plain(.requestTimeout, "the request body did not arrive in time"), method: .GET,
+                                             hsts: shared.runtime.hstsValue, close: true, allocator: allocator)
+            context.writeAndFlush(wrapOutboundOut(answer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             context.close(promise: nil)
         }
@@ -199,32 +177,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         let part = unwrapInboundIn(data)
         // A new request waits while the client is not reading the answers it has: the
         // decoder hands over every request of a read at once, whatever the reads held.
-        if !queued.isEmpty || isLaterRequest(part) || (isHead(part) && (!clientWritable || headsThisTick >= Self.headsPerTick)) {
+        if !queued.isEmpty || isLaterRequest(part) || (part.isHead && (!clientWritable || !queued.mayStartRequest)) {
             queue(part, context: context)
             return
         }
         dispatch(part)
     }
 
-    /// Keeps a part of a pipelined request for later, within `maxQueuedBytes`. Past it the
-    /// queue is dropped and nothing more is read: the answer in progress finishes and the
-    /// connection closes (the client may send the unanswered requests again, RFC 9112 §9.3.2).
+    /// Keeps a part of a pipelined request for later. When the queue overflows nothing more
+    /// is read: the answer in progress finishes and the connection closes.
     private func queue(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
-        case .head(let head):
-            queuedBytes += head.uri.utf8.count + 64
-            for (name, value) in head.headers { queuedBytes += name.utf8.count + value.utf8.count + 4 }
-        case .body(let buffer):
-            queuedBytes += buffer.readableBytes
-        case .end:
-            queuedBytes += 8
-        }
-        guard queuedBytes <= Self.maxQueuedBytes else {
+        guard queued.append(part) else {
             shared.logger.info("closing a connection that pipelined too far ahead", metadata: [
-                "queued_bytes": "\(queuedBytes)", "peer": "\(planner.peerText ?? "-")",
+                "queue_limit_bytes": "\(PipelineQueue.maxBytes)", "peer": "\(planner.peerText ?? "-")",
             ])
-            queued.removeAll()
-            queuedBytes = 0
             stopReading = true
             closeAfterResponse = true
             if case .idle = state, !requestOpen {
@@ -232,12 +198,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             }
             return
         }
-        queued.append(part)
-    }
-
-    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
-        if case .head = part { return true }
-        return false
     }
 
     /// A head while a response is still being produced belongs to a pipelined request.
@@ -252,7 +212,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         switch part {
         case .head(let head):
             requestOpen = true
-            headsThisTick += 1
+            queued.requestStarted()
             requestHead(head, context: context)
         case .body(let buffer):
             requestBody(buffer)
@@ -271,13 +231,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         // Nothing new is produced for a client that is not reading what it has.
         while clientWritable, let part = queued.first {
             if isLaterRequest(part) { break }
-            if isHead(part), headsThisTick >= Self.headsPerTick {
+            if part.isHead, !queued.mayStartRequest {
                 scheduleDrain()  // the other connections first
                 return
             }
-            queued.removeFirst()
-            if queued.isEmpty { queuedBytes = 0 }
-            dispatch(part)
+            dispatch(queued.removeFirst())
         }
         if queued.isEmpty, case .idle = state, !requestOpen, let error = deferredParserError {
             deferredParserError = nil
@@ -295,14 +253,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         loop.eventLoop.execute {
             let handler = bound.value
             handler.drainScheduled = false
-            handler.headsThisTick = 0
+            handler.queued.newTick()
             guard handler.context != nil else { return }
             handler.drainQueue()
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        headsThisTick = 0
+        queued.newTick()
         if !queued.isEmpty { scheduleDrain() }
         if case .proxying(let exchange) = state, exchange.wroteUpstreamInThisRead {
             exchange.wroteUpstreamInThisRead = false
@@ -581,7 +539,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             }
             exchange.responseFraming = framing
             if framing == .closeDelimited || !exchange.clientKeepAlive || !exchange.requestEndReceived { closeAfterResponse = true }
-            context.write(wrapOutboundOut(responseHead(head, framing: framing, clientVersion: exchange.clientVersion, exchange: exchange)), promise: nil)
+            context.write(wrapOutboundOut(HTTP1Response.relayedHead(head, framing: framing, clientVersion: exchange.clientVersion,
+                                                                     sessionCookie: exchange.sessionCookie, hsts: exchange.hsts,
+                                                                     close: closeAfterResponse, allocator: allocator)), promise: nil)
         case .body(let buffer):
             guard exchange.responseFraming != .none else { return }
             let rewritten: ByteBuffer?
@@ -609,51 +569,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             if let rest = exchange.finishRewrite(allocator: allocator) { upstreamReceived(.body(rest)) }
             finishProxied(exchange)
         }
-    }
-
-    /// The relayed head: status line, the upstream's own fields as bytes, then the framing
-    /// and connection fields of this hop.
-    private func responseHead(_ head: UpstreamResponseHead, framing: ResponseFraming, clientVersion: HTTPVersion,
-                              exchange: Exchange? = nil) -> ByteBuffer {
-        var out = allocator.buffer(capacity: head.fields.readableBytes + head.statusText.readableBytes + 96)
-        out.writeStaticString(clientVersion < .http1_1 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        out.writeImmutableBuffer(head.statusText)
-        out.writeStaticString("\r\n")
-        out.writeImmutableBuffer(head.fields)
-        if let clear = exchange?.sessionCookie {
-            out.writeStaticString("Set-Cookie: ")
-            out.writeString(clear)
-            out.writeStaticString("\r\n")
-        }
-        if let hsts = exchange?.hsts {
-            out.writeStaticString("Strict-Transport-Security: ")
-            out.writeString(hsts)
-            out.writeStaticString("\r\n")
-        }
-        switch framing {
-        case .contentLength:
-            out.writeStaticString("Content-Length: ")
-            out.writeString(String(head.contentLength ?? 0))
-            out.writeStaticString("\r\n")
-        case .none:
-            // HEAD and 304 keep the length a GET would have had (RFC 9110 §8.6); 1xx/204 have none.
-            if let length = head.contentLength, head.status != 204 {
-                out.writeStaticString("Content-Length: ")
-                out.writeString(String(length))
-                out.writeStaticString("\r\n")
-            }
-        case .chunked:
-            out.writeStaticString("Transfer-Encoding: chunked\r\n")
-        case .closeDelimited:
-            break
-        }
-        if closeAfterResponse {
-            if clientVersion >= .http1_1 { out.writeStaticString("Connection: close\r\n") }
-        } else if clientVersion < .http1_1 {
-            out.writeStaticString("Connection: keep-alive\r\n")
-        }
-        out.writeStaticString("\r\n")
-        return out
     }
 
     func upstreamReadComplete() {
@@ -774,15 +689,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
                          requestComplete: Bool = false) {
         guard let context else { return }
         if close { closeAfterResponse = true }
-        var head = allocator.buffer(capacity: 256)
-        head.writeString("HTTP/1.1 \(local.status.code) \(local.status.reasonPhrase)\r\n")
-        for (name, value) in local.headers { head.writeString("\(name): \(value)\r\n") }
-        if let hsts = shared.runtime.hstsValue { head.writeString("Strict-Transport-Security: \(hsts)\r\n") }
-        head.writeString("Content-Length: \(local.body.count)\r\n")
-        if closeAfterResponse { head.writeStaticString("Connection: close\r\n") }
-        head.writeStaticString("\r\n")
-        context.write(wrapOutboundOut(head), promise: nil)
-        if method != .HEAD && !local.body.isEmpty { context.write(wrapOutboundOut(allocator.buffer(bytes: local.body)), promise: nil) }
+        context.write(wrapOutboundOut(HTTP1Response.local(local, method: method, hsts: shared.runtime.hstsValue, close: closeAfterResponse,
+                                                          allocator: allocator)), promise: nil)
         finishLocalResponse(method: method, uri: uri, status: Int(local.status.code), bytes: method == .HEAD ? 0 : local.body.count,
                             start: start, requestComplete: requestComplete, context: context)
     }
@@ -819,20 +727,4 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         shared.logAccess(loop: loop, method: method, uri: uri, status: status, bytes: bytes, start: start,
                          upstreamNanoseconds: upstreamNanoseconds, peer: planner.peerText)
     }
-}
-
-/// A buffer that may wait to be written, without the unused storage of a partly filled read
-/// (a slice of 8 KiB out of a 128 KiB receive buffer pins all 128 KiB while a client does
-/// not read). Full reads, the streaming case, pass as they are.
-func compacted(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-    guard buffer.storageCapacity > 16 * 1024, buffer.storageCapacity > 2 * buffer.readableBytes else { return buffer }
-    var copy = allocator.buffer(capacity: buffer.readableBytes)
-    copy.writeImmutableBuffer(buffer)
-    return copy
-}
-
-/// The path of a request target without its query, which may carry tokens.
-func pathOnly(_ uri: String) -> Substring {
-    if let q = uri.firstIndex(of: "?") { return uri[..<q] }
-    return Substring(uri)
 }

@@ -16,7 +16,29 @@ import NIOCore
 /// - An open WebSocket tunnel has no head or body deadline; the write deadline still holds.
 struct ClientTimers {
     enum Phase { case awaitingFirstByte, receivingHead, receivingBody, serving, tunnel }
-    enum Expired: Equatable { case head, idle, body, write }
+    enum Expired: Equatable {
+        case head, idle, body, write
+
+        /// The configuration key that ran out: the log's and the metric's reason.
+        var reason: String {
+            switch self {
+            case .head: "header_timeout"
+            case .idle: "idle_timeout"
+            case .body: "body_timeout"
+            case .write: "write_timeout"
+            }
+        }
+
+        /// What the log says; an idle keep-alive connection closes without a line.
+        var logMessage: String? {
+            switch self {
+            case .idle: nil
+            case .head: "closed connection without a complete request head"
+            case .body: "closed connection whose request body stopped coming"
+            case .write: "closed connection that stopped reading its answer"
+            }
+        }
+    }
 
     let headerTimeout: TimeAmount
     let idleTimeout: TimeAmount

@@ -1,6 +1,6 @@
 import Config
 
-/// Which organization a request path belongs to (SPEC "A request for protected content"):
+/// Which organization a request path belongs to (docs/SPEC.md "A request for protected content"):
 /// a `protected_paths` pattern whose `{org}` segment names a configured organization with
 /// SAML enabled. Pure; tested without sockets.
 enum Protection {

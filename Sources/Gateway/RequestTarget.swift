@@ -136,3 +136,9 @@ enum RequestTarget {
         return .success(normalised)
     }
 }
+
+/// The path of a request target without its query, which may carry tokens.
+func pathOnly(_ uri: String) -> Substring {
+    if let q = uri.firstIndex(of: "?") { return uri[..<q] }
+    return Substring(uri)
+}

@@ -31,7 +31,7 @@ enum AccessDecision {
     case ambiguousPath
 }
 
-/// The SSO flow (SPEC "HTTP endpoints" and "A request for protected content"), as plain
+/// The SSO flow (docs/SPEC.md "HTTP endpoints" and "A request for protected content"), as plain
 /// functions from a request's parts to a response or decision: no sockets, clock injected.
 struct SSOFlow: Sendable {
     let configuration: GatewayConfiguration
@@ -317,7 +317,7 @@ struct SSOFlow: Sendable {
     private var clearedSessionCookie: String { "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)" }
 
     /// A grant counts only while its organization is configured and enabled: disabling or
-    /// removing an organization ends its grants at once (SPEC, revised rule).
+    /// removing an organization ends its grants at once (docs/SPEC.md, revised rule).
     func live(_ session: Session?) -> Session? {
         guard let session else { return nil }
         guard session.grants.contains(where: { organizations[$0.key]?.saml.enabled != true }) else { return session }

@@ -240,3 +240,47 @@ struct ClientTimersTests {
         #expect(t.expired(now: t0 + .seconds(86_430)) == .write)
     }
 }
+
+@Suite("Pipelined requests queue")
+struct PipelineQueueTests {
+    func get(_ path: String) -> HTTPServerRequestPart {
+        .head(HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: ["Host": "h"]))
+    }
+
+    @Test func requestsQueueUpToTheBoundThenTheQueueOverflowsAndEmpties() {
+        var q = PipelineQueue()
+        var kept = 0
+        while q.append(get("/x")), q.append(.end(nil)) { kept += 1 }
+        // Each small request counts its target, its fields and framing: ~80 bytes.
+        #expect(kept > 100 && kept < PipelineQueue.maxBytes / 64)
+        #expect(q.isEmpty && q.bytes == 0)
+    }
+
+    @Test func aQueuedBodyCountsItsBytes() {
+        var q = PipelineQueue()
+        let head = q.append(get("/upload"))
+        let body = q.append(.body(ByteBuffer(repeating: 0, count: PipelineQueue.maxBytes)))
+        #expect(head && !body && q.isEmpty)
+    }
+
+    @Test func oneConnectionStartsSixteenRequestsPerTurn() {
+        var q = PipelineQueue()
+        for _ in 0..<PipelineQueue.headsPerTick {
+            #expect(q.mayStartRequest)
+            q.requestStarted()
+        }
+        #expect(!q.mayStartRequest)
+        q.newTick()
+        #expect(q.mayStartRequest)
+    }
+
+    @Test func takingTheLastPartResetsTheCount() {
+        var q = PipelineQueue()
+        _ = q.append(get("/a"))
+        _ = q.append(.end(nil))
+        #expect(q.bytes > 0)
+        _ = q.removeFirst()
+        _ = q.removeFirst()
+        #expect(q.isEmpty && q.bytes == 0)
+    }
+}
