@@ -30,6 +30,39 @@ public enum Base64 {
         table(.url, skippingWhitespace: false), table(.url, skippingWhitespace: true),
     ]
 
+    /// `bytes` in base64 of `alphabet`: with `=` padding for `.standard`, without for `.url`
+    /// (cookie values, where `=` would need quoting).
+    public static func encode(_ bytes: [UInt8], alphabet: Alphabet = .standard) -> String {
+        let symbols: StaticString = alphabet == .standard
+            ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+            : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        let padded = alphabet == .standard
+        let length = padded ? (bytes.count + 2) / 3 * 4 : (bytes.count * 4 + 2) / 3
+        return String(unsafeUninitializedCapacity: length) { out in
+            let table = symbols.utf8Start
+            var o = 0
+            var i = 0
+            while i + 3 <= bytes.count {
+                let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+                out[o] = table[Int(n >> 18)]; out[o + 1] = table[Int(n >> 12 & 63)]
+                out[o + 2] = table[Int(n >> 6 & 63)]; out[o + 3] = table[Int(n & 63)]
+                o += 4
+                i += 3
+            }
+            let rest = bytes.count - i
+            if rest > 0 {
+                let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+                out[o] = table[Int(n >> 18)]; out[o + 1] = table[Int(n >> 12 & 63)]
+                o += 2
+                if rest == 2 { out[o] = table[Int(n >> 6 & 63)]; o += 1 }
+                if padded {
+                    for _ in rest..<3 { out[o] = UInt8(ascii: "="); o += 1 }
+                }
+            }
+            return o
+        }
+    }
+
     /// The decoded bytes, or nil for anything that is not base64 of `alphabet`. With
     /// `skippingXMLWhitespace`, space, tab, CR and LF are ignored wherever they occur (IdPs
     /// wrap SignatureValue and certificates at 64 or 76 columns).

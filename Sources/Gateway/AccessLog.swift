@@ -61,59 +61,27 @@ struct AccessRecord {
     }
 }
 
-/// swift-log handler for the access log: writes each message as one line, buffered and
-/// flushed at least every sweep interval (100 ms) and when 32 KiB have gathered, so a
-/// request does not pay for a write(2) of its own. `flush()` runs at shutdown.
-public struct AccessLogHandler: LogHandler {
-    public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:]
-    let sink: AccessLogSink
-
-    public init(sink: AccessLogSink) { self.sink = sink }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        sink.append("\(event.message)")
-    }
-}
-
+/// Where the default access log goes: standard output, written by the event loops in
+/// batches. Each loop gathers its lines without a lock (`LoopContext.appendAccessLine`) and
+/// hands them here at every sweep (100 ms) or when 32 KiB have gathered; the lock is taken
+/// per batch, so that two loops' batches never interleave inside a line (a pipe keeps
+/// writes whole only up to 4 KiB).
 public final class AccessLogSink: Sendable {
-    private let buffer = NIOLockedValueBox<[UInt8]>([])
+    private let lock = NIOLock()
     private let fd: Int32
     static let flushThreshold = 32 * 1024
 
     public init(fileDescriptor: Int32 = STDOUT_FILENO) { self.fd = fileDescriptor }
 
-    // Writes happen under the lock so that lines leave in the order they were logged.
-    func append(_ line: String) {
-        buffer.withLockedValue { bytes in
-            bytes.append(contentsOf: line.utf8)
-            bytes.append(0x0A)
-            if bytes.count >= Self.flushThreshold {
-                write(bytes)
-                bytes.removeAll(keepingCapacity: true)
+    func write(_ bytes: [UInt8]) {
+        lock.withLock {
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                offset += n
             }
-        }
-    }
-
-    public func flush() {
-        buffer.withLockedValue { bytes in
-            if !bytes.isEmpty { write(bytes) }
-            bytes.removeAll(keepingCapacity: true)
-        }
-    }
-
-    private func write(_ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            offset += n
         }
     }
 }
@@ -130,10 +98,15 @@ extension GatewayShared {
     func logAccess(loop: LoopContext, method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline,
                    upstreamNanoseconds: Int64?, peer: String?) {
         metrics.requestFinished(status: status)
-        guard let accessLogger else { return }
+        guard loop.accessSink != nil || accessLogger != nil else { return }
         let record = AccessRecord(method: method.rawValue, path: pathOnly(uri), status: status, bytes: bytes,
                                   durationMicros: (NIODeadline.now() - start).nanoseconds / 1000,
                                   upstreamMicros: upstreamNanoseconds.map { $0 / 1000 }, peer: peer ?? "-")
-        accessLogger.info("\(record.line(format: logFormat, timestamp: loop.clock.now()))")
+        let line = record.line(format: logFormat, timestamp: loop.clock.now())
+        if loop.accessSink != nil {
+            loop.appendAccessLine(line)
+        } else {
+            accessLogger?.info("\(line)")
+        }
     }
 }

@@ -63,7 +63,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     init(shared: GatewayShared, loop: LoopContext, scheme: String, timers: ClientTimers) {
         self.shared = shared
         self.loop = loop
-        self.planner = RequestPlanner(shared: shared, peer: nil, scheme: scheme)
+        self.planner = RequestPlanner(shared: shared, loop: loop, peer: nil, scheme: scheme)
         self.timers = timers
     }
 
@@ -72,7 +72,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         allocator = context.channel.allocator
-        planner = RequestPlanner(shared: shared, peer: context.channel.remoteAddress, scheme: planner.scheme)
+        planner = RequestPlanner(shared: shared, loop: loop, peer: context.channel.remoteAddress, scheme: planner.scheme)
         loop.register(self)
         timers.connectionOpened(now: .now())
     }
@@ -153,7 +153,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         } else if answerable {
             closeAfterResponse = true
             let answer = HTTP1Response.local(.plain(.requestTimeout, "the request body did not arrive in time"), method: .GET,
-                                             hsts: shared.runtime.hstsValue, close: true, allocator: allocator)
+                                             hsts: shared.runtime(on: loop).hstsValue, close: true, allocator: allocator)
             context.writeAndFlush(wrapOutboundOut(answer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             context.close(promise: nil)
@@ -594,7 +594,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             state = .idle
             context?.close(promise: nil)
         case .retry:
-            connectUpstream(for: exchange, runtime: shared.runtime)
+            connectUpstream(for: exchange, runtime: shared.runtime(on: loop))
         case .failed(let failure):
             failUpstream(exchange, failure)
         }
@@ -689,7 +689,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
                          requestComplete: Bool = false) {
         guard let context else { return }
         if close { closeAfterResponse = true }
-        context.write(wrapOutboundOut(HTTP1Response.local(local, method: method, hsts: shared.runtime.hstsValue, close: closeAfterResponse,
+        context.write(wrapOutboundOut(HTTP1Response.local(local, method: method, hsts: shared.runtime(on: loop).hstsValue, close: closeAfterResponse,
                                                           allocator: allocator)), promise: nil)
         finishLocalResponse(method: method, uri: uri, status: Int(local.status.code), bytes: method == .HEAD ? 0 : local.body.count,
                             start: start, requestComplete: requestComplete, context: context)

@@ -5,6 +5,7 @@ import SAML
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
+import Synchronization
 
 /// Everything a request needs that a reload may replace, built whole beside the old one
 /// and swapped in one step (docs/STYLE.md "Configuration").
@@ -77,6 +78,9 @@ final class GatewayRuntime: Sendable {
 /// metrics, loggers and the per-loop contexts (upstream pool, deadline sweep).
 final class GatewayShared: Sendable {
     private let current: NIOLockedValueBox<GatewayRuntime>
+    /// Counts the swaps of `current`: an event loop compares it with the generation of its
+    /// own copy of the runtime and takes the lock only when they differ.
+    private let generation = Atomic<UInt64>(0)
     private let metadata = NIOLockedValueBox<[String: IdPMetadata]>([:])
     /// One rebuild at a time: a reload and a metadata refresh must not undo each other.
     private let rebuildLock = NIOLock()
@@ -119,12 +123,24 @@ final class GatewayShared: Sendable {
         var loops: [ObjectIdentifier: LoopContextBox] = [:]
         let count = Array(group.makeIterator()).count
         for loop in group.makeIterator() {
-            loops[ObjectIdentifier(loop)] = LoopContextBox(LoopContext(eventLoop: loop, loops: count) { accessLogSink?.flush() })
+            loops[ObjectIdentifier(loop)] = LoopContextBox(LoopContext(eventLoop: loop, loops: count, accessSink: accessLogSink))
         }
         self.loops = loops
     }
 
     var runtime: GatewayRuntime { current.withLockedValue { $0 } }
+
+    /// The running runtime as requests on `loop` see it: the loop's copy, refreshed after a
+    /// swap. A request that races a swap may still get the runtime before it; the next gets
+    /// the new one (the runtime is stored before the generation moves).
+    func runtime(on loop: LoopContext) -> GatewayRuntime {
+        loop.runtime(generation: generation.load(ordering: .acquiring)) { runtime }
+    }
+
+    private func install(_ runtime: GatewayRuntime) {
+        current.withLockedValue { $0 = runtime }
+        generation.add(1, ordering: .releasing)
+    }
 
     /// Installs a runtime for `configuration`, or throws and keeps the running one.
     func swap(to configuration: GatewayConfiguration) throws(ConfigError) {
@@ -132,7 +148,7 @@ final class GatewayShared: Sendable {
             let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache,
                                          metadata: metadata.withLockedValue { $0 }, clock: clock)
             if let problem = runtime.problem { return problem }
-            current.withLockedValue { $0 = runtime }
+            install(runtime)
             return nil
         }
         if let problem { throw problem }
@@ -150,7 +166,7 @@ final class GatewayShared: Sendable {
             let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache,
                                          metadata: metadata.withLockedValue { $0 }, clock: clock)
             // The configuration's key material was accepted already; only metadata changed.
-            if runtime.problem == nil { current.withLockedValue { $0 = runtime } }
+            if runtime.problem == nil { install(runtime) }
         }
     }
 
@@ -163,9 +179,10 @@ final class GatewayShared: Sendable {
         }
     }
 
-    func stopSweeps() {
+    /// Stops every loop's sweep, once each loop has written its gathered access lines.
+    func stopSweeps() async {
         for box in loops.values {
-            box.context.eventLoop.execute { box.context.stop() }
+            try? await box.context.eventLoop.submit { box.context.stop() }.get()
         }
     }
 }

@@ -40,10 +40,8 @@ public final class GatewayServer: Sendable {
     public let metrics: GatewayMetrics
     private let logger: Logger
 
-    private let accessLogSink: AccessLogSink?
-
     /// - Parameter accessLogger: where access records go; by default, when `access_log` is
-    ///   on, a buffered `AccessLogHandler` on standard output.
+    ///   on, standard output in batches (AccessLogSink).
     /// - Parameter clock: the time the SAML rules and sessions are judged at (tests pin it).
     public init(configuration: GatewayConfiguration, group: EventLoopGroup, logger: Logger,
                 accessLogger: Logger? = nil, metrics: GatewayMetrics = GatewayMetrics(),
@@ -51,14 +49,8 @@ public final class GatewayServer: Sendable {
         self.group = group
         self.metrics = metrics
         self.logger = logger
-        var accessLogger = accessLogger
-        var sink: AccessLogSink?
-        if accessLogger == nil && configuration.accessLog {
-            let stdoutSink = AccessLogSink()
-            sink = stdoutSink
-            accessLogger = Logger(label: "ssogate.access") { _ in AccessLogHandler(sink: stdoutSink) }
-        }
-        self.accessLogSink = sink
+        // The default access log: each event loop batches its lines to standard output.
+        let sink = accessLogger == nil && configuration.accessLog ? AccessLogSink() : nil
         self.shared = GatewayShared(configuration: configuration, metrics: metrics,
                                     logger: logger, accessLogger: configuration.accessLog ? accessLogger : nil,
                                     accessLogSink: sink, group: group, clock: clock)
@@ -152,7 +144,7 @@ public final class GatewayServer: Sendable {
 
     private static func configureHTTP1(_ channel: Channel, shared: GatewayShared, scheme: String) throws {
         // Read per connection, so a reload applies to every connection opened after it.
-        let configuration = shared.runtime.configuration
+        let configuration = shared.runtime(on: shared.context(for: channel.eventLoop)).configuration
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = maxRequestHeadBytes
         limits.maxHeaderFieldSize = maxRequestHeadBytes
@@ -239,10 +231,9 @@ public final class GatewayServer: Sendable {
             logger.warning("drain period over; closing remaining connections", metadata: ["connections": "\(forced)"])
         }
         shared.closeIdleUpstreams()
-        shared.stopSweeps()
+        await shared.stopSweeps()
         await refresher.shutdown()
         await shared.logins.shutdown()
-        accessLogSink?.flush()
     }
 }
 

@@ -64,7 +64,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     init(shared: GatewayShared, loop: LoopContext, scheme: String, timers: ClientTimers, maxConcurrentStreams: Int) {
         self.shared = shared
         self.loop = loop
-        self.planner = RequestPlanner(shared: shared, peer: nil, scheme: scheme)
+        self.planner = RequestPlanner(shared: shared, loop: loop, peer: nil, scheme: scheme)
         self.timers = timers
         self.maxConcurrentStreams = maxConcurrentStreams
     }
@@ -74,7 +74,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         allocator = context.channel.allocator
-        planner = RequestPlanner(shared: shared, peer: context.channel.remoteAddress, scheme: planner.scheme)
+        planner = RequestPlanner(shared: shared, loop: loop, peer: context.channel.remoteAddress, scheme: planner.scheme)
         session = makeSession()
         loop.register(self)
         idleDeadline = .now() + idleTimeout

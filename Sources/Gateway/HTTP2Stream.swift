@@ -328,7 +328,7 @@ final class HTTP2Stream: UpstreamDelegate {
             state = .done
             connection.reset(self, error: NGHTTP2_INTERNAL_ERROR)
         case .retry:
-            connectUpstream(for: exchange, runtime: connection.shared.runtime)
+            connectUpstream(for: exchange, runtime: connection.shared.runtime(on: connection.loop))
         case .failed(let failure):
             failUpstream(exchange, failure)
         }
@@ -403,7 +403,7 @@ final class HTTP2Stream: UpstreamDelegate {
             connection.responseBuffered(pendingBytes)
         }
         responseEnded = true
-        connection.submitResponse(self, status: Int(local.status.code), fields: fields, hsts: connection.shared.runtime.hstsValue,
+        connection.submitResponse(self, status: Int(local.status.code), fields: fields, hsts: connection.shared.runtime(on: connection.loop).hstsValue,
                                   hasBody: hasBody)
         connection.shared.logAccess(loop: connection.loop, method: method, uri: uri, status: Int(local.status.code),
                                     bytes: hasBody ? local.body.count : 0, start: start, upstreamNanoseconds: upstreamNanoseconds,

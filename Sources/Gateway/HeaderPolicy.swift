@@ -61,11 +61,7 @@ enum HeaderPolicy {
                 headers.add(name: name, value: value)
             case .cookie where !dropCookies.isEmpty:
                 // The gateway's own cookies are not the application's business.
-                let kept = value.split(separator: ";").filter { pair in
-                    let cookieName = pair.trimmingASCIISpaces().prefix { $0 != "=" }
-                    return !dropCookies.contains(String(cookieName))
-                }.map { $0.trimmingASCIISpaces() }
-                if !kept.isEmpty { headers.add(name: name, value: kept.joined(separator: "; ")) }
+                if let kept = cookieField(value, dropping: dropCookies) { headers.add(name: name, value: kept) }
             case .acceptEncoding where askIdentityEncoding:
                 continue  // replaced below: the banner goes into an uncompressed page
             case .other, .cookie, .setCookie, .contentType, .contentEncoding, .acceptEncoding:
@@ -102,6 +98,41 @@ enum HeaderPolicy {
 }
 
 extension HeaderPolicy {
+    /// A Cookie field without the cookies named in `dropped`: unchanged when it has none of
+    /// them, the other pairs joined by `; ` when it has, nil when nothing is left. Pairs
+    /// without `=` are kept (they are the application's). Works on the bytes: this runs for
+    /// every request that carries the session cookie.
+    static func cookieField(_ value: String, dropping dropped: [String]) -> String? {
+        var kept: [Substring] = []
+        var droppedAny = false
+        var pairs = 0
+        let utf8 = value.utf8
+        var i = utf8.startIndex
+        @inline(__always) func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+        while i < utf8.endIndex {
+            while i < utf8.endIndex, isSpace(utf8[i]) { utf8.formIndex(after: &i) }
+            let start = i
+            var nameEnd: String.Index?
+            while i < utf8.endIndex, utf8[i] != UInt8(ascii: ";") {
+                if nameEnd == nil, utf8[i] == UInt8(ascii: "=") { nameEnd = i }
+                utf8.formIndex(after: &i)
+            }
+            var end = i
+            while end > start, isSpace(utf8[utf8.index(before: end)]) { utf8.formIndex(before: &end) }
+            if i < utf8.endIndex { utf8.formIndex(after: &i) }
+            guard end > start else { continue }
+            pairs += 1
+            let name = utf8[start..<(nameEnd ?? end)]
+            if dropped.contains(where: { name.elementsEqual($0.utf8) }) {
+                droppedAny = true
+            } else {
+                kept.append(value[start..<end])
+            }
+        }
+        if !droppedAny { return pairs == 0 ? nil : value }
+        return kept.isEmpty ? nil : kept.joined(separator: "; ")
+    }
+
     /// Whether the request asks to switch protocols (`Connection: upgrade` with an
     /// `Upgrade` field): the HTTP/1 decoder stops reading the connection after such a head.
     static func asksUpgrade(_ head: HTTPRequestHead) -> Bool {

@@ -50,19 +50,51 @@ final class LoopContext {
     let clock = LogClock()
     private var connections: [ObjectIdentifier: DeadlineOwner] = [:]
     private var sweeper: RepeatedTask?
-    private let onSweep: @Sendable () -> Void
+    /// Where this loop's access-log lines go (nil: the access log is off, or a test's
+    /// logger takes the records), and the lines gathered since the last batch.
+    let accessSink: AccessLogSink?
+    private var accessLines: [UInt8] = []
+    private var stopped = false
     private var pendingFlushes: [ChannelHandlerContext] = []
     private var pendingUpstreamFlushes: [ChannelHandlerContext] = []
     private var flushScheduled = false
 
     /// This loop's share of `stalledBudgetTotal`.
     let stalledBudget: Int
+    /// Sessions opened on this loop, by cookie value.
+    let sessions = SessionCache()
+    /// This loop's copy of the running runtime, and the swap generation it was taken at:
+    /// requests read it without a lock (GatewayShared.runtime(on:)).
+    private var runtimeCopy: (generation: UInt64, runtime: GatewayRuntime)?
 
-    init(eventLoop: EventLoop, loops: Int = 1, onSweep: @escaping @Sendable () -> Void) {
+    init(eventLoop: EventLoop, loops: Int = 1, accessSink: AccessLogSink? = nil) {
         self.eventLoop = eventLoop
         self.stalledBudget = Self.stalledBudgetTotal / max(1, loops)
         self.pool = UpstreamPool(eventLoop: eventLoop)
-        self.onSweep = onSweep
+        self.accessSink = accessSink
+    }
+
+    /// Adds one access-log line to this loop's batch; written at the next sweep, at 32 KiB,
+    /// or at once after `stop`.
+    func appendAccessLine(_ line: String) {
+        accessLines.append(contentsOf: line.utf8)
+        accessLines.append(0x0A)
+        if stopped || accessLines.count >= AccessLogSink.flushThreshold { flushAccessLines() }
+    }
+
+    private func flushAccessLines() {
+        guard let accessSink, !accessLines.isEmpty else { return }
+        accessSink.write(accessLines)
+        accessLines.removeAll(keepingCapacity: true)
+    }
+
+    /// The runtime of `generation`: this loop's copy when it is that generation's, else
+    /// `load()`'s, kept for the next request.
+    func runtime(generation: UInt64, load: () -> GatewayRuntime) -> GatewayRuntime {
+        if let copy = runtimeCopy, copy.generation == generation { return copy.runtime }
+        let runtime = load()
+        runtimeCopy = (generation, runtime)
+        return runtime
     }
 
     func register(_ connection: DeadlineOwner) {
@@ -100,7 +132,7 @@ final class LoopContext {
             }
         }
         pool.evictIdle(now: now)
-        onSweep()
+        flushAccessLines()
     }
 
     /// Flushes `context` once the loop has handled every I/O event of this tick. Writes
@@ -128,9 +160,12 @@ final class LoopContext {
         for context in upstreams { context.flush() }
     }
 
+    /// Stops the sweep and writes the access lines gathered; lines after this are written at once.
     func stop() {
         sweeper?.cancel()
         sweeper = nil
+        stopped = true
+        flushAccessLines()
     }
 }
 

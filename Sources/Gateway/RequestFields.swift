@@ -23,6 +23,44 @@ public enum RequestFields {
         return out
     }
 
+    /// The value of the first cookie called `name` in the Cookie fields, as `cookies` would
+    /// give it, found on the bytes without building the dictionary: this runs for every
+    /// proxied request (the session cookie).
+    public static func cookie(named name: String, in headers: HTTPHeaders) -> Substring? {
+        for (field, value) in headers where field.utf8.count == 6 && HeaderName.classify(field).0 == .cookie {
+            var found: Substring?
+            forEachCookie(in: value) { nameRange, valueRange in
+                guard value.utf8[nameRange].elementsEqual(name.utf8) else { return true }
+                found = value[valueRange]
+                return false
+            }
+            if let found { return found }
+        }
+        return nil
+    }
+
+    /// Calls `body` with the name and value ranges of each `name=value` pair of one Cookie
+    /// field (pairs split at `;`, ASCII spaces and tabs trimmed around each pair, pairs
+    /// without `=` skipped) until it returns false.
+    static func forEachCookie(in field: String, _ body: (Range<String.Index>, Range<String.Index>) -> Bool) {
+        let utf8 = field.utf8
+        var i = utf8.startIndex
+        @inline(__always) func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+        while i < utf8.endIndex {
+            while i < utf8.endIndex, isSpace(utf8[i]) { utf8.formIndex(after: &i) }
+            let start = i
+            var equals: String.Index?
+            while i < utf8.endIndex, utf8[i] != UInt8(ascii: ";") {
+                if equals == nil, utf8[i] == UInt8(ascii: "=") { equals = i }
+                utf8.formIndex(after: &i)
+            }
+            var end = i
+            while end > start, isSpace(utf8[utf8.index(before: end)]) { utf8.formIndex(before: &end) }
+            if let equals, !body(start..<equals, utf8.index(after: equals)..<end) { return }
+            if i < utf8.endIndex { utf8.formIndex(after: &i) }
+        }
+    }
+
     public static func query(_ uri: String) -> [String: String] {
         guard let q = uri.firstIndex(of: "?") else { return [:] }
         return form(String(uri[uri.index(after: q)...]))

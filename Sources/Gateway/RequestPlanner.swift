@@ -16,14 +16,17 @@ struct RequestPlanner {
     }
 
     let shared: GatewayShared
+    /// The event loop's own state: its copy of the runtime, its session cache.
+    let loop: LoopContext
     /// The client's address as text and as bytes (for `trusted_proxies`).
     let peerText: String?
     let peerBytes: [UInt8]?
     /// `https` on a TLS listener; what `X-Forwarded-Proto` says when no trusted proxy did.
     let scheme: String
 
-    init(shared: GatewayShared, peer: SocketAddress?, scheme: String) {
+    init(shared: GatewayShared, loop: LoopContext, peer: SocketAddress?, scheme: String) {
         self.shared = shared
+        self.loop = loop
         self.scheme = scheme
         peerText = peer?.ipAddress
         switch peer {
@@ -45,7 +48,7 @@ struct RequestPlanner {
         if head.uri.hasPrefix("/_ssogate/") {
             return .respond(internalEndpoint(head), head: head, close: false)
         }
-        let runtime = shared.runtime
+        let runtime = shared.runtime(on: loop)
         if head.uri.hasPrefix("/organizations/"), let plan = ssoEndpoint(head, runtime: runtime) { return plan }
         if head.method == .CONNECT {
             return reject(head, .methodNotAllowed, "CONNECT is not supported", reason: "CONNECT method")
@@ -71,10 +74,10 @@ struct RequestPlanner {
         // A WebSocket is never a page: without a grant for protected content it gets the
         // 401 JSON (an API client's answer), never a banner or a redirect, never an upgrade.
         let webSocket = HeaderPolicy.isWebSocketUpgrade(head) && body == .none
-        let cookies = RequestFields.cookies(head.headers)
-        let (decision, sessionCookie) = runtime.flow.decide(path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
-                                                          accept: webSocket ? "application/json" : head.headers.first(name: "accept"),
-                                                          cookies: cookies)
+        let (decision, sessionCookie) = runtime.flow.decide(
+            path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
+            accept: webSocket ? "application/json" : head.headers.first(name: "accept"),
+            sessionCookie: RequestFields.cookie(named: runtime.flow.cookieName, in: head.headers), cache: loop.sessions)
         let clearing: [(String, String)] = sessionCookie.map { [("Set-Cookie", $0)] } ?? []
         var identity: [(String, String)] = []
         var bannerHTML: String?
@@ -152,7 +155,7 @@ struct RequestPlanner {
     func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let requestID = RequestFields.requestID()
         let acceptsJSON = Self.acceptsJSON(head)
-        let runtime = shared.runtime
+        let runtime = shared.runtime(on: self.loop)
         let flow = runtime.flow
         if let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
             return loop.makeSucceededFuture(turnedAway(refusal, flow: flow, organization: organization, acceptsJSON: acceptsJSON, requestID: requestID))
@@ -222,11 +225,11 @@ struct RequestPlanner {
     private func internalEndpoint(_ head: HTTPRequestHead) -> LocalResponse {
         switch (head.method, pathOnly(head.uri)) {
         case (.GET, "/_ssogate/logout"), (.POST, "/_ssogate/logout"):
-            return shared.runtime.flow.logout()
+            return shared.runtime(on: loop).flow.logout()
         case (.GET, "/_ssogate/healthz"), (.HEAD, "/_ssogate/healthz"):
             return .plain(.ok, "ok")
         case (.GET, "/_ssogate/jwks.json"), (.HEAD, "/_ssogate/jwks.json"):
-            guard let minter = shared.runtime.minter else { return .plain(.notFound, "not found (upstream_assertion is off)") }
+            guard let minter = shared.runtime(on: loop).minter else { return .plain(.notFound, "not found (upstream_assertion is off)") }
             return LocalResponse(status: .ok, headers: [("Content-Type", "application/jwk-set+json"), ("Cache-Control", "public, max-age=300")],
                                  body: minter.jwks)
         case (.GET, "/_ssogate/metrics"):

@@ -44,6 +44,9 @@ struct SSOFlow: Sendable {
     let loginStates: SealedCodec<LoginState>
     let clock: @Sendable () -> Date
     let random: @Sendable (Int) throws -> [UInt8]
+    /// Identifies this flow to the per-loop session caches: sessions opened and filtered by
+    /// another flow (before a reload) are not taken as this one's.
+    let cacheOwner = SessionCache.Owner()
 
     static let loginStateSeconds: Int64 = 600
 
@@ -299,17 +302,30 @@ struct SSOFlow: Sendable {
     /// The decision, and a Set-Cookie value for the session cookie when the browser's must
     /// change: cleared when it is tampered, sealed by a retired secret or wholly expired;
     /// sealed again without the grants the live configuration no longer honours.
+    /// - Parameters:
+    ///   - sessionCookie: the value of the session cookie, when the request has one.
+    ///   - cache: this event loop's sessions already opened; a cookie found there skips the
+    ///     opening, one opened whole is added.
     func decide(path: Substring, uri: String, method: String, accept: String?,
-                cookies: [String: Substring]) -> (AccessDecision, setCookie: String?) {
+                sessionCookie value: Substring?, cache: SessionCache? = nil) -> (AccessDecision, setCookie: String?) {
         let now = clock()
-        let opened = cookies[cookieName].flatMap { sessions.open($0, now: now) }
-        let session = live(opened)
+        var session: Session?
         var setCookie: String?
-        if cookies[cookieName] != nil && (session?.grants.isEmpty ?? true) {
-            setCookie = clearedSessionCookie
-        } else if let session, session.grants.count != opened?.grants.count {
-            setCookie = (try? sessions.seal(session, now: now)).flatMap { $0 }.map { sessionCookie($0, session: session, now: now) }
-                ?? clearedSessionCookie
+        if let value {
+            if let remembered = cache?.session(for: value, owner: cacheOwner, now: Int64(now.timeIntervalSince1970)) {
+                session = remembered
+            } else {
+                let opened = sessions.open(value, now: now)
+                session = live(opened)
+                if session?.grants.isEmpty ?? true {
+                    setCookie = clearedSessionCookie
+                } else if let session, session.grants.count != opened?.grants.count {
+                    setCookie = (try? sessions.seal(session, now: now)).flatMap { $0 }.map { sessionCookie($0, session: session, now: now) }
+                        ?? clearedSessionCookie
+                } else if let session {
+                    cache?.remember(session, for: value, owner: cacheOwner)
+                }
+            }
         }
         return (decision(path: path, uri: uri, method: method, accept: accept, session: session, now: now), setCookie)
     }

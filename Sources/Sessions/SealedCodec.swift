@@ -43,12 +43,11 @@ public struct SealedCodec<Value: Codable>: Sendable {
         let key = keys[0]
         let nonce = try random(AEAD.nonceBytes)
         let sealed = try AEAD.seal(plaintext, key: key.bytes, nonce: nonce, aad: aad)
-        return Self.prefix + Self.base64URL(key.id + nonce + sealed)
+        return Self.prefix + Base64.encode(key.id + nonce + sealed, alphabet: .url)
     }
 
     public func open(_ text: Substring) -> Value? {
-        guard text.hasPrefix(Self.prefix), let raw = Self.unbase64URL(text.dropFirst(Self.prefix.count)),
-              raw.count >= 4 + AEAD.nonceBytes + AEAD.tagBytes else { return nil }
+        guard let raw = Self.unsealedBytes(text), raw.count >= 4 + AEAD.nonceBytes + AEAD.tagBytes else { return nil }
         let id = Array(raw[0..<4])
         let nonce = Array(raw[4..<(4 + AEAD.nonceBytes)])
         let sealed = Array(raw[(4 + AEAD.nonceBytes)...])
@@ -63,17 +62,13 @@ public struct SealedCodec<Value: Codable>: Sendable {
 
     public func open(_ text: String) -> Value? { open(Substring(text)) }
 
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-
-    static func unbase64URL(_ text: Substring) -> [UInt8]? {
-        guard text.utf8.allSatisfy({ b in
-            (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || (0x30...0x39).contains(b) || b == 0x2D || b == 0x5F
-        }) else { return nil }
-        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while s.utf8.count % 4 != 0 { s += "=" }
-        return Data(base64Encoded: s).map(Array.init)
+    /// The bytes after `v1.`: unpadded base64url and nothing else (no `=`, no spaces), read
+    /// from the cookie's UTF-8 without a copy into Foundation.
+    static func unsealedBytes(_ text: Substring) -> [UInt8]? {
+        guard text.hasPrefix(prefix) else { return nil }
+        let body = text.utf8.dropFirst(prefix.utf8.count)
+        guard !body.contains(UInt8(ascii: "=")) else { return nil }
+        if let decoded = body.withContiguousStorageIfAvailable({ Base64.decode($0, alphabet: .url) }) { return decoded }
+        return Base64.decode(Array(body), alphabet: .url)
     }
 }

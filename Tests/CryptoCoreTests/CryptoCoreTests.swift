@@ -165,3 +165,18 @@ struct SelfSignedTests {
         #expect(try SelfSignedIdentity.generate(commonName: "x").certificate.sha256Fingerprint != identity.certificate.sha256Fingerprint)
     }
 }
+
+@Suite("Base64 encoding")
+struct Base64EncodingTests {
+    @Test(arguments: [0, 1, 2, 3, 4, 5, 31, 32, 33, 100])
+    func encodesAsFoundationAndDecodesBack(length: Int) throws {
+        let bytes = try SecureRandom().bytes(length)
+        let standard = Base64.encode(bytes)
+        #expect(standard == Data(bytes).base64EncodedString())
+        let url = Base64.encode(bytes, alphabet: .url)
+        #expect(url == standard.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                    .replacingOccurrences(of: "=", with: ""))
+        #expect(Base64.decode(standard) == bytes)
+        #expect(Base64.decode(url, alphabet: .url) == bytes)
+    }
+}

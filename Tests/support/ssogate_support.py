@@ -51,18 +51,18 @@ def wait_for_port(port, proc=None, seconds=15):
 class Proc:
     """A child process whose combined output is kept (the gateway logs to stdout)."""
 
-    def __init__(self, name, args, cwd=None, cpu=None, log_path=None):
+    def __init__(self, name, args, cwd=None, cpu=None, log_path=None, env=None):
         """cpu: run under `taskset -c cpu`. log_path: the output goes to that file (read back
-        by `lines`) instead of a pipe this process must drain."""
+        by `lines`) instead of a pipe this process must drain. env: the whole environment."""
         self.name = name
         self.log_path = log_path
         if cpu is not None:
             args = ["taskset", "-c", str(cpu)] + list(args)
         if log_path:
             with open(log_path, "w") as out:
-                self.popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+                self.popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env)
         else:
-            self.popen = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+            self.popen = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env)
         self._lines = collections.deque(maxlen=20000)
         self.exit_status = None
 

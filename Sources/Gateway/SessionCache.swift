@@ -1,0 +1,63 @@
+import Sessions
+
+/// Sessions one event loop opened recently, by cookie value, so that a member's next
+/// requests skip the base64, the AES-GCM open and the JSON of the cookie. Loop-confined
+/// (no lock): each `LoopContext` has one.
+///
+/// Only what a valid cookie opened to is kept (a forged or tampered cookie never gets in,
+/// so an attacker cannot fill it), keyed by the exact cookie value the client sent. An
+/// entry serves until its earliest grant expires; all entries go when the flow they were
+/// opened for is replaced (a reload may change the secrets or disable an organization) or
+/// when `removeAll` is called. At most `capacity` entries: past that, one is dropped per
+/// entry added.
+final class SessionCache {
+    /// Which flow the entries were opened and filtered for. Held strongly, so that a
+    /// replaced flow cannot be freed and its address reused by the next one.
+    final class Owner: Sendable {}
+
+    private struct Entry {
+        let session: Session
+        /// The earliest expiry among its grants (seconds since 1970).
+        let expires: Int64
+    }
+
+    let capacity: Int
+    private var entries: [String: Entry] = [:]
+    private var owner: Owner?
+
+    init(capacity: Int = 1024) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+    }
+
+    var count: Int { entries.count }
+
+    /// The session remembered for `value` under `owner` that is still whole at `now`.
+    func session(for value: Substring, owner: Owner, now: Int64) -> Session? {
+        guard self.owner === owner else {
+            entries.removeAll(keepingCapacity: true)
+            self.owner = owner
+            return nil
+        }
+        let key = String(value)
+        guard let entry = entries[key] else { return nil }
+        guard now < entry.expires else {
+            entries[key] = nil
+            return nil
+        }
+        return entry.session
+    }
+
+    /// Keeps `session`, which `value` opened to under `owner` with nothing dropped from it.
+    func remember(_ session: Session, for value: Substring, owner: Owner) {
+        guard let expires = session.grants.values.map(\.expires).min() else { return }
+        if self.owner !== owner {
+            entries.removeAll(keepingCapacity: true)
+            self.owner = owner
+        }
+        if entries.count >= capacity { entries.remove(at: entries.startIndex) }
+        entries[String(value)] = Entry(session: session, expires: expires)
+    }
+
+    func removeAll() { entries.removeAll() }
+}
