@@ -106,28 +106,15 @@ extension HeaderPolicy {
         var kept: [Substring] = []
         var droppedAny = false
         var pairs = 0
-        let utf8 = value.utf8
-        var i = utf8.startIndex
-        @inline(__always) func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
-        while i < utf8.endIndex {
-            while i < utf8.endIndex, isSpace(utf8[i]) { utf8.formIndex(after: &i) }
-            let start = i
-            var nameEnd: String.Index?
-            while i < utf8.endIndex, utf8[i] != UInt8(ascii: ";") {
-                if nameEnd == nil, utf8[i] == UInt8(ascii: "=") { nameEnd = i }
-                utf8.formIndex(after: &i)
-            }
-            var end = i
-            while end > start, isSpace(utf8[utf8.index(before: end)]) { utf8.formIndex(before: &end) }
-            if i < utf8.endIndex { utf8.formIndex(after: &i) }
-            guard end > start else { continue }
+        RequestFields.forEachCookiePair(in: value) { pair, equals in
             pairs += 1
-            let name = utf8[start..<(nameEnd ?? end)]
+            let name = value.utf8[pair.lowerBound..<(equals ?? pair.upperBound)]
             if dropped.contains(where: { name.elementsEqual($0.utf8) }) {
                 droppedAny = true
             } else {
-                kept.append(value[start..<end])
+                kept.append(value[pair])
             }
+            return true
         }
         if !droppedAny { return pairs == 0 ? nil : value }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")

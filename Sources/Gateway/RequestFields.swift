@@ -43,21 +43,38 @@ public enum RequestFields {
     /// field (pairs split at `;`, ASCII spaces and tabs trimmed around each pair, pairs
     /// without `=` skipped) until it returns false.
     static func forEachCookie(in field: String, _ body: (Range<String.Index>, Range<String.Index>) -> Bool) {
+        forEachCookiePair(in: field) { pair, equals in
+            guard let equals else { return true }
+            return body(pair.lowerBound..<equals, field.utf8.index(after: equals)..<pair.upperBound)
+        }
+    }
+
+    /// Each non-empty `;`-separated pair of a Cookie field, trimmed of ASCII spaces and
+    /// tabs, with the position of its first `=` (nil when it has none), until `body` returns
+    /// false. Scans the field's contiguous UTF-8 (offsets into a native string's UTF-8 view
+    /// are O(1)).
+    static func forEachCookiePair(in field: String, _ body: (Range<String.Index>, String.Index?) -> Bool) {
         let utf8 = field.utf8
-        var i = utf8.startIndex
-        @inline(__always) func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
-        while i < utf8.endIndex {
-            while i < utf8.endIndex, isSpace(utf8[i]) { utf8.formIndex(after: &i) }
-            let start = i
-            var equals: String.Index?
-            while i < utf8.endIndex, utf8[i] != UInt8(ascii: ";") {
-                if equals == nil, utf8[i] == UInt8(ascii: "=") { equals = i }
-                utf8.formIndex(after: &i)
+        func index(_ offset: Int) -> String.Index { utf8.index(utf8.startIndex, offsetBy: offset) }
+        var contiguous = field
+        contiguous.makeContiguousUTF8()     // no copy for the native strings the decoder makes
+        _ = contiguous.utf8.withContiguousStorageIfAvailable { bytes in
+            @inline(__always) func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+            var i = 0
+            while i < bytes.count {
+                while i < bytes.count, isSpace(bytes[i]) { i += 1 }
+                let start = i
+                var equals = -1
+                while i < bytes.count, bytes[i] != UInt8(ascii: ";") {
+                    if equals < 0, bytes[i] == UInt8(ascii: "=") { equals = i }
+                    i += 1
+                }
+                var end = i
+                while end > start, isSpace(bytes[end - 1]) { end -= 1 }
+                i += 1
+                guard end > start else { continue }
+                if !body(index(start)..<index(end), equals < 0 ? nil : index(equals)) { return }
             }
-            var end = i
-            while end > start, isSpace(utf8[utf8.index(before: end)]) { utf8.formIndex(before: &end) }
-            if let equals, !body(start..<equals, utf8.index(after: equals)..<end) { return }
-            if i < utf8.endIndex { utf8.formIndex(after: &i) }
         }
     }
 

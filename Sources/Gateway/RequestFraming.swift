@@ -19,6 +19,9 @@ enum RequestFraming {
     }
 
     static func body(of head: HTTPRequestHead) -> Result<Body, Rejection> {
+        // Most requests have neither field: no lists to build.
+        guard head.headers.contains(where: { HeaderName.classify($0.name).0 == .transferEncoding || HeaderName.classify($0.name).0 == .contentLength })
+        else { return .success(.none) }
         let te = head.headers[canonicalForm: "transfer-encoding"]
         let cl = head.headers["content-length"]
         if !te.isEmpty && !cl.isEmpty { return .failure(.contentLengthAndTransferEncoding) }

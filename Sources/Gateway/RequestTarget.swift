@@ -23,14 +23,20 @@ enum RequestTarget {
     static func normalise(_ head: HTTPRequestHead) -> Result<HTTPRequestHead, Rejection> {
         // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; several would let the
         // gateway and the upstream disagree about which site is meant.
-        let hosts = head.headers["host"].count
+        var hosts = 0
+        var host = ""
+        for (name, value) in head.headers where name.utf8.count == 4 && HeaderName.classify(name).0 == .host {
+            hosts += 1
+            host = value
+        }
         if hosts > 1 || (hosts == 0 && head.version >= .http1_1) { return .failure(.hostCount) }
         // The HTTP/1 decoder turns bytes that are not UTF-8 into U+FFFD; rewritten bytes would
         // reach the upstream as something the client never sent, so the request is refused.
         if containsReplacement(head.uri) || head.headers.contains(where: { containsReplacement($0.name) || containsReplacement($0.value) }) {
             return .failure(.notUTF8)
         }
-        if hosts == 1, !isValidHost(head.headers[canonicalForm: "host"].first ?? "") { return .failure(.badHost) }
+        // The whole field: a list (`a.example, b.example`) is not one host.
+        if hosts == 1, !isValidHost(host) { return .failure(.badHost) }
         // RFC 9112 §3.2's grammar has no `#`; Werkzeug and Node would route on the part before it.
         if head.uri.utf8.contains(UInt8(ascii: "#")) { return .failure(.fragment) }
         switch originForm(head) {
