@@ -94,6 +94,7 @@ bench: release
 	bash benchmarks/proxy-bench.sh
 	bash benchmarks/h2-bench.sh
 	python3 benchmarks/acs-bench.py --binary .build/release/ssogate
+	python3 benchmarks/auth-bench.py --binary .build/release/ssogate
 
 check-example: build
 	.build/debug/ssogate check --config Config/ssogate.example.yaml
