@@ -1,8 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// One target per trust boundary (docs/STYLE.md). Only Gateway and the executable import NIO;
-// only XMLCore and CryptoCore touch C pointers.
+// One target per trust boundary (docs/STYLE.md). HTTPWire reads and writes HTTP/1 heads as
+// values (NIO's ByteBuffer and HTTP types, no channels); Gateway, Demo and the executables run
+// the event loops. XMLCore and CryptoCore hold libxml2's and OpenSSL's pointers; Gateway's
+// HTTP2Connection holds nghttp2's (its own target is the next step of the split).
 let package = Package(
     name: "SSOGate",
     products: [
@@ -45,8 +47,15 @@ let package = Package(
             "CryptoCore",
             .product(name: "Yams", package: "Yams"),
         ]),
+        // The wire: request and response heads, framing, paths, header policy. Bytes and
+        // values in, decisions out; no channels, no configuration, fuzzable on its own.
+        .target(name: "HTTPWire", dependencies: [
+            "CryptoCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .target(name: "Gateway", dependencies: [
-            "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression", "CNGHTTP2",
+            "HTTPWire", "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression", "CNGHTTP2",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -65,7 +74,7 @@ let package = Package(
         ]),
         .target(name: "DevIdP", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore", "Compression"]),
         .target(name: "Demo", dependencies: [
-            "DevIdP", "Gateway", "XMLCore",
+            "DevIdP", "Gateway", "HTTPWire", "XMLCore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -103,7 +112,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Config", "TestSupport", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
+            "Gateway", "HTTPWire", "Config", "TestSupport", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import DevIdP
 import Gateway
 import Foundation
+import HTTPWire
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Config
+import HTTPWire
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

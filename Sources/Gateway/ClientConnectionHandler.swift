@@ -2,6 +2,7 @@ import Compression
 import Config
 import CryptoCore
 import Foundation
+import HTTPWire
 import Logging
 import NIOCore
 import NIOHTTP1

@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 
 /// How long an HTTP/1 client connection may keep the gateway waiting, per request rather

@@ -1,4 +1,5 @@
 import Compression
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 

@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import HTTPWire
 import Logging
 import SAML
 import NIOConcurrencyHelpers

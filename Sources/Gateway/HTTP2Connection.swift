@@ -1,4 +1,5 @@
 import CNGHTTP2
+import HTTPWire
 import Logging
 import NIOCore
 import NIOHTTP1

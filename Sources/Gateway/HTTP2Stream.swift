@@ -1,4 +1,5 @@
 import CNGHTTP2
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import HTTPWire
 import NIOCore
 
 /// Everything one event loop owns: its upstream pool, its client connections' deadlines

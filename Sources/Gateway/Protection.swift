@@ -1,4 +1,5 @@
 import Config
+import HTTPWire
 
 /// Which organization a request path belongs to (docs/SPEC.md "A request for protected content"):
 /// a `protected_paths` pattern whose `{org}` segment names a configured organization with
@@ -29,8 +30,8 @@ enum Protection {
         var path = path
         return path.withUTF8 { bytes in
             let literal = organization(of: bytes, patterns: patterns, organizations: organizations)
-            guard hasParameters(bytes) else { return literal.map(Match.organization) ?? .unprotected }
-            let stripped = parameterFree(bytes)
+            guard PathParameters.present(in: bytes) else { return literal.map(Match.organization) ?? .unprotected }
+            let stripped = PathParameters.removed(from: bytes)
             let servlet = stripped.withUnsafeBufferPointer { organization(of: $0, patterns: patterns, organizations: organizations) }
             switch (literal, servlet) {
             case (nil, nil): return .unprotected
@@ -98,58 +99,6 @@ enum Protection {
             if fx != fy { return false }
         }
         return true
-    }
-
-    /// A `;` or `%3B` (any case) in the path.
-    static func hasParameters<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
-        var percent = 0
-        for b in bytes {
-            if b == UInt8(ascii: ";") { return true }
-            switch (percent, b) {
-            case (_, UInt8(ascii: "%")): percent = 1
-            case (1, UInt8(ascii: "3")): percent = 2
-            case (2, UInt8(ascii: "B")), (2, UInt8(ascii: "b")): return true
-            default: percent = 0
-            }
-        }
-        return false
-    }
-
-    /// One segment up to its first `;` or `%3B`.
-    static func withoutParameters<C: Collection>(_ segment: C) -> C.SubSequence where C.Element == UInt8 {
-        var index = segment.startIndex
-        while index != segment.endIndex {
-            let b = segment[index]
-            if b == UInt8(ascii: ";") { return segment[..<index] }
-            if b == UInt8(ascii: "%") {
-                let next = segment.index(after: index)
-                if next != segment.endIndex, segment[next] == UInt8(ascii: "3") {
-                    let last = segment.index(after: next)
-                    if last != segment.endIndex, segment[last] == UInt8(ascii: "B") || segment[last] == UInt8(ascii: "b") {
-                        return segment[..<index]
-                    }
-                }
-            }
-            index = segment.index(after: index)
-        }
-        return segment[...]
-    }
-
-    /// The path as a servlet container routes it: every segment cut at its first `;`, then
-    /// dot segments resolved and empty ones collapsed again.
-    static func parameterFree(_ path: UnsafeBufferPointer<UInt8>) -> [UInt8] {
-        var segments: [ArraySlice<UInt8>] = []
-        let bytes = Array(path)
-        for part in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
-            let base = withoutParameters(part)
-            if base.isEmpty || base.elementsEqual([UInt8(ascii: ".")]) { continue }
-            if base.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) { _ = segments.popLast(); continue }
-            segments.append(base)
-        }
-        var out: [UInt8] = []
-        for segment in segments { out.append(UInt8(ascii: "/")); out.append(contentsOf: segment) }
-        if out.isEmpty || bytes.last == UInt8(ascii: "/") { out.append(UInt8(ascii: "/")) }
-        return out
     }
 
     /// A browser navigation: GET or HEAD whose Accept includes text/html. Everything else

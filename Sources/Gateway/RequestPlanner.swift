@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 

@@ -1,21 +1,11 @@
 import Config
 import CryptoCore
 import Foundation
+import HTTPWire
 import NIOHTTP1
 import SAML
 import Sessions
 import XMLDSig
-
-/// A response the gateway makes itself.
-struct LocalResponse: Sendable {
-    var status: HTTPResponseStatus
-    var headers: [(String, String)]
-    var body: [UInt8]
-
-    static func text(_ status: HTTPResponseStatus, _ text: String) -> LocalResponse {
-        LocalResponse(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array((text + "\n").utf8))
-    }
-}
 
 /// What to do with a request for application content.
 enum AccessDecision {

@@ -1,3 +1,4 @@
+import HTTPWire
 import Sessions
 
 /// Sessions one event loop opened recently, by cookie value, so that a member's next

@@ -1,4 +1,5 @@
 import Config
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -267,18 +268,5 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Flushes at the end of the loop's current tick (see `LoopContext.deferFlush`).
     func flush(deferredOn loop: LoopContext) {
         if let context { loop.deferFlush(context, upstream: true) }
-    }
-}
-
-/// Chunked transfer coding on the wire (RFC 9112 §7.1).
-enum ChunkFraming {
-    static let crlf = ByteBuffer(staticString: "\r\n")
-    static let last = ByteBuffer(staticString: "0\r\n\r\n")
-
-    static func header(_ size: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var out = allocator.buffer(capacity: 18)
-        out.writeString(String(size, radix: 16))
-        out.writeStaticString("\r\n")
-        return out
     }
 }

@@ -1,6 +1,7 @@
 import Config
 import CryptoCore
 import Foundation
+import HTTPWire
 import Logging
 import NIOCore
 import NIOEmbedded

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Gateway
+@testable import HTTPWire
 import NIOCore
 import NIOHTTP1
 import Testing

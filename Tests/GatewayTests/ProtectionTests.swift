@@ -1,5 +1,6 @@
 import Config
 @testable import Gateway
+@testable import HTTPWire
 import Testing
 
 @Suite("Protected paths, navigation, return_to, roles")

@@ -1,6 +1,7 @@
 import Foundation
 import NIOHTTP1
 @testable import Gateway
+@testable import HTTPWire
 import Testing
 
 /// The form and query decoder agrees with Foundation's `removingPercentEncoding` (after `+`

@@ -1,6 +1,7 @@
 import Config
 import Foundation
 @testable import Gateway
+@testable import HTTPWire
 import SAML
 import Sessions
 import Testing

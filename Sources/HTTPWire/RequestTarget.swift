@@ -4,8 +4,8 @@ import NIOHTTP1
 /// absolute-form target is rewritten to its path and query before anything looks at it,
 /// and the Host field is replaced by the target's authority (§3.2.2: a server MUST accept
 /// the absolute form and MUST then ignore the received Host).
-enum RequestTarget {
-    enum Rejection: String, Error {
+package enum RequestTarget {
+    package enum Rejection: String, Error {
         case notOriginForm = "request target must be a path"
         case badAbsoluteForm = "malformed absolute-form request target"
         case ambiguousPath = "encoded or backslash path separator"
@@ -20,7 +20,7 @@ enum RequestTarget {
 
     /// The request with its target in origin form and its path canonical
     /// (`PathCanonicalizer`), which is also what the upstream receives.
-    static func normalise(_ head: HTTPRequestHead) -> Result<HTTPRequestHead, Rejection> {
+    package static func normalise(_ head: HTTPRequestHead) -> Result<HTTPRequestHead, Rejection> {
         // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; several would let the
         // gateway and the upstream disagree about which site is meant.
         var hosts = 0
@@ -60,7 +60,7 @@ enum RequestTarget {
     /// or a reg-name (unreserved, percent-escapes and sub-delims); port is digits. Anything
     /// else (spaces, `/`, `@`, a second `:`) would let the gateway and the upstream, or the
     /// upstream and the URLs it builds, disagree about the site.
-    static func isValidHost(_ value: Substring) -> Bool {
+    package static func isValidHost(_ value: Substring) -> Bool {
         let bytes = value.utf8
         var hostEnd = bytes.endIndex
         if bytes.first == UInt8(ascii: "[") {
@@ -91,7 +91,7 @@ enum RequestTarget {
     }
 
     /// U+FFFD (EF BF BD) in the text: one pass over the bytes.
-    static func containsReplacement(_ text: String) -> Bool {
+    package static func containsReplacement(_ text: String) -> Bool {
         text.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
             var i = 0
             while i + 2 < bytes.count {
@@ -102,7 +102,7 @@ enum RequestTarget {
         } ?? text.unicodeScalars.contains("\u{FFFD}")
     }
 
-    static func isValidHost(_ value: String) -> Bool { isValidHost(Substring(value)) }
+    package static func isValidHost(_ value: String) -> Bool { isValidHost(Substring(value)) }
 
     private static func isHexDigit(_ b: UInt8) -> Bool {
         (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66)
@@ -144,7 +144,7 @@ enum RequestTarget {
 }
 
 /// The path of a request target without its query, which may carry tokens.
-func pathOnly(_ uri: String) -> Substring {
+package func pathOnly(_ uri: String) -> Substring {
     if let q = uri.firstIndex(of: "?") { return uri[..<q] }
     return Substring(uri)
 }

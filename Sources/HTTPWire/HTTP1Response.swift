@@ -3,10 +3,10 @@ import NIOHTTP1
 
 /// HTTP/1.x responses as bytes: a relayed upstream head (the upstream's own field bytes,
 /// never decoded and encoded again, see `ResponseParser`) and the gateway's own answers.
-enum HTTP1Response {
+package enum HTTP1Response {
     /// Status line, the upstream's fields, then the gateway's fields and this hop's framing
     /// and connection fields.
-    static func relayedHead(_ head: UpstreamResponseHead, framing: ResponseFraming, clientVersion: HTTPVersion,
+    package static func relayedHead(_ head: UpstreamResponseHead, framing: ResponseFraming, clientVersion: HTTPVersion,
                             sessionCookie: String?, hsts: String?, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
         var out = allocator.buffer(capacity: head.fields.readableBytes + head.statusText.readableBytes + 96)
         out.writeStaticString(clientVersion < .http1_1 ? "HTTP/1.0 " : "HTTP/1.1 ")
@@ -50,7 +50,7 @@ enum HTTP1Response {
     }
 
     /// An answer made here, head and body (no body for HEAD).
-    static func local(_ local: LocalResponse, method: HTTPMethod, hsts: String?, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+    package static func local(_ local: LocalResponse, method: HTTPMethod, hsts: String?, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
         var out = allocator.buffer(capacity: 256 + local.body.count)
         out.writeString("HTTP/1.1 \(local.status.code) \(local.status.reasonPhrase)\r\n")
         for (name, value) in local.headers { out.writeString("\(name): \(value)\r\n") }
@@ -66,7 +66,7 @@ enum HTTP1Response {
 /// A buffer that may wait to be written, without the unused storage of a partly filled read
 /// (a slice of 8 KiB out of a 128 KiB receive buffer pins all 128 KiB while a client does
 /// not read). Full reads, the streaming case, pass as they are.
-func compacted(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+package func compacted(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
     guard buffer.storageCapacity > 16 * 1024, buffer.storageCapacity > 2 * buffer.readableBytes else { return buffer }
     var copy = allocator.buffer(capacity: buffer.readableBytes)
     copy.writeImmutableBuffer(buffer)

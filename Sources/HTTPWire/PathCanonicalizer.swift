@@ -14,16 +14,16 @@
 ///   control bytes, raw or encoded (some stacks drop them, some cut the path there).
 ///
 /// `;` parameters themselves are kept: what they mean for protection is `Protection`'s
-/// business (`parameterFree`).
-enum PathCanonicalizer {
-    enum Rejection: Error { case ambiguousSeparator, badEscape, dotSegmentParameters, controlCharacter }
+/// business (`PathParameters.removed`).
+package enum PathCanonicalizer {
+    package enum Rejection: Error { case ambiguousSeparator, badEscape, dotSegmentParameters, controlCharacter }
 
-    static func canonical(_ path: Substring) -> Result<String, Rejection> {
+    package static func canonical(_ path: Substring) -> Result<String, Rejection> {
         var copy = path
         return copy.withUTF8 { canonical(bytes: $0) }
     }
 
-    static func canonical(bytes: UnsafeBufferPointer<UInt8>) -> Result<String, Rejection> {
+    package static func canonical(bytes: UnsafeBufferPointer<UInt8>) -> Result<String, Rejection> {
         // Already canonical (the common case): nothing to copy.
         if case .some(let clean) = scan(bytes) {
             if clean { return .success(String(decoding: bytes, as: UTF8.self)) }
@@ -139,12 +139,12 @@ enum PathCanonicalizer {
 
     /// `.;x`, `..;x`, `.%3Bx`: a dot segment once its parameters are removed.
     private static func isDotWithParameters<C: Collection>(_ segment: C) -> Bool where C.Element == UInt8 {
-        let base = Protection.withoutParameters(segment)
+        let base = PathParameters.cut(segment)
         guard base.count < segment.count, (1...2).contains(base.count) else { return false }
         return base.allSatisfy { $0 == UInt8(ascii: ".") }
     }
 
-    static func hex(_ b: UInt8) -> UInt8? {
+    package static func hex(_ b: UInt8) -> UInt8? {
         switch b {
         case 0x30...0x39: return b - 0x30
         case 0x41...0x46: return b - 0x41 + 10

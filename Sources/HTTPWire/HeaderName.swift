@@ -1,7 +1,7 @@
 /// What the gateway does with a header field, decided from the name's bytes without
 /// allocating (`Transfer-Encoding` is hop-by-hop too, but framing needs to see it): ASCII case is ignored and `_` counts as `-` (the spelling games upstream
 /// stacks fall for). This runs for every field of every request and response.
-enum HeaderName: Equatable {
+package enum HeaderName: Equatable {
     case hopByHop
     /// Set only by the gateway (`X-Forwarded-User`, ..., the `X-SSO-*` namespace).
     case identity
@@ -16,7 +16,7 @@ enum HeaderName: Equatable {
 
     /// Classifies a field name; `usesUnderscore` tells that a recognised name was spelled
     /// with `_` (a trusted proxy's forwarding fields are only believed when spelled with `-`).
-    static func classify(_ name: String) -> (HeaderName, usesUnderscore: Bool) {
+    package static func classify(_ name: String) -> (HeaderName, usesUnderscore: Bool) {
         var utf8 = name.utf8
         if let result = utf8.withContiguousStorageIfAvailable({ classify(bytes: $0) }) { return result }
         var copy = name
@@ -25,7 +25,7 @@ enum HeaderName: Equatable {
         return utf8.withContiguousStorageIfAvailable { classify(bytes: $0) } ?? (.other, false)
     }
 
-    static func classify(bytes: UnsafeBufferPointer<UInt8>) -> (HeaderName, usesUnderscore: Bool) {
+    package static func classify(bytes: UnsafeBufferPointer<UInt8>) -> (HeaderName, usesUnderscore: Bool) {
         var underscore = false
         // Folds case and `_`; returns nil when the name cannot be one of ours.
         @inline(__always) func folded(_ i: Int) -> UInt8 {

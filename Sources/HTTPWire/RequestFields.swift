@@ -42,7 +42,7 @@ public enum RequestFields {
     /// Calls `body` with the name and value ranges of each `name=value` pair of one Cookie
     /// field (pairs split at `;`, ASCII spaces and tabs trimmed around each pair, pairs
     /// without `=` skipped) until it returns false.
-    static func forEachCookie(in field: String, _ body: (Range<String.Index>, Range<String.Index>) -> Bool) {
+    package static func forEachCookie(in field: String, _ body: (Range<String.Index>, Range<String.Index>) -> Bool) {
         forEachCookiePair(in: field) { pair, equals in
             guard let equals else { return true }
             return body(pair.lowerBound..<equals, field.utf8.index(after: equals)..<pair.upperBound)
@@ -53,7 +53,7 @@ public enum RequestFields {
     /// tabs, with the position of its first `=` (nil when it has none), until `body` returns
     /// false. Scans the field's contiguous UTF-8 (offsets into a native string's UTF-8 view
     /// are O(1)).
-    static func forEachCookiePair(in field: String, _ body: (Range<String.Index>, String.Index?) -> Bool) {
+    package static func forEachCookiePair(in field: String, _ body: (Range<String.Index>, String.Index?) -> Bool) {
         let utf8 = field.utf8
         func index(_ offset: Int) -> String.Index { utf8.index(utf8.startIndex, offsetBy: offset) }
         var contiguous = field
@@ -98,7 +98,7 @@ public enum RequestFields {
     /// bytes that are not UTF-8 (as `removingPercentEncoding` would give). Done by hand:
     /// Foundation's string bridging cost most of an ACS login's CPU (a SAMLResponse field
     /// is 10-20 KB of escaped base64).
-    static func decode(_ text: Substring) -> String? {
+    package static func decode(_ text: Substring) -> String? {
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count)
         var bytes = text.utf8.makeIterator()

@@ -7,10 +7,10 @@
 /// a login carrying one is refused (`invalid_identity_value`). An upstream reads a value
 /// back with any percent-decoder (`urllib.parse.unquote`, `decodeURIComponent`); a value of
 /// plain ASCII without `%` and `,` is its own encoding.
-enum IdentityHeaderValue {
+package enum IdentityHeaderValue {
     /// This runs for every identity value of every proxied request: the common case, a
     /// value that is its own encoding, is answered from the bytes without allocating.
-    static func encode(_ value: String) -> String {
+    package static func encode(_ value: String) -> String {
         let utf8 = value.utf8
         let last = utf8.count - 1
         @inline(__always) func plain(_ b: UInt8, at index: Int) -> Bool {

@@ -4,21 +4,21 @@ import NIOHTTP1
 /// when there is exactly one way to read where its body ends. The HTTP decoder already
 /// refuses most of these; the gateway checks again before forwarding so that the rule
 /// does not depend on a parser's leniency settings.
-enum RequestFraming {
-    enum Body: Equatable {
+package enum RequestFraming {
+    package enum Body: Equatable {
         case none
         case contentLength(UInt64)
         case chunked
     }
 
-    enum Rejection: String, Error {
+    package enum Rejection: String, Error {
         case contentLengthAndTransferEncoding = "both Content-Length and Transfer-Encoding"
         case conflictingContentLength = "differing Content-Length values"
         case invalidContentLength = "Content-Length is not a number"
         case unsupportedTransferEncoding = "Transfer-Encoding other than chunked"
     }
 
-    static func body(of head: HTTPRequestHead) -> Result<Body, Rejection> {
+    package static func body(of head: HTTPRequestHead) -> Result<Body, Rejection> {
         // Most requests have neither field: no lists to build.
         guard head.headers.contains(where: { HeaderName.classify($0.name).0 == .transferEncoding || HeaderName.classify($0.name).0 == .contentLength })
         else { return .success(.none) }
@@ -47,7 +47,7 @@ enum RequestFraming {
 }
 
 extension Substring {
-    func trimmingASCIISpaces() -> Substring {
+    package func trimmingASCIISpaces() -> Substring {
         var s = self
         while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
         while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }

@@ -5,26 +5,28 @@ import NIOHTTP1
 /// one connection may start per turn of the event loop. A plain value, tested without
 /// sockets (docs/STYLE.md "Protocol logic as state machines"); the connection handler owns
 /// one and carries out what it says.
-struct PipelineQueue {
+package struct PipelineQueue {
     /// Heads and bodies waiting, counted by their bytes; past it the queue overflows.
-    static let maxBytes = 16 * 1024
+    package static let maxBytes = 16 * 1024
     /// Requests one connection may start per turn of the loop: a pipelining client gets this
     /// many, then the other connections get theirs.
-    static let headsPerTick = 16
+    package static let headsPerTick = 16
 
-    private(set) var parts = CircularBuffer<HTTPServerRequestPart>()
-    private(set) var bytes = 0
+    package private(set) var parts = CircularBuffer<HTTPServerRequestPart>()
+    package private(set) var bytes = 0
     private var headsThisTick = 0
 
-    var isEmpty: Bool { parts.isEmpty }
-    var first: HTTPServerRequestPart? { parts.first }
+    package init() {}
+
+    package var isEmpty: Bool { parts.isEmpty }
+    package var first: HTTPServerRequestPart? { parts.first }
 
     /// Whether another request may start in this turn of the loop.
-    var mayStartRequest: Bool { headsThisTick < Self.headsPerTick }
+    package var mayStartRequest: Bool { headsThisTick < Self.headsPerTick }
 
     /// Keeps `part`; false when that overflows the queue, which is then emptied (the caller
     /// ends the connection: RFC 9112 §9.3.2 lets the client send the unanswered ones again).
-    mutating func append(_ part: HTTPServerRequestPart) -> Bool {
+    package mutating func append(_ part: HTTPServerRequestPart) -> Bool {
         switch part {
         case .head(let head):
             bytes += head.uri.utf8.count + 64
@@ -42,26 +44,26 @@ struct PipelineQueue {
         return true
     }
 
-    mutating func removeFirst() -> HTTPServerRequestPart {
+    package mutating func removeFirst() -> HTTPServerRequestPart {
         let part = parts.removeFirst()
         if parts.isEmpty { bytes = 0 }
         return part
     }
 
-    mutating func removeAll() {
+    package mutating func removeAll() {
         parts.removeAll()
         bytes = 0
     }
 
     /// A request started (from the queue or straight from a read).
-    mutating func requestStarted() { headsThisTick += 1 }
+    package mutating func requestStarted() { headsThisTick += 1 }
 
     /// A new turn of the loop: a fresh allowance.
-    mutating func newTick() { headsThisTick = 0 }
+    package mutating func newTick() { headsThisTick = 0 }
 }
 
 extension HTTPServerRequestPart {
-    var isHead: Bool {
+    package var isHead: Bool {
         if case .head = self { return true }
         return false
     }

@@ -4,21 +4,21 @@ import NIOCore
 /// An upstream response head, ready to relay: the fields to forward are already bytes
 /// (`Name: value\r\n` each), with hop-by-hop fields, the fields named in `Connection`
 /// and the framing fields removed. Nothing of it is decoded into strings.
-struct UpstreamResponseHead {
-    var version: (major: Int, minor: Int)
-    var status: Int
+package struct UpstreamResponseHead {
+    package var version: (major: Int, minor: Int)
+    package var status: Int
     /// `200 OK` — the status code and reason phrase, as sent.
-    var statusText: ByteBuffer
-    var fields: ByteBuffer
+    package var statusText: ByteBuffer
+    package var fields: ByteBuffer
     /// The upstream's Content-Length, when it sent one (kept as metadata for HEAD and 304).
-    var contentLength: UInt64?
-    var keepAlive: Bool
-    var body: ResponseParser.BodyFraming
-    var contentType: String? = nil
-    var contentEncoding: String? = nil
+    package var contentLength: UInt64?
+    package var keepAlive: Bool
+    package var body: ResponseParser.BodyFraming
+    package var contentType: String? = nil
+    package var contentEncoding: String? = nil
     /// On a 101 only: `Upgrade` names `websocket`, and the `Sec-WebSocket-Accept` value.
-    var upgradesToWebSocket = false
-    var webSocketAccept: [UInt8]? = nil
+    package var upgradesToWebSocket = false
+    package var webSocketAccept: [UInt8]? = nil
 }
 
 /// Incremental parser of upstream HTTP/1.x responses (RFC 9112), a plain state machine:
@@ -26,8 +26,8 @@ struct UpstreamResponseHead {
 /// into the next (RFC 9112 §6.3, §11.1): a malformed head, differing Content-Length
 /// values, obs-fold, bare CR, or a bad chunk line is an error, and the connection is
 /// never reused.
-struct ResponseParser {
-    enum BodyFraming: Equatable {
+package struct ResponseParser {
+    package enum BodyFraming: Equatable {
         case none
         case contentLength(UInt64)
         case chunked
@@ -35,19 +35,21 @@ struct ResponseParser {
         case untilClose
     }
 
-    enum Event {
+    package enum Event {
         case head(UpstreamResponseHead)
         case body(ByteBuffer)
         case end
     }
 
-    struct Failure: Error, Equatable, CustomStringConvertible {
-        let description: String
-        init(_ description: String) { self.description = description }
+    package struct Failure: Error, Equatable, CustomStringConvertible {
+        package let description: String
+        package init(_ description: String) { self.description = description }
     }
 
-    static let maxHeadBytes = 64 * 1024
-    static let maxChunkLineBytes = 1024
+    package static let maxHeadBytes = 64 * 1024
+    package static let maxChunkLineBytes = 1024
+
+    package init() {}
 
     private enum State {
         case head
@@ -75,21 +77,21 @@ struct ResponseParser {
     /// 101 must carry (RFC 6455 §4.2.2), so a 101 is only believed as that handshake's answer.
     private var expectedAccept: [UInt8]?
     /// Cookie names the upstream may not set (the gateway's own session cookies).
-    var reservedCookies: [String] = []
+    package var reservedCookies: [String] = []
 
     /// Called when a request is sent: the next bytes are its response.
-    mutating func expectResponse(toHead: Bool, webSocketAccept: [UInt8]? = nil) {
+    package mutating func expectResponse(toHead: Bool, webSocketAccept: [UInt8]? = nil) {
         requestWasHead = toHead
         expectedAccept = webSocketAccept
         state = .head
     }
 
-    var isIdle: Bool { if case .idle = state { return true } else { return false } }
+    package var isIdle: Bool { if case .idle = state { return true } else { return false } }
 
     /// Takes received bytes; `next()` turns them into events. A pull interface, so that no
     /// event is handed out while the parser is being mutated (the receiver may send the
     /// next request from inside its event handling).
-    mutating func receive(_ input: ByteBuffer) {
+    package mutating func receive(_ input: ByteBuffer) {
         if buffered.readableBytes == 0 {
             buffered = input
         } else {
@@ -98,7 +100,7 @@ struct ResponseParser {
     }
 
     /// The next complete event, or nil when more bytes are needed.
-    mutating func next() throws(Failure) -> Event? {
+    package mutating func next() throws(Failure) -> Event? {
         while true {
             switch state {
             case .failed:
@@ -179,7 +181,7 @@ struct ResponseParser {
     /// The upstream closed the connection: ends a read-until-close body (returning `.end`),
     /// or fails. A close before any byte of the response is not a parse failure (the caller
     /// reports it as a plain close, which may be retried).
-    mutating func closed() throws(Failure) -> Event? {
+    package mutating func closed() throws(Failure) -> Event? {
         switch state {
         case .untilClose:
             state = .idle
@@ -261,7 +263,7 @@ struct ResponseParser {
 
     // MARK: - Head
 
-    static func parseHead(_ head: ByteBuffer, requestWasHead: Bool, reservedCookies: [String] = []) throws(Failure) -> UpstreamResponseHead {
+    package static func parseHead(_ head: ByteBuffer, requestWasHead: Bool, reservedCookies: [String] = []) throws(Failure) -> UpstreamResponseHead {
         // One pass over the raw bytes: no buffer, view or string per line.
         let result = head.withUnsafeReadableBytes { raw in
             parseHead(raw, head: head, requestWasHead: requestWasHead, reservedCookies: reservedCookies)
@@ -434,7 +436,7 @@ struct ResponseParser {
     }
 
     /// The relay fields without those a `Connection` field named (rare: built anew).
-    static func dropping(_ names: [String], from fields: ByteBuffer) -> ByteBuffer {
+    package static func dropping(_ names: [String], from fields: ByteBuffer) -> ByteBuffer {
         // Works on bytes: field values may hold obs-text (0x80-0xFF), which a String round
         // trip would turn into U+FFFD. Names are tokens (ASCII), compared case-insensitively.
         let lowered = names.map { Array($0.lowercased().utf8) }
@@ -460,7 +462,7 @@ struct ResponseParser {
     }
 
     /// RFC 9110 §5.6.2 token characters.
-    static func isTokenByte(_ b: UInt8) -> Bool {
+    package static func isTokenByte(_ b: UInt8) -> Bool {
         switch b {
         case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
         case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),

@@ -1,11 +1,10 @@
-import Config
 import CryptoCore
 import Foundation
 import NIOHTTP1
 
 /// What crosses the gateway in request and response headers. Pure functions, tested
 /// without sockets.
-enum HeaderPolicy {
+package enum HeaderPolicy {
     // Which fields are hop-by-hop (RFC 9110 §7.6.1, plus `Proxy-Connection`), which belong
     // to the gateway alone (identity, compared with `_` as `-`: CGI, PHP and some WSGI
     // servers map both to one name, so a client could otherwise smuggle one in) and which
@@ -14,7 +13,7 @@ enum HeaderPolicy {
 
     /// Names listed in `Connection` (lower-cased), which are hop-by-hop for this message.
     /// `keep-alive` and `close` are the common values and name no field worth a set.
-    static func connectionListed(_ headers: HTTPHeaders) -> Set<String>? {
+    package static func connectionListed(_ headers: HTTPHeaders) -> Set<String>? {
         var names: Set<String>?
         for (name, value) in headers where HeaderName.classify(name).0 == .connection {
             for token in value.split(separator: ",") {
@@ -31,7 +30,7 @@ enum HeaderPolicy {
     /// - Parameters:
     ///   - peer: the client's IP address as text; `peerTrusted` when it is in `trusted_proxies`.
     ///   - scheme: the listener's scheme (`http` or `https`).
-    static func upstreamRequestHead(from head: HTTPRequestHead, peer: String?, peerTrusted: Bool,
+    package static func upstreamRequestHead(from head: HTTPRequestHead, peer: String?, peerTrusted: Bool,
                                     scheme: String, bodyFraming: RequestFraming.Body, defaultHost: String = "localhost",
                                     dropCookies: [String] = [], identity: [(String, String)] = [],
                                     askIdentityEncoding: Bool = false, webSocket: Bool = false) -> HTTPRequestHead {
@@ -102,7 +101,7 @@ extension HeaderPolicy {
     /// them, the other pairs joined by `; ` when it has, nil when nothing is left. Pairs
     /// without `=` are kept (they are the application's). Works on the bytes: this runs for
     /// every request that carries the session cookie.
-    static func cookieField(_ value: String, dropping dropped: [String]) -> String? {
+    package static func cookieField(_ value: String, dropping dropped: [String]) -> String? {
         var kept: [Substring] = []
         var droppedAny = false
         var pairs = 0
@@ -122,7 +121,7 @@ extension HeaderPolicy {
 
     /// Whether the request asks to switch protocols (`Connection: upgrade` with an
     /// `Upgrade` field): the HTTP/1 decoder stops reading the connection after such a head.
-    static func asksUpgrade(_ head: HTTPRequestHead) -> Bool {
+    package static func asksUpgrade(_ head: HTTPRequestHead) -> Bool {
         guard head.headers.contains(name: "upgrade") else { return false }
         return head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
     }
@@ -130,7 +129,7 @@ extension HeaderPolicy {
     /// The `Sec-WebSocket-Accept` an upstream must answer a handshake with (RFC 6455
     /// §4.2.2): base64 of SHA-1 over the key and the protocol's GUID. Nil unless there is
     /// exactly one key, the base64 of 16 bytes.
-    static func webSocketAccept(forKey keys: [Substring]) -> [UInt8]? {
+    package static func webSocketAccept(forKey keys: [Substring]) -> [UInt8]? {
         guard keys.count == 1 else { return nil }
         let key = keys[0].trimmingASCIISpaces()
         guard key.utf8.count == 24, let decoded = Data(base64Encoded: String(key)), decoded.count == 16,
@@ -141,14 +140,14 @@ extension HeaderPolicy {
 
     /// A WebSocket opening handshake (RFC 6455 §4.1): GET over HTTP/1.1 asking to upgrade
     /// to `websocket`, with no body. The only upgrade the gateway relays.
-    static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
+    package static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
         guard head.method == .GET, head.version == .http1_1, asksUpgrade(head) else { return false }
         return head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
     }
 }
 
 /// How the gateway frames a response body toward the client.
-enum ResponseFraming: Equatable {
+package enum ResponseFraming: Equatable {
     /// No body at all (HEAD, 1xx, 204, 304): `Content-Length` kept as metadata, nothing written.
     case none
     case contentLength
@@ -156,7 +155,7 @@ enum ResponseFraming: Equatable {
     /// An HTTP/1.0 client and no length: the body ends when the connection closes.
     case closeDelimited
 
-    static func choose(requestMethod: HTTPMethod, clientVersion: HTTPVersion, upstream: ResponseParser.BodyFraming) -> ResponseFraming {
+    package static func choose(requestMethod: HTTPMethod, clientVersion: HTTPVersion, upstream: ResponseParser.BodyFraming) -> ResponseFraming {
         if requestMethod == .HEAD { return .none }
         switch upstream {
         case .none: return .none
