@@ -88,11 +88,18 @@ public final class AccessLogSink: Sendable {
 }
 
 extension GatewayShared {
-    /// The one error line of an exchange answered locally because of its upstream.
+    /// The one error line of an exchange answered locally because of its upstream, counted.
     func logUpstreamFailure(_ failure: UpstreamFailure, uri: String) {
+        if let counted = failure.counted { metrics.upstreamFailed(counted) }
         logger.error("upstream failure", metadata: [
             "reason": "\(failure.reason)", "detail": "\(failure.detail)", "status": "\(failure.status.code)", "path": "\(pathOnly(uri))",
         ])
+    }
+
+    /// An upstream that went away after its response head was relayed, counted.
+    func logUpstreamCut(uri: String) {
+        metrics.upstreamFailed(.closed)
+        logger.warning("upstream closed mid-response", metadata: ["path": "\(pathOnly(uri))"])
     }
 
     /// Counts a finished request and writes its access record (when the access log is on).

@@ -97,14 +97,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             timedOut(expired, context: context)
             return
         }
-        if case .proxying(let exchange) = state, let deadline = exchange.upstreamDeadline, deadline <= now {
-            upstreamTimedOut(exchange)
-        }
-        if case .proxying(let exchange) = state, exchange.tunnel, let ends = exchange.tunnelEnds, ends <= now, let context {
-            // A long-lived socket must not outlive the login that authorized it.
-            shared.logger.info("closed WebSocket", metadata: ["reason": "session grant expired", "path": "\(pathOnly(exchange.uri))"])
-            endTunnel(exchange, context: context)
-        }
+        // The upstream's response deadline; a tunnel's end at its grant's expiry.
+        if case .proxying(let exchange) = state { perform(exchange.machine.handle(.tick(now)), exchange) }
     }
 
     func stall() -> (since: NIODeadline?, bytes: Int)? {
@@ -134,7 +128,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         stopReading = true
         var answerable = expired == .body
         if case .proxying(let exchange) = state {
-            exchange.abandonUpstream()
+            drop(exchange)
             answerable = answerable && exchange.status == 0
             logAccess(method: exchange.method, uri: exchange.uri, status: answerable ? 408 : (exchange.status == 0 ? 499 : exchange.status),
                       bytes: exchange.responseBytes, start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
@@ -295,9 +289,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     private var holdsClientReads: Bool {
         if !queued.isEmpty || !clientWritable || stopReading { return true }
         if case .proxying(let exchange) = state, exchange.tunnel { return exchange.upstream.map { !$0.channel.isWritable } ?? false }
-        guard case .proxying(let exchange) = state, !exchange.requestEndReceived else { return false }
+        guard case .proxying(let exchange) = state, !exchange.machine.requestEndReceived else { return false }
         if let upstream = exchange.upstream { return !upstream.channel.isWritable }
-        return !exchange.buffered.isEmpty
+        return !exchange.machine.buffered.isEmpty
     }
 
     private func resumeClientReadsIfPossible() {
@@ -309,10 +303,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
 
     func channelInactive(context: ChannelHandlerContext) {
         if case .proxying(let exchange) = state {
-            exchange.abandonUpstream()
-            if exchange.status == 0 || exchange.tunnel {
+            let tunnel = exchange.tunnel
+            drop(exchange)
+            if exchange.status == 0 || tunnel {
                 // 499: the client left before an answer; a tunnel it closed is logged as its 101.
-                logAccess(method: exchange.method, uri: exchange.uri, status: exchange.tunnel ? 101 : 499, bytes: exchange.responseBytes,
+                logAccess(method: exchange.method, uri: exchange.uri, status: tunnel ? 101 : 499, bytes: exchange.responseBytes,
                           start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
             }
             state = .idle
@@ -351,7 +346,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         timers.requestEnded()
         switch state {
         case .proxying(let exchange) where exchange.status == 0:
-            exchange.abandonUpstream()
+            drop(exchange)
             state = .idle
             respond(.plain(.badRequest, "malformed request body"), method: exchange.method, uri: exchange.uri, start: exchange.start, close: true)
         case .collectingForm(_, let head, _, let start):
@@ -359,7 +354,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             respond(.plain(.badRequest, "malformed request body"), method: head.method, uri: head.uri, start: start, close: true)
         case .proxying(let exchange):
             // Its answer is already on the way: the connection can only end.
-            exchange.abandonUpstream()
+            drop(exchange)
             logAccess(method: exchange.method, uri: exchange.uri, status: exchange.status, bytes: exchange.responseBytes,
                       start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
             state = .idle
@@ -393,51 +388,89 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             || (received.version < .http1_1 && received.headers.contains(name: "transfer-encoding")) {
             closeAfterResponse = true
         }
-        let exchange: Exchange, runtime: GatewayRuntime
         switch planner.plan(received, start: start) {
         case .respond(let local, let head, let close):
             respond(local, method: head.method, uri: head.uri, start: start, close: close)
-            return
         case .collectForm(let organization, let head):
             state = .collectingForm(organization: organization, head: head, body: allocator.buffer(capacity: 8192), start: start)
-            return
-        case .proxy(let planned, let current, let expectContinue):
-            exchange = planned
-            runtime = current
+        case .proxy(let exchange, let runtime, let expectContinue):
             state = .proxying(exchange)
             if expectContinue {
                 // The gateway answers the expectation itself, once it has decided to forward;
                 // the upstream gets no Expect header.
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
             }
+            perform(exchange.machine.handle(.start(needsAssertion: exchange.needsAssertion(from: runtime.minter))), exchange)
         }
-        guard exchange.needsAssertion(from: runtime.minter) else {
-            startUpstream(exchange, runtime: runtime)  // the common case: no closure to allocate
+    }
+
+    // MARK: - The exchange's actions
+
+    /// Carries out what the exchange's machine asks for, in HTTP/1.1's framing.
+    private func perform(_ action: ExchangeMachine.Action, _ exchange: Exchange) {
+        switch action {
+        case .none, .held:
             return
-        }
-        exchange.addAssertion(using: runtime.minter, on: context.eventLoop) { error in
-            guard case .proxying(let current) = self.state, current === exchange else { return }
-            if let error {
-                self.failUpstream(exchange, .assertionNotSigned(error))
-                return
+        case .signAssertion:
+            exchange.addAssertion(using: exchange.runtime.minter, on: loop.eventLoop) { error in
+                guard case .proxying(let current) = self.state, current === exchange else { return }
+                self.perform(exchange.machine.handle(.assertionSigned(error)), exchange)
             }
-            self.startUpstream(exchange, runtime: runtime)
+        case .acquireUpstream(let fresh):
+            if !fresh, let idle = loop.pool.takeIdle(for: exchange.runtime.configuration.upstream) {
+                attach(idle, to: exchange, reused: true)
+            } else {
+                connectUpstream(for: exchange)
+            }
+        case .sendRequest(let parts, let end):
+            exchange.sendRequest(parts: parts, end: end, loop: loop)
+            resumeClientReadsIfPossible()
+        case .sendBody(let part):
+            exchange.upstream?.handler.sendBody(part)
+            exchange.wroteUpstreamInThisRead = true
+        case .sendEnd:
+            exchange.upstream?.handler.sendEnd()
+            exchange.upstream?.handler.flush(deferredOn: loop)
+            exchange.wroteUpstreamInThisRead = false
+        case .relayHead(let head, let requestComplete):
+            relayHead(head, requestComplete: requestComplete, exchange)
+        case .openTunnel(let head):
+            if let context { startTunnel(exchange, head: head, context: context) }
+        case .relayBody(let part):
+            relayBody(part, exchange)
+        case .finish(let reusable):
+            if let rest = exchange.finishRewrite(allocator: allocator) { relayBody(rest, exchange) }
+            finishProxied(exchange, reusable: reusable)
+        case .cut:
+            // The client cannot be told in-band; end its connection so it sees the cut.
+            exchange.abandonUpstream()
+            shared.logUpstreamCut(uri: exchange.uri)
+            logAccess(method: exchange.method, uri: exchange.uri, status: exchange.status, bytes: exchange.responseBytes,
+                      start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
+            state = .idle
+            context?.close(promise: nil)
+        case .fail(let failure):
+            failUpstream(exchange, failure)
+        case .closeTunnel(let grantExpired):
+            // A long-lived socket must not outlive the login that authorized it.
+            if grantExpired {
+                shared.logger.info("closed WebSocket", metadata: ["reason": "session grant expired", "path": "\(pathOnly(exchange.uri))"])
+            }
+            if let context { endTunnel(exchange, context: context) }
+        case .abandonUpstream:
+            exchange.abandonUpstream()
         }
     }
 
-    /// An idle pooled connection, or a new one.
-    private func startUpstream(_ exchange: Exchange, runtime: GatewayRuntime) {
-        if let idle = loop.pool.takeIdle(for: runtime.configuration.upstream) {
-            exchange.reusedConnection = true
-            attach(idle, to: exchange, runtime: runtime)
-        } else {
-            connectUpstream(for: exchange, runtime: runtime)
-        }
+    /// Ends the exchange from the client's side: the upstream is dropped, never reused.
+    private func drop(_ exchange: Exchange) {
+        _ = exchange.machine.handle(.clientGone)
+        exchange.abandonUpstream()
     }
 
-    private func connectUpstream(for exchange: Exchange, runtime: GatewayRuntime) {
-        let endpoint = runtime.configuration.upstream
-        loop.pool.connect(to: endpoint, timeout: min(runtime.upstreamTimeout, .seconds(10)))
+    private func connectUpstream(for exchange: Exchange) {
+        let runtime = exchange.runtime
+        loop.pool.connect(to: runtime.configuration.upstream, timeout: min(runtime.upstreamTimeout, .seconds(10)))
             .assumeIsolated()
             .whenComplete { result in
                 guard case .proxying(let current) = self.state, current === exchange else {
@@ -447,17 +480,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
                 }
                 switch result {
                 case .success(let connection):
-                    self.attach(connection, to: exchange, runtime: runtime)
+                    self.attach(connection, to: exchange, reused: false)
                 case .failure(let error):
-                    self.shared.metrics.upstreamFailed(.connect)
-                    self.failUpstream(exchange, .unreachable(error))
+                    self.perform(exchange.machine.handle(.connectFailed(error)), exchange)
                 }
             }
     }
 
-    private func attach(_ connection: UpstreamConnection, to exchange: Exchange, runtime: GatewayRuntime) {
-        exchange.attach(connection, delegate: self, timeout: runtime.upstreamTimeout, readsAllowed: clientWritable, loop: loop)
-        resumeClientReadsIfPossible()
+    private func attach(_ connection: UpstreamConnection, to exchange: Exchange, reused: Bool) {
+        exchange.adopt(connection, delegate: self, readsAllowed: clientWritable)
+        perform(exchange.machine.handle(.upstreamReady(reused: reused, now: .now(), timeout: exchange.runtime.upstreamTimeout)), exchange)
     }
 
     private func requestBody(_ buffer: ByteBuffer) {
@@ -473,13 +505,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             return
         }
         guard case .proxying(let exchange) = state else { return }  // local response: drop
-        if let upstream = exchange.upstream {
-            exchange.bodyBytesSent += UInt64(buffer.readableBytes)
-            upstream.handler.sendBody(buffer)
-            exchange.wroteUpstreamInThisRead = true
-        } else {
-            exchange.buffered.append(buffer)
-        }
+        perform(exchange.machine.handle(.requestBody(buffer)), exchange)
     }
 
     private func requestEnd() {
@@ -499,77 +525,68 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         case .local:
             finishLocal()
         case .proxying(let exchange):
-            exchange.requestEndReceived = true
-            if let upstream = exchange.upstream {
-                upstream.handler.sendEnd()
-                upstream.handler.flush(deferredOn: loop)
-                exchange.wroteUpstreamInThisRead = false
-                exchange.requestFullySent = true
-            }
+            perform(exchange.machine.handle(.requestEnd), exchange)
         }
     }
 
     // MARK: - Upstream side
 
     func upstreamReceived(_ event: ResponseParser.Event) {
-        guard case .proxying(let exchange) = state, let context else { return }
+        guard case .proxying(let exchange) = state else { return }
         switch event {
-        case .head(let head) where head.status == 101:
-            exchange.upstreamDeadline = nil
-            exchange.status = 101
-            startTunnel(exchange, head: head, context: context)
-        case .body(let buffer) where exchange.tunnel:
+        case .head(let head): perform(exchange.machine.handle(.upstreamHead(head, now: .now())), exchange)
+        case .body(let buffer): perform(exchange.machine.handle(.upstreamBody(buffer)), exchange)
+        case .end: perform(exchange.machine.handle(.upstreamEnd), exchange)
+        }
+    }
+
+    private func relayHead(_ received: UpstreamResponseHead, requestComplete: Bool, _ exchange: Exchange) {
+        guard let context else { return }
+        if let nanos = exchange.upstreamNanoseconds { shared.metrics.upstreamResponded(afterNanoseconds: nanos) }
+        var framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: received.body)
+        var head = received
+        if exchange.prepareBanner(for: head, hasBody: framing != .none) {
+            // The length changes: the body goes out chunked (close-delimited for HTTP/1.0).
+            framing = exchange.clientVersion >= .http1_1 ? .chunked : .closeDelimited
+            head.contentLength = nil
+        }
+        exchange.responseFraming = framing
+        if framing == .closeDelimited || !exchange.clientKeepAlive || !requestComplete { closeAfterResponse = true }
+        context.write(wrapOutboundOut(HTTP1Response.relayedHead(head, framing: framing, clientVersion: exchange.clientVersion,
+                                                                 sessionCookie: exchange.sessionCookie, hsts: exchange.hsts,
+                                                                 close: closeAfterResponse, allocator: allocator)), promise: nil)
+    }
+
+    private func relayBody(_ buffer: ByteBuffer, _ exchange: Exchange) {
+        guard let context else { return }
+        if exchange.tunnel {
             exchange.responseBytes += buffer.readableBytes
             context.write(wrapOutboundOut(compacted(buffer, allocator: allocator)), promise: nil)
             if !clientWritable { exchange.upstream?.handler.pauseReads() }
-        case .head(let head):
-            exchange.upstreamDeadline = nil
-            exchange.status = head.status
-            if let sent = exchange.upstreamSentAt {
-                let nanos = (NIODeadline.now() - sent).nanoseconds
-                exchange.upstreamNanoseconds = nanos
-                shared.metrics.upstreamResponded(afterNanoseconds: nanos)
-            }
-            exchange.upstreamKeepAlive = head.keepAlive
-            var framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: head.body)
-            var head = head
-            if exchange.prepareBanner(for: head, hasBody: framing != .none) {
-                // The length changes: the body goes out chunked (close-delimited for HTTP/1.0).
-                framing = exchange.clientVersion >= .http1_1 ? .chunked : .closeDelimited
-                head.contentLength = nil
-            }
-            exchange.responseFraming = framing
-            if framing == .closeDelimited || !exchange.clientKeepAlive || !exchange.requestEndReceived { closeAfterResponse = true }
-            context.write(wrapOutboundOut(HTTP1Response.relayedHead(head, framing: framing, clientVersion: exchange.clientVersion,
-                                                                     sessionCookie: exchange.sessionCookie, hsts: exchange.hsts,
-                                                                     close: closeAfterResponse, allocator: allocator)), promise: nil)
-        case .body(let buffer):
-            guard exchange.responseFraming != .none else { return }
-            let rewritten: ByteBuffer?
-            do {
-                rewritten = try exchange.rewrite(buffer, allocator: allocator)
-            } catch {
-                // The head is out; a corrupt body can only end the connection.
-                shared.logger.warning("upstream sent a corrupt compressed body", metadata: ["path": "\(pathOnly(exchange.uri))"])
-                exchange.abandonUpstream()
-                state = .idle
-                context.close(promise: nil)
-                return
-            }
-            guard let buffer = rewritten.map({ compacted($0, allocator: allocator) }) else { return }
-            exchange.responseBytes += buffer.readableBytes
-            if exchange.responseFraming == .chunked {
-                context.write(wrapOutboundOut(ChunkFraming.header(buffer.readableBytes, allocator: allocator)), promise: nil)
-                context.write(wrapOutboundOut(buffer), promise: nil)
-                context.write(wrapOutboundOut(ChunkFraming.crlf), promise: nil)
-            } else {
-                context.write(wrapOutboundOut(buffer), promise: nil)
-            }
-            if !clientWritable { exchange.upstream?.handler.pauseReads() }
-        case .end:
-            if let rest = exchange.finishRewrite(allocator: allocator) { upstreamReceived(.body(rest)) }
-            finishProxied(exchange)
+            return
         }
+        guard exchange.responseFraming != .none else { return }
+        let rewritten: ByteBuffer?
+        do {
+            rewritten = try exchange.rewrite(buffer, allocator: allocator)
+        } catch {
+            // The head is out; a corrupt body can only end the connection.
+            shared.logger.warning("upstream sent a corrupt compressed body", metadata: ["path": "\(pathOnly(exchange.uri))"])
+            drop(exchange)
+            state = .idle
+            context.close(promise: nil)
+            return
+        }
+        guard let buffer = rewritten.map({ compacted($0, allocator: allocator) }) else { return }
+        exchange.responseBytes += buffer.readableBytes
+        if exchange.responseFraming == .chunked {
+            context.write(wrapOutboundOut(ChunkFraming.header(buffer.readableBytes, allocator: allocator)), promise: nil)
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            context.write(wrapOutboundOut(ChunkFraming.crlf), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+        if !clientWritable { exchange.upstream?.handler.pauseReads() }
     }
 
     func upstreamReadComplete() {
@@ -582,29 +599,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
 
     func upstreamClosed(error: Error?) {
         guard case .proxying(let exchange) = state else { return }
-        if exchange.tunnel, let context {
-            exchange.upstream = nil
-            endTunnel(exchange, context: context)  // the upstream ended the WebSocket
-            return
-        }
-        switch exchange.upstreamLost(error, shared: shared) {
-        case .midBody:
-            // The client cannot be told in-band; end its connection so it sees the cut.
-            logAccess(method: exchange.method, uri: exchange.uri, status: exchange.status, bytes: exchange.responseBytes,
-                      start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
-            state = .idle
-            context?.close(promise: nil)
-        case .retry:
-            connectUpstream(for: exchange, runtime: shared.runtime(on: loop))
-        case .failed(let failure):
-            failUpstream(exchange, failure)
-        }
-    }
-
-    private func upstreamTimedOut(_ exchange: Exchange) {
-        guard exchange.status == 0 else { return }
-        shared.metrics.upstreamFailed(.timeout)
-        failUpstream(exchange, .timedOut(after: exchange.upstreamTimeout))
+        exchange.upstream = nil  // gone: nothing more comes from it, nothing goes to it
+        perform(exchange.machine.handle(.upstreamClosed(error)), exchange)
     }
 
     /// Ends an exchange that has no response yet with a local 502/504.
@@ -612,15 +608,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         exchange.abandonUpstream()
         shared.logUpstreamFailure(failure, uri: exchange.uri)
         // The request body cannot be delivered anywhere now; the connection ends after this answer.
-        if !exchange.requestEndReceived { closeAfterResponse = true }
+        let requestComplete = exchange.machine.requestEndReceived
+        if !requestComplete { closeAfterResponse = true }
         state = .idle
         respond(.plain(failure.status, failure.text), method: exchange.method, uri: exchange.uri, start: exchange.start,
-                requestComplete: exchange.requestEndReceived)
+                requestComplete: requestComplete)
     }
 
-    private func finishProxied(_ exchange: Exchange) {
+    private func finishProxied(_ exchange: Exchange, reusable: Bool) {
         guard let context else { return }
-        exchange.releaseUpstream(to: loop.pool)
+        exchange.releaseUpstream(reusable: reusable, to: loop.pool)
         logAccess(method: exchange.method, uri: exchange.uri, status: exchange.status, bytes: exchange.responseBytes,
                   start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
         // The upstream answered before the request body ended (e.g. 413): the rest of the
@@ -648,7 +645,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     /// both ways unchanged. The HTTP decoder leaves the pipeline, handing any bytes it held
     /// to a `TunnelRelay` in its place.
     private func startTunnel(_ exchange: Exchange, head: UpstreamResponseHead, context: ChannelHandlerContext) {
-        exchange.tunnel = true
         timers.tunnelOpened()
         var out = allocator.buffer(capacity: head.fields.readableBytes + 96)
         out.writeStaticString("HTTP/1.1 ")
@@ -669,15 +665,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
 
     /// Client bytes of an open tunnel, for the upstream.
     func tunnelReceived(_ buffer: ByteBuffer) {
-        guard case .proxying(let exchange) = state, exchange.tunnel, let upstream = exchange.upstream else { return }
-        exchange.bodyBytesSent += UInt64(buffer.readableBytes)
-        upstream.handler.sendBody(buffer)
-        exchange.wroteUpstreamInThisRead = true
+        guard case .proxying(let exchange) = state, exchange.tunnel else { return }
+        perform(exchange.machine.handle(.requestBody(buffer)), exchange)
     }
 
     /// Ends a tunnel from either side (or at the grant's expiry): both connections close.
     private func endTunnel(_ exchange: Exchange, context: ChannelHandlerContext) {
-        exchange.abandonUpstream()
+        drop(exchange)
         logAccess(method: exchange.method, uri: exchange.uri, status: 101, bytes: exchange.responseBytes,
                   start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
         state = .idle

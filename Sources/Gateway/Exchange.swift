@@ -3,7 +3,10 @@ import HTTPWire
 import NIOCore
 import NIOHTTP1
 
-/// One request/response pair in flight through the proxy.
+/// One request/response pair in flight through the proxy: what the request asked for and
+/// what the gateway decided about it (fixed when it was planned), its progress
+/// (`machine`, the part both framings share), the upstream connection, and the banner
+/// rewrite of the response body.
 final class Exchange {
     let method: HTTPMethod
     let uri: String
@@ -12,13 +15,10 @@ final class Exchange {
     var upstreamHead: HTTPRequestHead
     let requestBody: RequestFraming.Body
     let start: NIODeadline
-
-    /// Body parts that arrived before an upstream connection was ready. An array, not a
-    /// CircularBuffer: an empty array allocates nothing, and most requests have no body.
-    var buffered: [ByteBuffer] = []
-    var requestEndReceived = false
-    var requestFullySent = false
-    var bodyBytesSent: UInt64 = 0
+    /// The runtime the request was planned with: its upstream, timeout and signer serve the
+    /// whole exchange (a retry included), whatever a reload does meanwhile.
+    let runtime: GatewayRuntime
+    var machine: ExchangeMachine
 
     /// Banner mode: the markup to insert into an HTML answer, and the injector once the
     /// answer turned out to be uncompressed HTML.
@@ -34,33 +34,22 @@ final class Exchange {
     var hsts: String?
     /// The identity to sign into `X-SSO-Assertion` (when `upstream_assertion` is on).
     var assertionClaims: UpstreamClaims?
-    /// A WebSocket upgrade was forwarded; `tunnel` once the upstream answered 101, from
-    /// when on bytes pass both ways untouched until `tunnelEnds` (the grant's expiry).
-    var upgrade: Bool { webSocketAccept != nil }
-    /// The `Sec-WebSocket-Accept` the upstream's 101 must carry for this upgrade.
+    /// The `Sec-WebSocket-Accept` the upstream's 101 must carry, for a WebSocket upgrade.
     var webSocketAccept: [UInt8]?
-    var tunnel = false
-    var tunnelEnds: NIODeadline?
     /// The gateway's cookie names: an upstream Set-Cookie for them is dropped.
     var reservedCookies: [String] = []
     var upstream: UpstreamConnection?
-    var reusedConnection = false
-    var retried = false
-    var upstreamSentAt: NIODeadline?
-    /// When the response head must have arrived (`upstream_timeout`), checked by the loop sweep.
-    var upstreamDeadline: NIODeadline?
-    var upstreamTimeout: TimeAmount = .zero
 
+    /// How the response body goes to the client (HTTP/1.1 chooses at the head).
     var responseFraming: ResponseFraming = .none
-    var upstreamKeepAlive = false
-    /// The upstream's status once its response head arrived; 0 before.
-    var status = 0
+    /// Response body bytes written toward the client.
     var responseBytes = 0
-    var upstreamNanoseconds: Int64?
+    /// HTTP/1.1: request body bytes went to the upstream during this read (flushed at its end).
     var wroteUpstreamInThisRead = false
 
     init(method: HTTPMethod, uri: String, clientVersion: HTTPVersion, clientKeepAlive: Bool,
-         upstreamHead: HTTPRequestHead, requestBody: RequestFraming.Body, start: NIODeadline) {
+         upstreamHead: HTTPRequestHead, requestBody: RequestFraming.Body, start: NIODeadline, runtime: GatewayRuntime,
+         tunnelEnds: NIODeadline? = nil) {
         self.method = method
         self.uri = uri
         self.clientVersion = clientVersion
@@ -68,15 +57,14 @@ final class Exchange {
         self.upstreamHead = upstreamHead
         self.requestBody = requestBody
         self.start = start
+        self.runtime = runtime
+        self.machine = ExchangeMachine(method: method, requestBody: requestBody, tunnelEnds: tunnelEnds)
     }
 
-    /// Whether a failure on a reused keep-alive connection may be retried on a fresh one:
-    /// the upstream may have closed the idle connection just as the request went out. Only
-    /// for body-less requests of safe methods, so nothing can happen twice.
-    var mayRetry: Bool {
-        reusedConnection && !retried && status == 0 && requestBody == .none
-            && [.GET, .HEAD, .OPTIONS].contains(method)
-    }
+    /// The upstream's status once its head arrived; 0 before.
+    var status: Int { machine.status }
+    var upstreamNanoseconds: Int64? { machine.upstreamNanoseconds }
+    var tunnel: Bool { machine.isTunnel }
 }
 
 /// Banner mode's rewrite of a response body, shared by the HTTP/1 and HTTP/2 paths.
@@ -130,40 +118,32 @@ extension Exchange {
     }
 }
 
-/// The upstream connection's part of an exchange, shared by the HTTP/1 and HTTP/2 paths.
+/// The upstream connection's part of an exchange, shared by the HTTP/1 and HTTP/2 paths:
+/// the I/O the machine's actions ask for.
 extension Exchange {
-    /// Sends the request on `connection`: its head, the body parts that arrived meanwhile,
-    /// and its end if that came too; starts the response deadline.
-    func attach(_ connection: UpstreamConnection, delegate: UpstreamDelegate, timeout: TimeAmount, readsAllowed: Bool,
-                loop: LoopContext) {
+    /// Attaches `connection` (reads paused unless `readsAllowed`); the machine then says what
+    /// to send on it.
+    func adopt(_ connection: UpstreamConnection, delegate: UpstreamDelegate, readsAllowed: Bool) {
         upstream = connection
         connection.handler.delegate = delegate
         if readsAllowed { connection.handler.resumeReads() } else { connection.handler.pauseReads() }
-        let now = NIODeadline.now()
-        upstreamSentAt = now
-        upstreamDeadline = now + timeout
-        upstreamTimeout = timeout
-        connection.handler.sendHead(upstreamHead, chunked: requestBody == .chunked, reservedCookies: reservedCookies,
-                                    webSocketAccept: webSocketAccept)
-        for part in buffered {
-            bodyBytesSent += UInt64(part.readableBytes)
-            connection.handler.sendBody(part)
-        }
-        buffered = []
-        if requestEndReceived {
-            connection.handler.sendEnd()
-            requestFullySent = true
-        }
-        connection.handler.flush(deferredOn: loop)
     }
 
-    /// The response ended: the connection goes back to the pool when it can serve another
-    /// request, and is closed otherwise.
-    func releaseUpstream(to pool: UpstreamPool) {
-        upstreamDeadline = nil
+    /// `.sendRequest`: the head, the parts that arrived before the connection, the end.
+    func sendRequest(parts: [ByteBuffer], end: Bool, loop: LoopContext) {
+        guard let handler = upstream?.handler else { return }
+        handler.sendHead(upstreamHead, chunked: requestBody == .chunked, reservedCookies: reservedCookies, webSocketAccept: webSocketAccept)
+        for part in parts { handler.sendBody(part) }
+        if end { handler.sendEnd() }
+        handler.flush(deferredOn: loop)
+    }
+
+    /// `.finish`: the connection goes back to the pool when it can serve another request,
+    /// and is closed otherwise.
+    func releaseUpstream(reusable: Bool, to pool: UpstreamPool) {
         guard let connection = upstream else { return }
         upstream = nil
-        if requestFullySent && upstreamKeepAlive && connection.handler.isReusable {
+        if reusable && connection.handler.isReusable {
             pool.release(connection)
         } else {
             connection.handler.delegate = nil
@@ -173,7 +153,6 @@ extension Exchange {
 
     /// Drops an upstream connection mid-exchange: its state is unknown, it is never reused.
     func abandonUpstream() {
-        upstreamDeadline = nil
         guard let connection = upstream else { return }
         upstream = nil
         connection.handler.delegate = nil
@@ -204,64 +183,5 @@ extension Exchange {
                 next(error)
             }
         }
-    }
-}
-
-/// Why an exchange without a relayed response head is answered locally: its status, the
-/// client's text, and the reason and detail for the log. Shared by HTTP/1.1 and HTTP/2.
-struct UpstreamFailure {
-    let status: HTTPResponseStatus
-    let text: String
-    let reason: String
-    let detail: String
-
-    static func unreachable(_ error: Error) -> UpstreamFailure {
-        UpstreamFailure(status: .badGateway, text: "upstream unreachable", reason: "upstream connect failed", detail: "\(error)")
-    }
-
-    static func timedOut(after timeout: TimeAmount) -> UpstreamFailure {
-        UpstreamFailure(status: .gatewayTimeout, text: "upstream timed out", reason: "no response headers within upstream_timeout",
-                        detail: "\(timeout.nanoseconds / 1_000_000)ms")
-    }
-
-    static func assertionNotSigned(_ error: Error) -> UpstreamFailure {
-        UpstreamFailure(status: .internalServerError, text: "could not sign the identity for the upstream",
-                        reason: "upstream_assertion signing failed", detail: "\(error)")
-    }
-}
-
-/// What an upstream connection closing (or breaking) before its response ended means.
-enum UpstreamLoss {
-    /// The head was relayed: the client can only be shown the cut.
-    case midBody
-    /// A safe request on a reused connection: try once more on a fresh one.
-    case retry
-    /// Nothing was relayed: answer locally.
-    case failed(UpstreamFailure)
-}
-
-extension Exchange {
-    /// Forgets the closed connection, counts and logs the loss, and says what to do next.
-    func upstreamLost(_ error: Error?, shared: GatewayShared) -> UpstreamLoss {
-        upstream = nil
-        upstreamDeadline = nil
-        if status != 0 {
-            shared.metrics.upstreamFailed(.closed)
-            shared.logger.warning("upstream closed mid-response", metadata: ["path": "\(pathOnly(uri))"])
-            return .midBody
-        }
-        // A malformed response is not retried: the upstream answered, just badly.
-        if mayRetry && !(error is ResponseParser.Failure) {
-            retried = true
-            reusedConnection = false
-            return .retry
-        }
-        shared.metrics.upstreamFailed(.closed)
-        if let malformed = error as? ResponseParser.Failure {
-            return .failed(UpstreamFailure(status: .badGateway, text: "upstream sent a malformed response",
-                                           reason: "malformed upstream response", detail: malformed.description))
-        }
-        return .failed(UpstreamFailure(status: .badGateway, text: "upstream closed the connection",
-                                       reason: "upstream closed before responding", detail: error.map { "\($0)" } ?? "eof"))
     }
 }

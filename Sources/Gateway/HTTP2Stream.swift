@@ -125,20 +125,9 @@ final class HTTP2Stream: UpstreamDelegate {
             if requestEnd { requestEnded() }
         case .proxy(let exchange, let runtime, let expectContinue):
             state = .proxying(exchange)
-            exchange.requestEndReceived = requestEnd
+            if requestEnd { _ = exchange.machine.handle(.requestEnd) }
             if expectContinue { connection.submitContinue(self) }
-            guard exchange.needsAssertion(from: runtime.minter) else {
-                startUpstream(exchange, runtime: runtime)
-                return
-            }
-            exchange.addAssertion(using: runtime.minter, on: connection.loop.eventLoop) { error in
-                guard case .proxying(let current) = self.state, current === exchange else { return }
-                if let error {
-                    self.failUpstream(exchange, .assertionNotSigned(error))
-                    return
-                }
-                self.startUpstream(exchange, runtime: runtime)
-            }
+            perform(exchange.machine.handle(.start(needsAssertion: exchange.needsAssertion(from: runtime.minter))), exchange)
         }
     }
 
@@ -155,18 +144,18 @@ final class HTTP2Stream: UpstreamDelegate {
             body.writeBuffer(&part)
             state = .collectingForm(organization: organization, head: head, body: body)
         case .proxying(let exchange):
-            guard let upstream = exchange.upstream else {
-                exchange.buffered.append(buffer)
-                unconsumed += buffer.readableBytes
-                return
-            }
-            exchange.bodyBytesSent += UInt64(buffer.readableBytes)
-            upstream.handler.sendBody(buffer)
-            connection.wroteUpstream(self)
-            if upstream.channel.isWritable {
-                connection.consume(id, buffer.readableBytes)
-            } else {
-                unconsumed += buffer.readableBytes
+            // The window is given back once the upstream takes the bytes.
+            let count = buffer.readableBytes
+            switch exchange.machine.handle(.requestBody(buffer)) {
+            case .held:
+                unconsumed += count
+            case .sendBody(let part):
+                guard let upstream = exchange.upstream else { return }
+                upstream.handler.sendBody(part)
+                connection.wroteUpstream(self)
+                if upstream.channel.isWritable { connection.consume(id, count) } else { unconsumed += count }
+            default:
+                connection.consume(id, count)
             }
         case .head, .local, .done:
             connection.consume(id, buffer.readableBytes)
@@ -185,12 +174,7 @@ final class HTTP2Stream: UpstreamDelegate {
                     self.respond(answer, method: head.method, uri: head.uri)
                 }
         case .proxying(let exchange):
-            exchange.requestEndReceived = true
-            if let upstream = exchange.upstream, !exchange.requestFullySent {
-                upstream.handler.sendEnd()
-                exchange.requestFullySent = true
-                connection.wroteUpstream(self)
-            }
+            perform(exchange.machine.handle(.requestEnd), exchange)
         case .head, .local, .done:
             break
         }
@@ -202,16 +186,61 @@ final class HTTP2Stream: UpstreamDelegate {
 
     // MARK: - Upstream
 
-    private func startUpstream(_ exchange: Exchange, runtime: GatewayRuntime) {
-        if let idle = connection.loop.pool.takeIdle(for: runtime.configuration.upstream) {
-            exchange.reusedConnection = true
-            attach(idle, to: exchange, runtime: runtime)
-        } else {
-            connectUpstream(for: exchange, runtime: runtime)
+    /// Carries out what the exchange's machine asks for, in HTTP/2's framing.
+    private func perform(_ action: ExchangeMachine.Action, _ exchange: Exchange) {
+        switch action {
+        case .none, .held:
+            return
+        case .signAssertion:
+            exchange.addAssertion(using: exchange.runtime.minter, on: connection.loop.eventLoop) { error in
+                guard case .proxying(let current) = self.state, current === exchange else { return }
+                self.perform(exchange.machine.handle(.assertionSigned(error)), exchange)
+            }
+        case .acquireUpstream(let fresh):
+            if !fresh, let idle = connection.loop.pool.takeIdle(for: exchange.runtime.configuration.upstream) {
+                attach(idle, to: exchange, reused: true)
+            } else {
+                connectUpstream(for: exchange)
+            }
+        case .sendRequest(let parts, let end):
+            exchange.sendRequest(parts: parts, end: end, loop: connection.loop)
+            if exchange.upstream?.channel.isWritable == true { giveBackWindow() }
+        case .sendBody(let part):
+            exchange.upstream?.handler.sendBody(part)
+            connection.wroteUpstream(self)
+        case .sendEnd:
+            exchange.upstream?.handler.sendEnd()
+            connection.wroteUpstream(self)
+        case .relayHead(let head, _):
+            relayHead(head, exchange)
+        case .relayBody(let part):
+            relayBody(part, exchange)
+        case .finish(let reusable):
+            if let rest = exchange.finishRewrite(allocator: connection.allocator) { enqueue(rest) }
+            exchange.releaseUpstream(reusable: reusable, to: connection.loop.pool)
+            logAccess(status: exchange.status, bytes: exchange.responseBytes, exchange: exchange)
+            state = .done
+            responseEnded = true
+            if deferred { resumeOutput() }
+        case .cut, .openTunnel, .closeTunnel:
+            // Only this stream is cut; the connection serves the others on. (HTTP/2 relays
+            // no upgrade, so a tunnel cannot open here.)
+            exchange.abandonUpstream()
+            shared.logUpstreamCut(uri: exchange.uri)
+            logAccess(status: exchange.status, bytes: exchange.responseBytes, exchange: exchange)
+            state = .done
+            connection.reset(self, error: NGHTTP2_INTERNAL_ERROR)
+        case .fail(let failure):
+            failUpstream(exchange, failure)
+        case .abandonUpstream:
+            exchange.abandonUpstream()
         }
     }
 
-    private func connectUpstream(for exchange: Exchange, runtime: GatewayRuntime) {
+    private var shared: GatewayShared { connection.shared }
+
+    private func connectUpstream(for exchange: Exchange) {
+        let runtime = exchange.runtime
         connection.loop.pool.connect(to: runtime.configuration.upstream, timeout: min(runtime.upstreamTimeout, .seconds(10)))
             .assumeIsolated()
             .whenComplete { result in
@@ -221,18 +250,17 @@ final class HTTP2Stream: UpstreamDelegate {
                 }
                 switch result {
                 case .success(let made):
-                    self.attach(made, to: exchange, runtime: runtime)
+                    self.attach(made, to: exchange, reused: false)
                 case .failure(let error):
-                    self.connection.shared.metrics.upstreamFailed(.connect)
-                    self.failUpstream(exchange, .unreachable(error))
+                    self.perform(exchange.machine.handle(.connectFailed(error)), exchange)
                 }
             }
     }
 
-    private func attach(_ upstream: UpstreamConnection, to exchange: Exchange, runtime: GatewayRuntime) {
+    private func attach(_ upstream: UpstreamConnection, to exchange: Exchange, reused: Bool) {
         if connection.isThrottled { upstreamPaused = true }
-        exchange.attach(upstream, delegate: self, timeout: runtime.upstreamTimeout, readsAllowed: !upstreamPaused, loop: connection.loop)
-        if upstream.channel.isWritable { giveBackWindow() }
+        exchange.adopt(upstream, delegate: self, readsAllowed: !upstreamPaused)
+        perform(exchange.machine.handle(.upstreamReady(reused: reused, now: .now(), timeout: exchange.runtime.upstreamTimeout)), exchange)
     }
 
     private func giveBackWindow() {
@@ -244,42 +272,36 @@ final class HTTP2Stream: UpstreamDelegate {
     func upstreamReceived(_ event: ResponseParser.Event) {
         guard case .proxying(let exchange) = state else { return }
         switch event {
-        case .head(let head):
-            exchange.upstreamDeadline = nil
-            exchange.status = head.status
-            exchange.upstreamKeepAlive = head.keepAlive
-            if let sent = exchange.upstreamSentAt {
-                let nanos = (NIODeadline.now() - sent).nanoseconds
-                exchange.upstreamNanoseconds = nanos
-                connection.shared.metrics.upstreamResponded(afterNanoseconds: nanos)
-            }
-            let hasBody = exchange.method != .HEAD && head.body != .none
-            let injecting = exchange.prepareBanner(for: head, hasBody: hasBody)
-            var fields = Self.lowercasedFields(head.fields)
-            if let clear = exchange.sessionCookie { fields.append((Array("set-cookie".utf8), Array(clear.utf8))) }
-            if let length = head.contentLength, !injecting, head.status != 204 {
-                fields.append((Array("content-length".utf8), Array(String(length).utf8)))
-            }
-            exchange.responseFraming = hasBody ? .contentLength : .none
-            // The runtime's value, read once when the request was planned.
-            connection.submitResponse(self, status: head.status, fields: fields, hsts: exchange.hsts, hasBody: hasBody)
-        case .body(let buffer):
-            guard exchange.responseFraming != .none else { return }
-            do {
-                if let rewritten = try exchange.rewrite(buffer, allocator: connection.allocator) { enqueue(rewritten) }
-            } catch {
-                connection.shared.logger.warning("upstream sent a corrupt compressed body", metadata: ["path": "\(pathOnly(exchange.uri))"])
-                exchange.abandonUpstream()
-                state = .done
-                connection.reset(self, error: NGHTTP2_INTERNAL_ERROR)
-            }
-        case .end:
-            if let rest = exchange.finishRewrite(allocator: connection.allocator) { enqueue(rest) }
-            exchange.releaseUpstream(to: connection.loop.pool)
-            logAccess(status: exchange.status, bytes: exchange.responseBytes, exchange: exchange)
+        case .head(let head): perform(exchange.machine.handle(.upstreamHead(head, now: .now())), exchange)
+        case .body(let buffer): perform(exchange.machine.handle(.upstreamBody(buffer)), exchange)
+        case .end: perform(exchange.machine.handle(.upstreamEnd), exchange)
+        }
+    }
+
+    private func relayHead(_ head: UpstreamResponseHead, _ exchange: Exchange) {
+        if let nanos = exchange.upstreamNanoseconds { shared.metrics.upstreamResponded(afterNanoseconds: nanos) }
+        let hasBody = exchange.method != .HEAD && head.body != .none
+        let injecting = exchange.prepareBanner(for: head, hasBody: hasBody)
+        var fields = Self.lowercasedFields(head.fields)
+        if let clear = exchange.sessionCookie { fields.append((Array("set-cookie".utf8), Array(clear.utf8))) }
+        if let length = head.contentLength, !injecting, head.status != 204 {
+            fields.append((Array("content-length".utf8), Array(String(length).utf8)))
+        }
+        exchange.responseFraming = hasBody ? .contentLength : .none
+        // The runtime's value, read once when the request was planned.
+        connection.submitResponse(self, status: head.status, fields: fields, hsts: exchange.hsts, hasBody: hasBody)
+    }
+
+    private func relayBody(_ buffer: ByteBuffer, _ exchange: Exchange) {
+        guard exchange.responseFraming != .none else { return }
+        do {
+            if let rewritten = try exchange.rewrite(buffer, allocator: connection.allocator) { enqueue(rewritten) }
+        } catch {
+            shared.logger.warning("upstream sent a corrupt compressed body", metadata: ["path": "\(pathOnly(exchange.uri))"])
+            _ = exchange.machine.handle(.clientGone)
+            exchange.abandonUpstream()
             state = .done
-            responseEnded = true
-            if deferred { resumeOutput() }
+            connection.reset(self, error: NGHTTP2_INTERNAL_ERROR)
         }
     }
 
@@ -322,17 +344,8 @@ final class HTTP2Stream: UpstreamDelegate {
 
     func upstreamClosed(error: Error?) {
         guard case .proxying(let exchange) = state else { return }
-        switch exchange.upstreamLost(error, shared: connection.shared) {
-        case .midBody:
-            // Only this stream is cut; the connection serves the others on.
-            logAccess(status: exchange.status, bytes: exchange.responseBytes, exchange: exchange)
-            state = .done
-            connection.reset(self, error: NGHTTP2_INTERNAL_ERROR)
-        case .retry:
-            connectUpstream(for: exchange, runtime: connection.shared.runtime(on: connection.loop))
-        case .failed(let failure):
-            failUpstream(exchange, failure)
-        }
+        exchange.upstream = nil  // gone: nothing more comes from it, nothing goes to it
+        perform(exchange.machine.handle(.upstreamClosed(error)), exchange)
     }
 
     /// The stream's deadlines (`ClientTimers`' rules, per stream): a header block that does
@@ -359,16 +372,14 @@ final class HTTP2Stream: UpstreamDelegate {
             connection.timedOut(self, reason: "body_timeout")
             return nil
         }
-        if case .proxying(let exchange) = state, exchange.status == 0, let deadline = exchange.upstreamDeadline, deadline <= now {
-            connection.shared.metrics.upstreamFailed(.timeout)
-            failUpstream(exchange, .timedOut(after: exchange.upstreamTimeout))
-        }
+        if case .proxying(let exchange) = state { perform(exchange.machine.handle(.tick(now)), exchange) }
         return nil
     }
 
     /// Gives up a stream the gateway is about to reset: its upstream, its buffer, its log line.
     private func abandon(status: Int) {
         if case .proxying(let exchange) = state {
+            _ = exchange.machine.handle(.clientGone)
             exchange.abandonUpstream()
             logAccess(status: exchange.status == 0 ? status : exchange.status, bytes: exchange.responseBytes, exchange: exchange)
         }
@@ -446,6 +457,7 @@ final class HTTP2Stream: UpstreamDelegate {
     func closed(errorCode: UInt32) {
         if case .proxying(let exchange) = state {
             // Reset before the response ended: the upstream is mid-exchange, never reused.
+            _ = exchange.machine.handle(.clientGone)
             exchange.abandonUpstream()
             logAccess(status: exchange.status == 0 ? 499 : exchange.status, bytes: exchange.responseBytes, exchange: exchange)
         }

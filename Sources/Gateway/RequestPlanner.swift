@@ -105,24 +105,27 @@ struct RequestPlanner {
             from: head, peer: peerText, peerTrusted: runtime.isTrusted(peer: peerBytes),
             scheme: scheme, bodyFraming: body, defaultHost: runtime.publicHost, dropCookies: runtime.reservedCookies, identity: identity,
             askIdentityEncoding: bannerHTML != nil, webSocket: webSocket)
-        let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
-                                clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
-                                requestBody: body, start: start)
-        exchange.reservedCookies = runtime.reservedCookies
-        exchange.bannerHTML = bannerHTML
-        exchange.sessionCookie = sessionCookie
-        exchange.hsts = runtime.hstsValue
-        if runtime.minter != nil { exchange.assertionClaims = claims }
+        var webSocketAccept: [UInt8]?
+        var tunnelEnds: NIODeadline?
         if webSocket {
             guard let accept = HeaderPolicy.webSocketAccept(forKey: head.headers[canonicalForm: "sec-websocket-key"]) else {
                 return reject(head, .badRequest, "bad WebSocket handshake", reason: "WebSocket upgrade without one valid Sec-WebSocket-Key")
             }
-            exchange.webSocketAccept = accept
+            webSocketAccept = accept
             if let grantExpires {
                 let seconds = Double(grantExpires) - shared.clock().timeIntervalSince1970
-                exchange.tunnelEnds = start + .milliseconds(Int64(max(0, seconds) * 1000))
+                tunnelEnds = start + .milliseconds(Int64(max(0, seconds) * 1000))
             }
         }
+        let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
+                                clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
+                                requestBody: body, start: start, runtime: runtime, tunnelEnds: tunnelEnds)
+        exchange.reservedCookies = runtime.reservedCookies
+        exchange.bannerHTML = bannerHTML
+        exchange.sessionCookie = sessionCookie
+        exchange.hsts = runtime.hstsValue
+        exchange.webSocketAccept = webSocketAccept
+        if runtime.minter != nil { exchange.assertionClaims = claims }
         return .proxy(exchange, runtime: runtime, expectContinue: expectContinue)
     }
 
