@@ -301,9 +301,11 @@ struct SSOFlow: Sendable {
         let now = clock()
         var session: Session?
         var setCookie: String?
+        var remembered: SessionCache.Remembered?
         if let value {
-            if let remembered = cache?.session(for: value, owner: cacheOwner, now: Int64(now.timeIntervalSince1970)) {
-                session = remembered
+            if let hit = cache?.remembered(for: value, owner: cacheOwner, now: Int64(now.timeIntervalSince1970)) {
+                remembered = hit
+                session = hit.session
             } else {
                 let opened = sessions.open(value, now: now)
                 session = live(opened)
@@ -313,11 +315,11 @@ struct SSOFlow: Sendable {
                     setCookie = (try? sessions.seal(session, now: now)).flatMap { $0 }.map { sessionCookie($0, session: session, now: now) }
                         ?? clearedSessionCookie
                 } else if let session {
-                    cache?.remember(session, for: value, owner: cacheOwner)
+                    remembered = cache?.remember(session, for: value, owner: cacheOwner)
                 }
             }
         }
-        return (decision(path: path, uri: uri, method: method, accept: accept, session: session, now: now), setCookie)
+        return (decision(path: path, uri: uri, method: method, accept: accept, session: session, now: now, memo: remembered), setCookie)
     }
 
     private var clearedSessionCookie: String { "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)" }
@@ -330,7 +332,10 @@ struct SSOFlow: Sendable {
         return Session(grants: session.grants.filter { organizations[$0.key]?.saml.enabled == true })
     }
 
-    private func decision(path: Substring, uri: String, method: String, accept: String?, session: Session?, now: Date) -> AccessDecision {
+    /// - Parameter memo: where the decisions already made for this session are kept (a
+    ///   session from the loop's cache); a forward decision found there is reused.
+    private func decision(path: Substring, uri: String, method: String, accept: String?, session: Session?, now: Date,
+                          memo: SessionCache.Remembered? = nil) -> AccessDecision {
         let org: GatewayConfiguration.Organization
         switch Protection.match(path, patterns: configuration.protectedPaths, organizations: organizations) {
         case .organization(let matched): org = matched
@@ -339,16 +344,22 @@ struct SSOFlow: Sendable {
             // Not protected: no identity, since an identity travels only with the
             // organization whose IdP vouched for it; only which organizations this request
             // holds grants for, and in the signed assertion each grant with its own subject.
+            if let known = memo?.decisions[""] { return known }
             let grants = session?.grants.sorted { $0.key < $1.key } ?? []
             guard !grants.isEmpty else { return .forward(identity: [], expires: nil, claims: nil) }
-            return .forward(identity: [("X-SSO-Organizations", grants.map(\.key).joined(separator: ","))],
-                            expires: grants.map(\.value.expires).min(),
-                            claims: UpstreamClaims(grant: nil, organization: nil,
-                                                   grants: grants.map { UpstreamClaims.Grant(organization: $0.key, $0.value) }))
+            let forward = AccessDecision.forward(identity: [("X-SSO-Organizations", grants.map(\.key).joined(separator: ","))],
+                                                 expires: grants.map(\.value.expires).min(),
+                                                 claims: UpstreamClaims(grant: nil, organization: nil,
+                                                                        grants: grants.map { UpstreamClaims.Grant(organization: $0.key, $0.value) }))
+            memo?.decisions[""] = forward
+            return forward
         }
+        if let known = memo?.decisions[org.name] { return known }
         if let grant = session?.grant(for: org.name, now: now) {
-            return .forward(identity: Self.identity(grant, organization: org.name), expires: grant.expires,
-                            claims: UpstreamClaims(grant: grant, organization: org.name, grants: []))
+            let forward = AccessDecision.forward(identity: Self.identity(grant, organization: org.name), expires: grant.expires,
+                                                 claims: UpstreamClaims(grant: grant, organization: org.name, grants: []))
+            memo?.decisions[org.name] = forward
+            return forward
         }
         guard Protection.isBrowserNavigation(method: method, accept: accept) else {
             let body = "{\"error\":\"sso_required\",\"organization\":\"\(org.name)\",\"sso_url\":\"\(Self.jsonEscape(ssoURL(org.name, returnTo: nil)))\"}"

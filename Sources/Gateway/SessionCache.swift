@@ -16,14 +16,23 @@ final class SessionCache {
     /// replaced flow cannot be freed and its address reused by the next one.
     final class Owner: Sendable {}
 
-    private struct Entry {
+    /// A session as opened, and the access decisions already made from it, by organization
+    /// (`""` for unprotected paths): a decision depends only on the session and the flow,
+    /// and both are fixed for the entry's life.
+    final class Remembered {
         let session: Session
         /// The earliest expiry among its grants (seconds since 1970).
         let expires: Int64
+        var decisions: [String: AccessDecision] = [:]
+
+        init(session: Session, expires: Int64) {
+            self.session = session
+            self.expires = expires
+        }
     }
 
     let capacity: Int
-    private var entries: [String: Entry] = [:]
+    private var entries: [String: Remembered] = [:]
     private var owner: Owner?
 
     init(capacity: Int = 1024) {
@@ -33,8 +42,8 @@ final class SessionCache {
 
     var count: Int { entries.count }
 
-    /// The session remembered for `value` under `owner` that is still whole at `now`.
-    func session(for value: Substring, owner: Owner, now: Int64) -> Session? {
+    /// What was remembered for `value` under `owner`, while its session is still whole at `now`.
+    func remembered(for value: Substring, owner: Owner, now: Int64) -> Remembered? {
         guard self.owner === owner else {
             entries.removeAll(keepingCapacity: true)
             self.owner = owner
@@ -46,18 +55,21 @@ final class SessionCache {
             entries[key] = nil
             return nil
         }
-        return entry.session
+        return entry
     }
 
     /// Keeps `session`, which `value` opened to under `owner` with nothing dropped from it.
-    func remember(_ session: Session, for value: Substring, owner: Owner) {
-        guard let expires = session.grants.values.map(\.expires).min() else { return }
+    @discardableResult
+    func remember(_ session: Session, for value: Substring, owner: Owner) -> Remembered? {
+        guard let expires = session.grants.values.map(\.expires).min() else { return nil }
         if self.owner !== owner {
             entries.removeAll(keepingCapacity: true)
             self.owner = owner
         }
         if entries.count >= capacity { entries.remove(at: entries.startIndex) }
-        entries[String(value)] = Entry(session: session, expires: expires)
+        let entry = Remembered(session: session, expires: expires)
+        entries[String(value)] = entry
+        return entry
     }
 
     func removeAll() { entries.removeAll() }

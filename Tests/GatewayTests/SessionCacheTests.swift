@@ -43,7 +43,7 @@ struct SessionCacheTests {
         let value = try Self.cookie(flow)
         #expect(Self.forwarded(decide(flow, value, cache).0))
         #expect(cache.count == 1)
-        #expect(cache.session(for: value, owner: flow.cacheOwner, now: Int64(Self.now.timeIntervalSince1970)) != nil)
+        #expect(cache.remembered(for: value, owner: flow.cacheOwner, now: Int64(Self.now.timeIntervalSince1970)) != nil)
         #expect(Self.forwarded(decide(flow, value, cache).0))
         #expect(cache.count == 1)
     }
@@ -67,8 +67,8 @@ struct SessionCacheTests {
         let now = Int64(Self.now.timeIntervalSince1970)
         let value = try Self.cookie(flow, expires: now + 60)
         #expect(Self.forwarded(decide(flow, value, cache).0))
-        #expect(cache.session(for: value, owner: flow.cacheOwner, now: now + 59) != nil)
-        #expect(cache.session(for: value, owner: flow.cacheOwner, now: now + 60) == nil)
+        #expect(cache.remembered(for: value, owner: flow.cacheOwner, now: now + 59) != nil)
+        #expect(cache.remembered(for: value, owner: flow.cacheOwner, now: now + 60) == nil)
         #expect(cache.count == 0, "the expired entry is dropped")
     }
 
@@ -91,6 +91,22 @@ struct SessionCacheTests {
         let value = try Self.cookie(before)
         #expect(Self.forwarded(decide(before, value, cache).0))
         #expect(!Self.forwarded(decide(after, value, cache).0))
+    }
+
+    @Test func decisionsRememberedForOneOrganizationAreNeverAnothers() throws {
+        let flow = try Self.flow()
+        let cache = SessionCache()
+        let value = try Self.cookie(flow)       // a grant for acme only
+        for _ in 0..<2 {                        // the second round is served from the memo
+            #expect(Self.forwarded(decide(flow, value, cache).0))
+            let (other, _) = flow.decide(path: "/globex/x", uri: "/globex/x", method: "GET", accept: "application/json",
+                                         sessionCookie: value, cache: cache)
+            guard case .unauthorized = other else { Issue.record("acme's grant served for globex: \(other)"); return }
+            let (open, _) = flow.decide(path: "/public/x", uri: "/public/x", method: "GET", accept: "application/json",
+                                        sessionCookie: value, cache: cache)
+            guard case .forward(let identity, _, _) = open else { Issue.record("public path: \(open)"); return }
+            #expect(identity.map(\.0) == ["X-SSO-Organizations"], "no identity on an unprotected path")
+        }
     }
 
     @Test func theCacheHoldsAtMostItsCapacity() throws {
