@@ -1,14 +1,11 @@
 import Compression
 import Foundation
 import Testing
+import TestFixtures
 
 @Suite("Streaming content codings")
 struct CompressionTests {
-    static func fixture(_ name: String) -> [UInt8] {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/compression/\(name)").path
-        return Array(FileManager.default.contents(atPath: path)!)
-    }
+    static func fixture(_ name: String) -> [UInt8] { try! Fixture.bytes("compression/\(name)") }
 
     static let page = fixture("page.html")
 

@@ -1,6 +1,7 @@
 @testable import CryptoCore
 import Foundation
 import Testing
+import TestFixtures
 
 @Suite("CryptoCore")
 struct CryptoCoreTests {
@@ -46,10 +47,7 @@ struct CryptoCoreTests {
         #expect(throws: CryptoError.notPEMCertificate) { try X509Certificate.parseAll(pem: Self.truncatedCertificate) }
     }
 
-    static func fixture(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/crypto/\(name)").path
-    }
+    static func fixture(_ name: String) -> String { Fixture.path("crypto/\(name)") }
 }
 
 @Suite("Signatures")

@@ -2,18 +2,14 @@ import FuzzTargets
 import Foundation
 import Gateway
 import Testing
+import TestFixtures
 
 /// Every input kept in Tests/Fixtures/fuzz (the seed corpus, and any crash the fuzzer
 /// found, saved there by `make fuzz`) is run through the fuzz entry point on each
 /// `swift test`: it must return.
 @Suite("Fuzz corpus replay")
 struct ReplayTests {
-    static var inputs: [String] {
-        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/fuzz/saml-response").path
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        return names.filter { !$0.hasPrefix(".") }.sorted().map { folder + "/" + $0 }
-    }
+    static var inputs: [String] { Fixture.files(in: "fuzz/saml-response") }
 
     @Test func thereIsACorpus() { #expect(Self.inputs.count >= 5) }
 
@@ -36,12 +32,7 @@ struct ReplayTests {
 /// HTTP/1.x, HTTP/2 frames, upstream responses. Each input must come back.
 @Suite("Wire fuzz corpus replay")
 struct WireReplayTests {
-    static func inputs(_ target: String) -> [String] {
-        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/fuzz/\(target)").path
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        return names.filter { !$0.hasPrefix(".") }.sorted().map { folder + "/" + $0 }
-    }
+    static func inputs(_ target: String) -> [String] { Fixture.files(in: "fuzz/\(target)") }
 
     @Test func eachWireTargetHasACorpus() {
         for target in ["http1", "http2", "upstream-response"] { #expect(Self.inputs(target).count >= 5, "\(target)") }

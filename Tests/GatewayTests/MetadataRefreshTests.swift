@@ -6,6 +6,7 @@ import Logging
 import NIOPosix
 @testable import SAML
 import Testing
+import TestFixtures
 import TestSupport
 import XMLCore
 
@@ -17,10 +18,7 @@ struct MetadataRefreshTests {
     static let oldIdP = (key: SSOFlowTests.fixture("rsa-2048.key"), certificate: SSOFlowTests.fixture("rsa-2048.crt"))
     static let newIdP = (key: saml("keys/idp-rsa.key"), certificate: saml("keys/idp-rsa.crt"))
 
-    static func saml(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/saml/\(name)").path
-    }
+    static func saml(_ name: String) -> String { Fixture.path("saml/\(name)") }
 
     static func metadata(certificates: [String], validUntil: String? = nil) throws -> String {
         let keys = try certificates.map { path in

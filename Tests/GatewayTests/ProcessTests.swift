@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestFixtures
 import TestSupport
 
 private func config(upstreamPort: Int, extra: String = "") -> String {
@@ -58,8 +59,7 @@ struct ProcessTests {
 
     @Test func aHundredMegabyteHTMLPageGetsItsBannerWithoutBeingBuffered() async throws {
         let upstream = try await TestUpstream.start()
-        let cert = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/crypto/rsa-2048.crt").path
+        let cert = Fixture.path("crypto/rsa-2048.crt")
         let gw = try GatewayProcess(yaml: config(upstreamPort: upstream.port, extra: """
         access_log: false
         protected_paths: ["/{org}/"]
@@ -223,8 +223,7 @@ struct ProcessTests {
 
     @Test(arguments: ["ssogate.example.yaml", "minimal.yaml"])
     func checkAcceptsTheShippedConfigurations(file: String) throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let (status, output) = try runCheck(root.appendingPathComponent("Config/" + file).path)
+        let (status, output) = try runCheck(Fixture.repository.appendingPathComponent("Config/" + file).path)
         #expect(status == 0, "\(output)")
         #expect(output.contains(": ok ("))
     }
@@ -277,8 +276,7 @@ struct ProcessTests {
         ("Config/okta-idp-metadata.example.xml", "http://www.okta.com/exk1a2b3c4d5e6f7g8h9"),
     ])
     func importedIdPMetadataMakesAConfigurationThatChecks(file: String, entityID: String) throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let metadata = root.appendingPathComponent(file).path
+        let metadata = Fixture.repository.appendingPathComponent(file).path
         let (status, block) = try run(["import-idp-metadata", metadata, "--org", "acme"])
         #expect(status == 0, "\(block)")
         #expect(block.contains("idp_entity_id: \"\(entityID)\""))
@@ -298,8 +296,7 @@ struct ProcessTests {
     }
 
     @Test func metadataPrintsTheOrganizationsEntityAndACS() throws {
-        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Config/ssogate.example.yaml").path
+        let example = Fixture.repository.appendingPathComponent("Config/ssogate.example.yaml").path
         let (status, xml) = try run(["metadata", "--config", example, "--org", "acme"])
         #expect(status == 0)
         #expect(xml.contains("entityID=\"https://hub.example.com/organizations/acme/saml/metadata\""))

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOPosix
 import Testing
+import TestFixtures
 import TestSupport
 import XMLCore
 import XMLDSig
@@ -16,10 +17,7 @@ import XMLDSig
 @Suite("SSO flow over sockets")
 struct SSOFlowTests {
     static let now = Date(timeIntervalSince1970: 1_767_261_660)  // 2026-01-01T10:01:00Z
-    static func fixture(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/crypto/\(name)").path
-    }
+    static func fixture(_ name: String) -> String { Fixture.path("crypto/\(name)") }
 
     struct Gateway {
         let harness: Harness
@@ -90,28 +88,19 @@ struct SSOFlowTests {
         String(setCookie.split(separator: ";")[0].split(separator: "=", maxSplits: 1)[1])
     }
 
+    /// A response of the fixture IdP for `org`, its assertion signed, as the form field.
     /// - Parameter signer: PEM paths of the IdP key and certificate (the crypto fixture by default).
     static func samlResponse(inResponseTo: String?, assertionID: String = "id-assertion-1", org: String = "acme",
                              nameID: String = "alice@example.test", groups: [String] = ["engineering", "hf-admins"],
                              signer: (key: String, certificate: String) = (fixture("rsa-2048.key"), fixture("rsa-2048.crt"))) throws -> String {
-        let irt = inResponseTo.map { " InResponseTo=\"\($0)\"" } ?? ""
-        let acs = "https://hub.example.test/organizations/\(org)/saml/consume"
-        let xml = """
-        <samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="id-response-1" Version="2.0" IssueInstant="2026-01-01T10:00:00Z" Destination="\(acs)"\(irt)>\
-        <saml:Issuer>http://www.okta.com/exk-test</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>\
-        <saml:Assertion ID="\(assertionID)" Version="2.0" IssueInstant="2026-01-01T10:00:00Z"><saml:Issuer>http://www.okta.com/exk-test</saml:Issuer>\
-        <saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">\(nameID)</saml:NameID>\
-        <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="2026-01-01T10:05:00Z" Recipient="\(acs)"\(irt)/></saml:SubjectConfirmation></saml:Subject>\
-        <saml:Conditions NotBefore="2026-01-01T09:59:00Z" NotOnOrAfter="2026-01-01T10:05:00Z"><saml:AudienceRestriction><saml:Audience>https://hub.example.test/organizations/\(org)/saml/metadata</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
-        <saml:AuthnStatement AuthnInstant="2026-01-01T10:00:00Z" SessionIndex="s-1"/><saml:AttributeStatement>\
-        <saml:Attribute Name="email"><saml:AttributeValue>alice@example.test</saml:AttributeValue></saml:Attribute>\
-        <saml:Attribute Name="groups">\(groups.map { "<saml:AttributeValue>\($0)</saml:AttributeValue>" }.joined())</saml:Attribute>\
-        </saml:AttributeStatement></saml:Assertion></samlp:Response>
-        """
+        var shape = SAMLResponseShape.forOrganization(org)
+        shape.inResponseTo = inResponseTo
+        shape.assertionID = assertionID
+        shape.nameID = nameID
+        shape.groups = groups
         let key = try PrivateKey(pem: String(contentsOfFile: signer.key, encoding: .utf8))
         let cert = try X509Certificate.parseAll(pem: String(contentsOfFile: signer.certificate, encoding: .utf8))[0]
-        let signed = try SignatureSigner(key: key, certificate: cert).sign(Array(xml.utf8), elementID: assertionID)
-        return Data(signed).base64EncodedString()
+        return Data(try shape.signed(.assertion, key: key, certificate: cert)).base64EncodedString()
     }
 
     static func formBody(_ fields: [String: String]) -> String {
@@ -309,8 +298,7 @@ struct SSOFlowTests {
 }
 
 enum CompressionFixtures {
-    static let page: [UInt8] = Array(FileManager.default.contents(atPath: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures/compression/page.html").path)!)
+    static let page: [UInt8] = try! Fixture.bytes("compression/page.html")
 }
 
 @Suite("Login with SSO banner over sockets")

@@ -1,6 +1,7 @@
 import CryptoCore
 import Foundation
 import Testing
+import TestFixtures
 import XMLCore
 import XMLDSig
 @testable import SAML
@@ -99,10 +100,7 @@ struct GoldenAttackTests {
         Case(file: "encrypted/unsigned-assertion-unsigned-response", verdict: .reject("decryption_failed"), spKey: true),
     ]
 
-    static func path(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/saml/\(name)").path
-    }
+    static func path(_ name: String) -> String { Fixture.path("saml/\(name)") }
 
     static func validator(_ c: Case) throws -> ResponseValidator {
         XMLLibrary.initialize()

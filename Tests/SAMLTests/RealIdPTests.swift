@@ -1,6 +1,7 @@
 import CryptoCore
 import Foundation
 import Testing
+import TestFixtures
 import XMLCore
 import XMLDSig
 @testable import SAML
@@ -9,11 +10,7 @@ import XMLDSig
 /// crewjam/saml; see Tests/Fixtures/real-idp/PROVENANCE.md. Each is judged at its own time.
 @Suite("Real IdP responses")
 struct RealIdPTests {
-    static func file(_ name: String) throws -> [UInt8] {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/real-idp/\(name)").path
-        return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-    }
+    static func file(_ name: String) throws -> [UInt8] { try Fixture.bytes("real-idp/\(name)") }
 
     struct Case {
         let response: String
@@ -127,8 +124,7 @@ struct RealIdPTests {
 
     @Test(arguments: [oktaSignedResponse, oktaSignedAssertion, oktaBothSigned])
     func anotherSPKeyCannotOpenThem(c: Case) throws {
-        let other = try PrivateKey(pem: String(contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Fixtures/crypto/rsa-2048.key").path, encoding: .utf8))
+        let other = try PrivateKey(pem: Fixture.text("crypto/rsa-2048.key"))
         #expect(throws: SAMLError("decryption_failed", "")) {
             try Self.validator(c, sha1: false, key: other).validate(xml: Self.xml(c), expectedRequestID: c.inResponseTo)
         }

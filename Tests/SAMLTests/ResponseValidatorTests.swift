@@ -1,76 +1,26 @@
 import CryptoCore
 import Foundation
 import Testing
+import TestFixtures
 import XMLCore
 import XMLDSig
 @testable import SAML
 
 enum IdP {
-    static func fixture(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/crypto/\(name)").path
-    }
-    static let cert = try! X509Certificate.parseAll(pem: String(contentsOfFile: fixture("rsa-2048.crt"), encoding: .utf8))[0]
-    static let key = try! PrivateKey(pem: String(contentsOfFile: fixture("rsa-2048.key"), encoding: .utf8))
-    static let otherCert = try! X509Certificate.parseAll(pem: String(contentsOfFile: fixture("test-idp.pem"), encoding: .utf8))[0]
+    static let cert = SAMLResponseShape.certificate
+    static let key = SAMLResponseShape.key
+    static let otherCert = try! X509Certificate.parseAll(pem: Fixture.text("crypto/test-idp.pem"))[0]
 
-    static let acs = "https://hub.example.test/organizations/acme/saml/consume"
-    static let entity = "https://hub.example.test/organizations/acme/saml/metadata"
-    static let issuer = "http://www.okta.com/exk-test"
-    /// 2026-01-01T10:01:00Z, inside every window of the template.
-    static let now = Date(timeIntervalSince1970: 1_767_261_660)
+    static let acs = SAMLResponseShape.acs("acme")
+    static let entity = SAMLResponseShape.entity("acme")
+    static let issuer = SAMLResponseShape.issuer
+    static let now = SAMLResponseShape.now
 
-    struct Shape {
-        var status = "urn:oasis:names:tc:SAML:2.0:status:Success"
-        var destination: String? = acs
-        var inResponseTo: String? = "id-request-1"
-        var issuer = IdP.issuer
-        var audience = entity
-        var recipient = acs
-        var confirmationEnd = "2026-01-01T10:05:00Z"
-        var confirmationStart: String?
-        var notBefore = "2026-01-01T09:59:00Z"
-        var notOnOrAfter = "2026-01-01T10:05:00Z"
-        var nameID = "alice@example.test"
-        var assertionID = "id-assertion-1"
-        var extraAssertion = false
-    }
+    typealias Shape = SAMLResponseShape
+    typealias Signing = SAMLResponseShape.Signing
 
-    static func xml(_ s: Shape) -> String {
-        let irt = s.inResponseTo.map { " InResponseTo=\"\($0)\"" } ?? ""
-        let dest = s.destination.map { " Destination=\"\($0)\"" } ?? ""
-        let assertion = """
-        <saml:Assertion xmlns:xs="http://www.w3.org/2001/XMLSchema" ID="\(s.assertionID)" Version="2.0" IssueInstant="2026-01-01T10:00:00Z">\
-        <saml:Issuer>\(s.issuer)</saml:Issuer><saml:Subject>\
-        <saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">\(s.nameID)</saml:NameID>\
-        <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData\(s.confirmationStart.map { " NotBefore=\"\($0)\"" } ?? "") NotOnOrAfter="\(s.confirmationEnd)" Recipient="\(s.recipient)"\(irt)/></saml:SubjectConfirmation>\
-        </saml:Subject><saml:Conditions NotBefore="\(s.notBefore)" NotOnOrAfter="\(s.notOnOrAfter)"><saml:AudienceRestriction><saml:Audience>\(s.audience)</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
-        <saml:AuthnStatement AuthnInstant="2026-01-01T10:00:00Z" SessionIndex="session-1"/>\
-        <saml:AttributeStatement><saml:Attribute Name="email"><saml:AttributeValue>alice@example.test</saml:AttributeValue></saml:Attribute>\
-        <saml:Attribute Name="groups"><saml:AttributeValue xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">engineering</saml:AttributeValue>\
-        <saml:AttributeValue>hf-admins</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></saml:Assertion>
-        """
-        let extra = s.extraAssertion ? "<saml:Assertion ID=\"id-evil\" Version=\"2.0\"><saml:Issuer>x</saml:Issuer></saml:Assertion>" : ""
-        return """
-        <samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="id-response-1" Version="2.0" IssueInstant="2026-01-01T10:00:00Z"\(dest)\(irt)>\
-        <saml:Issuer>\(s.issuer)</saml:Issuer><samlp:Status><samlp:StatusCode Value="\(s.status)"/></samlp:Status>\(assertion)\(extra)</samlp:Response>
-        """
-    }
-
-    enum Signing { case assertion, response, both, none }
-
-    static func response(_ shape: Shape = Shape(), signing: Signing = .both) throws -> [UInt8] {
-        XMLLibrary.initialize()
-        let signer = SignatureSigner(key: key, certificate: cert)
-        var bytes = Array(xml(shape).utf8)
-        if signing == .assertion || signing == .both {
-            bytes = try signer.sign(bytes, elementID: shape.assertionID, inclusivePrefixes: ["xs"])
-        }
-        if signing == .response || signing == .both {
-            bytes = try signer.sign(bytes, elementID: "id-response-1")
-        }
-        return bytes
-    }
+    static func xml(_ s: Shape) -> String { s.xml }
+    static func response(_ shape: Shape = Shape(), signing: Signing = .both) throws -> [UInt8] { try shape.signed(signing) }
 
     static func validator(idpEntityID: String? = issuer, idpInitiated: Bool = false, cache: ReplayCache = MemoryReplayCache(),
                           at time: Date = now, trusting cert: X509Certificate = IdP.cert) throws -> ResponseValidator {

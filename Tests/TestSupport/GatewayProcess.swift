@@ -1,4 +1,5 @@
 import Foundation
+import TestFixtures
 
 /// The real `ssogate` executable run as a child process, for what only a process shows:
 /// resident memory, signals, reload and drain.
@@ -13,8 +14,7 @@ public final class GatewayProcess {
     public static var executable: String {
         let candidates = [
             Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("ssogate").path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent(".build/debug/ssogate").path,
+            Fixture.repository.appendingPathComponent(".build/debug/ssogate").path,
         ]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
     }

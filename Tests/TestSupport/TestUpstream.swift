@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import TestFixtures
 
 /// A real HTTP server on loopback that plays the protected application in tests.
 ///
@@ -153,9 +154,7 @@ public final class TestUpstream: Sendable {
                 // whatever the request asked for.
                 let coding = query(h.uri, "coding") ?? "gzip"
                 let file = ["gzip": "page.html.gz", "deflate": "page.html.zz", "br": "page.html.br"][coding] ?? "page.html.gz"
-                let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                    .appendingPathComponent("Fixtures/compression/\(file)").path
-                let bytes = FileManager.default.contents(atPath: path) ?? Data()
+                let bytes = Data((try? Fixture.bytes("compression/\(file)")) ?? [])
                 var headers = HTTPHeaders([("Content-Type", "text/html"), ("Content-Encoding", coding), ("Content-Length", String(bytes.count))])
                 headers.add(name: "Vary", value: "Accept-Encoding")
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)

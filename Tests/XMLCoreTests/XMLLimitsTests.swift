@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestFixtures
 @testable import XMLCore
 
 /// What a document may hold before libxml2 reads it (issue: hostile input costs little).
@@ -119,8 +120,7 @@ struct C14NCopyTests {
     /// SignedInfo and the element minus its Signature, both ways.
     @Test func everySignedElementOfEveryFixture() throws {
         XMLLibrary.initialize()
-        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures")
+        let fixtures = Fixture.root
         var checked = 0
         for folder in ["saml", "real-idp"] {
             let base = fixtures.appendingPathComponent(folder)

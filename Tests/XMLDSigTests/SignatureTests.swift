@@ -1,14 +1,12 @@
 import CryptoCore
 import Foundation
 import Testing
+import TestFixtures
 import XMLCore
 @testable import XMLDSig
 
 enum Keys {
-    static func fixture(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/crypto/\(name)").path
-    }
+    static func fixture(_ name: String) -> String { Fixture.path("crypto/\(name)") }
     static func text(_ name: String) -> String { try! String(contentsOfFile: fixture(name), encoding: .utf8) }
     static let rsaCert = try! X509Certificate.parseAll(pem: text("rsa-2048.crt"))[0]
     static let rsaKey = try! PrivateKey(pem: text("rsa-2048.key"))
