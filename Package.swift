@@ -54,8 +54,18 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // Access: the SSO flow, protected paths, sessions remembered per loop, login
+        // admission, the signed identity for the upstream. Decides; holds no connection.
+        .target(name: "Access", dependencies: [
+            "HTTPWire", "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+        ]),
         .target(name: "Gateway", dependencies: [
-            "HTTPWire", "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression", "CNGHTTP2",
+            "Access", "HTTPWire", "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression", "CNGHTTP2",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -115,7 +125,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "HTTPWire", "Config", "TestSupport", "TestFixtures", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
+            "Gateway", "Access", "HTTPWire", "Config", "TestSupport", "TestFixtures", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import Access
 import Compression
 import HTTPWire
 import NIOCore

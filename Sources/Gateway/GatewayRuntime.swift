@@ -1,3 +1,4 @@
+import Access
 import Config
 import Foundation
 import Logging

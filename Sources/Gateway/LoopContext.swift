@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Access
 import Glibc
 #endif
 import HTTPWire

@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
+@testable import Access
 @testable import Gateway
 import TestSupport
 

@@ -1,3 +1,4 @@
+@testable import Access
 @testable import Gateway
 @testable import HTTPWire
 import NIOCore

@@ -1,4 +1,5 @@
 import Config
+@testable import Access
 @testable import Gateway
 @testable import HTTPWire
 import Testing

@@ -2,6 +2,7 @@ import Compression
 import Config
 import CryptoCore
 import Foundation
+@testable import Access
 @testable import Gateway
 import Logging
 import NIOPosix

@@ -1,5 +1,6 @@
 import Config
 import Foundation
+@testable import Access
 @testable import Gateway
 import JWTKit
 import Testing

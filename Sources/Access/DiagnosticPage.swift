@@ -4,8 +4,8 @@ import XMLCore
 
 /// The small HTML pages of the login flow: the test-mode diagnostics ("Update and Test
 /// SAML Configuration") and the failure page a person sees.
-enum DiagnosticPage {
-    static func frame(_ title: String, _ body: String) -> String {
+package enum DiagnosticPage {
+    package static func frame(_ title: String, _ body: String) -> String {
         """
         <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(Markup.escape(title))</title>
         <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:50rem}td{padding:.2rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}code{background:#f4f4f4;padding:0 .2rem}</style>
@@ -13,7 +13,7 @@ enum DiagnosticPage {
         """
     }
 
-    static func success(organization: String, assertion: ValidatedAssertion, role: String?, email: String?) -> String {
+    package static func success(organization: String, assertion: ValidatedAssertion, role: String?, email: String?) -> String {
         var rows = "<tr><td>NameID</td><td><code>\(Markup.escape(assertion.nameID))</code></td></tr>"
         rows += "<tr><td>NameID format</td><td>\(Markup.escape(assertion.nameIDFormat ?? "-"))</td></tr>"
         rows += "<tr><td>Email</td><td>\(Markup.escape(email ?? "-"))</td></tr>"
@@ -29,7 +29,7 @@ enum DiagnosticPage {
         """)
     }
 
-    static func failure(organization: String, error: SAMLError, requestID: String) -> String {
+    package static func failure(organization: String, error: SAMLError, requestID: String) -> String {
         frame("SAML test failed", """
         <h1>SAML test failed for \(Markup.escape(organization))</h1>
         <p id="ssogate-test-result">\(Markup.escape(error.code))</p>
@@ -38,7 +38,7 @@ enum DiagnosticPage {
     }
 
     /// Too many logins at once, from this address or in all: come back shortly.
-    static func turnedAway(organization: String, code: String, seconds: Int, requestID: String, retry: String) -> String {
+    package static func turnedAway(organization: String, code: String, seconds: Int, requestID: String, retry: String) -> String {
         let what = code == "login_busy" ? "The gateway is busy checking other logins right now."
             : "Too many logins came from your network address in a short time."
         return frame("Try again shortly", """
@@ -48,7 +48,7 @@ enum DiagnosticPage {
         """)
     }
 
-    static func loginFailed(organization: String, code: String, requestID: String, retry: String) -> String {
+    package static func loginFailed(organization: String, code: String, requestID: String, retry: String) -> String {
         frame("Login failed", """
         <h1>Login failed</h1><p>The single sign-on response for <b>\(Markup.escape(organization))</b> was refused:
         <code id="ssogate-reason">\(Markup.escape(code))</code>.</p><p>Request id: <code>\(Markup.escape(requestID))</code></p>

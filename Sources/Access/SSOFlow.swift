@@ -8,7 +8,7 @@ import Sessions
 import XMLDSig
 
 /// What to do with a request for application content.
-enum AccessDecision {
+package enum AccessDecision {
     /// Forward; `identity` are the headers the upstream gets (none when anonymous), valid
     /// until `expires` (the grant's end in Unix seconds; a WebSocket is closed then); `claims`
     /// the same identity for a signed `X-SSO-Assertion`.
@@ -23,27 +23,27 @@ enum AccessDecision {
 
 /// The SSO flow (docs/SPEC.md "HTTP endpoints" and "A request for protected content"), as plain
 /// functions from a request's parts to a response or decision: no sockets, clock injected.
-struct SSOFlow: Sendable {
-    let configuration: GatewayConfiguration
-    let organizations: [String: GatewayConfiguration.Organization]
-    let validators: [String: ResponseValidator]
+package struct SSOFlow: Sendable {
+    package let configuration: GatewayConfiguration
+    package let organizations: [String: GatewayConfiguration.Organization]
+    package let validators: [String: ResponseValidator]
     /// Each organization's IdP SSO URL: configured, or from its metadata.
-    let signOnURLs: [String: String]
-    let spKeys: [String: PrivateKey]
-    let sessions: SessionCookies
-    let loginStates: SealedCodec<LoginState>
-    let clock: @Sendable () -> Date
-    let random: @Sendable (Int) throws -> [UInt8]
+    package let signOnURLs: [String: String]
+    package let spKeys: [String: PrivateKey]
+    package let sessions: SessionCookies
+    package let loginStates: SealedCodec<LoginState>
+    package let clock: @Sendable () -> Date
+    package let random: @Sendable (Int) throws -> [UInt8]
     /// Identifies this flow to the per-loop session caches: sessions opened and filtered by
     /// another flow (before a reload) are not taken as this one's.
-    let cacheOwner = SessionCache.Owner()
+    package let cacheOwner = SessionCache.Owner()
 
-    static let loginStateSeconds: Int64 = 600
+    package static let loginStateSeconds: Int64 = 600
 
     /// - Parameter metadata: IdP metadata fetched from `metadata_url`, per organization: its
     ///   signing certificates are trusted beside the configured ones, and it supplies the SSO
     ///   URL and the issuer when the configuration does not.
-    init(configuration: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
+    package init(configuration: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
          clock: @escaping @Sendable () -> Date = { Date() },
          random: @escaping @Sendable (Int) throws -> [UInt8] = { try SecureRandom().bytes($0) }) {
         self.configuration = configuration
@@ -79,17 +79,17 @@ struct SSOFlow: Sendable {
         loginStates = SealedCodec(secrets: configuration.session.secrets, purpose: "login-state", random: random)
     }
 
-    var cookieName: String { configuration.session.cookieName }
-    var loginCookieName: String { configuration.session.cookieName + "_login" }
+    package var cookieName: String { configuration.session.cookieName }
+    package var loginCookieName: String { configuration.session.cookieName + "_login" }
     private var secure: String { configuration.publicURLIsHTTPS ? "; Secure" : "" }
 
-    func ssoURL(_ org: String, returnTo: String?) -> String {
+    package func ssoURL(_ org: String, returnTo: String?) -> String {
         configuration.publicURL + "/organizations/" + org + "/sso" + (returnTo.map { "?return_to=" + Self.formEncode($0) } ?? "")
     }
 
     // MARK: - GET /organizations/{org}/sso
 
-    func startLogin(organization name: String, query: [String: String]) -> LocalResponse {
+    package func startLogin(organization name: String, query: [String: String]) -> LocalResponse {
         guard let org = organizations[name] else { return .text(.notFound, "unknown organization") }
         let test = query["test"] == "1"
         guard org.saml.enabled || test else {
@@ -119,22 +119,22 @@ struct SSOFlow: Sendable {
 
     // MARK: - POST /organizations/{org}/saml/consume
 
-    struct ConsumeOutcome: Sendable {
-        var response: LocalResponse
+    package struct ConsumeOutcome: Sendable {
+        package var response: LocalResponse
         /// `success` or the reason code, for logs and metrics.
-        var result: String
-        var detail: String?
+        package var result: String
+        package var detail: String?
     }
 
     /// A login either decided without the replay store (refused before rule 8), or waiting
     /// for its IDs to be spent: `finish` turns the store's outcome into the answer.
-    enum ConsumeStep: Sendable {
+    package enum ConsumeStep: Sendable {
         case done(ConsumeOutcome)
         case spend([ReplaySpend], finish: @Sendable (StoreOutcome) -> ConsumeOutcome)
     }
 
     /// Validates the POST, then leaves the spending of its IDs to the caller's store.
-    func consume(organization name: String, form: [String: String], cookies: [String: Substring], acceptsJSON: Bool,
+    package func consume(organization name: String, form: [String: String], cookies: [String: Substring], acceptsJSON: Bool,
                  requestID: String) -> ConsumeStep {
         guard let org = organizations[name], let validator = validators[name] else {
             return .done(ConsumeOutcome(response: .text(.notFound, "unknown organization"), result: "unknown_organization"))
@@ -215,7 +215,7 @@ struct SSOFlow: Sendable {
 
     /// A login start or ACS post refused before any work (LoginGuard): 503 `login_busy` or
     /// 429 `login_rate_limited`, with `Retry-After`.
-    func turnedAway(_ refusal: LoginGuard.Refusal, organization: String, acceptsJSON: Bool, requestID: String) -> LocalResponse {
+    package func turnedAway(_ refusal: LoginGuard.Refusal, organization: String, acceptsJSON: Bool, requestID: String) -> LocalResponse {
         let status: HTTPResponseStatus = refusal == .busy ? .serviceUnavailable : .tooManyRequests
         var response: LocalResponse
         if acceptsJSON {
@@ -257,14 +257,14 @@ struct SSOFlow: Sendable {
     /// The values that become identity headers (email, groups, the role mapping's
     /// attribute) refuse the login when they hold a control character; the NameID was
     /// checked by the validator. Never silently altered or dropped.
-    static func checkIdentityValues(_ assertion: ValidatedAssertion, org: GatewayConfiguration.Organization) throws(SAMLError) {
+    package static func checkIdentityValues(_ assertion: ValidatedAssertion, org: GatewayConfiguration.Organization) throws(SAMLError) {
         let used = [email(of: assertion)].compactMap { $0 } + (assertion.attributes[org.roleMapping?.attribute ?? "groups"] ?? [])
         if let bad = used.first(where: { !IdentityValue.isClean($0) }) {
             throw SAMLError("invalid_identity_value", "an identity attribute value holds a control character (\(bad.utf8.count) bytes)")
         }
     }
 
-    static func email(of assertion: ValidatedAssertion) -> String? {
+    package static func email(of assertion: ValidatedAssertion) -> String? {
         for key in ["email", "mail", "emailAddress", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"] {
             if let value = assertion.attributes[key]?.first { return value }
         }
@@ -273,14 +273,14 @@ struct SSOFlow: Sendable {
 
     // MARK: - Metadata and logout
 
-    func spMetadata(organization name: String) -> LocalResponse {
+    package func spMetadata(organization name: String) -> LocalResponse {
         guard let org = organizations[name] else { return .text(.notFound, "unknown organization") }
         let base = configuration.publicURL + "/organizations/" + org.name + "/saml"
         let xml = SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", certificate: org.saml.spKeyPair?.certificate)
         return LocalResponse(status: .ok, headers: [("Content-Type", "application/samlmetadata+xml")], body: Array(xml.utf8))
     }
 
-    func logout() -> LocalResponse {
+    package func logout() -> LocalResponse {
         LocalResponse(status: .seeOther, headers: [
             ("Location", "/"), ("Cache-Control", "no-store"),
             ("Set-Cookie", "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)"),
@@ -296,7 +296,7 @@ struct SSOFlow: Sendable {
     ///   - sessionCookie: the value of the session cookie, when the request has one.
     ///   - cache: this event loop's sessions already opened; a cookie found there skips the
     ///     opening, one opened whole is added.
-    func decide(path: Substring, uri: String, method: String, accept: String?,
+    package func decide(path: Substring, uri: String, method: String, accept: String?,
                 sessionCookie value: Substring?, cache: SessionCache? = nil) -> (AccessDecision, setCookie: String?) {
         let now = clock()
         var session: Session?
@@ -326,7 +326,7 @@ struct SSOFlow: Sendable {
 
     /// A grant counts only while its organization is configured and enabled: disabling or
     /// removing an organization ends its grants at once (docs/SPEC.md, revised rule).
-    func live(_ session: Session?) -> Session? {
+    package func live(_ session: Session?) -> Session? {
         guard let session else { return nil }
         guard session.grants.contains(where: { organizations[$0.key]?.saml.enabled != true }) else { return session }
         return Session(grants: session.grants.filter { organizations[$0.key]?.saml.enabled == true })
@@ -374,7 +374,7 @@ struct SSOFlow: Sendable {
     /// Identity headers from a grant, for the organization of the matched protected path.
     /// Values are sent byte-exact when a header can carry them, else percent-encoded
     /// (IdentityHeaderValue); logins with control characters were refused.
-    static func identity(_ grant: SessionGrant, organization: String) -> [(String, String)] {
+    package static func identity(_ grant: SessionGrant, organization: String) -> [(String, String)] {
         var headers: [(String, String)] = [("X-Forwarded-User", IdentityHeaderValue.encode(grant.subject))]
         if let email = grant.email { headers.append(("X-Forwarded-Email", IdentityHeaderValue.encode(email))) }
         if !grant.groups.isEmpty {
@@ -385,7 +385,7 @@ struct SSOFlow: Sendable {
         return headers
     }
 
-    static func formEncode(_ text: String) -> String {
+    package static func formEncode(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {
             switch byte {
@@ -398,7 +398,7 @@ struct SSOFlow: Sendable {
         return out
     }
 
-    static func jsonEscape(_ text: String) -> String {
+    package static func jsonEscape(_ text: String) -> String {
         text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
     }
 }

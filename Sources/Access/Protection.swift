@@ -4,15 +4,15 @@ import HTTPWire
 /// Which organization a request path belongs to (docs/SPEC.md "A request for protected content"):
 /// a `protected_paths` pattern whose `{org}` segment names a configured organization with
 /// SAML enabled. Pure; tested without sockets.
-enum Protection {
-    enum Match: Equatable {
+package enum Protection {
+    package enum Match: Equatable {
         case unprotected
         case organization(GatewayConfiguration.Organization)
         /// The path names different organizations as sent and with its `;` parameters
         /// removed: whichever the upstream reads, one of them is wrong (answered `400`).
         case ambiguous
 
-        static func == (a: Match, b: Match) -> Bool {
+        package static func == (a: Match, b: Match) -> Bool {
             switch (a, b) {
             case (.unprotected, .unprotected), (.ambiguous, .ambiguous): return true
             case (.organization(let x), .organization(let y)): return x.name == y.name
@@ -25,7 +25,7 @@ enum Protection {
     /// servlet container reads it (Jetty, Tomcat, Spring: each segment cut at its first `;`):
     /// protected when either form is, so `/acme;/private` is acme's content whatever the
     /// upstream. Fixed pattern segments and organization names are matched without ASCII case.
-    static func match(_ path: Substring, patterns: [GatewayConfiguration.PathPattern],
+    package static func match(_ path: Substring, patterns: [GatewayConfiguration.PathPattern],
                       organizations: [String: GatewayConfiguration.Organization]) -> Match {
         var path = path
         return path.withUTF8 { bytes in
@@ -42,7 +42,7 @@ enum Protection {
     }
 
     /// The organization of a path without `;` parameters (tests and callers that know).
-    static func organization(of path: Substring, patterns: [GatewayConfiguration.PathPattern],
+    package static func organization(of path: Substring, patterns: [GatewayConfiguration.PathPattern],
                              organizations: [String: GatewayConfiguration.Organization]) -> GatewayConfiguration.Organization? {
         if case .organization(let org) = match(path, patterns: patterns, organizations: organizations) { return org }
         return nil
@@ -103,7 +103,7 @@ enum Protection {
 
     /// A browser navigation: GET or HEAD whose Accept includes text/html. Everything else
     /// (API clients, git, XHR, any other method) gets the 401 JSON, never an HTML redirect.
-    static func isBrowserNavigation(method: String, accept: String?) -> Bool {
+    package static func isBrowserNavigation(method: String, accept: String?) -> Bool {
         guard method == "GET" || method == "HEAD", let accept else { return false }
         return accept.lowercased().contains("text/html")
     }
@@ -111,7 +111,7 @@ enum Protection {
     /// `return_to` must be a path on this host; anything else becomes `/`. Refused: absolute
     /// and scheme-relative URLs (`//evil`, `/\evil`, which browsers treat alike), and control
     /// characters that could split a header.
-    static func safeReturnTo(_ value: String?) -> String {
+    package static func safeReturnTo(_ value: String?) -> String {
         guard let value, value.hasPrefix("/"), !value.hasPrefix("//"), !value.hasPrefix("/\\"),
               value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }), !value.contains("\\") else { return "/" }
         return value
@@ -119,7 +119,7 @@ enum Protection {
 
     /// The role of Hugging Face's SSO role mapping: the most privileged matching rule wins;
     /// `default_role` when none matches.
-    static func role(for attributes: [String: [String]], mapping: GatewayConfiguration.RoleMapping) -> GatewayConfiguration.Role {
+    package static func role(for attributes: [String: [String]], mapping: GatewayConfiguration.RoleMapping) -> GatewayConfiguration.Role {
         let values = Set(attributes[mapping.attribute] ?? [])
         return mapping.rules.filter { values.contains($0.value) }.map(\.role).max() ?? mapping.defaultRole
     }

@@ -11,21 +11,21 @@ import NIOEmbedded
 /// `LoginGuard` bounds that work: SAML validation runs on its own threads (LoginWorkers, so
 /// the event loops keep proxying while it is busy) behind a bounded queue, and each client
 /// address and all clients together are held to a rate.
-final class LoginGuard: Sendable {
-    enum Refusal: Equatable {
+package final class LoginGuard: Sendable {
+    package enum Refusal: Equatable {
         /// Every worker is busy and the queue is full: 503 `login_busy`.
         case busy
         /// Over a rate: 429 `login_rate_limited`, retry after that many seconds.
         case rateLimited(retryAfter: Int)
 
-        var code: String {
+        package var code: String {
             switch self {
             case .busy: "login_busy"
             case .rateLimited: "login_rate_limited"
             }
         }
 
-        var retryAfter: Int {
+        package var retryAfter: Int {
             switch self {
             case .busy: 1
             case .rateLimited(let seconds): max(1, seconds)
@@ -37,14 +37,14 @@ final class LoginGuard: Sendable {
     private let perClient: RateLimiter?
     private let total: RateLimiter?
 
-    init(_ settings: GatewayConfiguration.Logins) {
+    package init(_ settings: GatewayConfiguration.Logins) {
         workers = LoginWorkers(threads: settings.workers, capacity: settings.workers + settings.queue)
         perClient = settings.perClient.map { RateLimiter($0, maxClients: 100_000) }
         total = settings.total.map { RateLimiter($0, maxClients: 1) }
     }
 
     /// Counts one login event (a start or an ACS post) from `client` at `now` (seconds).
-    func admit(client: [UInt8]?, now: Double) -> Refusal? {
+    package func admit(client: [UInt8]?, now: Double) -> Refusal? {
         if let perClient, let wait = perClient.take(client ?? [], now: now) { return .rateLimited(retryAfter: wait) }
         if let total, let wait = total.take([], now: now) { return .rateLimited(retryAfter: wait) }
         return nil
@@ -53,7 +53,7 @@ final class LoginGuard: Sendable {
     /// Runs `work` on a login worker; nil when the workers and the queue are full. `work`
     /// may run twice (LoginWorkers rescues a login a starved worker holds); the first
     /// result answers.
-    func run<T: Sendable>(on loop: EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T>? {
+    package func run<T: Sendable>(on loop: EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T>? {
         // An embedded loop (the wire fuzz targets) takes no completion from another thread.
         if loop is EmbeddedEventLoop { return loop.makeSucceededFuture(work()) }
         let promise = loop.makePromise(of: T.self)
@@ -73,7 +73,7 @@ final class LoginGuard: Sendable {
         return promise.futureResult
     }
 
-    func shutdown() async {
+    package func shutdown() async {
         workers.stop()
     }
 }
@@ -90,18 +90,18 @@ final class LoginGuard: Sendable {
 /// effects; the first result answers). An unprivileged process cannot move a thread back
 /// out of SCHED_IDLE, hence a second run rather than a boost. Logins slow to one every two seconds
 /// instead of stopping, and those few intrusions stay out of the proxied p99.
-final class LoginWorkers: @unchecked Sendable {
-    static let rescueAfter = 2.0
+package final class LoginWorkers: @unchecked Sendable {
+    package static let rescueAfter = 2.0
     private static let schedIdle: Int32 = 5  // <sched.h>, a GNU extension Glibc does not import
 
     private final class Job {
-        let enqueued: Double
-        let work: @Sendable () -> Void
+        package let enqueued: Double
+        package let work: @Sendable () -> Void
         /// When a worker took it; whether the rescuer runs it too. Guarded by `condition`.
-        var started: Double?
-        var rescued = false
+        package var started: Double?
+        package var rescued = false
 
-        init(enqueued: Double, work: @escaping @Sendable () -> Void) {
+        package init(enqueued: Double, work: @escaping @Sendable () -> Void) {
             self.enqueued = enqueued
             self.work = work
         }
@@ -114,7 +114,7 @@ final class LoginWorkers: @unchecked Sendable {
     private var stopped = false
     private let capacity: Int
 
-    init(threads: Int, capacity: Int) {
+    package init(threads: Int, capacity: Int) {
         self.capacity = capacity
         for index in 0..<threads {
             let thread = Thread { [self] in
@@ -139,7 +139,7 @@ final class LoginWorkers: @unchecked Sendable {
     }
 
     /// Queues `work`; false when `capacity` logins are already queued or running.
-    func submit(_ work: @escaping @Sendable () -> Void) -> Bool {
+    package func submit(_ work: @escaping @Sendable () -> Void) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         guard !stopped, queue.count + held.count < capacity else { return false }
@@ -148,7 +148,7 @@ final class LoginWorkers: @unchecked Sendable {
         return true
     }
 
-    func stop() {
+    package func stop() {
         condition.lock()
         stopped = true
         condition.broadcast()
@@ -206,10 +206,10 @@ final class LoginWorkers: @unchecked Sendable {
 /// Token buckets per key (a client address): `rate.count` in a burst, refilled at
 /// `rate.count` per `rate.seconds`. At most `maxClients` buckets are kept; when full, full
 /// (idle) buckets are dropped first, and if none is, the table starts over.
-final class RateLimiter: Sendable {
+package final class RateLimiter: Sendable {
     private struct Bucket {
-        var tokens: Double
-        var updated: Double
+        package var tokens: Double
+        package var updated: Double
     }
 
     private let capacity: Double
@@ -217,14 +217,14 @@ final class RateLimiter: Sendable {
     private let maxClients: Int
     private let buckets = NIOLockedValueBox<[[UInt8]: Bucket]>([:])
 
-    init(_ rate: GatewayConfiguration.Rate, maxClients: Int) {
+    package init(_ rate: GatewayConfiguration.Rate, maxClients: Int) {
         capacity = Double(rate.count)
         perSecond = Double(rate.count) / Double(rate.seconds)
         self.maxClients = maxClients
     }
 
     /// nil when a token was taken; else the whole seconds until one is there.
-    func take(_ key: [UInt8], now: Double) -> Int? {
+    package func take(_ key: [UInt8], now: Double) -> Int? {
         buckets.withLockedValue { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
             bucket.tokens = min(capacity, bucket.tokens + max(0, now - bucket.updated) * perSecond)

@@ -10,15 +10,15 @@ import Sessions
 /// path: the grant of that path's organization (`sub`, `email`, `groups`, `org`, `role`).
 /// Elsewhere: no subject of its own, only `grants`, each with the organization that vouched
 /// for it (an identity never travels without its organization).
-struct UpstreamClaims: Sendable, Hashable {
-    struct Grant: Sendable, Hashable, Codable {
-        let org: String
-        let sub: String
-        let email: String?
-        let groups: [String]
-        let role: String?
+package struct UpstreamClaims: Sendable, Hashable {
+    package struct Grant: Sendable, Hashable, Codable {
+        package let org: String
+        package let sub: String
+        package let email: String?
+        package let groups: [String]
+        package let role: String?
 
-        init(organization: String, _ grant: SessionGrant) {
+        package init(organization: String, _ grant: SessionGrant) {
             org = organization
             sub = grant.subject
             email = grant.email
@@ -27,14 +27,14 @@ struct UpstreamClaims: Sendable, Hashable {
         }
     }
 
-    let subject: String?
-    let email: String?
-    let groups: [String]
-    let organization: String?
-    let role: String?
-    let grants: [Grant]
+    package let subject: String?
+    package let email: String?
+    package let groups: [String]
+    package let organization: String?
+    package let role: String?
+    package let grants: [Grant]
 
-    init(grant: SessionGrant?, organization: String?, grants: [Grant]) {
+    package init(grant: SessionGrant?, organization: String?, grants: [Grant]) {
         subject = grant?.subject
         email = grant?.email
         groups = grant?.groups ?? []
@@ -54,15 +54,15 @@ struct UpstreamClaims: Sendable, Hashable {
 /// Signing is jwt-kit's (an actor, so asynchronous); a token is reused for the same claims
 /// until half its lifetime is gone, so most requests take one from the cache without
 /// waiting.
-final class AssertionMinter: Sendable {
-    static let header = "X-SSO-Assertion"
+package final class AssertionMinter: Sendable {
+    package static let header = "X-SSO-Assertion"
     /// Distinct claim sets kept; past it the cache starts over (a flood of users).
-    static let cacheLimit = 10_000
+    package static let cacheLimit = 10_000
 
-    struct Token {
-        let value: String
+    package struct Token {
+        package let value: String
         /// Reuse until then.
-        let freshUntil: Date
+        package let freshUntil: Date
     }
 
     private let keys = JWTKeyCollection()
@@ -70,14 +70,14 @@ final class AssertionMinter: Sendable {
     /// jwt-kit's collection is an actor, filled on first use (the runtime is built synchronously).
     private let keysAdded = NIOLockedValueBox(false)
     private let signingKID: JWKIdentifier
-    let jwks: [UInt8]
-    let issuer: String
-    let audience: String
-    let ttl: TimeInterval
+    package let jwks: [UInt8]
+    package let issuer: String
+    package let audience: String
+    package let ttl: TimeInterval
     private let clock: @Sendable () -> Date
     private let cache = NIOLockedValueBox<[UpstreamClaims: Token]>([:])
 
-    init(_ settings: GatewayConfiguration.UpstreamAssertion, issuer: String, clock: @escaping @Sendable () -> Date) throws {
+    package init(_ settings: GatewayConfiguration.UpstreamAssertion, issuer: String, clock: @escaping @Sendable () -> Date) throws {
         var parsed: [(key: ES256PrivateKey, kid: JWKIdentifier)] = []
         var published: [JWK] = []
         for pem in settings.signingKeyPEMs {
@@ -98,7 +98,7 @@ final class AssertionMinter: Sendable {
     }
 
     /// RFC 7638 JWK thumbprint of a P-256 public key, the key's `kid`.
-    static func thumbprint(x: String, y: String) -> String {
+    package static func thumbprint(x: String, y: String) -> String {
         let canonical = "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"\(x)\",\"y\":\"\(y)\"}"
         let digest = (try? Digest.sha256(Array(canonical.utf8))) ?? []
         return Data(digest).base64EncodedString().replacingOccurrences(of: "+", with: "-")
@@ -106,13 +106,13 @@ final class AssertionMinter: Sendable {
     }
 
     /// A token for `claims` that is still fresh, without waiting.
-    func cached(_ claims: UpstreamClaims) -> String? {
+    package func cached(_ claims: UpstreamClaims) -> String? {
         let now = clock()
         return cache.withLockedValue { $0[claims] }.flatMap { $0.freshUntil > now ? $0.value : nil }
     }
 
     /// Signs a new token for `claims` and keeps it for reuse.
-    func mint(_ claims: UpstreamClaims) async throws -> String {
+    package func mint(_ claims: UpstreamClaims) async throws -> String {
         // Whole seconds: some JWT libraries refuse fractional NumericDates.
         let now = Date(timeIntervalSince1970: clock().timeIntervalSince1970.rounded(.down))
         let payload = UpstreamAssertionPayload(
@@ -133,26 +133,26 @@ final class AssertionMinter: Sendable {
     }
 
     /// The token for `claims` on `loop`: at once from the cache, else once signed.
-    func token(for claims: UpstreamClaims, on loop: EventLoop) -> EventLoopFuture<String> {
+    package func token(for claims: UpstreamClaims, on loop: EventLoop) -> EventLoopFuture<String> {
         if let token = cached(claims) { return loop.makeSucceededFuture(token) }
         return loop.makeFutureWithTask { try await self.mint(claims) }
     }
 }
 
-struct UpstreamAssertionPayload: JWTPayload {
-    var sub: SubjectClaim?
-    var email: String?
-    var groups: [String]?
-    var org: String?
-    var role: String?
+package struct UpstreamAssertionPayload: JWTPayload {
+    package var sub: SubjectClaim?
+    package var email: String?
+    package var groups: [String]?
+    package var org: String?
+    package var role: String?
     /// Off protected paths: every organization's grant, each with its own subject.
-    var grants: [UpstreamClaims.Grant]?
-    var iss: IssuerClaim
-    var aud: AudienceClaim
-    var iat: IssuedAtClaim
-    var exp: ExpirationClaim
+    package var grants: [UpstreamClaims.Grant]?
+    package var iss: IssuerClaim
+    package var aud: AudienceClaim
+    package var iat: IssuedAtClaim
+    package var exp: ExpirationClaim
 
-    func verify(using algorithm: some JWTAlgorithm) throws {
+    package func verify(using algorithm: some JWTAlgorithm) throws {
         try exp.verifyNotExpired()
     }
 }

@@ -11,39 +11,39 @@ import Sessions
 /// opened for is replaced (a reload may change the secrets or disable an organization) or
 /// when `removeAll` is called. At most `capacity` entries: past that, one is dropped per
 /// entry added.
-final class SessionCache {
+package final class SessionCache {
     /// Which flow the entries were opened and filtered for. Held strongly, so that a
     /// replaced flow cannot be freed and its address reused by the next one.
-    final class Owner: Sendable {}
+    package final class Owner: Sendable {}
 
     /// A session as opened, and the access decisions already made from it, by organization
     /// (`""` for unprotected paths): a decision depends only on the session and the flow,
     /// and both are fixed for the entry's life.
-    final class Remembered {
-        let session: Session
+    package final class Remembered {
+        package let session: Session
         /// The earliest expiry among its grants (seconds since 1970).
-        let expires: Int64
-        var decisions: [String: AccessDecision] = [:]
+        package let expires: Int64
+        package var decisions: [String: AccessDecision] = [:]
 
-        init(session: Session, expires: Int64) {
+        package init(session: Session, expires: Int64) {
             self.session = session
             self.expires = expires
         }
     }
 
-    let capacity: Int
+    package let capacity: Int
     private var entries: [String: Remembered] = [:]
     private var owner: Owner?
 
-    init(capacity: Int = 1024) {
+    package init(capacity: Int = 1024) {
         precondition(capacity > 0)
         self.capacity = capacity
     }
 
-    var count: Int { entries.count }
+    package var count: Int { entries.count }
 
     /// What was remembered for `value` under `owner`, while its session is still whole at `now`.
-    func remembered(for value: Substring, owner: Owner, now: Int64) -> Remembered? {
+    package func remembered(for value: Substring, owner: Owner, now: Int64) -> Remembered? {
         guard self.owner === owner else {
             entries.removeAll(keepingCapacity: true)
             self.owner = owner
@@ -60,7 +60,7 @@ final class SessionCache {
 
     /// Keeps `session`, which `value` opened to under `owner` with nothing dropped from it.
     @discardableResult
-    func remember(_ session: Session, for value: Substring, owner: Owner) -> Remembered? {
+    package func remember(_ session: Session, for value: Substring, owner: Owner) -> Remembered? {
         guard let expires = session.grants.values.map(\.expires).min() else { return nil }
         if self.owner !== owner {
             entries.removeAll(keepingCapacity: true)
@@ -72,5 +72,5 @@ final class SessionCache {
         return entry
     }
 
-    func removeAll() { entries.removeAll() }
+    package func removeAll() { entries.removeAll() }
 }
