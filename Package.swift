@@ -3,8 +3,8 @@ import PackageDescription
 
 // One target per trust boundary (docs/STYLE.md). HTTPWire reads and writes HTTP/1 heads as
 // values (NIO's ByteBuffer and HTTP types, no channels); Gateway, Demo and the executables run
-// the event loops. XMLCore and CryptoCore hold libxml2's and OpenSSL's pointers; Gateway's
-// HTTP2Connection holds nghttp2's (its own target is the next step of the split).
+// the event loops. XMLCore, CryptoCore, Compression and HTTP2Session hold the pointers of
+// libxml2, OpenSSL, zlib/Brotli and libnghttp2; no other target touches C memory.
 let package = Package(
     name: "SSOGate",
     products: [
@@ -56,6 +56,8 @@ let package = Package(
         ]),
         // Access: the SSO flow, protected paths, sessions remembered per loop, login
         // admission, the signed identity for the upstream. Decides; holds no connection.
+        // libnghttp2's session behind Swift types: the only target holding its pointers.
+        .target(name: "HTTP2Session", dependencies: ["CNGHTTP2"]),
         .target(name: "Access", dependencies: [
             "HTTPWire", "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -65,7 +67,7 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"),
         ]),
         .target(name: "Gateway", dependencies: [
-            "Access", "HTTPWire", "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression", "CNGHTTP2",
+            "Access", "HTTPWire", "HTTP2Session", "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),

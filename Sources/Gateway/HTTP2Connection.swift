@@ -1,4 +1,4 @@
-import CNGHTTP2
+import HTTP2Session
 import HTTPWire
 import Logging
 import NIOCore
@@ -6,8 +6,9 @@ import NIOHTTP1
 
 /// Serves one HTTP/2 connection (`h2` through ALPN, or `h2c` with prior knowledge).
 ///
-/// libnghttp2 keeps the framing, HPACK and flow-control state: this handler feeds it the
-/// bytes received, writes the bytes it produces, and runs each stream (`HTTP2Stream`)
+/// libnghttp2 (through `HTTP2Session`, the only holder of its pointers) keeps the framing,
+/// HPACK and flow-control state: this handler feeds it the bytes received, writes the
+/// bytes it produces, and runs each stream (`HTTP2Stream`)
 /// through the same `RequestPlanner` and upstream pool as an HTTP/1.1 request. The
 /// session is only ever touched on the channel's event loop.
 ///
@@ -21,7 +22,7 @@ import NIOHTTP1
 /// request body must keep coming within `body_timeout`, a response must keep being read
 /// within `write_timeout` (each ends its stream), and a connection whose socket stays
 /// unwritable for `write_timeout` is closed.
-final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
+final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner, HTTP2SessionDelegate {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -39,7 +40,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     let maxConcurrentStreams: Int
     private(set) var allocator = ByteBufferAllocator()
     private var context: ChannelHandlerContext?
-    private var session: OpaquePointer?
+    private var session: HTTP2Session?
     private var streams: [Int32: HTTP2Stream] = [:]
     /// Streams that wrote to their upstream during this read; flushed at read complete.
     private var upstreamWrites: [HTTP2Stream] = []
@@ -95,10 +96,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         context.fireChannelInactive()
     }
 
-    private func releaseSession() {
-        if let session { nghttp2_session_del(session) }
-        session = nil
-    }
+    private func releaseSession() { session = nil }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         shared.logger.debug("client connection error", metadata: ["error": "\(error)", "protocol": "h2"])
@@ -109,7 +107,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         if event is ChannelShouldQuiesceEvent {
             // Drain: GOAWAY now names the last stream that will be served; those finish,
             // then the connection closes (want_read and want_write both turn false).
-            goAway(NGHTTP2_NO_ERROR)
+            goAway(.noError)
             sendNow()
             return
         }
@@ -147,7 +145,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
                 // No other frame may come until the block ends: the connection is stuck.
                 shared.metrics.clientTimedOut(reason: "header_timeout")
                 terminated(reason: "header_timeout", detail: "a header block did not finish within header_timeout")
-                goAway(NGHTTP2_PROTOCOL_ERROR)
+                goAway(.protocolError)
                 sendNow()
                 closeAfterWrites()
                 return
@@ -155,7 +153,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         }
         if streams.isEmpty, let deadline = idleDeadline, deadline <= now, !closing {
             idleDeadline = nil
-            goAway(NGHTTP2_NO_ERROR)
+            goAway(.noError)
             sendNow()
         }
     }
@@ -166,23 +164,22 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         guard let session, !closing else { return }
         let bytes = unwrapInboundIn(data)
         inSession = true
-        let result = bytes.withUnsafeReadableBytes { raw in
-            nghttp2_session_mem_recv(session, raw.bindMemory(to: UInt8.self).baseAddress, raw.count)
+        var fatal: HTTP2Session.Fatal?
+        bytes.withUnsafeReadableBytes { raw in
+            do throws(HTTP2Session.Fatal) { try session.receive(raw) } catch { fatal = error }
         }
         inSession = false
-        if result < 0 {
+        if let fatal {
             // A fatal error (a library flood limit, a broken preface): the session can send
             // nothing more, so the GOAWAY RFC 9113 §5.4.1 asks for is written here.
-            let error = String(cString: nghttp2_strerror(Int32(result)))
-            let flood = result == Int(NGHTTP2_ERR_FLOODED.rawValue) || result == Int(NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue)
-            let code = flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR
-            terminated(reason: flood ? "flood" : result == Int(NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue) ? "bad_preface" : "protocol_error",
-                       detail: error)
+            let code: HTTP2Session.ErrorCode = fatal.kind == .flood ? .enhanceYourCalm : .protocolError
+            terminated(reason: fatal.kind == .flood ? "flood" : fatal.kind == .badPreface ? "bad_preface" : "protocol_error",
+                       detail: fatal.message)
             if !goingAway {
                 goingAway = true
                 var frame = allocator.buffer(capacity: 17)
                 frame.writeBytes([0, 0, 8, FrameBudget.FrameType.goaway.rawValue, 0, 0, 0, 0, 0])
-                frame.writeInteger(UInt32(nghttp2_session_get_last_proc_stream_id(session)) & 0x7FFF_FFFF)
+                frame.writeInteger(UInt32(session.lastProcessedStreamID) & 0x7FFF_FFFF)
                 frame.writeInteger(code.rawValue)
                 context.write(wrapOutboundOut(frame), promise: nil)
             }
@@ -194,21 +191,20 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     }
 
     /// Queues the one GOAWAY of this connection, naming the last stream nghttp2 processed.
-    /// `NO_ERROR` (a drain, an idle connection) lets the streams up to it finish before the
+    /// `noError` (a drain, an idle connection) lets the streams up to it finish before the
     /// connection closes; any other code ends the session once the GOAWAY is out.
-    private func goAway(_ code: nghttp2_error_code) {
+    private func goAway(_ code: HTTP2Session.ErrorCode) {
         guard let session else { return }
         guard !goingAway else {
-            if code != NGHTTP2_NO_ERROR { closeAfterWrites() }  // misbehaving while draining: stop now
+            if code != .noError { closeAfterWrites() }  // misbehaving while draining: stop now
             return
         }
         goingAway = true
-        if code == NGHTTP2_NO_ERROR {
-            nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
-                                  code.rawValue, nil, 0)
+        if code == .noError {
+            session.goAway()
         } else {
             terminating = true
-            nghttp2_session_terminate_session(session, code.rawValue)
+            session.terminate(code)
         }
     }
 
@@ -242,15 +238,16 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         repeat {
             sendWanted = false
             while context.channel.isWritable || terminating {
-                var data: UnsafePointer<UInt8>?
-                let count = nghttp2_session_mem_send(session, &data)
-                if count < 0 {
+                let chunk: UnsafeRawBufferPointer?
+                do {
+                    chunk = try session.nextBytesToSend()
+                } catch {
                     inSession = false
                     context.close(promise: nil)
                     return
                 }
-                guard count > 0, let data else { break }
-                out.writeBytes(UnsafeRawBufferPointer(start: data, count: count))
+                guard let chunk else { break }
+                out.writeBytes(chunk)
                 if out.readableBytes >= 64 * 1024 {
                     context.write(wrapOutboundOut(out), promise: nil)
                     out = allocator.buffer(capacity: 0)
@@ -260,9 +257,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         inSession = false
         if out.readableBytes > 0 { context.write(wrapOutboundOut(out), promise: nil) }
         loop.deferFlush(context)
-        if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
-            closeAfterWrites()
-        }
+        if session.isFinished { closeAfterWrites() }
     }
 
     private func closeAfterWrites() {
@@ -281,147 +276,85 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         ])
     }
 
-    // MARK: - Session setup and callbacks
+    // MARK: - Session setup and what it reports
 
-    private func makeSession() -> OpaquePointer? {
-        var callbacks: OpaquePointer?
-        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else { return nil }
-        defer { nghttp2_session_callbacks_del(callbacks) }
-        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, header, user in
-            HTTP2Connection.from(user).beginFrame(header!.pointee)
-        }
-        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, user in
-            HTTP2Connection.from(user).beginHeaders(frame!.pointee)
-        }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, user in
-            HTTP2Connection.from(user).header(frame!.pointee.hd.stream_id,
-                                              name: UnsafeBufferPointer(start: name, count: nameLength),
-                                              value: UnsafeBufferPointer(start: value, count: valueLength))
-        }
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, user in
-            HTTP2Connection.from(user).frameReceived(frame!.pointee)
-        }
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, user in
-            HTTP2Connection.from(user).data(streamID, UnsafeRawBufferPointer(start: data, count: length))
-        }
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, user in
-            HTTP2Connection.from(user).streamClosed(streamID, errorCode: errorCode)
-        }
-        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, user in
-            HTTP2Connection.from(user).frameSent(frame!.pointee.hd)
-        }
-        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, frame, _, user in
-            HTTP2Connection.from(user).invalidFrame(frame!.pointee.hd)
-        }
-
-        var option: OpaquePointer?
-        guard nghttp2_option_new(&option) == 0, let option else { return nil }
-        defer { nghttp2_option_del(option) }
-        nghttp2_option_set_no_auto_window_update(option, 1)
+    private func makeSession() -> HTTP2Session? {
         // `FrameBudget` ends ping, settings, reset and empty-frame floods (GOAWAY with
         // ENHANCE_YOUR_CALM) before the library's own limits on queued ACKs and on resets
         // are reached: those are fatal errors or INTERNAL_ERROR, and would make a second
         // GOAWAY. They stay as a backstop, raised above the budget's burst.
-        nghttp2_option_set_max_outbound_ack(option, 4 * Int(FrameBudget.burst))
-        nghttp2_option_set_stream_reset_rate_limit(option, UInt64(4 * FrameBudget.burst), UInt64(4 * FrameBudget.perSecond))
-        var made: OpaquePointer?
-        let user = Unmanaged.passUnretained(self).toOpaque()
-        guard nghttp2_session_server_new2(&made, callbacks, user, option) == 0, let made else { return nil }
-
-        var settings = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: UInt32(maxConcurrentStreams)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: Self.streamWindow),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(GatewayServer.maxRequestHeadBytes)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
-        ]
-        nghttp2_submit_settings(made, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
-        nghttp2_session_set_local_window_size(made, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Self.connectionWindow)
-        return made
+        HTTP2Session(settings: .init(maxConcurrentStreams: maxConcurrentStreams, initialStreamWindow: Self.streamWindow,
+                                     connectionWindow: Self.connectionWindow, maxHeaderListSize: GatewayServer.maxRequestHeadBytes,
+                                     maxOutboundAck: 4 * Int(FrameBudget.burst), resetBurst: UInt64(4 * FrameBudget.burst),
+                                     resetsPerSecond: UInt64(4 * FrameBudget.perSecond)),
+                     delegate: self)
     }
 
-    private static func from(_ user: UnsafeMutableRawPointer?) -> HTTP2Connection {
-        Unmanaged<HTTP2Connection>.fromOpaque(user!).takeUnretainedValue()
-    }
-
-    private func beginFrame(_ header: nghttp2_frame_hd) -> Int32 {
-        guard session != nil else { return 0 }
+    func sessionBeganFrame(_ header: HTTP2Session.FrameHeader) {
+        guard session != nil else { return }
         overBudget(!budget.allows(type: header.type, length: header.length, flags: header.flags, now: .now()),
                    detail: "more than \(Int(FrameBudget.burst)) frames that carry no request")
-        return 0
     }
 
     /// What the gateway sends counts too: a RST_STREAM it sends was caused by the client
     /// (a bad WINDOW_UPDATE, DATA on a closed stream: "MadeYouReset", CVE-2025-8671) or by a
     /// stream given up; each DATA frame earns the client WINDOW_UPDATE credits.
-    private func frameSent(_ header: nghttp2_frame_hd) -> Int32 {
-        guard session != nil else { return 0 }
+    func sessionSentFrame(_ header: HTTP2Session.FrameHeader) {
+        guard session != nil else { return }
         budget.sent(type: header.type)
-        return 0
     }
 
     /// A frame libnghttp2 refused without ending the session (it answers with RST_STREAM or
     /// ignores it): work the client caused, spent from the budget.
-    private func invalidFrame(_ header: nghttp2_frame_hd) -> Int32 {
+    func sessionRefusedFrame(_ header: HTTP2Session.FrameHeader) {
         overBudget(!budget.invalidFrame(now: .now()), detail: "invalid frames")
-        return 0
     }
 
     private func overBudget(_ over: Bool, detail: String) {
         guard over, !goingAway, session != nil else { return }
         terminated(reason: "flood", detail: detail)
-        goAway(NGHTTP2_ENHANCE_YOUR_CALM)
+        goAway(.enhanceYourCalm)
     }
 
-    private func beginHeaders(_ frame: nghttp2_frame) -> Int32 {
-        guard frame.hd.type == UInt8(NGHTTP2_HEADERS.rawValue), frame.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
-        streams[frame.hd.stream_id] = HTTP2Stream(id: frame.hd.stream_id, connection: self)
+    func sessionBeganRequest(streamID: Int32) {
+        streams[streamID] = HTTP2Stream(id: streamID, connection: self)
         idleDeadline = nil
-        return 0
     }
 
-    private func header(_ streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Int32 {
+    func sessionReceivedField(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
         streams[streamID]?.header(name: name, value: value)
-        return 0
     }
 
-    private func frameReceived(_ frame: nghttp2_frame) -> Int32 {
-        guard let stream = streams[frame.hd.stream_id] else { return 0 }
-        let endStream = frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-        switch UInt32(frame.hd.type) {
-        case NGHTTP2_HEADERS.rawValue:
-            if frame.headers.cat == NGHTTP2_HCAT_REQUEST {
-                stream.headersComplete(endStream: endStream)
-            } else if endStream {
-                stream.requestEnded()  // trailers end the request; their fields are not forwarded
-            }
-        case NGHTTP2_DATA.rawValue:
-            if endStream { stream.requestEnded() }
-        default:
-            break
-        }
-        return 0
+    func sessionReceivedRequestHead(streamID: Int32, endStream: Bool) {
+        streams[streamID]?.headersComplete(endStream: endStream)
     }
 
-    private func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+    /// The request ended: END_STREAM on DATA, or trailers (whose fields are not forwarded).
+    func sessionReceivedRequestEnd(streamID: Int32) { streams[streamID]?.requestEnded() }
+
+    func sessionReceivedData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
         guard let stream = streams[streamID] else {
             consume(streamID, bytes.count)
-            return 0
+            return
         }
         var buffer = allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         stream.body(buffer)
-        return 0
     }
 
-    private func streamClosed(_ streamID: Int32, errorCode: UInt32) -> Int32 {
-        guard let stream = streams.removeValue(forKey: streamID) else { return 0 }
+    func sessionClosedStream(streamID: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
         // A stream that ends before its answer did, reset by either side, may leave work
         // behind at the upstream: it costs more than a frame, so resets of any origin are
         // bounded together (rapid reset and MadeYouReset alike).
         if !stream.answered { overBudget(!budget.streamAbandoned(now: .now()), detail: "streams reset before their answer") }
         stream.closed(errorCode: errorCode)
         if streams.isEmpty { idleDeadline = .now() + idleTimeout }
-        return 0
+    }
+
+    func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2Session.BodyRead {
+        guard let stream = streams[streamID] else { return .failed }
+        return stream.read(into: buffer)
     }
 
     // MARK: - For streams
@@ -429,7 +362,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     /// Gives `count` bytes of window back to the client.
     func consume(_ streamID: Int32, _ count: Int) {
         guard let session, count > 0 else { return }
-        nghttp2_session_consume(session, streamID, count)
+        session.consume(streamID: streamID, count: count)
         if !inSession { sendNow() }
     }
 
@@ -456,7 +389,7 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
     func timedOut(_ stream: HTTP2Stream, reason: String) {
         shared.metrics.clientTimedOut(reason: reason)
         shared.logger.info("reset HTTP/2 stream", metadata: ["reason": "\(reason)", "stream": "\(stream.id)", "peer": "\(planner.peerText ?? "-")"])
-        reset(stream, error: NGHTTP2_CANCEL)
+        reset(stream, error: .cancel)
     }
 
     /// Submits a response head (with Strict-Transport-Security when `hsts` is set); `hasBody`
@@ -465,68 +398,29 @@ final class HTTP2Connection: ChannelDuplexHandler, DeadlineOwner {
         guard let session else { return }
         var all = [(name: Array(":status".utf8), value: Array(String(status).utf8))] + fields
         if let hsts { all.append((Array("strict-transport-security".utf8), Array(hsts.utf8))) }
-        Self.withNameValues(all) { nva in
-            if hasBody {
-                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil)) { session, streamID, buffer, length, flags, _, user in
-                    HTTP2Connection.from(user).readBody(streamID, into: buffer!, length: length, flags: flags!)
-                }
-                _ = nghttp2_submit_response(session, stream.id, nva.baseAddress, nva.count, &provider)
-            } else {
-                _ = nghttp2_submit_response(session, stream.id, nva.baseAddress, nva.count, nil)
-            }
-        }
+        session.submitResponse(streamID: stream.id, fields: all, hasBody: hasBody)
         sendNow()
     }
 
     /// `100 Continue` for a client that waits for it before sending its body.
     func submitContinue(_ stream: HTTP2Stream) {
         guard let session else { return }
-        Self.withNameValues([(Array(":status".utf8), Array("100".utf8))]) { nva in
-            _ = nghttp2_submit_headers(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, nil, nva.baseAddress, nva.count, nil)
-        }
+        session.submitHeaders(streamID: stream.id, fields: [(Array(":status".utf8), Array("100".utf8))])
         sendNow()
     }
 
     /// A stream whose response has more bytes ready after its data source said "deferred".
     func resume(_ stream: HTTP2Stream) {
         guard let session else { return }
-        nghttp2_session_resume_data(session, stream.id)
+        session.resumeData(streamID: stream.id)
         sendNow()
     }
 
     /// Resets one stream (the upstream broke off mid-response, say); the connection goes on.
-    func reset(_ stream: HTTP2Stream, error: nghttp2_error_code) {
+    func reset(_ stream: HTTP2Stream, error: HTTP2Session.ErrorCode) {
         guard let session else { return }
-        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, error.rawValue)
+        session.reset(streamID: stream.id, code: error)
         sendNow()
-    }
-
-    private func readBody(_ streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
-                          flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-        return stream.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: flags)
-    }
-
-    /// Lays name/value byte pairs out as `nghttp2_nv` for one submit call (nghttp2 copies them).
-    private static func withNameValues<R>(_ pairs: [(name: [UInt8], value: [UInt8])],
-                                          _ body: (UnsafeMutableBufferPointer<nghttp2_nv>) -> R) -> R {
-        var storage: [UInt8] = []
-        storage.reserveCapacity(pairs.reduce(0) { $0 + $1.name.count + $1.value.count })
-        for pair in pairs { storage += pair.name; storage += pair.value }
-        return storage.withUnsafeMutableBufferPointer { bytes in
-            var offset = 0
-            var nva: [nghttp2_nv] = []
-            nva.reserveCapacity(pairs.count)
-            for pair in pairs {
-                let name = bytes.baseAddress! + offset
-                offset += pair.name.count
-                let value = bytes.baseAddress! + offset
-                offset += pair.value.count
-                nva.append(nghttp2_nv(name: name, value: value, namelen: pair.name.count, valuelen: pair.value.count,
-                                      flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-            }
-            return nva.withUnsafeMutableBufferPointer { body($0) }
-        }
     }
 }
 

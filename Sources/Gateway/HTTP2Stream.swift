@@ -1,4 +1,4 @@
-import CNGHTTP2
+import HTTP2Session
 import HTTPWire
 import NIOCore
 import NIOHTTP1
@@ -229,7 +229,7 @@ final class HTTP2Stream: UpstreamDelegate {
             shared.logUpstreamCut(uri: exchange.uri)
             logAccess(status: exchange.status, bytes: exchange.responseBytes, exchange: exchange)
             state = .done
-            connection.reset(self, error: NGHTTP2_INTERNAL_ERROR)
+            connection.reset(self, error: .internalError)
         case .fail(let failure):
             failUpstream(exchange, failure)
         case .abandonUpstream:
@@ -301,7 +301,7 @@ final class HTTP2Stream: UpstreamDelegate {
             _ = exchange.machine.handle(.clientGone)
             exchange.abandonUpstream()
             state = .done
-            connection.reset(self, error: NGHTTP2_INTERNAL_ERROR)
+            connection.reset(self, error: .internalError)
         }
     }
 
@@ -422,8 +422,9 @@ final class HTTP2Stream: UpstreamDelegate {
                                     peer: connection.planner.peerText)
     }
 
-    /// nghttp2's data source: copies what is pending, up to `length`, into a DATA frame.
-    func read(into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
+    /// The session's data source: copies what is pending, up to the frame's room, into a
+    /// DATA frame.
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> HTTP2Session.BodyRead {
         var written = 0
         while written < buffer.count, var first = pending.first {
             let count = min(first.readableBytes, buffer.count - written)
@@ -441,14 +442,13 @@ final class HTTP2Stream: UpstreamDelegate {
         }
         resumeUpstreamIfLow()
         if pending.isEmpty {
-            if responseEnded {
-                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            } else if written == 0 {
+            if responseEnded { return .bytes(written, end: true) }
+            if written == 0 {
                 deferred = true
-                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+                return .deferred
             }
         }
-        return written
+        return .bytes(written, end: false)
     }
 
     // MARK: - The end
@@ -466,7 +466,7 @@ final class HTTP2Stream: UpstreamDelegate {
     }
 
     /// The client connection went away with this stream open.
-    func connectionClosed() { closed(errorCode: NGHTTP2_CANCEL.rawValue) }
+    func connectionClosed() { closed(errorCode: HTTP2Session.ErrorCode.cancel.rawValue) }
 
     private func logAccess(status: Int, bytes: Int, exchange: Exchange) {
         connection.shared.logAccess(loop: connection.loop, method: exchange.method, uri: exchange.uri, status: status, bytes: bytes,
