@@ -7,6 +7,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import Proxy
 
 /// One access-log record, formatted once as text or JSON. The access log is the one
 /// place where the line is the message: building a `Logger.Metadata` dictionary per

@@ -6,6 +6,7 @@ import HTTPWire
 import Logging
 import NIOCore
 import NIOHTTP1
+import Proxy
 
 /// Serves one client connection: internal endpoints locally, everything else through an
 /// upstream connection of this event loop's pool, streaming both ways with backpressure.
@@ -412,12 +413,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         case .none, .held:
             return
         case .signAssertion:
-            exchange.addAssertion(using: exchange.runtime.minter, on: loop.eventLoop) { error in
+            exchange.addAssertion(using: exchange.route.minter, on: loop.eventLoop) { error in
                 guard case .proxying(let current) = self.state, current === exchange else { return }
                 self.perform(exchange.machine.handle(.assertionSigned(error)), exchange)
             }
         case .acquireUpstream(let fresh):
-            if !fresh, let idle = loop.pool.takeIdle(for: exchange.runtime.configuration.upstream) {
+            if !fresh, let idle = loop.pool.takeIdle(for: exchange.route.endpoint) {
                 attach(idle, to: exchange, reused: true)
             } else {
                 connectUpstream(for: exchange)
@@ -469,8 +470,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
     }
 
     private func connectUpstream(for exchange: Exchange) {
-        let runtime = exchange.runtime
-        loop.pool.connect(to: runtime.configuration.upstream, timeout: min(runtime.upstreamTimeout, .seconds(10)))
+        let route = exchange.route
+        loop.pool.connect(to: route.endpoint, timeout: min(route.timeout, .seconds(10)))
             .assumeIsolated()
             .whenComplete { result in
                 guard case .proxying(let current) = self.state, current === exchange else {
@@ -489,7 +490,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
 
     private func attach(_ connection: UpstreamConnection, to exchange: Exchange, reused: Bool) {
         exchange.adopt(connection, delegate: self, readsAllowed: clientWritable)
-        perform(exchange.machine.handle(.upstreamReady(reused: reused, now: .now(), timeout: exchange.runtime.upstreamTimeout)), exchange)
+        perform(exchange.machine.handle(.upstreamReady(reused: reused, now: .now(), timeout: exchange.route.timeout)), exchange)
     }
 
     private func requestBody(_ buffer: ByteBuffer) {

@@ -1,6 +1,7 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
 import Prometheus
+import Proxy
 
 /// The gateway's metrics, recorded through swift-metrics into a Prometheus registry the
 /// gateway owns (no global bootstrap, so several gateways can share a test process).
@@ -20,9 +21,7 @@ public final class GatewayMetrics: Sendable {
     private let clientTimeouts = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     let certificates: CertificateGauges
 
-    public enum UpstreamFailure: String, CaseIterable, Sendable {
-        case connect, timeout, closed
-    }
+    public typealias UpstreamFailure = UpstreamFailureKind
 
     public init() {
         let registry = PrometheusCollectorRegistry()

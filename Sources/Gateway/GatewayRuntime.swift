@@ -2,6 +2,7 @@ import Access
 import Config
 import Foundation
 import Logging
+import Proxy
 import SAML
 import NIOConcurrencyHelpers
 import NIOCore
@@ -68,6 +69,9 @@ final class GatewayRuntime: Sendable {
         configuration.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
         return try NIOSSLContext(configuration: configuration)
     }
+
+    /// Where exchanges planned with this runtime go.
+    var route: UpstreamRoute { UpstreamRoute(endpoint: configuration.upstream, timeout: upstreamTimeout, minter: minter) }
 
     func isTrusted(peer: [UInt8]?) -> Bool {
         guard let peer, !trustedProxies.isEmpty else { return false }

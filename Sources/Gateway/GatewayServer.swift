@@ -2,6 +2,7 @@ import Config
 import Foundation
 import HTTPWire
 import Logging
+import Proxy
 import SAML
 import NIOConcurrencyHelpers
 import NIOCore
@@ -14,22 +15,6 @@ import NIOTLS
 public final class GatewayServer: Sendable {
     /// Request heads over this are refused with 431.
     public static let maxRequestHeadBytes = 32 * 1024
-
-    /// Upstream reads grow up to 256 KiB while a body streams (fewer syscalls per byte: with
-    /// 64 KiB reads streaming ran at half the speed) and shrink back for small answers. The
-    /// reads of one readiness (two) may land after a client stopped reading, on top of the
-    /// send buffer's high mark: that is what a stalled client can hold.
-    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024)
-    /// Upstream reads while the loop's waiting answers are over half its budget.
-    static let pressureReceiveAllocator = FixedSizeRecvByteBufferAllocator(capacity: 16 * 1024)
-    /// Client reads stop at 64 KiB, two per readiness: what one client can make the loop
-    /// parse before others get their turn (a pipelining flood costs the loop ~128 KiB of
-    /// parsing at a time, not megabytes).
-    static let clientReceiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 64 * 1024)
-    /// Backpressure engages when 64 KiB wait to be written to a peer (resumes under 16 KiB):
-    /// the kernel's socket buffer keeps the pipe full while streaming, so this only bounds
-    /// what a peer that stopped reading holds in the gateway.
-    static let writeWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 16 * 1024, high: 64 * 1024)
 
     private let shared: GatewayShared
     private let group: EventLoopGroup
@@ -82,8 +67,8 @@ public final class GatewayServer: Sendable {
             // At most 128 KiB per readiness: what one read event can hand the decoder at once,
             // whatever the handler's backpressure says.
             .childChannelOption(.maxMessagesPerRead, value: 2)
-            .childChannelOption(.recvAllocator, value: Self.clientReceiveAllocator)
-            .childChannelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
+            .childChannelOption(.recvAllocator, value: SocketTuning.clientReceiveAllocator)
+            .childChannelOption(.writeBufferWaterMark, value: SocketTuning.writeWaterMark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Self.configureClientPipeline(channel, shared: shared)

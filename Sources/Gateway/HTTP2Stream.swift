@@ -2,6 +2,7 @@ import HTTP2Session
 import HTTPWire
 import NIOCore
 import NIOHTTP1
+import Proxy
 
 /// One HTTP/2 request stream: its head is assembled from the header callbacks, planned by
 /// the same `RequestPlanner` as an HTTP/1.1 request, and answered locally or proxied over
@@ -192,12 +193,12 @@ final class HTTP2Stream: UpstreamDelegate {
         case .none, .held:
             return
         case .signAssertion:
-            exchange.addAssertion(using: exchange.runtime.minter, on: connection.loop.eventLoop) { error in
+            exchange.addAssertion(using: exchange.route.minter, on: connection.loop.eventLoop) { error in
                 guard case .proxying(let current) = self.state, current === exchange else { return }
                 self.perform(exchange.machine.handle(.assertionSigned(error)), exchange)
             }
         case .acquireUpstream(let fresh):
-            if !fresh, let idle = connection.loop.pool.takeIdle(for: exchange.runtime.configuration.upstream) {
+            if !fresh, let idle = connection.loop.pool.takeIdle(for: exchange.route.endpoint) {
                 attach(idle, to: exchange, reused: true)
             } else {
                 connectUpstream(for: exchange)
@@ -240,8 +241,8 @@ final class HTTP2Stream: UpstreamDelegate {
     private var shared: GatewayShared { connection.shared }
 
     private func connectUpstream(for exchange: Exchange) {
-        let runtime = exchange.runtime
-        connection.loop.pool.connect(to: runtime.configuration.upstream, timeout: min(runtime.upstreamTimeout, .seconds(10)))
+        let route = exchange.route
+        connection.loop.pool.connect(to: route.endpoint, timeout: min(route.timeout, .seconds(10)))
             .assumeIsolated()
             .whenComplete { result in
                 guard case .proxying(let current) = self.state, current === exchange else {
@@ -260,7 +261,7 @@ final class HTTP2Stream: UpstreamDelegate {
     private func attach(_ upstream: UpstreamConnection, to exchange: Exchange, reused: Bool) {
         if connection.isThrottled { upstreamPaused = true }
         exchange.adopt(upstream, delegate: self, readsAllowed: !upstreamPaused)
-        perform(exchange.machine.handle(.upstreamReady(reused: reused, now: .now(), timeout: exchange.runtime.upstreamTimeout)), exchange)
+        perform(exchange.machine.handle(.upstreamReady(reused: reused, now: .now(), timeout: exchange.route.timeout)), exchange)
     }
 
     private func giveBackWindow() {

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import HTTPWire
 import NIOCore
+import Proxy
 
 /// Everything one event loop owns: its upstream pool, its client connections' deadlines
 /// and a cached access-log timestamp. Only ever touched on `eventLoop`.
@@ -34,13 +35,7 @@ func abort(_ channel: Channel) {
     socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
 }
 
-/// Whether a loop's waiting answers are over half its budget (set by the sweep, read by
-/// the upstream handlers of that loop).
-final class LoopPressure {
-    var high = false
-}
-
-final class LoopContext {
+final class LoopContext: FlushScheduler {
     static let sweepInterval = TimeAmount.milliseconds(100)
     /// What answers waiting for their clients may hold in the whole process, shared evenly
     /// by the loops: past a loop's share, its clients stalled longest are closed at the next

@@ -4,6 +4,7 @@ import Foundation
 import HTTPWire
 import NIOCore
 import NIOHTTP1
+import Proxy
 
 /// The protocol-neutral half of serving a request: from its head to an answer made here,
 /// a form to collect (the ACS), or an exchange to proxy. HTTP/1.1 connections and HTTP/2
@@ -120,7 +121,7 @@ struct RequestPlanner {
         }
         let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
                                 clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
-                                requestBody: body, start: start, runtime: runtime, tunnelEnds: tunnelEnds)
+                                requestBody: body, start: start, route: runtime.route, tunnelEnds: tunnelEnds)
         exchange.reservedCookies = runtime.reservedCookies
         exchange.bannerHTML = bannerHTML
         exchange.sessionCookie = sessionCookie

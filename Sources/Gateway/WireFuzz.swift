@@ -5,6 +5,7 @@ import HTTPWire
 import Logging
 import NIOCore
 import NIOEmbedded
+import Proxy
 
 /// Entry points for coverage-guided fuzzing of the wire: what a client or an upstream can
 /// send. Each must return for every input, with memory bounded (libFuzzer's RSS and malloc

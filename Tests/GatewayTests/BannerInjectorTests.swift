@@ -1,4 +1,5 @@
 @testable import Gateway
+@testable import Proxy
 import NIOCore
 import Testing
 

@@ -1,4 +1,5 @@
 @testable import Gateway
+@testable import Proxy
 @testable import HTTPWire
 import NIOCore
 import NIOHTTP1

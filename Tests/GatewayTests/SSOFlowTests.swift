@@ -4,6 +4,7 @@ import CryptoCore
 import Foundation
 @testable import Access
 @testable import Gateway
+@testable import Proxy
 import Logging
 import NIOPosix
 import Testing

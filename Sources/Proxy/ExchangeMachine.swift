@@ -7,8 +7,8 @@ import NIOHTTP1
 /// no clock of its own (times come with the events): the HTTP/1.1 handler and the HTTP/2
 /// stream carry the actions out, each in its own framing, and the unit tests drive it with
 /// no sockets at all.
-struct ExchangeMachine {
-    enum Phase: Equatable {
+package struct ExchangeMachine {
+    package enum Phase: Equatable {
         /// The identity assertion for the upstream is being signed.
         case signing
         /// Waiting for an upstream connection.
@@ -22,7 +22,7 @@ struct ExchangeMachine {
         case finished
     }
 
-    enum Event {
+    package enum Event {
         case start(needsAssertion: Bool)
         /// The assertion was signed (nil) or could not be.
         case assertionSigned(Error?)
@@ -44,7 +44,7 @@ struct ExchangeMachine {
         case clientGone
     }
 
-    enum Action {
+    package enum Action {
         case none
         /// A request body part was kept until an upstream connection is attached.
         case held
@@ -77,47 +77,47 @@ struct ExchangeMachine {
         case abandonUpstream
     }
 
-    let method: HTTPMethod
-    let requestBody: RequestFraming.Body
+    package let method: HTTPMethod
+    package let requestBody: RequestFraming.Body
     /// When a WebSocket tunnel must close at the latest: the expiry of the grant that
     /// authorized it.
-    let tunnelEnds: NIODeadline?
+    package let tunnelEnds: NIODeadline?
 
-    private(set) var phase: Phase = .connecting
+    package private(set) var phase: Phase = .connecting
     /// Whether an upstream connection is attached now.
-    private(set) var attached = false
+    package private(set) var attached = false
     /// Body parts that arrived before an upstream connection was attached. An array: an
     /// empty one allocates nothing, and most requests have no body.
-    private(set) var buffered: [ByteBuffer] = []
-    private(set) var requestEndReceived = false
-    private(set) var requestFullySent = false
-    private(set) var bodyBytesSent: UInt64 = 0
-    private(set) var reusedConnection = false
-    private(set) var retried = false
+    package private(set) var buffered: [ByteBuffer] = []
+    package private(set) var requestEndReceived = false
+    package private(set) var requestFullySent = false
+    package private(set) var bodyBytesSent: UInt64 = 0
+    package private(set) var reusedConnection = false
+    package private(set) var retried = false
     /// The upstream's status once its response head arrived; 0 before.
-    private(set) var status = 0
-    private(set) var upstreamKeepAlive = false
-    private(set) var upstreamSentAt: NIODeadline?
-    private(set) var upstreamNanoseconds: Int64?
-    private(set) var upstreamTimeout: TimeAmount = .zero
+    package private(set) var status = 0
+    package private(set) var upstreamKeepAlive = false
+    package private(set) var upstreamSentAt: NIODeadline?
+    package private(set) var upstreamNanoseconds: Int64?
+    package private(set) var upstreamTimeout: TimeAmount = .zero
 
-    init(method: HTTPMethod, requestBody: RequestFraming.Body, tunnelEnds: NIODeadline? = nil) {
+    package init(method: HTTPMethod, requestBody: RequestFraming.Body, tunnelEnds: NIODeadline? = nil) {
         self.method = method
         self.requestBody = requestBody
         self.tunnelEnds = tunnelEnds
     }
 
-    var isFinished: Bool { phase == .finished }
-    var isTunnel: Bool { phase == .tunnel }
+    package var isFinished: Bool { phase == .finished }
+    package var isTunnel: Bool { phase == .tunnel }
 
     /// Whether a failure on a reused keep-alive connection may be retried on a fresh one:
     /// the upstream may have closed the idle connection just as the request went out. Only
     /// for body-less requests of safe methods, so nothing can happen twice.
-    var mayRetry: Bool {
+    package var mayRetry: Bool {
         reusedConnection && !retried && status == 0 && requestBody == .none && [.GET, .HEAD, .OPTIONS].contains(method)
     }
 
-    mutating func handle(_ event: Event) -> Action {
+    package mutating func handle(_ event: Event) -> Action {
         switch event {
         case .start(let needsAssertion):
             phase = needsAssertion ? .signing : .connecting
@@ -245,35 +245,35 @@ struct ExchangeMachine {
 
 /// Why an exchange without a relayed response head is answered locally: its status, the
 /// client's text, the reason and detail for the log, and what the metrics count it as.
-struct UpstreamFailure {
-    let status: HTTPResponseStatus
-    let text: String
-    let reason: String
-    let detail: String
+package struct UpstreamFailure {
+    package let status: HTTPResponseStatus
+    package let text: String
+    package let reason: String
+    package let detail: String
     /// `ssogate_upstream_failures_total{reason}`; nil for a failure of the gateway's own.
-    let counted: GatewayMetrics.UpstreamFailure?
+    package let counted: UpstreamFailureKind?
 
-    static func unreachable(_ error: Error) -> UpstreamFailure {
+    package static func unreachable(_ error: Error) -> UpstreamFailure {
         UpstreamFailure(status: .badGateway, text: "upstream unreachable", reason: "upstream connect failed", detail: "\(error)",
                         counted: .connect)
     }
 
-    static func timedOut(after timeout: TimeAmount) -> UpstreamFailure {
+    package static func timedOut(after timeout: TimeAmount) -> UpstreamFailure {
         UpstreamFailure(status: .gatewayTimeout, text: "upstream timed out", reason: "no response headers within upstream_timeout",
                         detail: "\(timeout.nanoseconds / 1_000_000)ms", counted: .timeout)
     }
 
-    static func assertionNotSigned(_ error: Error) -> UpstreamFailure {
+    package static func assertionNotSigned(_ error: Error) -> UpstreamFailure {
         UpstreamFailure(status: .internalServerError, text: "could not sign the identity for the upstream",
                         reason: "upstream_assertion signing failed", detail: "\(error)", counted: nil)
     }
 
-    static func malformed(_ failure: ResponseParser.Failure) -> UpstreamFailure {
+    package static func malformed(_ failure: ResponseParser.Failure) -> UpstreamFailure {
         UpstreamFailure(status: .badGateway, text: "upstream sent a malformed response", reason: "malformed upstream response",
                         detail: failure.description, counted: .closed)
     }
 
-    static func closedEarly(_ error: Error?) -> UpstreamFailure {
+    package static func closedEarly(_ error: Error?) -> UpstreamFailure {
         UpstreamFailure(status: .badGateway, text: "upstream closed the connection", reason: "upstream closed before responding",
                         detail: error.map { "\($0)" } ?? "eof", counted: .closed)
     }

@@ -10,8 +10,8 @@ import XMLCore
 /// is not the body. Nothing is buffered: bytes go out as they come, so a chunk boundary can
 /// fall anywhere. A page whose body tag is not found within `maxSearchBytes` passes
 /// through unchanged.
-struct BannerInjector {
-    static let maxSearchBytes = 1 << 20
+package struct BannerInjector {
+    package static let maxSearchBytes = 1 << 20
     /// Elements whose content is text up to their end tag, never markup.
     private static let rawTextElements: [[UInt8]] = ["script", "style", "title", "textarea", "xmp", "iframe", "noembed",
                                                      "noframes", "noscript", "plaintext"].map { Array($0.utf8) }
@@ -46,12 +46,12 @@ struct BannerInjector {
     private var searched = 0
     private(set) var injected = false
 
-    init(banner: String) { self.banner = Array(banner.utf8) }
+    package init(banner: String) { self.banner = Array(banner.utf8) }
 
     /// The bytes to send for `input`, in order.
-    mutating func feed(_ input: ByteBuffer) -> [UInt8] { feed(Array(input.readableBytesView)) }
+    package mutating func feed(_ input: ByteBuffer) -> [UInt8] { feed(Array(input.readableBytesView)) }
 
-    mutating func feed(_ input: [UInt8]) -> [UInt8] {
+    package mutating func feed(_ input: [UInt8]) -> [UInt8] {
         if case .done = state { return input }
         for (index, byte) in input.enumerated() {
             step(byte)
@@ -70,7 +70,7 @@ struct BannerInjector {
     }
 
     /// Nothing is ever held back; kept for the callers' end-of-body step.
-    mutating func finish() -> [UInt8] {
+    package mutating func finish() -> [UInt8] {
         state = .done
         return []
     }
@@ -179,7 +179,7 @@ struct BannerInjector {
 
     /// The banner: plain, accessible markup with inline styles that reset what the page
     /// may inherit (`all: initial`), so neither side breaks the other's layout.
-    static func html(organization: String, loginURL: String) -> String {
+    package static func html(organization: String, loginURL: String) -> String {
         let org = Markup.escape(organization)
         let url = Markup.escape(loginURL)
         return """

@@ -8,48 +8,48 @@ import NIOHTTP1
 /// what the gateway decided about it (fixed when it was planned), its progress
 /// (`machine`, the part both framings share), the upstream connection, and the banner
 /// rewrite of the response body.
-final class Exchange {
-    let method: HTTPMethod
-    let uri: String
-    let clientVersion: HTTPVersion
-    let clientKeepAlive: Bool
-    var upstreamHead: HTTPRequestHead
-    let requestBody: RequestFraming.Body
-    let start: NIODeadline
-    /// The runtime the request was planned with: its upstream, timeout and signer serve the
-    /// whole exchange (a retry included), whatever a reload does meanwhile.
-    let runtime: GatewayRuntime
-    var machine: ExchangeMachine
+package final class Exchange {
+    package let method: HTTPMethod
+    package let uri: String
+    package let clientVersion: HTTPVersion
+    package let clientKeepAlive: Bool
+    package var upstreamHead: HTTPRequestHead
+    package let requestBody: RequestFraming.Body
+    package let start: NIODeadline
+    /// Where the request goes, planned with the runtime of the time: it serves the whole
+    /// exchange (a retry included), whatever a reload does meanwhile.
+    package let route: UpstreamRoute
+    package var machine: ExchangeMachine
 
     /// Banner mode: the markup to insert into an HTML answer, and the injector once the
     /// answer turned out to be uncompressed HTML.
-    var bannerHTML: String?
-    var injector: BannerInjector?
+    package var bannerHTML: String?
+    package var injector: BannerInjector?
     /// For a compressed page: undo the coding, insert, redo it.
-    var decoder: StreamDecoder?
-    var encoder: StreamEncoder?
+    package var decoder: StreamDecoder?
+    package var encoder: StreamEncoder?
     /// Set-Cookie for the session cookie, when it must change: cleared (it no longer opens)
     /// or sealed again without grants the configuration no longer honours.
-    var sessionCookie: String?
+    package var sessionCookie: String?
     /// The Strict-Transport-Security value to add, when configured.
-    var hsts: String?
+    package var hsts: String?
     /// The identity to sign into `X-SSO-Assertion` (when `upstream_assertion` is on).
-    var assertionClaims: UpstreamClaims?
+    package var assertionClaims: UpstreamClaims?
     /// The `Sec-WebSocket-Accept` the upstream's 101 must carry, for a WebSocket upgrade.
-    var webSocketAccept: [UInt8]?
+    package var webSocketAccept: [UInt8]?
     /// The gateway's cookie names: an upstream Set-Cookie for them is dropped.
-    var reservedCookies: [String] = []
-    var upstream: UpstreamConnection?
+    package var reservedCookies: [String] = []
+    package var upstream: UpstreamConnection?
 
     /// How the response body goes to the client (HTTP/1.1 chooses at the head).
-    var responseFraming: ResponseFraming = .none
+    package var responseFraming: ResponseFraming = .none
     /// Response body bytes written toward the client.
-    var responseBytes = 0
+    package var responseBytes = 0
     /// HTTP/1.1: request body bytes went to the upstream during this read (flushed at its end).
-    var wroteUpstreamInThisRead = false
+    package var wroteUpstreamInThisRead = false
 
-    init(method: HTTPMethod, uri: String, clientVersion: HTTPVersion, clientKeepAlive: Bool,
-         upstreamHead: HTTPRequestHead, requestBody: RequestFraming.Body, start: NIODeadline, runtime: GatewayRuntime,
+    package init(method: HTTPMethod, uri: String, clientVersion: HTTPVersion, clientKeepAlive: Bool,
+         upstreamHead: HTTPRequestHead, requestBody: RequestFraming.Body, start: NIODeadline, route: UpstreamRoute,
          tunnelEnds: NIODeadline? = nil) {
         self.method = method
         self.uri = uri
@@ -58,14 +58,14 @@ final class Exchange {
         self.upstreamHead = upstreamHead
         self.requestBody = requestBody
         self.start = start
-        self.runtime = runtime
+        self.route = route
         self.machine = ExchangeMachine(method: method, requestBody: requestBody, tunnelEnds: tunnelEnds)
     }
 
     /// The upstream's status once its head arrived; 0 before.
-    var status: Int { machine.status }
-    var upstreamNanoseconds: Int64? { machine.upstreamNanoseconds }
-    var tunnel: Bool { machine.isTunnel }
+    package var status: Int { machine.status }
+    package var upstreamNanoseconds: Int64? { machine.upstreamNanoseconds }
+    package var tunnel: Bool { machine.isTunnel }
 }
 
 /// Banner mode's rewrite of a response body, shared by the HTTP/1 and HTTP/2 paths.
@@ -73,7 +73,7 @@ extension Exchange {
     /// Whether this response gets the banner: an HTML answer (2xx, or 4xx, since an app's
     /// "restricted" page is where a visitor needs the link) that is uncompressed or in a
     /// coding the gateway can undo and redo. Sets up the injector (and codecs) when it does.
-    func prepareBanner(for head: UpstreamResponseHead, hasBody: Bool) -> Bool {
+    package func prepareBanner(for head: UpstreamResponseHead, hasBody: Bool) -> Bool {
         // Whole pages only: never a 206 (a byte range of the page) or a 416; 201, 202 and 204
         // carry no page to restrict.
         guard let banner = bannerHTML, hasBody, head.status == 200 || head.status == 203 || ((400..<500).contains(head.status) && head.status != 416),
@@ -91,11 +91,11 @@ extension Exchange {
         return true
     }
 
-    struct CorruptBody: Error {}
+    package struct CorruptBody: Error {}
 
     /// A body part as the client gets it: unchanged, or with the banner inserted (nil when
     /// nothing is ready to write yet). Throws when a compressed body does not decode.
-    func rewrite(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) throws(CorruptBody) -> ByteBuffer? {
+    package func rewrite(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) throws(CorruptBody) -> ByteBuffer? {
         guard injector != nil else { return buffer }
         var bytes = Array(buffer.readableBytesView)
         if let decoder {
@@ -108,7 +108,7 @@ extension Exchange {
     }
 
     /// What the rewrite still holds at the end of the body.
-    func finishRewrite(allocator: ByteBufferAllocator) -> ByteBuffer? {
+    package func finishRewrite(allocator: ByteBufferAllocator) -> ByteBuffer? {
         guard injector != nil else { return nil }
         var rest = injector!.finish()
         injector = nil
@@ -124,14 +124,14 @@ extension Exchange {
 extension Exchange {
     /// Attaches `connection` (reads paused unless `readsAllowed`); the machine then says what
     /// to send on it.
-    func adopt(_ connection: UpstreamConnection, delegate: UpstreamDelegate, readsAllowed: Bool) {
+    package func adopt(_ connection: UpstreamConnection, delegate: UpstreamDelegate, readsAllowed: Bool) {
         upstream = connection
         connection.handler.delegate = delegate
         if readsAllowed { connection.handler.resumeReads() } else { connection.handler.pauseReads() }
     }
 
     /// `.sendRequest`: the head, the parts that arrived before the connection, the end.
-    func sendRequest(parts: [ByteBuffer], end: Bool, loop: LoopContext) {
+    package func sendRequest(parts: [ByteBuffer], end: Bool, loop: FlushScheduler) {
         guard let handler = upstream?.handler else { return }
         handler.sendHead(upstreamHead, chunked: requestBody == .chunked, reservedCookies: reservedCookies, webSocketAccept: webSocketAccept)
         for part in parts { handler.sendBody(part) }
@@ -141,7 +141,7 @@ extension Exchange {
 
     /// `.finish`: the connection goes back to the pool when it can serve another request,
     /// and is closed otherwise.
-    func releaseUpstream(reusable: Bool, to pool: UpstreamPool) {
+    package func releaseUpstream(reusable: Bool, to pool: UpstreamPool) {
         guard let connection = upstream else { return }
         upstream = nil
         if reusable && connection.handler.isReusable {
@@ -153,7 +153,7 @@ extension Exchange {
     }
 
     /// Drops an upstream connection mid-exchange: its state is unknown, it is never reused.
-    func abandonUpstream() {
+    package func abandonUpstream() {
         guard let connection = upstream else { return }
         upstream = nil
         connection.handler.delegate = nil
@@ -163,13 +163,13 @@ extension Exchange {
 
 extension Exchange {
     /// Whether `addAssertion` has anything to do (an identity, and `upstream_assertion` on).
-    func needsAssertion(from minter: AssertionMinter?) -> Bool { assertionClaims != nil && minter != nil }
+    package func needsAssertion(from minter: AssertionMinter?) -> Bool { assertionClaims != nil && minter != nil }
 
     /// Adds `X-SSO-Assertion` to the upstream head when this exchange carries an identity
     /// to sign, then calls `next` on `loop`: at once when a fresh token is cached, else once
     /// signed. `next` gets the signing error, if any; the request must not go out without
     /// the assertion the upstream expects.
-    func addAssertion(using minter: AssertionMinter?, on loop: EventLoop, then next: @escaping (Error?) -> Void) {
+    package func addAssertion(using minter: AssertionMinter?, on loop: EventLoop, then next: @escaping (Error?) -> Void) {
         guard let claims = assertionClaims, let minter else { return next(nil) }
         if let token = minter.cached(claims) {
             upstreamHead.headers.add(name: AssertionMinter.header, value: token)

@@ -5,13 +5,13 @@ import NIOHTTP1
 import NIOPosix
 
 /// A keep-alive connection to the upstream, with the handler that relays its responses.
-final class UpstreamConnection {
-    let channel: Channel
-    let handler: UpstreamHandler
-    let endpoint: GatewayConfiguration.Endpoint
+package final class UpstreamConnection {
+    package let channel: Channel
+    package let handler: UpstreamHandler
+    package let endpoint: GatewayConfiguration.Endpoint
     fileprivate var idleSince = NIODeadline.distantPast
 
-    init(channel: Channel, handler: UpstreamHandler, endpoint: GatewayConfiguration.Endpoint) {
+    package init(channel: Channel, handler: UpstreamHandler, endpoint: GatewayConfiguration.Endpoint) {
         self.channel = channel
         self.handler = handler
         self.endpoint = endpoint
@@ -21,17 +21,17 @@ final class UpstreamConnection {
 /// Idle upstream connections of one event loop. Client connections and the upstream
 /// connections they use live on the same loop, so a proxied byte never changes thread and
 /// nothing here needs a lock. Only ever touched on `eventLoop`.
-final class UpstreamPool {
-    let eventLoop: EventLoop
+package final class UpstreamPool {
+    package let eventLoop: EventLoop
     private var idle: [UpstreamConnection] = []
     private let maxIdle: Int
     private let idleTimeout: TimeAmount
 
     /// Set by the loop's sweep while answers waiting for clients hold more than half the
     /// loop's budget: upstream reads are then small (`UpstreamHandler.read`).
-    let pressure = LoopPressure()
+    package let pressure = LoopPressure()
 
-    init(eventLoop: EventLoop, maxIdle: Int = 128, idleTimeout: TimeAmount = .seconds(30)) {
+    package init(eventLoop: EventLoop, maxIdle: Int = 128, idleTimeout: TimeAmount = .seconds(30)) {
         self.eventLoop = eventLoop
         self.maxIdle = maxIdle
         self.idleTimeout = idleTimeout
@@ -39,7 +39,7 @@ final class UpstreamPool {
 
     /// The most recently used live idle connection to `endpoint`, if any (LIFO keeps the
     /// warm ones warm and lets the rest reach their idle timeout).
-    func takeIdle(for endpoint: GatewayConfiguration.Endpoint) -> UpstreamConnection? {
+    package func takeIdle(for endpoint: GatewayConfiguration.Endpoint) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
         while let connection = idle.popLast() {
             if connection.channel.isActive && connection.endpoint == endpoint { return connection }
@@ -48,7 +48,7 @@ final class UpstreamPool {
         return nil
     }
 
-    func connect(to endpoint: GatewayConfiguration.Endpoint, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+    package func connect(to endpoint: GatewayConfiguration.Endpoint, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
         let loop = eventLoop
         let pressure = self.pressure
         // Only an embedded loop (the wire fuzz targets) has no sockets: connecting fails there.
@@ -57,12 +57,12 @@ final class UpstreamPool {
         }
         return bootstrap
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.recvAllocator, value: GatewayServer.receiveAllocator)
+            .channelOption(.recvAllocator, value: SocketTuning.receiveAllocator)
             // Two reads per readiness (NIO's default is four): once a client stops taking the
             // answer and reads are paused, at most two more (512 KiB) arrive; under memory
             // pressure one of 16 KiB. One per readiness cost a third of the streaming rate.
             .channelOption(.maxMessagesPerRead, value: 2)
-            .channelOption(.writeBufferWaterMark, value: GatewayServer.writeWaterMark)
+            .channelOption(.writeBufferWaterMark, value: SocketTuning.writeWaterMark)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 // One handler: requests are serialized and responses parsed right here, so a
@@ -79,7 +79,7 @@ final class UpstreamPool {
     }
 
     /// Returns a connection whose last exchange completed cleanly.
-    func release(_ connection: UpstreamConnection) {
+    package func release(_ connection: UpstreamConnection) {
         eventLoop.preconditionInEventLoop()
         connection.handler.delegate = nil
         guard connection.channel.isActive, idle.count < maxIdle else {
@@ -92,7 +92,7 @@ final class UpstreamPool {
 
     /// Called by the loop's sweep: closes connections idle for longer than `idleTimeout`
     /// and drops those the upstream has closed. The oldest are at the front (LIFO use).
-    func evictIdle(now: NIODeadline) {
+    package func evictIdle(now: NIODeadline) {
         guard !idle.isEmpty else { return }
         let cutoff = now - idleTimeout
         idle.removeAll { connection in
@@ -102,7 +102,7 @@ final class UpstreamPool {
         }
     }
 
-    func closeAll() {
+    package func closeAll() {
         eventLoop.preconditionInEventLoop()
         for connection in idle { connection.channel.close(promise: nil) }
         idle.removeAll()
@@ -110,7 +110,7 @@ final class UpstreamPool {
 }
 
 /// What an upstream connection reports to the client connection that is using it.
-protocol UpstreamDelegate: AnyObject {
+package protocol UpstreamDelegate: AnyObject {
     func upstreamReceived(_ event: ResponseParser.Event)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
@@ -121,10 +121,10 @@ protocol UpstreamDelegate: AnyObject {
 /// The only handler of an upstream connection: writes requests as bytes, parses the
 /// responses with `ResponseParser`, relays the events to the client connection using it,
 /// and withholds reads while that client cannot take more (backpressure).
-final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+package final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias OutboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
 
     weak var delegate: UpstreamDelegate?
     private var context: ChannelHandlerContext?
@@ -136,15 +136,15 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let pressure: LoopPressure
     private var smallReads = false
 
-    init(pressure: LoopPressure = LoopPressure()) { self.pressure = pressure }
+    package init(pressure: LoopPressure = LoopPressure()) { self.pressure = pressure }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         allocator = context.channel.allocator
     }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    package func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
         guard let delegate else {
             // Bytes on an idle connection: the upstream is out of step; never reuse it.
@@ -164,15 +164,15 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    package func channelReadComplete(context: ChannelHandlerContext) {
         delegate?.upstreamReadComplete()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         // An idle connection that closes is dropped from the pool by the next sweep.
         guard let delegate else { return }
         do {
@@ -187,7 +187,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: Error) {
         fail(error, context: context)
     }
 
@@ -200,9 +200,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Whether the last response ended cleanly, so the connection may serve another request.
-    var isReusable: Bool { parser.isIdle }
+    package var isReusable: Bool { parser.isIdle }
 
-    func read(context: ChannelHandlerContext) {
+    package func read(context: ChannelHandlerContext) {
         if readsPaused {
             readPending = true
             return
@@ -212,15 +212,15 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // to an answer waiting for its client is small; streaming goes back to large reads.
             smallReads = pressure.high
             let options = context.channel.syncOptions
-            try? options?.setOption(.recvAllocator, value: smallReads ? GatewayServer.pressureReceiveAllocator : GatewayServer.receiveAllocator)
+            try? options?.setOption(.recvAllocator, value: smallReads ? SocketTuning.pressureReceiveAllocator : SocketTuning.receiveAllocator)
             try? options?.setOption(.maxMessagesPerRead, value: UInt(smallReads ? 1 : 2))
         }
         context.read()
     }
 
-    func pauseReads() { readsPaused = true }
+    package func pauseReads() { readsPaused = true }
 
-    func resumeReads() {
+    package func resumeReads() {
         readsPaused = false
         if readPending, let context {
             readPending = false
@@ -229,7 +229,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Serializes a request head (framing fields already chosen by the header policy).
-    func sendHead(_ head: HTTPRequestHead, chunked: Bool, reservedCookies: [String], webSocketAccept: [UInt8]? = nil) {
+    package func sendHead(_ head: HTTPRequestHead, chunked: Bool, reservedCookies: [String], webSocketAccept: [UInt8]? = nil) {
         guard let context else { return }
         parser.expectResponse(toHead: head.method == .HEAD, webSocketAccept: webSocketAccept)
         parser.reservedCookies = reservedCookies
@@ -249,7 +249,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(out), promise: nil)
     }
 
-    func sendBody(_ part: ByteBuffer) {
+    package func sendBody(_ part: ByteBuffer) {
         guard let context, part.readableBytes > 0 else { return }
         if chunkedRequest {
             context.write(wrapOutboundOut(ChunkFraming.header(part.readableBytes, allocator: allocator)), promise: nil)
@@ -260,13 +260,13 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func sendEnd() {
+    package func sendEnd() {
         guard let context, chunkedRequest else { return }
         context.write(wrapOutboundOut(ChunkFraming.last), promise: nil)
     }
 
     /// Flushes at the end of the loop's current tick (see `LoopContext.deferFlush`).
-    func flush(deferredOn loop: LoopContext) {
+    package func flush(deferredOn loop: FlushScheduler) {
         if let context { loop.deferFlush(context, upstream: true) }
     }
 }
