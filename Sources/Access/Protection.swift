@@ -26,7 +26,7 @@ package enum Protection {
     /// protected when either form is, so `/acme;/private` is acme's content whatever the
     /// upstream. Fixed pattern segments and organization names are matched without ASCII case.
     package static func match(_ path: Substring, patterns: [GatewayConfiguration.PathPattern],
-                      organizations: [String: GatewayConfiguration.Organization]) -> Match {
+                              organizations: [String: GatewayConfiguration.Organization]) -> Match {
         var path = path
         return path.withUTF8 { bytes in
             let literal = organization(of: bytes, patterns: patterns, organizations: organizations)
@@ -43,7 +43,7 @@ package enum Protection {
 
     /// The organization of a path without `;` parameters (tests and callers that know).
     package static func organization(of path: Substring, patterns: [GatewayConfiguration.PathPattern],
-                             organizations: [String: GatewayConfiguration.Organization]) -> GatewayConfiguration.Organization? {
+                                     organizations: [String: GatewayConfiguration.Organization]) -> GatewayConfiguration.Organization? {
         if case .organization(let org) = match(path, patterns: patterns, organizations: organizations) { return org }
         return nil
     }

@@ -44,8 +44,8 @@ package struct SSOFlow: Sendable {
     ///   signing certificates are trusted beside the configured ones, and it supplies the SSO
     ///   URL and the issuer when the configuration does not.
     package init(configuration: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
-         clock: @escaping @Sendable () -> Date = { Date() },
-         random: @escaping @Sendable (Int) throws -> [UInt8] = { try SecureRandom().bytes($0) }) {
+                 clock: @escaping @Sendable () -> Date = { Date() },
+                 random: @escaping @Sendable (Int) throws -> [UInt8] = { try SecureRandom().bytes($0) }) {
         self.configuration = configuration
         self.clock = clock
         self.random = random
@@ -135,7 +135,7 @@ package struct SSOFlow: Sendable {
 
     /// Validates the POST, then leaves the spending of its IDs to the caller's store.
     package func consume(organization name: String, form: [String: String], cookies: [String: Substring], acceptsJSON: Bool,
-                 requestID: String) -> ConsumeStep {
+                         requestID: String) -> ConsumeStep {
         guard let org = organizations[name], let validator = validators[name] else {
             return .done(ConsumeOutcome(response: .text(.notFound, "unknown organization"), result: "unknown_organization"))
         }
@@ -297,7 +297,7 @@ package struct SSOFlow: Sendable {
     ///   - cache: this event loop's sessions already opened; a cookie found there skips the
     ///     opening, one opened whole is added.
     package func decide(path: Substring, uri: String, method: String, accept: String?,
-                sessionCookie value: Substring?, cache: SessionCache? = nil) -> (AccessDecision, setCookie: String?) {
+                        sessionCookie value: Substring?, cache: SessionCache? = nil) -> (AccessDecision, setCookie: String?) {
         let now = clock()
         var session: Session?
         var setCookie: String?

@@ -19,7 +19,7 @@ import Proxy
 /// (past it the connection ends after the answer in progress), answers by the send
 /// buffer's high mark (nothing more is produced while the client does not read), and a
 /// client that stops reading is closed after `write_timeout`.
-final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, DeadlineOwner {
+final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, DeadlineOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     /// Responses are written as bytes: a relayed head is the upstream's own field bytes,
@@ -394,35 +394,28 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
             respond(local, method: head.method, uri: head.uri, start: start, close: close)
         case .collectForm(let organization, let head):
             state = .collectingForm(organization: organization, head: head, body: allocator.buffer(capacity: 8192), start: start)
-        case .proxy(let exchange, let runtime, let expectContinue):
+        case .proxy(let exchange, let expectContinue):
             state = .proxying(exchange)
             if expectContinue {
                 // The gateway answers the expectation itself, once it has decided to forward;
                 // the upstream gets no Expect header.
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
             }
-            perform(exchange.machine.handle(.start(needsAssertion: exchange.needsAssertion(from: runtime.minter))), exchange)
+            perform(exchange.machine.handle(.start(needsAssertion: exchange.needsAssertion)), exchange)
         }
     }
 
     // MARK: - The exchange's actions
 
     /// Carries out what the exchange's machine asks for, in HTTP/1.1's framing.
-    private func perform(_ action: ExchangeMachine.Action, _ exchange: Exchange) {
+    func perform(_ action: ExchangeMachine.Action, _ exchange: Exchange) {
         switch action {
         case .none, .held:
             return
         case .signAssertion:
-            exchange.addAssertion(using: exchange.route.minter, on: loop.eventLoop) { error in
-                guard case .proxying(let current) = self.state, current === exchange else { return }
-                self.perform(exchange.machine.handle(.assertionSigned(error)), exchange)
-            }
+            signAssertion(for: exchange)
         case .acquireUpstream(let fresh):
-            if !fresh, let idle = loop.pool.takeIdle(for: exchange.route.endpoint) {
-                attach(idle, to: exchange, reused: true)
-            } else {
-                connectUpstream(for: exchange)
-            }
+            acquireUpstream(for: exchange, fresh: fresh)
         case .sendRequest(let parts, let end):
             exchange.sendRequest(parts: parts, end: end, loop: loop)
             resumeClientReadsIfPossible()
@@ -469,28 +462,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate, Dea
         exchange.abandonUpstream()
     }
 
-    private func connectUpstream(for exchange: Exchange) {
-        let route = exchange.route
-        loop.pool.connect(to: route.endpoint, timeout: min(route.timeout, .seconds(10)))
-            .assumeIsolated()
-            .whenComplete { result in
-                guard case .proxying(let current) = self.state, current === exchange else {
-                    // The client went away while we connected.
-                    if case .success(let connection) = result { connection.channel.close(promise: nil) }
-                    return
-                }
-                switch result {
-                case .success(let connection):
-                    self.attach(connection, to: exchange, reused: false)
-                case .failure(let error):
-                    self.perform(exchange.machine.handle(.connectFailed(error)), exchange)
-                }
-            }
-    }
+    var eventLoopContext: LoopContext { loop }
+    func allowsUpstreamReadsOnAttach() -> Bool { clientWritable }
 
-    private func attach(_ connection: UpstreamConnection, to exchange: Exchange, reused: Bool) {
-        exchange.adopt(connection, delegate: self, readsAllowed: clientWritable)
-        perform(exchange.machine.handle(.upstreamReady(reused: reused, now: .now(), timeout: exchange.route.timeout)), exchange)
+    func isServing(_ exchange: Exchange) -> Bool {
+        if case .proxying(let current) = state { return current === exchange }
+        return false
     }
 
     private func requestBody(_ buffer: ByteBuffer) {

@@ -8,7 +8,7 @@ import Proxy
 /// the same `RequestPlanner` as an HTTP/1.1 request, and answered locally or proxied over
 /// an HTTP/1.1 upstream connection. The response body waits in `pending` until nghttp2
 /// asks for it (`read`), frame by frame, within the client's flow-control window.
-final class HTTP2Stream: UpstreamDelegate {
+final class HTTP2Stream: ExchangeDriver {
     private enum State {
         case head
         /// Answered here; request body bytes are dropped.
@@ -124,11 +124,11 @@ final class HTTP2Stream: UpstreamDelegate {
         case .collectForm(let organization, let head):
             state = .collectingForm(organization: organization, head: head, body: connection.allocator.buffer(capacity: 8192))
             if requestEnd { requestEnded() }
-        case .proxy(let exchange, let runtime, let expectContinue):
+        case .proxy(let exchange, let expectContinue):
             state = .proxying(exchange)
             if requestEnd { _ = exchange.machine.handle(.requestEnd) }
             if expectContinue { connection.submitContinue(self) }
-            perform(exchange.machine.handle(.start(needsAssertion: exchange.needsAssertion(from: runtime.minter))), exchange)
+            perform(exchange.machine.handle(.start(needsAssertion: exchange.needsAssertion)), exchange)
         }
     }
 
@@ -188,21 +188,14 @@ final class HTTP2Stream: UpstreamDelegate {
     // MARK: - Upstream
 
     /// Carries out what the exchange's machine asks for, in HTTP/2's framing.
-    private func perform(_ action: ExchangeMachine.Action, _ exchange: Exchange) {
+    func perform(_ action: ExchangeMachine.Action, _ exchange: Exchange) {
         switch action {
         case .none, .held:
             return
         case .signAssertion:
-            exchange.addAssertion(using: exchange.route.minter, on: connection.loop.eventLoop) { error in
-                guard case .proxying(let current) = self.state, current === exchange else { return }
-                self.perform(exchange.machine.handle(.assertionSigned(error)), exchange)
-            }
+            signAssertion(for: exchange)
         case .acquireUpstream(let fresh):
-            if !fresh, let idle = connection.loop.pool.takeIdle(for: exchange.route.endpoint) {
-                attach(idle, to: exchange, reused: true)
-            } else {
-                connectUpstream(for: exchange)
-            }
+            acquireUpstream(for: exchange, fresh: fresh)
         case .sendRequest(let parts, let end):
             exchange.sendRequest(parts: parts, end: end, loop: connection.loop)
             if exchange.upstream?.channel.isWritable == true { giveBackWindow() }
@@ -240,28 +233,17 @@ final class HTTP2Stream: UpstreamDelegate {
 
     private var shared: GatewayShared { connection.shared }
 
-    private func connectUpstream(for exchange: Exchange) {
-        let route = exchange.route
-        connection.loop.pool.connect(to: route.endpoint, timeout: min(route.timeout, .seconds(10)))
-            .assumeIsolated()
-            .whenComplete { result in
-                guard case .proxying(let current) = self.state, current === exchange else {
-                    if case .success(let made) = result { made.channel.close(promise: nil) }
-                    return
-                }
-                switch result {
-                case .success(let made):
-                    self.attach(made, to: exchange, reused: false)
-                case .failure(let error):
-                    self.perform(exchange.machine.handle(.connectFailed(error)), exchange)
-                }
-            }
+    var eventLoopContext: LoopContext { connection.loop }
+
+    /// The stream's upstream is not read while its own buffer or the connection's is full.
+    func allowsUpstreamReadsOnAttach() -> Bool {
+        if connection.isThrottled { upstreamPaused = true }
+        return !upstreamPaused
     }
 
-    private func attach(_ upstream: UpstreamConnection, to exchange: Exchange, reused: Bool) {
-        if connection.isThrottled { upstreamPaused = true }
-        exchange.adopt(upstream, delegate: self, readsAllowed: !upstreamPaused)
-        perform(exchange.machine.handle(.upstreamReady(reused: reused, now: .now(), timeout: exchange.route.timeout)), exchange)
+    func isServing(_ exchange: Exchange) -> Bool {
+        if case .proxying(let current) = state { return current === exchange }
+        return false
     }
 
     private func giveBackWindow() {

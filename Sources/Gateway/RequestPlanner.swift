@@ -15,7 +15,7 @@ struct RequestPlanner {
         case respond(LocalResponse, head: HTTPRequestHead, close: Bool)
         /// The ACS: read the (bounded) form body, then call `consume`.
         case collectForm(organization: String, head: HTTPRequestHead)
-        case proxy(Exchange, runtime: GatewayRuntime, expectContinue: Bool)
+        case proxy(Exchange, expectContinue: Bool)
     }
 
     let shared: GatewayShared
@@ -128,7 +128,7 @@ struct RequestPlanner {
         exchange.hsts = runtime.hstsValue
         exchange.webSocketAccept = webSocketAccept
         if runtime.minter != nil { exchange.assertionClaims = claims }
-        return .proxy(exchange, runtime: runtime, expectContinue: expectContinue)
+        return .proxy(exchange, expectContinue: expectContinue)
     }
 
     /// `/organizations/{org}/sso`, `/saml/consume`, `/saml/metadata`; nil for any other

@@ -7,7 +7,7 @@ package enum HTTP1Response {
     /// Status line, the upstream's fields, then the gateway's fields and this hop's framing
     /// and connection fields.
     package static func relayedHead(_ head: UpstreamResponseHead, framing: ResponseFraming, clientVersion: HTTPVersion,
-                            sessionCookie: String?, hsts: String?, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+                                    sessionCookie: String?, hsts: String?, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
         var out = allocator.buffer(capacity: head.fields.readableBytes + head.statusText.readableBytes + 96)
         out.writeStaticString(clientVersion < .http1_1 ? "HTTP/1.0 " : "HTTP/1.1 ")
         out.writeImmutableBuffer(head.statusText)

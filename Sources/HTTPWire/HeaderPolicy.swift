@@ -31,9 +31,9 @@ package enum HeaderPolicy {
     ///   - peer: the client's IP address as text; `peerTrusted` when it is in `trusted_proxies`.
     ///   - scheme: the listener's scheme (`http` or `https`).
     package static func upstreamRequestHead(from head: HTTPRequestHead, peer: String?, peerTrusted: Bool,
-                                    scheme: String, bodyFraming: RequestFraming.Body, defaultHost: String = "localhost",
-                                    dropCookies: [String] = [], identity: [(String, String)] = [],
-                                    askIdentityEncoding: Bool = false, webSocket: Bool = false) -> HTTPRequestHead {
+                                            scheme: String, bodyFraming: RequestFraming.Body, defaultHost: String = "localhost",
+                                            dropCookies: [String] = [], identity: [(String, String)] = [],
+                                            askIdentityEncoding: Bool = false, webSocket: Bool = false) -> HTTPRequestHead {
         let listed = connectionListed(head.headers)
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 4)

@@ -49,8 +49,8 @@ package final class Exchange {
     package var wroteUpstreamInThisRead = false
 
     package init(method: HTTPMethod, uri: String, clientVersion: HTTPVersion, clientKeepAlive: Bool,
-         upstreamHead: HTTPRequestHead, requestBody: RequestFraming.Body, start: NIODeadline, route: UpstreamRoute,
-         tunnelEnds: NIODeadline? = nil) {
+                 upstreamHead: HTTPRequestHead, requestBody: RequestFraming.Body, start: NIODeadline, route: UpstreamRoute,
+                 tunnelEnds: NIODeadline? = nil) {
         self.method = method
         self.uri = uri
         self.clientVersion = clientVersion
@@ -163,14 +163,14 @@ extension Exchange {
 
 extension Exchange {
     /// Whether `addAssertion` has anything to do (an identity, and `upstream_assertion` on).
-    package func needsAssertion(from minter: AssertionMinter?) -> Bool { assertionClaims != nil && minter != nil }
+    package var needsAssertion: Bool { assertionClaims != nil && route.minter != nil }
 
     /// Adds `X-SSO-Assertion` to the upstream head when this exchange carries an identity
     /// to sign, then calls `next` on `loop`: at once when a fresh token is cached, else once
     /// signed. `next` gets the signing error, if any; the request must not go out without
     /// the assertion the upstream expects.
-    package func addAssertion(using minter: AssertionMinter?, on loop: EventLoop, then next: @escaping (Error?) -> Void) {
-        guard let claims = assertionClaims, let minter else { return next(nil) }
+    package func addAssertion(on loop: EventLoop, then next: @escaping (Error?) -> Void) {
+        guard let claims = assertionClaims, let minter = route.minter else { return next(nil) }
         if let token = minter.cached(claims) {
             upstreamHead.headers.add(name: AssertionMinter.header, value: token)
             return next(nil)
