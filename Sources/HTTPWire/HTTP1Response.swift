@@ -8,45 +8,40 @@ package enum HTTP1Response {
     /// and connection fields.
     package static func relayedHead(_ head: UpstreamResponseHead, framing: ResponseFraming, clientVersion: HTTPVersion,
                                     sessionCookie: String?, hsts: String?, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var out = allocator.buffer(capacity: head.fields.readableBytes + head.statusText.readableBytes + 96)
-        out.writeStaticString(clientVersion < .http1_1 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        out.writeImmutableBuffer(head.statusText)
-        out.writeStaticString("\r\n")
-        out.writeImmutableBuffer(head.fields)
-        if let sessionCookie {
-            out.writeStaticString("Set-Cookie: ")
-            out.writeString(sessionCookie)
-            out.writeStaticString("\r\n")
+        // Laid out in an array, then written in one go: each ByteBuffer write pays a runtime
+        // exclusivity check.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(head.fields.readableBytes + head.statusText.readableBytes + 160)
+        bytes.append(contentsOf: (clientVersion < .http1_1 ? "HTTP/1.0 " : "HTTP/1.1 ").utf8)
+        head.statusText.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: "\r\n".utf8)
+        head.fields.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
+        func field(_ name: String, _ value: String) {
+            bytes.append(contentsOf: name.utf8)
+            bytes.append(contentsOf: ": ".utf8)
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(contentsOf: "\r\n".utf8)
         }
-        if let hsts {
-            out.writeStaticString("Strict-Transport-Security: ")
-            out.writeString(hsts)
-            out.writeStaticString("\r\n")
-        }
+        if let sessionCookie { field("Set-Cookie", sessionCookie) }
+        if let hsts { field("Strict-Transport-Security", hsts) }
         switch framing {
         case .contentLength:
-            out.writeStaticString("Content-Length: ")
-            out.writeString(String(head.contentLength ?? 0))
-            out.writeStaticString("\r\n")
+            field("Content-Length", String(head.contentLength ?? 0))
         case .none:
             // HEAD and 304 keep the length a GET would have had (RFC 9110 §8.6); 1xx/204 have none.
-            if let length = head.contentLength, head.status != 204 {
-                out.writeStaticString("Content-Length: ")
-                out.writeString(String(length))
-                out.writeStaticString("\r\n")
-            }
+            if let length = head.contentLength, head.status != 204 { field("Content-Length", String(length)) }
         case .chunked:
-            out.writeStaticString("Transfer-Encoding: chunked\r\n")
+            field("Transfer-Encoding", "chunked")
         case .closeDelimited:
             break
         }
         if close {
-            if clientVersion >= .http1_1 { out.writeStaticString("Connection: close\r\n") }
+            if clientVersion >= .http1_1 { field("Connection", "close") }
         } else if clientVersion < .http1_1 {
-            out.writeStaticString("Connection: keep-alive\r\n")
+            field("Connection", "keep-alive")
         }
-        out.writeStaticString("\r\n")
-        return out
+        bytes.append(contentsOf: "\r\n".utf8)
+        return allocator.buffer(bytes: bytes)
     }
 
     /// An answer made here, head and body (no body for HEAD).

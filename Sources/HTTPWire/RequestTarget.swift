@@ -44,13 +44,15 @@ package enum RequestTarget {
         case .success(var normalised):
             guard normalised.uri.hasPrefix("/") else { return .success(normalised) }  // OPTIONS *
             let uri = normalised.uri
-            let queryStart = uri.firstIndex(of: "?") ?? uri.endIndex
+            let queryStart = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
             switch PathCanonicalizer.canonical(uri[..<queryStart]) {
             case .failure(.ambiguousSeparator): return .failure(.ambiguousPath)
             case .failure(.badEscape): return .failure(.badEscape)
             case .failure(.dotSegmentParameters): return .failure(.dotSegmentParameters)
             case .failure(.controlCharacter): return .failure(.controlCharacter)
-            case .success(let path): normalised.uri = path + uri[queryStart...]
+            case .success(let path):
+                // Already canonical (the common case): the head is kept as it came.
+                if !path.utf8.elementsEqual(uri[..<queryStart].utf8) { normalised.uri = path + uri[queryStart...] }
             }
             return .success(normalised)
         }
@@ -145,6 +147,7 @@ package enum RequestTarget {
 
 /// The path of a request target without its query, which may carry tokens.
 package func pathOnly(_ uri: String) -> Substring {
-    if let q = uri.firstIndex(of: "?") { return uri[..<q] }
+    // On the UTF-8 view: a `Character` search would run grapheme breaking over the path.
+    if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) { return uri[..<q] }
     return Substring(uri)
 }
