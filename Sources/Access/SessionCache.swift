@@ -1,12 +1,12 @@
-import HTTPWire
 import Sessions
 
 /// Sessions one event loop opened recently, by cookie value, so that a member's next
 /// requests skip the base64, the AES-GCM open and the JSON of the cookie. Loop-confined
 /// (no lock): each `LoopContext` has one.
 ///
-/// Only what a valid cookie opened to is kept (a forged or tampered cookie never gets in,
-/// so an attacker cannot fill it), keyed by the exact cookie value the client sent. An
+/// Only what a valid cookie opened to is kept (a forged or tampered cookie never gets in;
+/// many valid ones only churn it, within its bound), keyed by the exact cookie value the
+/// client sent. An
 /// entry serves until its earliest grant expires; all entries go when the flow they were
 /// opened for is replaced (a reload may change the secrets or disable an organization) or
 /// when `removeAll` is called. At most `capacity` entries: past that, one is dropped per
