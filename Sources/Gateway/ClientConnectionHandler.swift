@@ -520,7 +520,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
 
     private func relayHead(_ received: UpstreamResponseHead, requestComplete: Bool, _ exchange: Exchange) {
         guard let context else { return }
-        if let nanos = exchange.upstreamNanoseconds { shared.metrics.upstreamResponded(afterNanoseconds: nanos) }
+        if let nanos = exchange.upstreamNanoseconds { loop.upstreamLatency.record(nanoseconds: nanos) }
         var framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: received.body)
         var head = received
         if exchange.prepareBanner(for: head, hasBody: framing != .none) {

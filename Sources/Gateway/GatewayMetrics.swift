@@ -9,7 +9,8 @@ import Proxy
 public final class GatewayMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let requestsByClass: [CoreMetrics.Counter]
-    private let upstreamLatency: CoreMetrics.Timer
+    /// Per-loop shards, added up at a scrape (no lock when a request records).
+    let upstreamLatency = LatencyHistogram()
     private let upstreamFailures: [UpstreamFailure: CoreMetrics.Counter]
     private let connections: CoreMetrics.Meter
     private let reloads: [Bool: CoreMetrics.Counter]
@@ -26,18 +27,13 @@ public final class GatewayMetrics: Sendable {
     public init() {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
-            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
-            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
-            .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
-        ]
+        factory.defaultDurationHistogramBuckets = LatencyHistogram.bounds
         self.registry = registry
         self.certificates = CertificateGauges(registry: registry)
         self.factory = factory
         requestsByClass = (1...5).map {
             CoreMetrics.Counter(label: "ssogate_http_requests_total", dimensions: [("class", "\($0)xx")], factory: factory)
         }
-        upstreamLatency = CoreMetrics.Timer(label: "ssogate_upstream_response_seconds", factory: factory)
         upstreamFailures = Dictionary(uniqueKeysWithValues: UpstreamFailure.allCases.map {
             ($0, CoreMetrics.Counter(label: "ssogate_upstream_failures_total", dimensions: [("reason", $0.rawValue)], factory: factory))
         })
@@ -53,9 +49,6 @@ public final class GatewayMetrics: Sendable {
         if requestsByClass.indices.contains(index) { requestsByClass[index].increment() }
     }
 
-    func upstreamResponded(afterNanoseconds nanoseconds: Int64) {
-        upstreamLatency.recordNanoseconds(nanoseconds)
-    }
 
     func upstreamFailed(_ reason: UpstreamFailure) { upstreamFailures[reason]?.increment() }
     func connectionOpened() { connections.increment() }
@@ -94,5 +87,9 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    func exposition() -> [UInt8] { registry.emitToBuffer() }
+    func exposition() -> [UInt8] {
+        var out = registry.emitToBuffer()
+        upstreamLatency.emit(into: &out)
+        return out
+    }
 }

@@ -128,7 +128,8 @@ final class GatewayShared: Sendable {
         var loops: [ObjectIdentifier: LoopContextBox] = [:]
         let count = Array(group.makeIterator()).count
         for loop in group.makeIterator() {
-            loops[ObjectIdentifier(loop)] = LoopContextBox(LoopContext(eventLoop: loop, loops: count, accessSink: accessLogSink))
+            loops[ObjectIdentifier(loop)] = LoopContextBox(LoopContext(eventLoop: loop, loops: count, accessSink: accessLogSink,
+                                                                   latency: metrics.upstreamLatency))
         }
         self.loops = loops
     }

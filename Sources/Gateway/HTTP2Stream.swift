@@ -262,7 +262,7 @@ final class HTTP2Stream: ExchangeDriver {
     }
 
     private func relayHead(_ head: UpstreamResponseHead, _ exchange: Exchange) {
-        if let nanos = exchange.upstreamNanoseconds { shared.metrics.upstreamResponded(afterNanoseconds: nanos) }
+        if let nanos = exchange.upstreamNanoseconds { connection.loop.upstreamLatency.record(nanoseconds: nanos) }
         let hasBody = exchange.method != .HEAD && head.body != .none
         let injecting = exchange.prepareBanner(for: head, hasBody: hasBody)
         var fields = Self.lowercasedFields(head.fields)

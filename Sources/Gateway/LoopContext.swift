@@ -60,12 +60,15 @@ final class LoopContext: FlushScheduler {
     let stalledBudget: Int
     /// Sessions opened on this loop, by cookie value.
     let sessions = SessionCache()
+    /// This loop's shard of the upstream latency histogram.
+    let upstreamLatency: LatencyHistogram.Shard
     /// This loop's copy of the running runtime, and the swap generation it was taken at:
     /// requests read it without a lock (GatewayShared.runtime(on:)).
     private var runtimeCopy: (generation: UInt64, runtime: GatewayRuntime)?
 
-    init(eventLoop: EventLoop, loops: Int = 1, accessSink: AccessLogSink? = nil) {
+    init(eventLoop: EventLoop, loops: Int = 1, accessSink: AccessLogSink? = nil, latency: LatencyHistogram = LatencyHistogram()) {
         self.eventLoop = eventLoop
+        self.upstreamLatency = latency.makeShard()
         self.stalledBudget = Self.stalledBudgetTotal / max(1, loops)
         self.pool = UpstreamPool(eventLoop: eventLoop)
         self.accessSink = accessSink
