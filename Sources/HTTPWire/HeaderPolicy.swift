@@ -35,8 +35,10 @@ package enum HeaderPolicy {
                                             dropCookies: [String] = [], identity: [(String, String)] = [],
                                             askIdentityEncoding: Bool = false, webSocket: Bool = false) -> HTTPRequestHead {
         let listed = connectionListed(head.headers)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + 4)
+        // Gathered as pairs and handed to HTTPHeaders once: its `add` scans every name
+        // again (names here are the parser's tokens or the gateway's own).
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(head.headers.count + 10)
         var clientXFF: [String] = []
         var clientProto: String?
         var clientHost: String?
@@ -53,46 +55,46 @@ package enum HeaderPolicy {
                 case .forwardedFor: clientXFF.append(value)
                 case .forwardedProto: clientProto = clientProto ?? value
                 case .forwardedHost: clientHost = clientHost ?? value
-                default: headers.add(name: name, value: value)  // Forwarded and the rest, kept as sent
+                default: headers.append((name, value))  // Forwarded and the rest, kept as sent
                 }
             case .host:
                 host = host ?? value
-                headers.add(name: name, value: value)
+                headers.append((name, value))
             case .cookie where !dropCookies.isEmpty:
                 // The gateway's own cookies are not the application's business.
-                if let kept = cookieField(value, dropping: dropCookies) { headers.add(name: name, value: kept) }
+                if let kept = cookieField(value, dropping: dropCookies) { headers.append((name, kept)) }
             case .acceptEncoding where askIdentityEncoding:
                 continue  // replaced below: the banner goes into an uncompressed page
             case .other, .cookie, .setCookie, .contentType, .contentEncoding, .acceptEncoding:
                 if let listed, listed.contains(name.lowercased()) { continue }
-                headers.add(name: name, value: value)
+                headers.append((name, value))
             }
         }
         // An HTTP/1.0 client may send no Host; the upstream request is HTTP/1.1, which must
         // have one (RFC 9112 §3.2): the public host the gateway serves.
-        if host == nil { headers.add(name: "Host", value: defaultHost) }
+        if host == nil { headers.append(("Host", defaultHost)) }
         var forwardedFor = clientXFF.joined(separator: ", ")
         if let peer {
             forwardedFor = forwardedFor.isEmpty ? peer : forwardedFor + ", " + peer
         }
-        if !forwardedFor.isEmpty { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
-        headers.add(name: "X-Forwarded-Proto", value: clientProto ?? scheme)
+        if !forwardedFor.isEmpty { headers.append(("X-Forwarded-For", forwardedFor)) }
+        headers.append(("X-Forwarded-Proto", clientProto ?? scheme))
         if let forwardedHost = clientHost ?? host {
-            headers.add(name: "X-Forwarded-Host", value: forwardedHost)
+            headers.append(("X-Forwarded-Host", forwardedHost))
         }
-        for (name, value) in identity { headers.add(name: name, value: value) }
-        if askIdentityEncoding { headers.add(name: "Accept-Encoding", value: "identity") }
+        for (name, value) in identity { headers.append((name, value)) }
+        if askIdentityEncoding { headers.append(("Accept-Encoding", "identity")) }
         if webSocket {
             // The one hop-by-hop exchange that crosses the gateway: the upgrade it relays.
-            headers.add(name: "Connection", value: "Upgrade")
-            headers.add(name: "Upgrade", value: "websocket")
+            headers.append(("Connection", "Upgrade"))
+            headers.append(("Upgrade", "websocket"))
         }
         switch bodyFraming {
         case .none: break
-        case .contentLength(let length): headers.add(name: "Content-Length", value: String(length))
-        case .chunked: headers.add(name: "Transfer-Encoding", value: "chunked")
+        case .contentLength(let length): headers.append(("Content-Length", String(length)))
+        case .chunked: headers.append(("Transfer-Encoding", "chunked"))
         }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: HTTPHeaders(headers))
     }
 }
 
