@@ -323,8 +323,15 @@ package struct ResponseParser {
         let minor = Int(bytes[7] - 0x30)
         let statusText = head.getSlice(at: head.readerIndex + 9, length: s - 9)!
 
-        var fields = ByteBuffer()
-        fields.reserveCapacity(count)
+        // The relayed field lines, gathered as bytes and put in a buffer once (each ByteBuffer
+        // write pays a runtime exclusivity check).
+        var kept: [UInt8] = []
+        kept.reserveCapacity(count)
+        func keep(_ start: Int, _ end: Int) {
+            kept.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<end]))
+            kept.append(0x0D)
+            kept.append(0x0A)
+        }
         var contentLength: UInt64?
         var transferCodings: [String] = []
         var close = false
@@ -394,25 +401,23 @@ package struct ResponseParser {
             case .contentType, .contentEncoding:
                 let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
                 if kind == .contentType { contentType = contentType ?? value } else { contentEncoding = contentEncoding ?? value }
-                fields.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
-                fields.writeStaticString("\r\n")
+                keep(start, end)
             case .setCookie where !reservedCookies.isEmpty:
                 // An upstream cannot set (or clear) the gateway's own session cookies.
                 let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
                 let cookieName = value.prefix { $0 != "=" }.trimmingCharacters(in: .whitespaces)
                 if reservedCookies.contains(cookieName) { break }
-                fields.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
-                fields.writeStaticString("\r\n")
+                keep(start, end)
             default:
                 if code == 101, lowerEquals(start, colon, "sec-websocket-accept") {
                     acceptCount += 1
                     webSocketAccept = Array(bytes[valueStart..<valueEnd])
                 }
-                fields.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
-                fields.writeStaticString("\r\n")
+                keep(start, end)
             }
         }
         if acceptCount > 1 { webSocketAccept = nil }  // two answers are no answer
+        var fields = ByteBuffer(bytes: kept)
         if !listed.isEmpty { fields = dropping(listed, from: fields) }
 
         let keepAlive = minor == 1 ? !close : keepAliveToken && !close
