@@ -60,15 +60,18 @@ public enum RequestFields {
         contiguous.makeContiguousUTF8()     // no copy for the native strings the decoder makes
         _ = contiguous.utf8.withContiguousStorageIfAvailable { bytes in
             @inline(__always) func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+            // memchr finds the `;` and `=` (a session cookie is hundreds of bytes of base64).
+            @inline(__always) func find(_ byte: UInt8, from: Int, to: Int) -> Int? {
+                guard from < to, let base = bytes.baseAddress,
+                      let hit = memchr(base + from, Int32(byte), to - from) else { return nil }
+                return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            }
             var i = 0
             while i < bytes.count {
                 while i < bytes.count, isSpace(bytes[i]) { i += 1 }
                 let start = i
-                var equals = -1
-                while i < bytes.count, bytes[i] != UInt8(ascii: ";") {
-                    if equals < 0, bytes[i] == UInt8(ascii: "=") { equals = i }
-                    i += 1
-                }
+                i = find(UInt8(ascii: ";"), from: start, to: bytes.count) ?? bytes.count
+                let equals = find(UInt8(ascii: "="), from: start, to: i) ?? -1
                 var end = i
                 while end > start, isSpace(bytes[end - 1]) { end -= 1 }
                 i += 1
