@@ -26,7 +26,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
     /// never decoded and encoded again (see `ResponseParser`).
     typealias OutboundOut = ByteBuffer
 
-    private enum State {
+    enum State {
         case idle
         case proxying(Exchange)
         /// A locally made response was written; the rest of the request body is dropped.
@@ -40,27 +40,27 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
     /// A SAMLResponse is at most 256 KiB decoded; base64 and form encoding add some.
     static let maxFormBytes = 512 * 1024
 
-    private let shared: GatewayShared
-    private let loop: LoopContext
-    private var context: ChannelHandlerContext?
+    let shared: GatewayShared
+    let loop: LoopContext
+    var context: ChannelHandlerContext?
     /// Cached from the channel: each `context.channel` hop costs a retain/release pair.
-    private var allocator = ByteBufferAllocator()
-    private var clientWritable = true
-    private var state: State = .idle
+    var allocator = ByteBufferAllocator()
+    var clientWritable = true
+    var state: State = .idle
     /// The current request's head arrived and its `.end` has not.
-    private var requestOpen = false
+    var requestOpen = false
     /// Parts of later (pipelined) requests, in arrival order.
-    private var queued = PipelineQueue()
-    private var drainScheduled = false
+    var queued = PipelineQueue()
+    var drainScheduled = false
     /// The queue overflowed: nothing more is read; the connection ends after the answer in progress.
-    private var stopReading = false
-    private var draining = false
-    private var deferredParserError: HTTPParserError?
-    private var readPending = false
-    private var closeAfterResponse = false
-    private var planner: RequestPlanner
+    var stopReading = false
+    var draining = false
+    var deferredParserError: HTTPParserError?
+    var readPending = false
+    var closeAfterResponse = false
+    var planner: RequestPlanner
 
-    private var timers: ClientTimers
+    var timers: ClientTimers
 
     init(shared: GatewayShared, loop: LoopContext, scheme: String, timers: ClientTimers) {
         self.shared = shared
@@ -120,7 +120,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
 
     /// A client deadline passed (`ClientTimers`): the connection ends. A request whose body
     /// stopped coming is answered `408` when nothing of its answer went out yet.
-    private func timedOut(_ expired: ClientTimers.Expired, context: ChannelHandlerContext) {
+    func timedOut(_ expired: ClientTimers.Expired, context: ChannelHandlerContext) {
         shared.metrics.clientTimedOut(reason: expired.reason)
         if let message = expired.logMessage {
             shared.logger.info("\(message)", metadata: ["reason": "\(expired.reason)", "peer": "\(planner.peerText ?? "-")"])
@@ -182,7 +182,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
 
     /// Keeps a part of a pipelined request for later. When the queue overflows nothing more
     /// is read: the answer in progress finishes and the connection closes.
-    private func queue(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    func queue(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         guard queued.append(part) else {
             shared.logger.info("closing a connection that pipelined too far ahead", metadata: [
                 "queue_limit_bytes": "\(PipelineQueue.maxBytes)", "peer": "\(planner.peerText ?? "-")",
@@ -197,13 +197,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
     }
 
     /// A head while a response is still being produced belongs to a pipelined request.
-    private func isLaterRequest(_ part: HTTPServerRequestPart) -> Bool {
+    func isLaterRequest(_ part: HTTPServerRequestPart) -> Bool {
         guard case .head = part else { return false }
         if case .idle = state { return requestOpen }
         return true
     }
 
-    private func dispatch(_ part: HTTPServerRequestPart) {
+    func dispatch(_ part: HTTPServerRequestPart) {
         guard let context else { return }
         switch part {
         case .head(let head):
@@ -220,7 +220,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
     }
 
     /// Serves queued requests while the connection is free, then asks for more bytes.
-    private func drainQueue() {
+    func drainQueue() {
         guard !draining else { return }
         draining = true
         defer { draining = false }
@@ -242,7 +242,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
     }
 
     /// Goes on with the queue on the loop's next turn, with a fresh allowance.
-    private func scheduleDrain() {
+    func scheduleDrain() {
         guard !drainScheduled else { return }
         drainScheduled = true
         let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
@@ -287,7 +287,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
     /// Client reads wait while pipelined requests are queued, or while the request body has
     /// nowhere to go: no upstream yet and a part already buffered, or an upstream that
     /// cannot take more.
-    private var holdsClientReads: Bool {
+    var holdsClientReads: Bool {
         if !queued.isEmpty || !clientWritable || stopReading { return true }
         if case .proxying(let exchange) = state, exchange.tunnel { return exchange.upstream.map { !$0.channel.isWritable } ?? false }
         guard case .proxying(let exchange) = state, !exchange.machine.requestEndReceived else { return false }
@@ -295,7 +295,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
         return !exchange.machine.buffered.isEmpty
     }
 
-    private func resumeClientReadsIfPossible() {
+    func resumeClientReadsIfPossible() {
         guard readPending, !holdsClientReads, let context else { return }
         readPending = false
         timers.readsHeld(false, now: .now())
@@ -339,7 +339,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
         context.close(promise: nil)
     }
 
-    private func badRequestBody(_ error: HTTPParserError, context: ChannelHandlerContext) {
+    func badRequestBody(_ error: HTTPParserError, context: ChannelHandlerContext) {
         shared.logger.warning("rejected malformed request body", metadata: ["reason": "\(error)", "peer": "\(planner.peerText ?? "-")"])
         requestOpen = false
         stopReading = true
@@ -369,7 +369,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
         }
     }
 
-    private func respondToParserError(_ error: HTTPParserError) {
+    func respondToParserError(_ error: HTTPParserError) {
         let tooLarge = error == .headerOverflow
         shared.logger.warning("rejected malformed request", metadata: [
             "reason": "\(tooLarge ? "request head over 32 KiB" : "\(error)")", "peer": "\(planner.peerText ?? "-")",
@@ -378,7 +378,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
                 method: .GET, uri: "-", start: .now(), close: true)
     }
 
-    private func requestHead(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
+    func requestHead(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
         let start = NIODeadline.now()
         timers.headReceived(now: start)
         // After a head asking to switch protocols the decoder reads no further: the
@@ -405,260 +405,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
         }
     }
 
-    // MARK: - The exchange's actions
-
-    /// Carries out what the exchange's machine asks for, in HTTP/1.1's framing.
-    func perform(_ action: ExchangeMachine.Action, _ exchange: Exchange) {
-        switch action {
-        case .none, .held:
-            return
-        case .signAssertion:
-            signAssertion(for: exchange)
-        case .acquireUpstream(let fresh):
-            acquireUpstream(for: exchange, fresh: fresh)
-        case .sendRequest(let parts, let end):
-            exchange.sendRequest(parts: parts, end: end, loop: loop)
-            resumeClientReadsIfPossible()
-        case .sendBody(let part):
-            exchange.upstream?.handler.sendBody(part)
-            exchange.wroteUpstreamInThisRead = true
-        case .sendEnd:
-            exchange.upstream?.handler.sendEnd()
-            exchange.upstream?.handler.flush(deferredOn: loop)
-            exchange.wroteUpstreamInThisRead = false
-        case .relayHead(let head, let requestComplete):
-            relayHead(head, requestComplete: requestComplete, exchange)
-        case .openTunnel(let head):
-            if let context { startTunnel(exchange, head: head, context: context) }
-        case .relayBody(let part):
-            relayBody(part, exchange)
-        case .finish(let reusable):
-            if let rest = exchange.finishRewrite(allocator: allocator) { relayBody(rest, exchange) }
-            finishProxied(exchange, reusable: reusable)
-        case .cut:
-            // The client cannot be told in-band; end its connection so it sees the cut.
-            exchange.abandonUpstream()
-            shared.logUpstreamCut(uri: exchange.uri)
-            logAccess(method: exchange.method, uri: exchange.uri, status: exchange.status, bytes: exchange.responseBytes,
-                      start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
-            state = .idle
-            context?.close(promise: nil)
-        case .fail(let failure):
-            failUpstream(exchange, failure)
-        case .closeTunnel(let grantExpired):
-            // A long-lived socket must not outlive the login that authorized it.
-            if grantExpired {
-                shared.logger.info("closed WebSocket", metadata: ["reason": "session grant expired", "path": "\(pathOnly(exchange.uri))"])
-            }
-            if let context { endTunnel(exchange, context: context) }
-        case .abandonUpstream:
-            exchange.abandonUpstream()
-        }
-    }
-
-    /// Ends the exchange from the client's side: the upstream is dropped, never reused.
-    private func drop(_ exchange: Exchange) {
-        _ = exchange.machine.handle(.clientGone)
-        exchange.abandonUpstream()
-    }
-
-    var eventLoopContext: LoopContext { loop }
-    func allowsUpstreamReadsOnAttach() -> Bool { clientWritable }
-
-    func isServing(_ exchange: Exchange) -> Bool {
-        if case .proxying(let current) = state { return current === exchange }
-        return false
-    }
-
-    private func requestBody(_ buffer: ByteBuffer) {
-        if case .collectingForm(let organization, let head, var body, let start) = state {
-            guard body.readableBytes + buffer.readableBytes <= Self.maxFormBytes else {
-                state = .idle
-                respond(.plain(.payloadTooLarge, "form too large"), method: head.method, uri: head.uri, start: start, close: true)
-                return
-            }
-            var part = buffer
-            body.writeBuffer(&part)
-            state = .collectingForm(organization: organization, head: head, body: body, start: start)
-            return
-        }
-        guard case .proxying(let exchange) = state else { return }  // local response: drop
-        perform(exchange.machine.handle(.requestBody(buffer)), exchange)
-    }
-
-    private func requestEnd() {
-        switch state {
-        case .idle:
-            return
-        case .collectingForm(let organization, let head, let body, let start):
-            state = .consuming
-            planner.consume(organization: organization, head: head, body: body, on: loop.eventLoop).assumeIsolated().whenComplete { result in
-                guard case .consuming = self.state else { return }
-                self.state = .idle
-                let answer = (try? result.get()) ?? .plain(.internalServerError, "could not finish the login")
-                self.respond(answer, method: head.method, uri: head.uri, start: start)
-            }
-        case .consuming:
-            return
-        case .local:
-            finishLocal()
-        case .proxying(let exchange):
-            perform(exchange.machine.handle(.requestEnd), exchange)
-        }
-    }
-
-    // MARK: - Upstream side
-
-    func upstreamReceived(_ event: ResponseParser.Event) {
-        guard case .proxying(let exchange) = state else { return }
-        switch event {
-        case .head(let head): perform(exchange.machine.handle(.upstreamHead(head, now: .now())), exchange)
-        case .body(let buffer): perform(exchange.machine.handle(.upstreamBody(buffer)), exchange)
-        case .end: perform(exchange.machine.handle(.upstreamEnd), exchange)
-        }
-    }
-
-    private func relayHead(_ received: UpstreamResponseHead, requestComplete: Bool, _ exchange: Exchange) {
-        guard let context else { return }
-        if let nanos = exchange.upstreamNanoseconds { loop.upstreamLatency.record(nanoseconds: nanos) }
-        var framing = ResponseFraming.choose(requestMethod: exchange.method, clientVersion: exchange.clientVersion, upstream: received.body)
-        var head = received
-        if exchange.prepareBanner(for: head, hasBody: framing != .none) {
-            // The length changes: the body goes out chunked (close-delimited for HTTP/1.0).
-            framing = exchange.clientVersion >= .http1_1 ? .chunked : .closeDelimited
-            head.contentLength = nil
-        }
-        exchange.responseFraming = framing
-        if framing == .closeDelimited || !exchange.clientKeepAlive || !requestComplete { closeAfterResponse = true }
-        context.write(wrapOutboundOut(HTTP1Response.relayedHead(head, framing: framing, clientVersion: exchange.clientVersion,
-                                                                 sessionCookie: exchange.sessionCookie, hsts: exchange.hsts,
-                                                                 close: closeAfterResponse, allocator: allocator)), promise: nil)
-    }
-
-    private func relayBody(_ buffer: ByteBuffer, _ exchange: Exchange) {
-        guard let context else { return }
-        if exchange.tunnel {
-            exchange.responseBytes += buffer.readableBytes
-            context.write(wrapOutboundOut(compacted(buffer, allocator: allocator)), promise: nil)
-            if !clientWritable { exchange.upstream?.handler.pauseReads() }
-            return
-        }
-        guard exchange.responseFraming != .none else { return }
-        let rewritten: ByteBuffer?
-        do {
-            rewritten = try exchange.rewrite(buffer, allocator: allocator)
-        } catch {
-            // The head is out; a corrupt body can only end the connection.
-            shared.logger.warning("upstream sent a corrupt compressed body", metadata: ["path": "\(pathOnly(exchange.uri))"])
-            drop(exchange)
-            state = .idle
-            context.close(promise: nil)
-            return
-        }
-        guard let buffer = rewritten.map({ compacted($0, allocator: allocator) }) else { return }
-        exchange.responseBytes += buffer.readableBytes
-        if exchange.responseFraming == .chunked {
-            context.write(wrapOutboundOut(ChunkFraming.header(buffer.readableBytes, allocator: allocator)), promise: nil)
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            context.write(wrapOutboundOut(ChunkFraming.crlf), promise: nil)
-        } else {
-            context.write(wrapOutboundOut(buffer), promise: nil)
-        }
-        if !clientWritable { exchange.upstream?.handler.pauseReads() }
-    }
-
-    func upstreamReadComplete() {
-        if let context { loop.deferFlush(context) }
-    }
-
-    func upstreamWritabilityChanged(isWritable: Bool) {
-        if isWritable { resumeClientReadsIfPossible() }
-    }
-
-    func upstreamClosed(error: Error?) {
-        guard case .proxying(let exchange) = state else { return }
-        exchange.upstream = nil  // gone: nothing more comes from it, nothing goes to it
-        perform(exchange.machine.handle(.upstreamClosed(error)), exchange)
-    }
-
-    /// Ends an exchange that has no response yet with a local 502/504.
-    private func failUpstream(_ exchange: Exchange, _ failure: UpstreamFailure) {
-        exchange.abandonUpstream()
-        shared.logUpstreamFailure(failure, uri: exchange.uri)
-        // The request body cannot be delivered anywhere now; the connection ends after this answer.
-        let requestComplete = exchange.machine.requestEndReceived
-        if !requestComplete { closeAfterResponse = true }
-        state = .idle
-        respond(.plain(failure.status, failure.text), method: exchange.method, uri: exchange.uri, start: exchange.start,
-                requestComplete: requestComplete)
-    }
-
-    private func finishProxied(_ exchange: Exchange, reusable: Bool) {
-        guard let context else { return }
-        exchange.releaseUpstream(reusable: reusable, to: loop.pool)
-        logAccess(method: exchange.method, uri: exchange.uri, status: exchange.status, bytes: exchange.responseBytes,
-                  start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
-        // The upstream answered before the request body ended (e.g. 413): the rest of the
-        // body is not read; the connection closes after this response (decided at the head).
-        state = .idle
-        endResponse(lastChunk: exchange.responseFraming == .chunked, context: context)
-    }
-
-    /// Ends the response on the wire, then either closes or turns to the next request.
-    private func endResponse(lastChunk: Bool, context: ChannelHandlerContext) {
-        if closeAfterResponse {
-            // Close once the last bytes are written: a close with writes still queued drops them.
-            let last = lastChunk ? ChunkFraming.last : allocator.buffer(capacity: 0)
-            context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-            return
-        }
-        if lastChunk { context.write(wrapOutboundOut(ChunkFraming.last), promise: nil) }
-        loop.deferFlush(context)
-        if !requestOpen { completeResponseCycle() }
-    }
-
-    // MARK: - WebSocket tunnel
-
-    /// The upstream accepted a WebSocket upgrade: relays its 101 and from then on moves bytes
-    /// both ways unchanged. The HTTP decoder leaves the pipeline, handing any bytes it held
-    /// to a `TunnelRelay` in its place.
-    private func startTunnel(_ exchange: Exchange, head: UpstreamResponseHead, context: ChannelHandlerContext) {
-        timers.tunnelOpened()
-        var out = allocator.buffer(capacity: head.fields.readableBytes + 96)
-        out.writeStaticString("HTTP/1.1 ")
-        out.writeImmutableBuffer(head.statusText)
-        out.writeStaticString("\r\n")
-        out.writeImmutableBuffer(head.fields)
-        out.writeStaticString("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-        let pipeline = context.pipeline.syncOperations
-        do {
-            try pipeline.addHandler(TunnelRelay(owner: self), position: .before(self))
-            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            pipeline.removeHandler(decoder, promise: nil)
-        } catch {
-            endTunnel(exchange, context: context)
-        }
-    }
-
-    /// Client bytes of an open tunnel, for the upstream.
-    func tunnelReceived(_ buffer: ByteBuffer) {
-        guard case .proxying(let exchange) = state, exchange.tunnel else { return }
-        perform(exchange.machine.handle(.requestBody(buffer)), exchange)
-    }
-
-    /// Ends a tunnel from either side (or at the grant's expiry): both connections close.
-    private func endTunnel(_ exchange: Exchange, context: ChannelHandlerContext) {
-        drop(exchange)
-        logAccess(method: exchange.method, uri: exchange.uri, status: 101, bytes: exchange.responseBytes,
-                  start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds)
-        state = .idle
-        context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-    }
-
     // MARK: - Local responses
 
-    private func respond(_ local: LocalResponse, method: HTTPMethod, uri: String, start: NIODeadline, close: Bool = false,
+    func respond(_ local: LocalResponse, method: HTTPMethod, uri: String, start: NIODeadline, close: Bool = false,
                          requestComplete: Bool = false) {
         guard let context else { return }
         if close { closeAfterResponse = true }
@@ -669,7 +418,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
     }
 
     /// State first, then the end of the response (which may deliver the next request).
-    private func finishLocalResponse(method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline,
+    func finishLocalResponse(method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline,
                                      requestComplete: Bool, context: ChannelHandlerContext) {
         if closeAfterResponse || requestComplete || !requestOpen {
             logAccess(method: method, uri: uri, status: status, bytes: bytes, start: start, upstreamNanoseconds: nil)
@@ -681,7 +430,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
         endResponse(lastChunk: false, context: context)
     }
 
-    private func finishLocal() {
+    func finishLocal() {
         guard case .local(let method, let uri, let status, let bytes, let start) = state else { return }
         logAccess(method: method, uri: uri, status: status, bytes: bytes, start: start, upstreamNanoseconds: nil)
         state = .idle
@@ -689,14 +438,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
     }
 
     /// The connection is ready for its next request.
-    private func completeResponseCycle() {
+    func completeResponseCycle() {
         timers.responseCompleted(now: .now())
         drainQueue()
     }
 
     // MARK: - Logging
 
-    private func logAccess(method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline, upstreamNanoseconds: Int64?) {
+    func logAccess(method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline, upstreamNanoseconds: Int64?) {
         shared.logAccess(loop: loop, method: method, uri: uri, status: status, bytes: bytes, start: start,
                          upstreamNanoseconds: upstreamNanoseconds, peer: planner.peerText)
     }
