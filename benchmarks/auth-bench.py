@@ -19,7 +19,7 @@ The servers under test run on CPU 0, the upstream nginx and the clients on CPU 1
 round measures every target in turn (interleaved, so drift hits all alike), `wrk -t1 -c64`
 on `/acme/secret` (1 KiB, protected) and on `/public/1k` (unprotected), and `h2load -c8 -m8`
 over h2c where the server speaks it. CPU µs per request come from /proc (all of the
-server's processes). Medians of the rounds are reported, with each target's ratio to nginx.
+server's processes), split into user space and kernel. Medians of the rounds are reported, with each target's ratio to nginx.
 
 `--instructions N` (default 2000, 0 skips it) then runs each ssogate under callgrind and
 counts the instructions of N protected requests on one keep-alive connection, after a
@@ -278,24 +278,28 @@ def server_pids(proc):
 
 
 def cpu_ticks(pids):
-    total = 0
+    """(user, system) clock ticks of the processes."""
+    user = system = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-    return total
+    return user, system
 
 
 def measured(proc, fn):
-    """fn() -> (requests/s, ..., requests); adds CPU µs per request of proc's processes."""
+    """fn() -> (requests/s, ..., requests); adds CPU µs per request of proc's processes,
+    then the user-space and kernel parts of it."""
     pids = server_pids(proc)
     before = cpu_ticks(pids)
     result = fn()
-    ticks = cpu_ticks(pids) - before
-    return result + (ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, result[-1]),)
+    after = cpu_ticks(pids)
+    per_request = [(after[i] - before[i]) / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, result[-1]) for i in (0, 1)]
+    return result + (sum(per_request), per_request[0], per_request[1])
 
 
 def wrk_run(url, duration, cookie):
@@ -481,14 +485,15 @@ def report(a, servers, results, instructions):
              f"`python3 benchmarks/auth-bench.py --rounds {a.rounds} --duration {a.duration}"
              f"{' --baseline ' + os.path.basename(a.baseline) if a.baseline else ''}` ({os.path.basename(a.binary)}); "
              f"servers on CPU {SERVER_CPU}, upstream and clients on CPU {CLIENT_CPU}; medians of {a.rounds} interleaved rounds.", "",
-             "| | protected req/s | vs nginx | p99 ms | vs nginx | CPU µs/req | public req/s | vs nginx | h2c req/s | vs nginx |",
+             "| | protected req/s | vs nginx | p99 ms | vs nginx | CPU µs/req (user + kernel) | public req/s | vs nginx | h2c req/s | vs nginx |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in servers:
         r = results[name]
-        auth, p99, cpu = med(r["auth"], 0), med(r["auth"], 1), med(r["auth"], 3)
+        auth, p99, cpu, user, kernel = (med(r["auth"], i) for i in (0, 1, 3, 4, 5))
         pub = med(r["public"], 0)
         h2 = med(r["h2"], 0)
-        lines.append(f"| {name} | {auth:,.0f} | {auth / ref['auth']:.2f} | {p99:.2f} | {p99 / ref_p99['auth']:.2f} | {cpu:.1f} "
+        lines.append(f"| {name} | {auth:,.0f} | {auth / ref['auth']:.2f} | {p99:.2f} | {p99 / ref_p99['auth']:.2f} "
+                     f"| {cpu:.1f} ({user:.1f} + {kernel:.1f}) "
                      f"| {pub:,.0f} | {pub / ref['public']:.2f} | "
                      + (f"{h2:,.0f} | {h2 / ref['h2']:.2f} |" if h2 else "– | – |"))
     if instructions:

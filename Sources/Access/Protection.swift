@@ -50,33 +50,30 @@ package enum Protection {
 
     private static func organization(of path: UnsafeBufferPointer<UInt8>, patterns: [GatewayConfiguration.PathPattern],
                                      organizations: [String: GatewayConfiguration.Organization]) -> GatewayConfiguration.Organization? {
-        // Segment ranges after the leading `/`, split on the byte `/` alone.
-        var segments: [Range<Int>] = []
-        var start = path.first == UInt8(ascii: "/") ? 1 : 0
-        var i = start
-        while i <= path.count {
-            if i == path.count || path[i] == UInt8(ascii: "/") {
-                segments.append(start..<i)
-                start = i + 1
-            }
-            i += 1
-        }
+        // Segments after the leading `/`, split on the byte `/` alone; walked in place (no
+        // array: this runs for every request).
+        let first = path.first == UInt8(ascii: "/") ? 1 : 0
+        var segmentCount = 1
+        for i in first..<max(first, path.count) where path[i] == UInt8(ascii: "/") { segmentCount += 1 }
         for pattern in patterns {
             let count = pattern.segments.count
             // `/a/{org}/` covers `/a/acme`, `/a/acme/` and below; `/a/{org}` only `/a/acme`.
-            guard segments.count >= count else { continue }
+            guard segmentCount >= count else { continue }
             if !pattern.coversSubtree {
-                guard segments.count == count else { continue }
+                guard segmentCount == count else { continue }
             }
             var org: Range<Int>?
             var matched = true
-            for (index, expected) in pattern.segments.enumerated() {
-                let actual = segments[index]
+            var start = first
+            for expected in pattern.segments {
+                var end = start
+                while end < path.count && path[end] != UInt8(ascii: "/") { end += 1 }
                 if let expected {
-                    if !equalsIgnoringASCIICase(path[actual], expected.utf8) { matched = false; break }
+                    if !equalsIgnoringASCIICase(path[start..<end], expected.utf8) { matched = false; break }
                 } else {
-                    org = actual
+                    org = start..<end
                 }
+                start = end + 1
             }
             // Names are matched without case (configuration refuses names that differ only in
             // case), so `/ACME/x` is acme's content for an upstream that ignores case.

@@ -1,3 +1,4 @@
+import HTTPWire
 import Sessions
 
 /// Sessions one event loop opened recently, by cookie value, so that a member's next
@@ -31,8 +32,27 @@ package final class SessionCache {
         }
     }
 
+    /// A cookie value as the key: no copy of the value to look it up, and only its last
+    /// bytes hashed. A sealed cookie ends in its AES-GCM tag, so those bytes differ between
+    /// cookies; only valid cookies are stored, so nobody can line up entries that collide,
+    /// and equality still compares every byte.
+    private struct Key: Hashable {
+        let value: Substring
+
+        static func == (a: Key, b: Key) -> Bool { UTF8Bytes.equal(a.value, b.value) }
+
+        func hash(into hasher: inout Hasher) {
+            let utf8 = value.utf8
+            hasher.combine(utf8.count)
+            let hashed: Void? = utf8.withContiguousStorageIfAvailable { bytes in
+                hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes.suffix(16))))
+            }
+            if hashed == nil { for byte in utf8.suffix(16) { hasher.combine(byte) } }
+        }
+    }
+
     package let capacity: Int
-    private var entries: [String: Remembered] = [:]
+    private var entries: [Key: Remembered] = [:]
     private var owner: Owner?
 
     package init(capacity: Int = 1024) {
@@ -49,7 +69,7 @@ package final class SessionCache {
             self.owner = owner
             return nil
         }
-        let key = String(value)
+        let key = Key(value: value)
         guard let entry = entries[key] else { return nil }
         guard now < entry.expires else {
             entries[key] = nil
@@ -68,7 +88,8 @@ package final class SessionCache {
         }
         if entries.count >= capacity { entries.remove(at: entries.startIndex) }
         let entry = Remembered(session: session, expires: expires)
-        entries[String(value)] = entry
+        // A copy: the Substring would keep the client's whole Cookie field alive.
+        entries[Key(value: Substring(String(value)))] = entry
         return entry
     }
 

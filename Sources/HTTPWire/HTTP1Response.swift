@@ -8,40 +8,31 @@ package enum HTTP1Response {
     /// and connection fields.
     package static func relayedHead(_ head: UpstreamResponseHead, framing: ResponseFraming, clientVersion: HTTPVersion,
                                     sessionCookie: String?, hsts: String?, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
-        // Laid out in an array, then written in one go: each ByteBuffer write pays a runtime
-        // exclusivity check.
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(head.fields.readableBytes + head.statusText.readableBytes + 160)
-        bytes.append(contentsOf: (clientVersion < .http1_1 ? "HTTP/1.0 " : "HTTP/1.1 ").utf8)
-        head.statusText.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: "\r\n".utf8)
-        head.fields.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
-        func field(_ name: String, _ value: String) {
-            bytes.append(contentsOf: name.utf8)
-            bytes.append(contentsOf: ": ".utf8)
-            bytes.append(contentsOf: value.utf8)
-            bytes.append(contentsOf: "\r\n".utf8)
-        }
-        if let sessionCookie { field("Set-Cookie", sessionCookie) }
-        if let hsts { field("Strict-Transport-Security", hsts) }
+        // Written in one go (see `HeadWriter`).
+        let length: String?
         switch framing {
-        case .contentLength:
-            field("Content-Length", String(head.contentLength ?? 0))
-        case .none:
-            // HEAD and 304 keep the length a GET would have had (RFC 9110 §8.6); 1xx/204 have none.
-            if let length = head.contentLength, head.status != 204 { field("Content-Length", String(length)) }
-        case .chunked:
-            field("Transfer-Encoding", "chunked")
-        case .closeDelimited:
-            break
+        case .contentLength: length = String(head.contentLength ?? 0)
+        // HEAD and 304 keep the length a GET would have had (RFC 9110 §8.6); 1xx/204 have none.
+        case .none: length = head.status == 204 ? nil : head.contentLength.map { String($0) }
+        case .chunked, .closeDelimited: length = nil
         }
-        if close {
-            if clientVersion >= .http1_1 { field("Connection", "close") }
-        } else if clientVersion < .http1_1 {
-            field("Connection", "keep-alive")
+        let estimate = head.statusText.readableBytes + head.fields.readableBytes + (sessionCookie?.utf8.count ?? 0) + 160
+        return allocator.head(estimate: estimate) { out in
+            out.put(clientVersion < .http1_1 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            out.put(head.statusText)
+            out.put("\r\n")
+            out.put(head.fields)
+            if let sessionCookie { out.field("Set-Cookie", sessionCookie) }
+            if let hsts { out.field("Strict-Transport-Security", hsts) }
+            if let length { out.field("Content-Length", length) }
+            if framing == .chunked { out.field("Transfer-Encoding", "chunked") }
+            if close {
+                if clientVersion >= .http1_1 { out.field("Connection", "close") }
+            } else if clientVersion < .http1_1 {
+                out.field("Connection", "keep-alive")
+            }
+            out.put("\r\n")
         }
-        bytes.append(contentsOf: "\r\n".utf8)
-        return allocator.buffer(bytes: bytes)
     }
 
     /// An answer made here, head and body (no body for HEAD).

@@ -109,8 +109,8 @@ extension HeaderPolicy {
         var pairs = 0
         RequestFields.forEachCookiePair(in: value) { pair, equals in
             pairs += 1
-            let name = value.utf8[pair.lowerBound..<(equals ?? pair.upperBound)]
-            if dropped.contains(where: { name.elementsEqual($0.utf8) }) {
+            let name = value[pair.lowerBound..<(equals ?? pair.upperBound)]
+            if dropped.contains(where: { UTF8Bytes.equal(name, $0) }) {
                 droppedAny = true
             } else {
                 kept.append(value[pair])

@@ -3,7 +3,8 @@
 /// readings of a path (Protection) and refuses dot segments hidden behind them.
 package enum PathParameters {
     /// A `;` or `%3B` (any case) in the path.
-    package static func present<C: Collection>(in bytes: C) -> Bool where C.Element == UInt8 {
+    /// Not generic: called from another module, a generic would run unspecialized.
+    package static func present(in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var percent = 0
         for b in bytes {
             if b == UInt8(ascii: ";") { return true }

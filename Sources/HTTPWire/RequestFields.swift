@@ -30,7 +30,7 @@ public enum RequestFields {
         for (field, value) in headers where field.utf8.count == 6 && HeaderName.classify(field).0 == .cookie {
             var found: Substring?
             forEachCookie(in: value) { nameRange, valueRange in
-                guard value.utf8[nameRange].elementsEqual(name.utf8) else { return true }
+                guard UTF8Bytes.equal(value[nameRange], name) else { return true }
                 found = value[valueRange]
                 return false
             }

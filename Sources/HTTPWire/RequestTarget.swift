@@ -1,3 +1,4 @@
+import Foundation
 import NIOHTTP1
 
 /// Request targets (RFC 9112 §3.2). The gateway routes on the origin form only, so an
@@ -38,13 +39,14 @@ package enum RequestTarget {
         // The whole field: a list (`a.example, b.example`) is not one host.
         if hosts == 1, !isValidHost(host) { return .failure(.badHost) }
         // RFC 9112 §3.2's grammar has no `#`; Werkzeug and Node would route on the part before it.
-        if head.uri.utf8.contains(UInt8(ascii: "#")) { return .failure(.fragment) }
+        if UTF8Bytes.offset(of: UInt8(ascii: "#"), in: head.uri) != nil { return .failure(.fragment) }
         switch originForm(head) {
         case .failure(let rejection): return .failure(rejection)
         case .success(var normalised):
-            guard normalised.uri.hasPrefix("/") else { return .success(normalised) }  // OPTIONS *
             let uri = normalised.uri
-            let queryStart = uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
+            guard uri.utf8.first == UInt8(ascii: "/") else { return .success(normalised) }  // OPTIONS *
+            let queryStart = UTF8Bytes.offset(of: UInt8(ascii: "?"), in: uri).map { uri.utf8.index(uri.utf8.startIndex, offsetBy: $0) }
+                ?? uri.endIndex
             switch PathCanonicalizer.canonical(uri[..<queryStart]) {
             case .failure(.ambiguousSeparator): return .failure(.ambiguousPath)
             case .failure(.badEscape): return .failure(.badEscape)
@@ -52,7 +54,7 @@ package enum RequestTarget {
             case .failure(.controlCharacter): return .failure(.controlCharacter)
             case .success(let path):
                 // Already canonical (the common case): the head is kept as it came.
-                if !path.utf8.elementsEqual(uri[..<queryStart].utf8) { normalised.uri = path + uri[queryStart...] }
+                if !UTF8Bytes.equal(path, uri[..<queryStart]) { normalised.uri = path + uri[queryStart...] }
             }
             return .success(normalised)
         }
@@ -63,41 +65,47 @@ package enum RequestTarget {
     /// else (spaces, `/`, `@`, a second `:`) would let the gateway and the upstream, or the
     /// upstream and the URLs it builds, disagree about the site.
     package static func isValidHost(_ value: Substring) -> Bool {
-        let bytes = value.utf8
-        var hostEnd = bytes.endIndex
+        var value = value
+        return value.withUTF8(isValidHost(bytes:))
+    }
+
+    private static func isValidHost(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let count = bytes.count
+        var hostEnd = count
         if bytes.first == UInt8(ascii: "[") {
             guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
-            let inside = bytes[bytes.index(after: bytes.startIndex)..<close]
+            let inside = bytes[1..<close]
             guard !inside.isEmpty, inside.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else { return false }
-            hostEnd = bytes.index(after: close)
-            guard hostEnd == bytes.endIndex || bytes[hostEnd] == UInt8(ascii: ":") else { return false }
+            hostEnd = close + 1
+            guard hostEnd == count || bytes[hostEnd] == UInt8(ascii: ":") else { return false }
         } else {
-            hostEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
-            var i = bytes.startIndex
+            hostEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? count
+            var i = 0
             while i < hostEnd {
                 let b = bytes[i]
                 if b == UInt8(ascii: "%") {
-                    let one = bytes.index(after: i)
-                    guard one < hostEnd, bytes.index(after: one) < hostEnd, isHexDigit(bytes[one]),
-                          isHexDigit(bytes[bytes.index(after: one)]) else { return false }
-                    i = bytes.index(i, offsetBy: 3)
+                    guard i + 2 < hostEnd, isHexDigit(bytes[i + 1]), isHexDigit(bytes[i + 2]) else { return false }
+                    i += 3
                     continue
                 }
                 guard isRegNameByte(b) else { return false }
-                i = bytes.index(after: i)
+                i += 1
             }
         }
-        guard hostEnd != bytes.endIndex else { return true }
-        let port = bytes[bytes.index(after: hostEnd)...]
+        guard hostEnd != count else { return true }
+        let port = bytes[(hostEnd + 1)...]
         return port.count <= 5 && port.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
     }
 
-    /// U+FFFD (EF BF BD) in the text: one pass over the bytes.
+    /// U+FFFD (EF BF BD) in the text: memchr finds each 0xEF (a Cookie field is hundreds
+    /// of bytes and this runs for every field of every request).
     package static func containsReplacement(_ text: String) -> Bool {
         text.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            guard let base = bytes.baseAddress else { return false }
             var i = 0
-            while i + 2 < bytes.count {
-                if bytes[i] == 0xEF, bytes[i + 1] == 0xBF, bytes[i + 2] == 0xBD { return true }
+            while i + 2 < bytes.count, let hit = memchr(base + i, 0xEF, bytes.count - 2 - i) {
+                i = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                if bytes[i + 1] == 0xBF, bytes[i + 2] == 0xBD { return true }
                 i += 1
             }
             return false
@@ -123,7 +131,7 @@ package enum RequestTarget {
 
     private static func originForm(_ head: HTTPRequestHead) -> Result<HTTPRequestHead, Rejection> {
         let uri = head.uri
-        if uri.hasPrefix("/") { return .success(head) }
+        if uri.utf8.first == UInt8(ascii: "/") { return .success(head) }
         if uri == "*" { return head.method == .OPTIONS ? .success(head) : .failure(.notOriginForm) }
         let lower = uri.lowercased()
         guard let schemeEnd = lower.hasPrefix("http://") ? uri.index(uri.startIndex, offsetBy: 7)

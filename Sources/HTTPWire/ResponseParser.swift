@@ -227,18 +227,21 @@ package struct ResponseParser {
 
     /// Takes a whole head (through the empty line) off the buffer, or nil if incomplete.
     private mutating func takeHead() throws(Failure) -> ByteBuffer? {
-        let view = buffered.readableBytesView
-        var index = view.startIndex
-        while let lf = view[index...].firstIndex(of: 0x0A) {
-            let lineLength = lf - index
-            if lineLength == 0 || (lineLength == 1 && view[index] == 0x0D) {
-                let headLength = lf + 1 - view.startIndex
-                guard headLength <= Self.maxHeadBytes else { _ = try failing("upstream response head over 64 KiB"); return nil }
-                return buffered.readSlice(length: headLength)!
+        // memchr from line feed to line feed; the head ends at an empty line.
+        let headLength: Int? = buffered.withUnsafeReadableBytes { raw in
+            guard let base = raw.baseAddress else { return nil }
+            var index = 0
+            while index < raw.count, let hit = memchr(base + index, 0x0A, raw.count - index) {
+                let lf = base.distance(to: UnsafeRawPointer(hit))
+                let lineLength = lf - index
+                if lineLength == 0 || (lineLength == 1 && raw[index] == 0x0D) { return lf + 1 }
+                index = lf + 1
             }
-            index = lf + 1
+            return nil
         }
-        return nil
+        guard let headLength else { return nil }
+        guard headLength <= Self.maxHeadBytes else { _ = try failing("upstream response head over 64 KiB"); return nil }
+        return buffered.readSlice(length: headLength)!
     }
 
     private mutating func chunkSize(_ line: ByteBuffer) throws(Failure) -> UInt64 {
@@ -277,9 +280,9 @@ package struct ResponseParser {
         let count = bytes.count
         /// The line starting at `start`: its end without CR, and where the next begins.
         func line(from start: Int) -> (end: Int, next: Int)? {
-            var i = start
-            while i < count && bytes[i] != 0x0A { i += 1 }
-            guard i < count else { return nil }
+            guard start < count, let base = bytes.baseAddress,
+                  let hit = memchr(base + start, 0x0A, count - start) else { return nil }
+            let i = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
             let end = i > start && bytes[i - 1] == 0x0D ? i - 1 : i
             return (end, i + 1)
         }
@@ -312,7 +315,7 @@ package struct ResponseParser {
         guard let status = line(from: 0) else { return .failure(Failure("empty response head")) }
         let s = status.end
         // HTTP-name is case-sensitive (RFC 9112 §2.3).
-        guard s >= 12, Array(bytes[0..<7]) == Array("HTTP/1.".utf8),
+        guard s >= 12, memcmp(bytes.baseAddress!, "HTTP/1.", 7) == 0,
               bytes[7] == 0x30 || bytes[7] == 0x31, bytes[8] == 0x20,
               (9...11).allSatisfy({ (0x30...0x39).contains(bytes[$0]) }),
               s == 12 || bytes[12] == 0x20
@@ -323,14 +326,13 @@ package struct ResponseParser {
         let minor = Int(bytes[7] - 0x30)
         let statusText = head.getSlice(at: head.readerIndex + 9, length: s - 9)!
 
-        // The relayed field lines, gathered as bytes and put in a buffer once (each ByteBuffer
-        // write pays a runtime exclusivity check).
-        var kept: [UInt8] = []
-        kept.reserveCapacity(count)
+        // The relayed field lines, as (start, end) offsets, copied into one buffer at the end
+        // (see `HeadWriter`).
+        var kept: [Int] = []
+        kept.reserveCapacity(32)
         func keep(_ start: Int, _ end: Int) {
-            kept.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<end]))
-            kept.append(0x0D)
-            kept.append(0x0A)
+            kept.append(start)
+            kept.append(end)
         }
         var contentLength: UInt64?
         var transferCodings: [String] = []
@@ -348,12 +350,15 @@ package struct ResponseParser {
             position = current.next
             if start == end { break }  // the empty line ends the head
             guard !isOWS(bytes[start]) else { return .failure(Failure("obsolete line folding")) }
-            var colon = -1
-            for k in start..<end {
-                let b = bytes[k]
-                if b == 0x0D || b == 0 { return .failure(Failure("bare CR or NUL in the response head")) }
-                if colon < 0 && b == UInt8(ascii: ":") { colon = k }
+            // memchr over the line for CR, NUL and the colon: a third of the cost of a byte loop.
+            let lineStart = bytes.baseAddress! + start
+            if memchr(lineStart, 0x0D, end - start) != nil || memchr(lineStart, 0, end - start) != nil {
+                return .failure(Failure("bare CR or NUL in the response head"))
             }
+            guard let colonAt = memchr(lineStart, Int32(UInt8(ascii: ":")), end - start) else {
+                return .failure(Failure("malformed header line"))
+            }
+            let colon = start + lineStart.distance(to: colonAt.assumingMemoryBound(to: UInt8.self))
             guard colon > start else { return .failure(Failure("malformed header line")) }
             for k in start..<colon where !isTokenByte(bytes[k]) { return .failure(Failure("malformed header name")) }
             let kind = HeaderName.classify(bytes: UnsafeBufferPointer(rebasing: bytes[start..<colon])).0
@@ -417,7 +422,12 @@ package struct ResponseParser {
             }
         }
         if acceptCount > 1 { webSocketAccept = nil }  // two answers are no answer
-        var fields = ByteBuffer(bytes: kept)
+        var fields = ByteBufferAllocator().head(estimate: count) { out in
+            for k in stride(from: 0, to: kept.count, by: 2) {
+                out.put(UnsafeBufferPointer(rebasing: bytes[kept[k]..<kept[k + 1]]))
+                out.put("\r\n")
+            }
+        }
         if !listed.isEmpty { fields = dropping(listed, from: fields) }
 
         let keepAlive = minor == 1 ? !close : keepAliveToken && !close

@@ -49,6 +49,22 @@ struct SessionCacheTests {
         #expect(cache.count == 1)
     }
 
+    @Test func aCookieThatDiffersOnlyBeforeItsLastBytesIsNotTheRememberedOne() throws {
+        // Entries are found by a hash of the value's last bytes; equality must still compare
+        // all of them.
+        let flow = try Self.flow()
+        let cache = SessionCache()
+        let value = try Self.cookie(flow)
+        #expect(Self.forwarded(decide(flow, value, cache).0))
+        var changed = Array(value.utf8)
+        changed[5] = changed[5] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        let other = Substring(String(decoding: changed, as: UTF8.self))
+        let now = Int64(Self.now.timeIntervalSince1970)
+        #expect(cache.remembered(for: other, owner: flow.cacheOwner, now: now) == nil)
+        #expect(!Self.forwarded(decide(flow, other, cache).0))
+        #expect(cache.remembered(for: value, owner: flow.cacheOwner, now: now) != nil)
+    }
+
     @Test func aCookieThatDoesNotOpenIsNeverRemembered() throws {
         let flow = try Self.flow()
         let cache = SessionCache()
