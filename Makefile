@@ -1,7 +1,7 @@
 # ssogate: build, test and run. `make demo` and `make test` work on a fresh Debian/Ubuntu
 # machine with Swift installed: `deps` installs the system libraries that are missing.
 
-SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev libbrotli-dev
+SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev libbrotli-dev libsqlite3-dev
 # Third-party parts the tests check against: xmlsec1 verifies our signatures; SimpleSAMLphp
 # (with PHP's DOM extension), Chromium and its driver run the end-to-end login; PyYAML and
 # systemd-analyze check deploy/; nghttp/h2load (nghttp2-client) drive the HTTP/2 listener;
@@ -60,7 +60,7 @@ test: test-deps
 	@# A throwaway PostgreSQL for the replica tests (the suite needs SSOGATE_TEST_POSTGRES).
 	pgdir=$$(mktemp -d /tmp/ssogate-pg.XXXXXX); \
 	url=$$(bash Tests/Replicas/postgres.sh start $$pgdir) || { bash Tests/Replicas/postgres.sh stop $$pgdir; exit 1; }; \
-	SSOGATE_TEST_POSTGRES=$$url swift test --skip-build; status=$$?; \
+	SSOGATE_TEST_POSTGRES=$$url SSOGATE_TEST_POSTGRES_CA=$$pgdir/ca.crt swift test --skip-build; status=$$?; \
 	bash Tests/Replicas/postgres.sh stop $$pgdir; exit $$status
 	timeout 300 python3 Tests/Demo/demo_login.py .build/debug/ssogate
 	python3 Tests/Deploy/check_deploy.py .build/debug/ssogate

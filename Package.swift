@@ -16,8 +16,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         // Fetches IdP metadata by URL (timeouts, size limit, TLS).
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
-        // The replay store several replicas share.
+        // The state store several replicas share.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // The embedded state store (the default), on the system SQLite.
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         // Signs the identity JWT for the upstream and publishes its JWKS.
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -76,8 +78,18 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // What the gateway remembers: spent IDs now, later settings, audit events, tokens.
+        // SQLite (embedded, the default) or PostgreSQL (replicas); no event loop waits on it.
+        .target(name: "StateStore", dependencies: [
+            "Config", "SAML",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Gateway", dependencies: [
-            "Proxy", "Access", "HTTPWire", "HTTP2Session", "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
+            "Proxy", "Access", "HTTPWire", "HTTP2Session", "StateStore", "Config", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -87,7 +99,6 @@ let package = Package(
             .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -138,7 +149,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Proxy", "Access", "HTTPWire", "Config", "TestSupport", "TestFixtures", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
+            "Gateway", "Proxy", "Access", "HTTPWire", "StateStore", "Config", "TestSupport", "TestFixtures", "SAML", "Sessions", "XMLDSig", "XMLCore", "CryptoCore", "Compression",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -148,3 +159,11 @@ let package = Package(
         ]),
     ]
 )
+
+// Members of a module's types are visible only in files that import it. Without this, any
+// module linked in lends its extensions to every file: once GRDB (whose SQL type takes
+// string literals and has `joined()` and `??`) was linked, a test's `[String].joined()`
+// silently became SQL.
+for target in package.targets where target.type != .system && target.type != .plugin {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("MemberImportVisibility")]
+}

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""ACS logins per second: `store: memory` against `store: postgres://...`, in one run.
+"""ACS logins per second: `store: memory`, `store: sqlite:...` and `store: postgres://...`, in one run.
 
     python3 benchmarks/acs-bench.py [--binary PATH] [-n N] [-c C] [--chunk K] [--warmup W]
 
 Starts, on 127.0.0.1, a throwaway PostgreSQL (Tests/Replicas/postgres.sh), one
-`ssogate dev-idp`, and two gateways that differ only in `listen` and `store`: `memory`
-and the PostgreSQL URL (same `public_url`, same `session.secrets`, `workers: 1`). The
+`ssogate dev-idp`, and three gateways that differ only in `listen` and `store`: `memory`,
+an SQLite file in the work folder, and the PostgreSQL URL (same `public_url`, same
+`session.secrets`, `workers: 1`). The
 gateways, the dev IdP and PostgreSQL run on CPU 0 (taskset); this client runs on CPU 1.
 
 Each gateway gets the same N distinct signed responses, each with its login-state cookie,
@@ -13,7 +14,7 @@ obtained from the dev IdP in advance (SSO start -> IdP form -> the user's button
 Tests/Replicas/harness.py does it), then POSTed to its ACS by C keep-alive connections.
 Every answer must be a 303 with a session cookie. The dev IdP's assertions live 5 minutes,
 so the N responses are obtained and posted in chunks of K (untimed: obtaining; timed:
-posting), the two gateways taking turns first. W more responses warm each gateway up first
+posting), the gateways taking turns first. W more responses warm each gateway up first
 (and fill the PostgreSQL pool); they are not counted.
 
 Prints a Markdown report, also saved under benchmarks/out/ (gitignored). Runs as root
@@ -161,7 +162,8 @@ class Bench:
         # forks later (backends inherit the mask) on CPU 0.
         for pid in postgres_pids(self.pg.postmaster_pid()):
             subprocess.run(["taskset", "-a", "-p", "-c", str(SERVER_CPU), str(pid)], capture_output=True, check=True)
-        self.port = {"memory": free_port(), "postgres": free_port()}
+        self.port = {"memory": free_port(), "sqlite": free_port(), "postgres": free_port()}
+        stores = {"memory": "memory", "sqlite": f"sqlite:{w}/state.db", "postgres": self.store}
         app_port, idp_port = free_port(), free_port()  # nothing listens on app_port: the ACS never proxies
         idp = f"http://localhost:{idp_port}"
         public = f"http://127.0.0.1:{self.port['memory']}"
@@ -173,7 +175,7 @@ class Bench:
             configs[store] = os.path.join(w, f"{store}.yaml")
             with open(configs[store], "w") as f:
                 f.write(gateway_yaml(port, public, app_port, idp, SECRET, cert,
-                                     store=self.store if store == "postgres" else "memory",
+                                     store=stores[store],
                                      # One client address posts every login: the rates are off.
                                      extra='workers: 1\nlogins: {per_client: "off", total: "off"}\n'))
             check(subprocess.run([a.binary, "check", "--config", configs[store]], capture_output=True).returncode == 0,
@@ -182,7 +184,7 @@ class Bench:
         dev_idp, _ = start_dev_idp(a.binary, idp_port, [os.path.join(w, "sp.xml")], cert, cpu=SERVER_CPU)
         self.procs.append(dev_idp)
         self.gw = {}
-        for store in ("memory", "postgres"):
+        for store in self.port:
             g = Proc(store, [a.binary, "serve", "--config", configs[store]], cwd=ROOT, cpu=SERVER_CPU,
                      log_path=os.path.join(w, f"{store}.log"))
             self.procs.append(g)
@@ -190,6 +192,7 @@ class Bench:
         for store, g in self.gw.items():
             wait_for_port(self.port[store], g)
         self.gw["postgres"].wait_for_line("replay store ready", 20)
+        self.gw["sqlite"].wait_for_line("state store ready", 20)
         self.public = public
 
     def cleanup(self):
@@ -243,7 +246,8 @@ class Bench:
             t0 = time.monotonic()
             signed = self.obtain(count, done)
             obtain_seconds += time.monotonic() - t0
-            order = ("memory", "postgres") if k % 2 == 0 else ("postgres", "memory")
+            names = list(self.gw)
+            order = names[k % len(names):] + names[:k % len(names)]     # each goes first in turn
             for store in order:
                 results, wall, gw, pg, client = self.phase(store, signed)
                 st = stats[store]
@@ -261,7 +265,7 @@ class Bench:
                  f"| gateway CPU ms/login | PostgreSQL CPU ms/login | CPU {SERVER_CPU} busy | client CPU |")
         self.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         rates, failures = {}, []
-        for store in ("memory", "postgres"):
+        for store in self.gw:
             st = stats[store]
             res = st["results"]
             ok = [r for r in res if r[0] == 303 and r[1]]
@@ -281,7 +285,8 @@ class Bench:
                 failures.append(f"{store}: {len(bad)} of {len(res)} failed: " + "; ".join(f"{n}x {k}" for k, n in kinds.items()))
             check(len(res) == a.n, f"{store}: {len(res)} answers for {a.n} POSTs")
         self.log("")
-        self.log(f"postgres / memory, logins/s: {rates['postgres'] / rates['memory']:.2f}")
+        self.log(f"sqlite / memory, logins/s: {rates['sqlite'] / rates['memory']:.2f}; "
+                 f"postgres / memory: {rates['postgres'] / rates['memory']:.2f}")
         self.log("")
         self.log("Latency: client-side, from writing the POST to the last byte of the answer, with "
                  f"{a.c} requests in flight. CPU: user+sys ticks ({hz}/s) of the gateway process, and of "

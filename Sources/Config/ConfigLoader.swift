@@ -158,7 +158,30 @@ struct Provisioner {
             session: .init(cookieName: v.cookieName, secrets: secrets, ttl: v.sessionTTL),
             clockSkew: v.clockSkew, protectedPaths: v.protectedPaths, unauthenticated: v.unauthenticated,
             organizations: organizations, trustedProxies: v.trustedProxies, tls: tls, hsts: v.hsts, http2: v.http2,
-            upstreamAssertion: upstreamAssertion, store: v.store, logins: v.logins)
+            upstreamAssertion: upstreamAssertion, store: resolved(v.store), logins: v.logins)
+    }
+
+    /// The store with its file paths made absolute against the configuration's folder (and
+    /// the working directory when that folder was given relative), so logs and `check` name
+    /// the file itself.
+    private func resolved(_ store: GatewayConfiguration.Store) -> GatewayConfiguration.Store {
+        func rooted(_ path: String) -> String {
+            let joined = absolute(path)
+            let full = joined.hasPrefix("/") ? joined : FileManager.default.currentDirectoryPath + "/" + joined
+            return (full as NSString).standardizingPath
+        }
+        switch store {
+        case .memory: return .memory
+        case .sqlite(let path): return .sqlite(path: rooted(path))
+        case .postgres(let p):
+            let tls: GatewayConfiguration.PostgresTLS
+            switch p.tls {
+            case .verifyCA(.file(let path)): tls = .verifyCA(roots: .file(rooted(path)))
+            case .verifyFull(.file(let path)): tls = .verifyFull(roots: .file(rooted(path)))
+            default: tls = p.tls
+            }
+            return .postgres(.init(host: p.host, port: p.port, user: p.user, password: p.password, database: p.database, tls: tls))
+        }
     }
 
     /// The SP's certificate and key: a matching pair, RSA of at least 2048 bits (it

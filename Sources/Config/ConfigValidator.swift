@@ -216,19 +216,55 @@ struct ConfigValidator {
         return (checked, raw.audience ?? upstream ?? "", ttl)
     }
 
-    /// `memory` (the default) or a PostgreSQL URL, usually given whole as `${ENV}` (it holds
-    /// the password); the URL never appears in a message.
+    /// `sqlite:PATH` (the default, `sqlite:ssogate.db`), `memory`, or a PostgreSQL URL,
+    /// usually given whole as `${ENV}` (it holds the password); the URL never appears in a
+    /// message. Relative paths are resolved by provisioning, against the file's folder.
     private mutating func store(_ raw: String?) -> GatewayConfiguration.Store {
-        guard let raw, raw != "memory" else { return .memory }
+        let usage = "must be sqlite:PATH, memory or postgres://user[:password]@host[:port]/database[?sslmode=...&sslrootcert=...]"
+        guard let raw else { return .sqlite(path: "ssogate.db") }
         guard let text = resolveEnv(raw, at: "store") else { return .memory }
+        if text == "memory" { return .memory }
+        if text.hasPrefix("sqlite:") {
+            let path = String(text.dropFirst("sqlite:".count))
+            guard !path.isEmpty, !path.hasSuffix("/"), !path.contains("${") else {
+                report("store", "sqlite: needs a file path (sqlite:ssogate.db, sqlite:/var/lib/ssogate/state.db)")
+                return .memory
+            }
+            return .sqlite(path: path)
+        }
         let c = URLComponents(string: text)
         let scheme = c?.scheme?.lowercased()
         guard scheme == "postgres" || scheme == "postgresql", let host = c?.host, !host.isEmpty, let user = c?.user, !user.isEmpty,
               let database = c?.path.split(separator: "/").first, c?.path.split(separator: "/").count == 1 else {
-            report("store", "must be memory or postgres://user[:password]@host[:port]/database")
+            report("store", usage)
             return .memory
         }
-        return .postgres(.init(host: host, port: c?.port ?? 5432, user: user, password: c?.password, database: String(database)))
+        var mode = "prefer", rootCertificate: String?
+        for item in c?.queryItems ?? [] {
+            switch item.name {
+            case "sslmode": mode = item.value ?? ""
+            case "sslrootcert": rootCertificate = item.value
+            default: report("store", "unknown URL parameter \(item.name) (sslmode and sslrootcert are read)")
+            }
+        }
+        let roots: GatewayConfiguration.TrustRoots? = rootCertificate.map { $0 == "system" ? .system : .file($0) }
+        let tls: GatewayConfiguration.PostgresTLS
+        switch mode {
+        case "disable": tls = .disable
+        case "prefer": tls = .prefer
+        // libpq checks the chain under `require` too when a root certificate is given.
+        case "require": tls = roots.map { .verifyCA(roots: $0) } ?? .require
+        case "verify-ca", "verify-full":
+            guard let roots else {
+                report("store", "sslmode=\(mode) needs sslrootcert (a PEM file of the CA certificates, or system)")
+                return .memory
+            }
+            tls = mode == "verify-ca" ? .verifyCA(roots: roots) : .verifyFull(roots: roots)
+        default:
+            report("store", "sslmode must be disable, prefer, require, verify-ca or verify-full")
+            return .memory
+        }
+        return .postgres(.init(host: host, port: c?.port ?? 5432, user: user, password: c?.password, database: String(database), tls: tls))
     }
 
     /// Defaults no real user reaches: a member logs in a few times an hour, an office behind

@@ -138,10 +138,13 @@ public struct GatewayConfiguration: Sendable {
         }
     }
 
-    /// Where spent assertion and AuthnRequest IDs are kept.
+    /// Where the gateway keeps what it must remember (docs/SPEC.md "State store").
     public enum Store: Sendable, Equatable {
-        /// This process's memory: enough for one replica.
+        /// This process's memory: nothing survives it (`ssogate demo`, tests).
         case memory
+        /// An SQLite file, the default (`sqlite:ssogate.db` beside the configuration file).
+        /// The path is absolute once loaded.
+        case sqlite(path: String)
         /// A PostgreSQL database every replica shares (`postgres://user:password@host:port/db`).
         case postgres(Postgres)
     }
@@ -152,6 +155,36 @@ public struct GatewayConfiguration: Sendable {
         public let user: String
         public let password: String?
         public let database: String
+        public let tls: PostgresTLS
+
+        public init(host: String, port: Int, user: String, password: String?, database: String, tls: PostgresTLS) {
+            self.host = host
+            self.port = port
+            self.user = user
+            self.password = password
+            self.database = database
+            self.tls = tls
+        }
+    }
+
+    /// libpq's `sslmode` and `sslrootcert`, as the URL spells them.
+    public enum PostgresTLS: Sendable, Equatable {
+        case disable
+        /// TLS when the server offers it, its certificate unchecked (libpq's default).
+        case prefer
+        /// TLS always, the certificate unchecked.
+        case require
+        /// TLS, the certificate chained to `roots`; the host name unchecked.
+        case verifyCA(roots: TrustRoots)
+        /// TLS, the certificate chained to `roots` and naming the host.
+        case verifyFull(roots: TrustRoots)
+    }
+
+    public enum TrustRoots: Sendable, Equatable {
+        /// The operating system's CA certificates (`sslrootcert=system`).
+        case system
+        /// A PEM file of CA certificates; absolute once loaded.
+        case file(String)
     }
 
     public let listen: Endpoint

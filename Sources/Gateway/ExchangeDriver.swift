@@ -1,3 +1,4 @@
+import NIOCore
 import Proxy
 
 /// What the HTTP/1.1 handler and the HTTP/2 stream share in carrying out an exchange's

@@ -2,11 +2,12 @@ import Access
 import Config
 import Foundation
 import Logging
-import Proxy
-import SAML
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
+import Proxy
+import SAML
+import StateStore
 import Synchronization
 
 /// Everything a request needs that a reload may replace, built whole beside the old one
@@ -98,7 +99,10 @@ final class GatewayShared: Sendable {
     /// Where a login's IDs are spent: this process's memory, or a store all replicas share.
     let replayStore: ReplayStore
     /// The shared store, when configured: its pool runs while the gateway does.
-    let postgres: PostgresReplayStore?
+    let postgres: PostgresStore?
+    /// The embedded store, when configured (the default); nil also when its file could not
+    /// be opened (then `replayStore` refuses every login: fail closed).
+    let sqlite: SQLiteStore?
     let clock: @Sendable () -> Date
     /// Login workers and rates, fixed at start.
     let logins: LoginGuard
@@ -112,10 +116,26 @@ final class GatewayShared: Sendable {
         case .memory:
             self.replayStore = replayCache
             self.postgres = nil
+            self.sqlite = nil
+        case .sqlite(let path):
+            self.postgres = nil
+            do {
+                let store = try SQLiteStore(path: path, logger: logger)
+                self.sqlite = store
+                self.replayStore = store
+                logger.info("state store ready", metadata: ["store": "sqlite", "path": "\(path)"])
+            } catch {
+                // Sessions keep flowing; logins answer 503 until a restart finds the file.
+                logger.critical("state store cannot be opened; logins fail closed (503 state_store_unavailable)",
+                                metadata: ["store": "sqlite", "error": "\(error)"])
+                self.sqlite = nil
+                self.replayStore = UnavailableStore()
+            }
         case .postgres(let settings):
-            let store = PostgresReplayStore(settings, group: group, logger: logger)
+            let store = PostgresStore(settings, group: group, logger: logger)
             self.replayStore = store
             self.postgres = store
+            self.sqlite = nil
         }
         self.clock = clock
         self.logins = LoginGuard(configuration.logins)

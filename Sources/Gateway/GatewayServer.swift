@@ -1,15 +1,17 @@
+import Access
 import Config
 import Foundation
 import HTTPWire
 import Logging
-import Proxy
-import SAML
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import Proxy
+import SAML
+import StateStore
 
 /// The listening gateway: binds, serves, reloads and drains.
 public final class GatewayServer: Sendable {
@@ -51,11 +53,12 @@ public final class GatewayServer: Sendable {
         // IdP metadata first, so the first logins can use it (each fetch is bounded).
         await refresher.refreshDue()
         let refresher = self.refresher
-        let postgres = shared.postgres
+        let postgres = shared.postgres, sqlite = shared.sqlite, clock = shared.clock
         refreshing.withLockedValue { $0 = Task {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await refresher.run() }
                 if let postgres { group.addTask { await postgres.run() } }
+                if let sqlite { group.addTask { await sqlite.run(clock: clock) } }
             }
         } }
         let shared = self.shared

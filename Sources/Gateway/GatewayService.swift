@@ -1,5 +1,6 @@
 import Config
 import Logging
+import NIOCore
 import ServiceLifecycle
 import UnixSignals
 

@@ -1,5 +1,6 @@
 import HTTP2Session
 import HTTPWire
+import Logging
 import NIOCore
 import NIOHTTP1
 import Proxy

@@ -1,7 +1,8 @@
 #if canImport(Glibc)
-import Access
+import CoreFoundation   // where Swift finds `timespec`'s members on Linux
 import Glibc
 #endif
+import Access
 import HTTPWire
 import NIOCore
 import Proxy

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import SAML
 
 /// Keeps each organization's IdP metadata (`saml.metadata_url`) current: fetched at start,

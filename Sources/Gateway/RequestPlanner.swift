@@ -2,9 +2,11 @@ import Access
 import Config
 import Foundation
 import HTTPWire
+import Logging
 import NIOCore
 import NIOHTTP1
 import Proxy
+import SAML
 
 /// The protocol-neutral half of serving a request: from its head to an answer made here,
 /// a form to collect (the ACS), or an exchange to proxy. HTTP/1.1 connections and HTTP/2

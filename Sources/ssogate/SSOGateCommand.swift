@@ -6,10 +6,11 @@ import DevIdP
 import Foundation
 import Gateway
 import Logging
-import SAML
 import NIOCore
 import NIOPosix
+import SAML
 import ServiceLifecycle
+import UnixSignals
 import XMLCore
 
 @main
@@ -73,12 +74,29 @@ struct Check: AsyncParsableCommand {
         let configuration = try loadOrExit(config)
         let enabled = configuration.organizations.filter(\.saml.enabled).count
         func hostPort(_ e: GatewayConfiguration.Endpoint) -> String { e.host.contains(":") ? "[\(e.host)]:\(e.port)" : "\(e.host):\(e.port)" }
-        print("\(config): ok (\(configuration.organizations.count) organizations, \(enabled) with SSO enabled; listen \(hostPort(configuration.listen)); upstream \(hostPort(configuration.upstream)))")
+        print("\(config): ok (\(configuration.organizations.count) organizations, \(enabled) with SSO enabled; listen \(hostPort(configuration.listen)); upstream \(hostPort(configuration.upstream)); store \(storeSummary(configuration.store)))")
         // Valid, but worth knowing before it stops logins: certificates near their end.
-        for warning in CertificateWatch(configuration).warnings(now: Date()) {
+        var warnings = CertificateWatch(configuration).warnings(now: Date())
+        if let problem = sqliteFolderProblem(configuration.store) { warnings.append(problem) }
+        for warning in warnings {
             FileHandle.standardError.write(Data("\(config): warning: \(warning)\n".utf8))
         }
     }
+}
+
+/// Whether `serve`, run as this user, could open the SQLite store: its folder must exist
+/// and be writable (SQLite adds -wal and -shm files beside the database).
+func sqliteFolderProblem(_ store: GatewayConfiguration.Store) -> String? {
+    guard case .sqlite(let path) = store else { return nil }
+    let folder = (path as NSString).deletingLastPathComponent
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+        return "store: the folder \(folder) does not exist; logins would fail with 503 state_store_unavailable"
+    }
+    guard FileManager.default.isWritableFile(atPath: folder) else {
+        return "store: the folder \(folder) is not writable by this user; logins would fail with 503 state_store_unavailable (give store: \"sqlite:/var/lib/ssogate/ssogate.db\" with a writable /var/lib/ssogate)"
+    }
+    return nil
 }
 
 struct Demo: AsyncParsableCommand {
@@ -106,6 +124,7 @@ struct Demo: AsyncParsableCommand {
         upstream: "http://127.0.0.1:\(app.localAddress!.port!)"
         session:
           secrets: ["\(secret)"]
+        store: memory
         protected_paths: ["/{org}/"]
         organizations:
           - name: acme
@@ -267,3 +286,22 @@ struct ImportIdPMetadata: AsyncParsableCommand {
         print(out, terminator: "")
     }
 }
+
+/// The store as `check` names it: where, never the password.
+func storeSummary(_ store: GatewayConfiguration.Store) -> String {
+    switch store {
+    case .memory: return "memory"
+    case .sqlite(let path): return "sqlite:\(path)"
+    case .postgres(let p):
+        let tls: String
+        switch p.tls {
+        case .disable: tls = "disable"
+        case .prefer: tls = "prefer"
+        case .require: tls = "require"
+        case .verifyCA: tls = "verify-ca"
+        case .verifyFull: tls = "verify-full"
+        }
+        return "postgres \(p.user)@\(p.host):\(p.port)/\(p.database), sslmode \(tls)"
+    }
+}
+

@@ -42,6 +42,48 @@ struct ConfigValueTests {
     session: {secrets: ["0123456789abcdef0123456789abcdef"]}
     """
 
+    private func store(_ line: String?) throws -> GatewayConfiguration.Store {
+        try ConfigLoader.load(yaml: base + (line.map { "\nstore: \"\($0)\"" } ?? ""), environment: [:], baseDirectory: "/etc/ssogate").store
+    }
+
+    private func storeProblems(_ line: String) -> [String] {
+        do {
+            _ = try store(line)
+            return []
+        } catch {
+            return (error as? ConfigError)?.issues.map(\.description) ?? ["\(error)"]
+        }
+    }
+
+    @Test func theStoreIsAnSQLiteFileBesideTheConfigurationByDefault() throws {
+        #expect(try store(nil) == .sqlite(path: "/etc/ssogate/ssogate.db"))
+        #expect(try store("sqlite:state/gate.db") == .sqlite(path: "/etc/ssogate/state/gate.db"))
+        #expect(try store("sqlite:/var/lib/ssogate/state.db") == .sqlite(path: "/var/lib/ssogate/state.db"))
+        #expect(try store("memory") == .memory)
+    }
+
+    @Test func postgresTLSIsReadAsLibpqSpellsIt() throws {
+        func tls(_ query: String) throws -> GatewayConfiguration.PostgresTLS? {
+            guard case .postgres(let p) = try store("postgres://u:p@db.example:5433/ssogate" + query) else { return nil }
+            return p.tls
+        }
+        #expect(try tls("") == .prefer)
+        #expect(try tls("?sslmode=disable") == .disable)
+        #expect(try tls("?sslmode=require") == .require)
+        #expect(try tls("?sslmode=require&sslrootcert=ca.pem") == .verifyCA(roots: .file("/etc/ssogate/ca.pem")))
+        #expect(try tls("?sslmode=verify-ca&sslrootcert=/etc/ssl/ca.pem") == .verifyCA(roots: .file("/etc/ssl/ca.pem")))
+        #expect(try tls("?sslmode=verify-full&sslrootcert=system") == .verifyFull(roots: .system))
+    }
+
+    @Test func aBadStoreIsNamedWithWhatToWrite() {
+        #expect(storeProblems("sqlite:") == ["store: sqlite: needs a file path (sqlite:ssogate.db, sqlite:/var/lib/ssogate/state.db)"])
+        #expect(storeProblems("postgres://u@db/x?sslmode=allow") == ["store: sslmode must be disable, prefer, require, verify-ca or verify-full"])
+        #expect(storeProblems("postgres://u@db/x?sslmode=verify-full")
+                == ["store: sslmode=verify-full needs sslrootcert (a PEM file of the CA certificates, or system)"])
+        #expect(storeProblems("postgres://u@db/x?sslcert=a.pem").first?.hasPrefix("store: unknown URL parameter sslcert") == true)
+        #expect(storeProblems("mysql://u@db/x").first?.hasPrefix("store: must be sqlite:PATH, memory or postgres://") == true)
+    }
+
     @Test func theListenerIsPlainWithHTTP2ByDefault() throws {
         let c = try ConfigLoader.load(yaml: base, environment: [:], baseDirectory: ".")
         #expect(c.tls == nil && c.hsts == nil)

@@ -38,6 +38,8 @@ def systemd_unit(work):
         check(settings.get(key) == [value], f"systemd: {key}={value}")
     check("AmbientCapabilities" not in settings, "systemd: no AmbientCapabilities unless binding a low port")
     check(settings.get("ExecReload") == ["/bin/kill -HUP $MAINPID"], "systemd: reload is SIGHUP")
+    check(settings.get("StateDirectory") == ["ssogate"] and 'store: "sqlite:/var/lib/ssogate/ssogate.db"' in text,
+          "systemd: a writable state folder for the SQLite store, and the store line that uses it")
     # verify needs the binary named in ExecStart to exist: point it at the built one.
     unit = os.path.join(work, "ssogate.service")
     with open(unit, "w") as f:
@@ -101,7 +103,9 @@ def dockerfile():
     check(len(stages) == 2 and stages[0].startswith("swift:") and "slim" in stages[1], f"docker: build on Swift, run on slim ({stages})")
     runtime = text.split("\nFROM ")[-1]
     installs = re.search(r"apt-get install -y --no-install-recommends ([^\\&\n]+)", runtime).group(1).split()
-    check(set(installs) <= {"libxml2", "libssl3", "libnghttp2-14", "zlib1g", "libbrotli1"}, f"docker: runtime libraries only ({installs})")
+    check(set(installs) <= {"libxml2", "libssl3", "libnghttp2-14", "zlib1g", "libbrotli1", "libsqlite3-0"}, f"docker: runtime libraries only ({installs})")
+    check("VOLUME /var/lib/ssogate" in runtime and "chown 65532:65532 /var/lib/ssogate" in runtime,
+          "docker: the state folder belongs to the runtime user and is a volume")
     user = re.search(r"^USER (\S+)", runtime, re.M)
     check(user is not None and not user.group(1).startswith(("0", "root")), "docker: runs as a non-root user")
 

@@ -43,8 +43,15 @@ struct Harness {
         upstream: "http://127.0.0.1:\(upstreamPort)"
         session:
           secrets: ["0123456789abcdef0123456789abcdef-test"]
+        \(memoryUnlessGiven(extra))
         \(extra)
         """
+    }
+
+    /// `store: memory` unless the test names a store: the default SQLite file would land in
+    /// the working directory (the store's own tests use temporary folders).
+    static func memoryUnlessGiven(_ extra: String) -> String {
+        extra.contains("store:") ? "" : "store: memory"
     }
 
     static func start(upstreamPort: Int, extra: String = "") async throws -> Harness {

@@ -3,11 +3,13 @@ import CryptoCore
 import Foundation
 @testable import Gateway
 import Logging
+import NIOCore
+import NIOHTTP1
 import NIOPosix
 @testable import SAML
-import Testing
 import TestFixtures
 import TestSupport
+import Testing
 import XMLCore
 
 /// IdP metadata by URL: a metadata server on loopback rotates the IdP's certificate while
@@ -70,6 +72,7 @@ struct MetadataRefreshTests {
         public_url: "https://hub.example.test"
         upstream: "http://127.0.0.1:\(upstream.port)"
         session: {secrets: ["0123456789abcdef0123456789abcdef-test"]}
+        store: memory
         protected_paths: ["/{org}/"]
         organizations:
           - name: acme

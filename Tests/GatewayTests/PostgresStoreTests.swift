@@ -1,8 +1,10 @@
+import Config
 import Foundation
 @testable import Gateway
 import SAML
-import Testing
+import StateStore
 import TestSupport
+import Testing
 
 /// The replay store shared by replicas, against a real PostgreSQL server. `make test`
 /// starts one on loopback (Tests/Replicas/postgres.sh) and sets SSOGATE_TEST_POSTGRES to
@@ -11,6 +13,14 @@ import TestSupport
        .enabled(if: ProcessInfo.processInfo.environment["SSOGATE_TEST_POSTGRES"] != nil))
 struct PostgresStoreTests {
     static var url: String { ProcessInfo.processInfo.environment["SSOGATE_TEST_POSTGRES"] ?? "" }
+    static var enabled: Bool { ProcessInfo.processInfo.environment["SSOGATE_TEST_POSTGRES"] != nil }
+
+    /// The test server's settings, read from its URL as the configuration reads them.
+    static var settings: GatewayConfiguration.Postgres? {
+        let yaml = Harness.yaml(upstreamPort: 9, extra: "store: \"\(url)\"")
+        guard case .postgres(let settings)? = try? ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: ".").store else { return nil }
+        return settings
+    }
 
     /// Two replicas: each its own gateway and upstream, one database, one session secret.
     static func replicas(store: String = url) async throws -> (SSOFlowTests.Gateway, SSOFlowTests.Gateway) {
@@ -20,7 +30,7 @@ struct PostgresStoreTests {
     /// Waits until the store's table exists (the migration runs in the background).
     static func ready(_ g: SSOFlowTests.Gateway) async throws {
         for _ in 0..<50 {
-            if let store = g.harness.server.replayStoreForTests as? PostgresReplayStore, (try? await store.migrate()) != nil { return }
+            if let store = g.harness.server.replayStoreForTests as? PostgresStore, (try? await store.migrate()) != nil { return }
             try await Task.sleep(for: .milliseconds(100))
         }
     }

@@ -1,7 +1,8 @@
+import CryptoCore
 import Foundation
-import Testing
 import TestFixtures
 import TestSupport
+import Testing
 
 private func config(upstreamPort: Int, extra: String = "") -> String {
     """

@@ -1,15 +1,16 @@
+@testable import Access
 import Compression
 import Config
 import CryptoCore
 import Foundation
-@testable import Access
 @testable import Gateway
-@testable import Proxy
 import Logging
+import NIOCore
 import NIOPosix
-import Testing
+@testable import Proxy
 import TestFixtures
 import TestSupport
+import Testing
 import XMLCore
 import XMLDSig
 
@@ -63,6 +64,7 @@ struct SSOFlowTests {
           - name: dormant
             saml: {enabled: \(dormant), sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))",
                    allow_idp_initiated: true}
+        \(Harness.memoryUnlessGiven(extra))
         \(extra)
         """
     }

@@ -40,7 +40,7 @@ SECRET = "replicas-test-secret-0123456789abcdef0123456789"
 RACE_ROUNDS = 50
 UNSOLICITED_ROUNDS = 20
 REPLAY_CODES = {"in_response_to_unknown", "assertion_replayed"}
-STORE_TIMEOUT = 3.0          # the gateway's store timeout (PostgresReplayStore.timeout)
+STORE_TIMEOUT = 3.0          # the gateway's store timeout (PostgresStore.timeout)
 RECOVERY_BOUND = 30.0        # seconds after `resume` within which logins must work again
 USERS = {"alice": "alice@example.test", "bob": "bob@example.test", "carol": "carol@example.test"}
 

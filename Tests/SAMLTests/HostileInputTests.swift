@@ -1,10 +1,11 @@
 import CryptoCore
 import Foundation
 import FuzzTargets
+@testable import SAML
+import TestFixtures
 import Testing
 import XMLCore
 import XMLDSig
-@testable import SAML
 
 /// Each hostile shape is refused for what it is, or lies inside every bound (its cost is
 /// then what `ssogate-bench hostile` reports). The shapes are those the review used to hold

@@ -2,6 +2,7 @@ import Config
 import Foundation
 import Logging
 import NIOCore
+import NIOSSL
 import PostgresNIO
 import SAML
 
@@ -15,7 +16,7 @@ import SAML
 /// store that does not answer within `timeout` is `unavailable`: the login fails closed
 /// (503 `state_store_unavailable`); sessions do not need the store and keep working, and
 /// the pool reconnects by itself.
-final class PostgresReplayStore: ReplayStore {
+package final class PostgresStore: ReplayStore {
     static let timeout: Duration = .seconds(3)
     static let purgeEvery: Duration = .seconds(60)
     /// The schema this code expects; a migration brings an older database up to it.
@@ -24,18 +25,50 @@ final class PostgresReplayStore: ReplayStore {
     private let client: PostgresClient
     private let logger: Logger
 
-    init(_ settings: GatewayConfiguration.Postgres, group: EventLoopGroup, logger: Logger) {
+    package init(_ settings: GatewayConfiguration.Postgres, group: EventLoopGroup, logger: Logger) {
         var configuration = PostgresClient.Configuration(host: settings.host, port: settings.port, username: settings.user,
-                                                         password: settings.password, database: settings.database, tls: .disable)
+                                                         password: settings.password, database: settings.database,
+                                                         tls: Self.tls(settings.tls))
         configuration.options.connectTimeout = .seconds(3)
         configuration.options.maximumConnections = 10
         client = PostgresClient(configuration: configuration, eventLoopGroup: group, backgroundLogger: logger)
         self.logger = logger
     }
 
+    /// libpq's modes on postgres-nio: `prefer` falls back to plain text when the server has
+    /// no TLS; `require` encrypts without checking who answers; the `verify-` modes check
+    /// the chain against the given roots, and `verify-full` the host name too.
+    static func tls(_ mode: GatewayConfiguration.PostgresTLS) -> PostgresClient.Configuration.TLS {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        func trusting(_ roots: GatewayConfiguration.TrustRoots) {
+            switch roots {
+            case .system: tls.trustRoots = .default
+            case .file(let path): tls.trustRoots = .file(path)
+            }
+        }
+        switch mode {
+        case .disable:
+            return .disable
+        case .prefer:
+            tls.certificateVerification = .none
+            return .prefer(tls)
+        case .require:
+            tls.certificateVerification = .none
+            return .require(tls)
+        case .verifyCA(let roots):
+            trusting(roots)
+            tls.certificateVerification = .noHostnameVerification
+            return .require(tls)
+        case .verifyFull(let roots):
+            trusting(roots)
+            tls.certificateVerification = .fullVerification
+            return .require(tls)
+        }
+    }
+
     /// Runs the pool, migrates the schema (retrying while the database is not up yet) and
     /// purges expired IDs, until cancelled.
-    func run() async {
+    package func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.client.run() }
             group.addTask {
@@ -66,7 +99,7 @@ final class PostgresReplayStore: ReplayStore {
 
     /// Version 1: the table of spent IDs. Serialized by an advisory lock, so replicas that
     /// start together do not race on `CREATE TABLE`.
-    func migrate() async throws {
+    package func migrate() async throws {
         try await client.withConnection { connection in
             try await connection.query("BEGIN", logger: self.logger)
             do {
@@ -86,24 +119,35 @@ final class PostgresReplayStore: ReplayStore {
         }
     }
 
-    func spendNow(_ spends: [ReplaySpend], now: Date) -> StoreOutcome? { nil }
+    package func spendNow(_ spends: [ReplaySpend], now: Date) -> StoreOutcome? { nil }
 
-    func spend(_ spends: [ReplaySpend], now: Date) async -> StoreOutcome {
+    package func spend(_ spends: [ReplaySpend], now: Date) async -> StoreOutcome {
         // One order for every caller: racing inserts then meet on the same first row.
         let sorted = spends.sorted { $0.id < $1.id }
         let ids = sorted.map(\.id)
         let expiries = sorted.map(\.until)
         do {
+            // All or none: when an ID comes back live, the transaction (and whatever it
+            // inserted) is rolled back.
             let inserted = try await withTimeout(Self.timeout) {
-                let rows = try await self.client.query("""
-                    INSERT INTO ssogate_spent_ids (id, expires)
-                    SELECT * FROM unnest(\(ids)::text[], \(expiries)::timestamptz[]) ORDER BY 1
-                    ON CONFLICT (id) DO UPDATE SET expires = EXCLUDED.expires WHERE ssogate_spent_ids.expires <= \(now)
-                    RETURNING id
-                    """, logger: self.logger)
-                var got: Set<String> = []
-                for try await id in rows.decode(String.self) { got.insert(id) }
-                return got
+                try await self.client.withConnection { connection in
+                    try await connection.query("BEGIN", logger: self.logger)
+                    do {
+                        let rows = try await connection.query("""
+                            INSERT INTO ssogate_spent_ids (id, expires)
+                            SELECT * FROM unnest(\(ids)::text[], \(expiries)::timestamptz[]) ORDER BY 1
+                            ON CONFLICT (id) DO UPDATE SET expires = EXCLUDED.expires WHERE ssogate_spent_ids.expires <= \(now)
+                            RETURNING id
+                            """, logger: self.logger)
+                        var got: Set<String> = []
+                        for try await id in rows.decode(String.self) { got.insert(id) }
+                        try await connection.query(got.count == Set(ids).count ? "COMMIT" : "ROLLBACK", logger: self.logger)
+                        return got
+                    } catch {
+                        try? await connection.query("ROLLBACK", logger: self.logger)
+                        throw error
+                    }
+                }
             }
             if let live = spends.first(where: { !inserted.contains($0.id) }) { return .alreadySpent(live) }
             return .spent
@@ -111,27 +155,5 @@ final class PostgresReplayStore: ReplayStore {
             logger.error("replay store did not record a login", metadata: ["error": "\(String(reflecting: error))"])
             return .unavailable
         }
-    }
-
-    struct StoreError: Error, CustomStringConvertible {
-        let description: String
-        init(_ description: String) { self.description = description }
-    }
-}
-
-/// Runs `body`, or throws when it takes longer than `limit` (a store that hangs must not
-/// hold a login forever).
-func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else {
-            throw PostgresReplayStore.StoreError("no answer within \(limit)")
-        }
-        return value
     }
 }

@@ -1,0 +1,42 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// What a restart forgets (docs/SPEC.md "State store"): with the SQLite store, the default,
+/// an assertion spent before a restart stays spent after it; with `store: memory` it
+/// could be replayed until it expires, which is why memory is for the demo and tests.
+@Suite("Restarts and the state store", .serialized)
+struct RestartTests {
+    /// Logs in on one gateway, stops it, starts another on the same store, and posts the
+    /// same response again with the same login cookie; returns that second answer.
+    static func replayAfterRestart(store: String) async throws -> (status: Int, body: String) {
+        let first = try await SSOFlowTests.start(extra: "store: \"\(store)\"")
+        let start = try first.harness.request("GET /organizations/acme/sso?return_to=/acme/x HTTP/1.1\r\nHost: hub.example.test\r\n\r\n")
+        let login = try #require(SSOFlowTests.cookie(start, "ssogate_session_login"))
+        let response = try SSOFlowTests.samlResponse(inResponseTo: SSOFlowTests.requestID(in: try #require(start.header("location"))),
+                                                     assertionID: "restart-\(UUID().uuidString)")
+        let cookies = ["ssogate_session_login=" + SSOFlowTests.value(login)]
+        let accepted = try SSOFlowTests.post(first, form: ["SAMLResponse": response], cookies: cookies)
+        #expect(accepted.status == 303 && accepted.header("location") == "/acme/x")
+        await SSOFlowTests().stop(first)
+
+        let second = try await SSOFlowTests.start(extra: "store: \"\(store)\"")
+        let replay = try SSOFlowTests.post(second, form: ["SAMLResponse": response], cookies: cookies, accept: "application/json")
+        await SSOFlowTests().stop(second)
+        return (replay.status, replay.text)
+    }
+
+    @Test func withTheSQLiteStoreASpentAssertionStaysSpentAcrossARestart() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let replay = try await Self.replayAfterRestart(store: "sqlite:\(folder.path)/state.db")
+        #expect(replay.status == 403)
+        #expect(replay.body.contains("in_response_to_unknown") || replay.body.contains("assertion_replayed"), "\(replay.body)")
+    }
+
+    @Test func withTheMemoryStoreARestartForgetsWhatWasSpent() async throws {
+        // The behaviour the SQLite default removes: the same response logs in again.
+        let replay = try await Self.replayAfterRestart(store: "memory")
+        #expect(replay.status == 303, "\(replay.body)")
+    }
+}

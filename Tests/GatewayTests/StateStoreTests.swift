@@ -1,0 +1,210 @@
+import Config
+import CryptoCore
+import Foundation
+import Logging
+import NIOPosix
+@testable import SAML
+import StateStore
+import Testing
+
+/// The state stores behind one interface, each held to the same rules (docs/SPEC.md "State
+/// store", rules 8 and 9): an ID is spent once until its expiry, a login's IDs are spent
+/// all or none, and of many racing logins with the same ID exactly one gets through.
+/// Memory and SQLite always run; PostgreSQL when `make test` started one
+/// (SSOGATE_TEST_POSTGRES).
+@Suite("State stores: the same rules for each", .serialized)
+struct StateStoreTests {
+    enum Kind: String, CaseIterable, CustomTestStringConvertible {
+        case memory, sqlite, postgres
+        var testDescription: String { rawValue }
+    }
+
+    static var kinds: [Kind] {
+        Kind.allCases.filter { $0 != .postgres || PostgresStoreTests.enabled }
+    }
+
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    /// A fresh store of `kind`; `finish` closes it and removes its files.
+    static func open(_ kind: Kind) async throws -> (store: ReplayStore, finish: () async -> Void) {
+        switch kind {
+        case .memory:
+            return (MemoryReplayCache(), {})
+        case .sqlite:
+            let folder = try TemporaryFolder()
+            let store = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
+            return (store, { try? store.close(); folder.remove() })
+        case .postgres:
+            let settings = try #require(PostgresStoreTests.settings)
+            let store = PostgresStore(settings, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+            let running = Task { await store.run() }
+            for _ in 0..<50 where (try? await store.migrate()) == nil {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return (store, { running.cancel() })
+        }
+    }
+
+    static func spend(_ ids: [String], until: Date = now.addingTimeInterval(300)) -> [ReplaySpend] {
+        ids.map { ReplaySpend(id: $0, until: until, refusal: SAMLError("assertion_replayed", "already used")) }
+    }
+
+    static func unique(_ name: String) -> String { "\(name)-\(UUID().uuidString)" }
+
+    @Test(arguments: kinds)
+    func anIDIsSpentOnceUntilItsExpiry(kind: Kind) async throws {
+        let (store, finish) = try await Self.open(kind)
+        let id = Self.unique("a")
+        #expect(await store.spend(Self.spend([id]), now: Self.now) == .spent)
+        #expect(await store.spend(Self.spend([id]), now: Self.now.addingTimeInterval(299)) == .alreadySpent(Self.spend([id])[0]))
+        // Past its expiry the ID may be used again: the assertion it named is refused by its time.
+        #expect(await store.spend(Self.spend([id], until: Self.now.addingTimeInterval(900)), now: Self.now.addingTimeInterval(301)) == .spent)
+        await finish()
+    }
+
+    @Test(arguments: kinds)
+    func aLoginsIDsAreSpentAllOrNone(kind: Kind) async throws {
+        let (store, finish) = try await Self.open(kind)
+        let live = Self.unique("live"), fresh = Self.unique("fresh")
+        #expect(await store.spend(Self.spend([live]), now: Self.now) == .spent)
+        #expect(await store.spend(Self.spend([fresh, live]), now: Self.now) == .alreadySpent(Self.spend([live])[0]))
+        // The refused login recorded nothing: its other ID is still free.
+        #expect(await store.spend(Self.spend([fresh]), now: Self.now) == .spent)
+        await finish()
+    }
+
+    @Test(arguments: kinds)
+    func ofManyRacingLoginsWithOneIDExactlyOneGetsThrough(kind: Kind) async throws {
+        let (store, finish) = try await Self.open(kind)
+        let shared = Self.unique("raced")
+        let outcomes = await withTaskGroup(of: StoreOutcome.self) { group in
+            for caller in 0..<16 {
+                group.addTask { await store.spend(Self.spend(["request-\(caller)-\(shared)", shared]), now: Self.now) }
+            }
+            return await group.reduce(into: [StoreOutcome]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 == .spent }.count == 1, "\(outcomes)")
+        #expect(outcomes.filter { if case .alreadySpent = $0 { return true } else { return false } }.count == 15)
+        await finish()
+    }
+
+    // MARK: - PostgreSQL over TLS
+
+    /// The test server accepts TLS only (Tests/Replicas/postgres.sh); its CA is
+    /// SSOGATE_TEST_POSTGRES_CA.
+    /// A login's spend through a store for `query`; `reachable` waits for its schema first
+    /// (a store that cannot connect answers `unavailable` within its 3 s bound).
+    static func postgres(_ query: String, reachable: Bool = true) async throws -> StoreOutcome {
+        let yaml = Harness.yaml(upstreamPort: 9, extra: "store: \"\(PostgresStoreTests.url)?\(query)\"")
+        guard case .postgres(let settings) = try ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: ".").store else {
+            Issue.record("not a PostgreSQL store")
+            return .unavailable
+        }
+        let store = PostgresStore(settings, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let running = Task { await store.run() }
+        defer { running.cancel() }
+        for _ in 0..<(reachable ? 30 : 0) where (try? await store.migrate()) == nil {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return await store.spend(Self.spend([Self.unique("tls")]), now: Self.now)
+    }
+
+    static var postgresCA: String? { ProcessInfo.processInfo.environment["SSOGATE_TEST_POSTGRES_CA"] }
+
+    @Test(.enabled(if: postgresCA != nil))
+    func postgresVerifiesTheServerAgainstTheGivenCA() async throws {
+        let ca = try #require(Self.postgresCA)
+        #expect(try await Self.postgres("sslmode=verify-full&sslrootcert=\(ca)") == .spent)
+        #expect(try await Self.postgres("sslmode=verify-ca&sslrootcert=\(ca)") == .spent)
+        #expect(try await Self.postgres("sslmode=require") == .spent)
+    }
+
+    @Test(.enabled(if: postgresCA != nil))
+    func postgresRefusesAServerItCannotVerifyAndPlainTextWhereTLSIsRequired() async throws {
+        // Another CA than the one that signed the server's certificate.
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let other = try SelfSignedIdentity.generate(commonName: "another CA")
+        try other.certificatePEM.write(toFile: folder.path + "/other.crt", atomically: true, encoding: .utf8)
+        #expect(try await Self.postgres("sslmode=verify-full&sslrootcert=\(folder.path)/other.crt", reachable: false) == .unavailable)
+        // The server refuses connections without TLS: `disable` never gets in.
+        #expect(try await Self.postgres("sslmode=disable", reachable: false) == .unavailable)
+    }
+
+    // MARK: - SQLite
+
+    @Test func anIDSpentBeforeTheFileIsReopenedStaysSpent() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let id = Self.unique("kept")
+        let first = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
+        #expect(await first.spend(Self.spend([id]), now: Self.now) == .spent)
+        try first.close()
+        let second = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
+        #expect(await second.spend(Self.spend([id]), now: Self.now) == .alreadySpent(Self.spend([id])[0]))
+        try second.close()
+    }
+
+    @Test func theFileIsMigratedAndReadableByItsOwnerOnly() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let store = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
+        #expect(try store.appliedVersions() == ["1 spent ids"])
+        let mode = try FileManager.default.attributesOfItem(atPath: folder.path + "/state.db")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        try store.close()
+    }
+
+    @Test func aFileFromANewerVersionIsRefusedByName() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path + "/state.db"
+        try SQLiteStore(path: path, logger: Logger(label: "test")).close()
+        // Another program writes the newer version (Python's sqlite3: importing GRDB here
+        // would bring its `??` and other operators into every file of this test target).
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                            + "c.execute(\"INSERT INTO grdb_migrations (identifier) VALUES ('2 from the future')\"); c.commit()", path]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+        #expect {
+            try SQLiteStore(path: path, logger: Logger(label: "test"))
+        } throws: { error in
+            "\(error)".contains(path) && "\(error)".contains("newer ssogate")
+        }
+    }
+
+    @Test func aMissingFolderIsNamed() {
+        #expect {
+            try SQLiteStore(path: "/nonexistent-ssogate-folder/state.db", logger: Logger(label: "test"))
+        } throws: { error in
+            "\(error)".contains("/nonexistent-ssogate-folder") && "\(error)".contains("does not exist")
+        }
+    }
+
+    @Test func purgeDropsOnlyExpiredIDs() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let store = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
+        let short = Self.unique("short"), long = Self.unique("long")
+        #expect(await store.spend(Self.spend([short], until: Self.now.addingTimeInterval(10)), now: Self.now) == .spent)
+        #expect(await store.spend(Self.spend([long], until: Self.now.addingTimeInterval(1000)), now: Self.now) == .spent)
+        #expect(try await store.purge(now: Self.now.addingTimeInterval(11)) == 1)
+        #expect(await store.spend(Self.spend([long]), now: Self.now.addingTimeInterval(11)) == .alreadySpent(Self.spend([long])[0]))
+        try store.close()
+    }
+}
+
+/// A folder under the system's temporary directory, removed by `remove()`.
+struct TemporaryFolder {
+    let path: String
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("ssogate-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
