@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CoreFoundation   // where Swift finds `timespec`'s members on Linux
 import Glibc
 #endif
 import Config
