@@ -115,7 +115,7 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .executableTarget(name: "ssogate", dependencies: [
-            "Config", "Gateway", "XMLCore", "Demo", "DevIdP", "CryptoCore", "SAML",
+            "Config", "Gateway", "StateStore", "XMLCore", "Demo", "DevIdP", "CryptoCore", "SAML",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -34,6 +34,9 @@ package struct SSOFlow: Sendable {
     package let loginStates: SealedCodec<LoginState>
     package let clock: @Sendable () -> Date
     package let random: @Sendable (Int) throws -> [UInt8]
+    /// In a flow built from organizations' draft settings (the console's test), the draft
+    /// revision each organization's settings are; empty in the flow that serves members.
+    package let draftRevisions: [String: Int64]
     /// Identifies this flow to the per-loop session caches: sessions opened and filtered by
     /// another flow (before a reload) are not taken as this one's.
     package let cacheOwner = SessionCache.Owner()
@@ -44,9 +47,10 @@ package struct SSOFlow: Sendable {
     ///   signing certificates are trusted beside the configured ones, and it supplies the SSO
     ///   URL and the issuer when the configuration does not.
     package init(configuration: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
-                 clock: @escaping @Sendable () -> Date = { Date() },
+                 draftRevisions: [String: Int64] = [:], clock: @escaping @Sendable () -> Date = { Date() },
                  random: @escaping @Sendable (Int) throws -> [UInt8] = { try SecureRandom().bytes($0) }) {
         self.configuration = configuration
+        self.draftRevisions = draftRevisions
         self.clock = clock
         self.random = random
         organizations = Dictionary(uniqueKeysWithValues: configuration.organizations.map { ($0.name, $0) })
@@ -91,7 +95,12 @@ package struct SSOFlow: Sendable {
 
     package func startLogin(organization name: String, query: [String: String]) -> LocalResponse {
         guard let org = organizations[name] else { return .text(.notFound, "unknown organization") }
-        let test = query["test"] == "1"
+        // `draft=REV`: the console's test of saved settings (always a test, never a session).
+        let draft = query["draft"].flatMap { Int64($0) }
+        if let draft, draftRevisions[name] != draft {
+            return .text(.conflict, "these settings were changed after the test was started: start the test again from the console")
+        }
+        let test = query["test"] == "1" || draft != nil
         guard org.saml.enabled || test else {
             return .text(.notFound, "SAML SSO is not enabled for this organization")
         }
@@ -105,7 +114,7 @@ package struct SSOFlow: Sendable {
             let request = try AuthnRequest(destination: signOnURL, acsURL: base + "/consume", spEntityID: base + "/metadata",
                                            issueInstant: now, random: { try random(20) })
             let state = LoginState(organization: org.name, requestID: request.id, returnTo: returnTo, test: test,
-                                   expires: Int64(now.timeIntervalSince1970) + Self.loginStateSeconds)
+                                   expires: Int64(now.timeIntervalSince1970) + Self.loginStateSeconds, draft: draft)
             let sealed = try loginStates.seal(state)
             let location = try request.redirectURL(to: signOnURL, relayState: returnTo, signingKey: spKeys[org.name])
             // SameSite=None so the cookie survives the IdP's cross-site POST back; browsers
@@ -124,6 +133,8 @@ package struct SSOFlow: Sendable {
         /// `success` or the reason code, for logs and metrics.
         package var result: String
         package var detail: String?
+        /// Who logged in (the NameID), for the audit log; nil when the login failed.
+        package var subject: String?
     }
 
     /// A login either decided without the replay store (refused before rule 8), or waiting
@@ -131,6 +142,14 @@ package struct SSOFlow: Sendable {
     package enum ConsumeStep: Sendable {
         case done(ConsumeOutcome)
         case spend([ReplaySpend], finish: @Sendable (StoreOutcome) -> ConsumeOutcome)
+    }
+
+    /// The draft revision a login-state cookie was started for, when it is a test of draft
+    /// settings: the ACS then answers with the flow built from the drafts.
+    package func draftTested(organization: String, cookies: [String: Substring]) -> Int64? {
+        guard let state = cookies[loginCookieName].flatMap({ loginStates.open($0) }), state.organization == organization,
+              state.expires > Int64(clock().timeIntervalSince1970) else { return nil }
+        return state.draft
     }
 
     /// Validates the POST, then leaves the spending of its IDs to the caller's store.
@@ -193,7 +212,7 @@ package struct SSOFlow: Sendable {
             let page = DiagnosticPage.success(organization: name, assertion: assertion, role: role, email: email)
             return ConsumeOutcome(response: LocalResponse(status: .ok, headers: [("Content-Type", "text/html; charset=utf-8"),
                                                                                  ("Set-Cookie", clearState), ("Cache-Control", "no-store")],
-                                                          body: Array(page.utf8)), result: "test_success")
+                                                          body: Array(page.utf8)), result: "test_success", subject: assertion.nameID)
         }
         var session = live(existingSession.flatMap { sessions.open(Substring($0), now: now) }) ?? Session()
         let ttl = org.sessionTTL.components.seconds
@@ -210,7 +229,7 @@ package struct SSOFlow: Sendable {
             return failure(SAMLError(SAMLError.sessionTooLarge.code, "\(error)"), org: name, test: false, acceptsJSON: acceptsJSON,
                            requestID: requestID, clear: clearState)
         }
-        return ConsumeOutcome(response: LocalResponse(status: .seeOther, headers: headers, body: []), result: "success")
+        return ConsumeOutcome(response: LocalResponse(status: .seeOther, headers: headers, body: []), result: "success", subject: assertion.nameID)
     }
 
     /// A login start or ACS post refused before any work (LoginGuard): 503 `login_busy` or

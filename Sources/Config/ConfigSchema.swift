@@ -13,7 +13,7 @@ public enum ConfigSchema {
     static let hsts: Set<String> = ["max_age", "include_subdomains"]
     static let http2: Set<String> = ["enabled", "max_concurrent_streams"]
     static let session: Set<String> = ["cookie_name", "secrets", "secrets_file", "ttl"]
-    static let organization: Set<String> = ["name", "id", "saml", "unauthenticated", "session_ttl", "role_mapping"]
+    static let organization: Set<String> = ["name", "id", "saml", "unauthenticated", "session_ttl", "role_mapping", "managed"]
     static let saml: Set<String> = [
         "enabled", "sign_on_url", "certificate", "certificates", "certificate_file", "idp_entity_id",
         "allow_idp_initiated", "allow_sha1", "sp_certificate_file", "sp_private_key_file", "require_encrypted_assertions",

@@ -30,6 +30,7 @@ struct ValidatedConfig {
         var unauthenticated: GatewayConfiguration.UnauthenticatedMode
         var sessionTTL: Duration
         var roleMapping: GatewayConfiguration.RoleMapping?
+        var managed: GatewayConfiguration.Management
     }
 
     var listen: GatewayConfiguration.Endpoint
@@ -494,18 +495,29 @@ struct ConfigValidator {
         let mode = oneOf(org.unauthenticated, default: defaultMode ?? .banner, at: "\(path).unauthenticated",
                          GatewayConfiguration.UnauthenticatedMode.init(rawValue:), "banner, redirect")
         let ttl = duration(org.sessionTTL, default: defaultTTL ?? .seconds(8 * 3600), at: "\(path).session_ttl")
-        let saml = org.saml.flatMap { self.saml($0, at: "\(path).saml") }
-        if org.saml == nil { required("\(path).saml", "is required") }
+        let managed = oneOf(org.managed, default: .file, at: "\(path).managed", GatewayConfiguration.Management.init(rawValue:), "file, console")
+        // Managed in the console, the file's saml section only seeds the first settings:
+        // it may be absent or partial (the org admin pastes the rest).
+        let console = managed == .console
+        let saml = console ? self.saml(org.saml ?? RawConfig.RawSAML(), at: "\(path).saml", seedOnly: true)
+            : org.saml.flatMap { self.saml($0, at: "\(path).saml", seedOnly: false) }
+        if org.saml == nil && !console { required("\(path).saml", "is required (or managed: console, where an org admin sets it up)") }
         let roleMapping = org.roleMapping.flatMap { self.roleMapping($0, at: "\(path).role_mapping") }
-        guard issues.count == before, let name = org.name, let mode, let ttl, let saml else { return nil }
-        return .init(keyPath: path, name: name, id: org.id, saml: saml, unauthenticated: mode, sessionTTL: ttl, roleMapping: roleMapping)
+        guard issues.count == before, let name = org.name, let mode, let ttl, let saml, let managed else { return nil }
+        return .init(keyPath: path, name: name, id: org.id, saml: saml, unauthenticated: mode, sessionTTL: ttl, roleMapping: roleMapping,
+                     managed: managed)
     }
 
-    private mutating func saml(_ s: RawConfig.RawSAML, at path: String) -> ValidatedConfig.SAML? {
+    /// `seedOnly`: the organization is managed in the console, so the IdP's URL and
+    /// certificate may be missing (they are pasted there), but not `enabled: true` without them.
+    private mutating func saml(_ s: RawConfig.RawSAML, at path: String, seedOnly: Bool) -> ValidatedConfig.SAML? {
         let before = issues.count
         // With metadata_url the IdP's metadata supplies the SSO URL and certificates; the
         // static ones, when given too, stay in force beside it.
-        let fromMetadata = s.metadataURL != nil
+        let fromMetadata = s.metadataURL != nil || (seedOnly && s.enabled != true)
+        if seedOnly, s.metadataURL != nil {
+            report("\(path).metadata_url", "is not offered for an organization managed in the console (paste the certificate there)")
+        }
         if let url = s.metadataURL, !Self.isIdPURL(url) {
             report("\(path).metadata_url", "must be an absolute https URL (the IdP's metadata; http only for a loopback IdP)")
         }

@@ -1,7 +1,7 @@
 /// Durations as written in the configuration: one or more `<number><unit>` groups with
 /// units ms, s, m, h, d (`90s`, `15m`, `1h30m`, `7d`).
-enum DurationText {
-    static func parse(_ text: String) -> Duration? {
+public enum DurationText {
+    public static func parse(_ text: String) -> Duration? {
         var total: Int64 = 0
         var digits = ""
         var unit = ""

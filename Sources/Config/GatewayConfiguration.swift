@@ -24,12 +24,13 @@ public struct GatewayConfiguration: Sendable {
     }
 
     public struct SAML: Sendable {
-        public let enabled: Bool
+        // `internal(set)`: the console's settings are applied over the file's (OrganizationSettings.swift).
+        public internal(set) var enabled: Bool
         /// nil when only the metadata at `metadataURL` gives it.
-        public let signOnURL: String?
-        public let certificates: [X509Certificate]
-        public let idpEntityID: String?
-        public let allowIdPInitiated: Bool
+        public internal(set) var signOnURL: String?
+        public internal(set) var certificates: [X509Certificate]
+        public internal(set) var idpEntityID: String?
+        public internal(set) var allowIdPInitiated: Bool
         public let allowSHA1: Bool
         public let spCertificateFile: String?
         public let spPrivateKeyFile: String?
@@ -57,11 +58,16 @@ public struct GatewayConfiguration: Sendable {
     public struct Organization: Sendable {
         public let name: String
         public let id: String?
-        public let saml: SAML
+        public internal(set) var saml: SAML
         public let unauthenticated: UnauthenticatedMode
         public let sessionTTL: Duration
         public let roleMapping: RoleMapping?
+        /// Who changes the IdP settings: the configuration file, or org admins in the console
+        /// (then the file's values only seed the store).
+        public let managed: Management
     }
+
+    public enum Management: String, Sendable { case file, console }
 
     /// A `protected_paths` entry, split into segments; exactly one is `{org}`.
     public struct PathPattern: Sendable, Equatable {
@@ -210,7 +216,7 @@ public struct GatewayConfiguration: Sendable {
     public let clockSkew: Duration
     public let protectedPaths: [PathPattern]
     public let unauthenticated: UnauthenticatedMode
-    public let organizations: [Organization]
+    public internal(set) var organizations: [Organization]
     public let trustedProxies: [CIDR]
     public let tls: TLS?
     public let hsts: HSTS?

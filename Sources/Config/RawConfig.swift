@@ -73,6 +73,7 @@ struct RawConfig {
         var unauthenticated: String?
         var sessionTTL: String?
         var roleMapping: RawRoleMapping?
+        var managed: String?
     }
 
     struct RawSAML {
@@ -199,6 +200,7 @@ extension RawConfig {
         org.id = reader.string(map["id"], at: "\(path).id")
         org.unauthenticated = reader.string(map["unauthenticated"], at: "\(path).unauthenticated")
         org.sessionTTL = reader.string(map["session_ttl"], at: "\(path).session_ttl")
+        org.managed = reader.string(map["managed"], at: "\(path).managed")
 
         let samlPath = "\(path).saml"
         if let saml = reader.mapping(map["saml"], at: samlPath, keys: ConfigSchema.saml) {

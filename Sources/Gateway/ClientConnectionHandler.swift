@@ -392,7 +392,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
         switch planner.plan(received, start: start) {
         case .respond(let local, let head, let close):
             respond(local, method: head.method, uri: head.uri, start: start, close: close)
-        case .collectForm(let organization, let head):
+        case .collectBody(let organization, let head):
             state = .collectingForm(organization: organization, head: head, body: allocator.buffer(capacity: 8192), start: start)
         case .proxy(let exchange, let expectContinue):
             state = .proxying(exchange)

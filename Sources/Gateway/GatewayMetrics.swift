@@ -20,6 +20,7 @@ public final class GatewayMetrics: Sendable {
     private let metadataFetches = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let loginRefusals = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let clientTimeouts = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    private let auditLost = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     let certificates: CertificateGauges
 
     public typealias UpstreamFailure = UpstreamFailureKind
@@ -67,6 +68,9 @@ public final class GatewayMetrics: Sendable {
     /// An HTTP/2 connection the gateway ended with GOAWAY (`flood`, `bad_preface`, `protocol_error`).
     /// A client connection (or HTTP/2 stream) ended by one of its deadlines: `header_timeout`,
     /// `idle_timeout`, `body_timeout`, `write_timeout`.
+    /// An audit event that did not reach the state store (it is in the log still): the
+    /// store failed, or the queue of login events was full.
+    func auditDropped() { counter(auditLost, "ssogate_audit_events_lost_total").increment() }
     func clientTimedOut(reason: String) { counter(clientTimeouts, "ssogate_client_timeouts_total", ("reason", reason)).increment() }
     func http2Terminated(reason: String) { counter(http2Goaways, "ssogate_http2_goaways_total", ("reason", reason)).increment() }
 

@@ -16,7 +16,12 @@ final class GatewayRuntime: Sendable {
     let configuration: GatewayConfiguration
     let upstreamTimeout: TimeAmount
     let trustedProxies: [CIDR]
+    /// The SSO flow members use: the file's organizations with the console's active settings.
     let flow: SSOFlow
+    /// The flow of test logins with organizations' draft settings; nil when none has a draft.
+    let draftFlow: SSOFlow?
+    /// What the console saved, by organization (console-managed organizations only).
+    let settings: [String: OrganizationSettings]
     /// The gateway's cookies, never forwarded to the upstream nor settable by it.
     let reservedCookies: [String]
     /// The Strict-Transport-Security value every answer carries, when configured.
@@ -32,10 +37,19 @@ final class GatewayRuntime: Sendable {
     /// signing key): start and reload then fail, naming the key.
     let problem: ConfigError?
 
-    init(configuration: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
-         clock: @escaping @Sendable () -> Date) {
+    /// - Parameters:
+    ///   - configuration: as loaded from the file.
+    ///   - settings: the state store's settings of console-managed organizations, applied
+    ///     over the file's.
+    init(configuration file: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
+         settings: [String: OrganizationSettings] = [:], clock: @escaping @Sendable () -> Date) {
+        let configuration = file.applying(settings)
         self.configuration = configuration
+        self.settings = settings
         self.flow = SSOFlow(configuration: configuration, replayCache: replayCache, metadata: metadata, clock: clock)
+        self.draftFlow = configuration.applyingDrafts(settings).map { drafts, revisions in
+            SSOFlow(configuration: drafts, replayCache: replayCache, metadata: metadata, draftRevisions: revisions, clock: clock)
+        }
         self.reservedCookies = [configuration.session.cookieName, configuration.session.cookieName + "_login"]
         self.upstreamTimeout = configuration.upstreamTimeout.timeAmount
         self.trustedProxies = configuration.trustedProxies
@@ -88,6 +102,11 @@ final class GatewayShared: Sendable {
     /// own copy of the runtime and takes the lock only when they differ.
     private let generation = Atomic<UInt64>(0)
     private let metadata = NIOLockedValueBox<[String: IdPMetadata]>([:])
+    /// The configuration as the file gave it (the runtime's has the console's settings applied).
+    private let file: NIOLockedValueBox<GatewayConfiguration>
+    /// The store's settings of console-managed organizations, and the version they are at
+    /// (-1: not read yet).
+    private let stored = NIOLockedValueBox<(version: Int64, settings: [String: OrganizationSettings])>((-1, [:]))
     /// One rebuild at a time: a reload and a metadata refresh must not undo each other.
     private let rebuildLock = NIOLock()
     let metrics: GatewayMetrics
@@ -96,14 +115,20 @@ final class GatewayShared: Sendable {
     let logFormat: GatewayConfiguration.LogFormat
     /// Spent assertion and request IDs, kept across reloads.
     let replayCache: MemoryReplayCache
-    /// Where a login's IDs are spent: this process's memory, or a store all replicas share.
-    let replayStore: ReplayStore
+    /// Where logins spend their IDs and the console keeps settings, audit events and
+    /// tokens: memory, SQLite or PostgreSQL (docs/SPEC.md "State store").
+    let store: GatewayStore
     /// The shared store, when configured: its pool runs while the gateway does.
     let postgres: PostgresStore?
     /// The embedded store, when configured (the default); nil also when its file could not
-    /// be opened (then `replayStore` refuses every login: fail closed).
+    /// be opened (then `store` refuses every login: fail closed).
     let sqlite: SQLiteStore?
     let clock: @Sendable () -> Date
+    /// Login audit events on their way to the store (`SettingsSync.drainAudit`): bounded, so
+    /// a flood of failed logins costs memory it cannot grow; past it events are counted
+    /// lost (they are in the log still).
+    let auditEvents: AsyncStream<AuditEvent>
+    private let auditQueue: AsyncStream<AuditEvent>.Continuation
     /// Login workers and rates, fixed at start.
     let logins: LoginGuard
     private let loops: [ObjectIdentifier: LoopContextBox]
@@ -114,7 +139,7 @@ final class GatewayShared: Sendable {
         self.replayCache = replayCache
         switch configuration.store {
         case .memory:
-            self.replayStore = replayCache
+            self.store = MemoryStore(replay: replayCache)
             self.postgres = nil
             self.sqlite = nil
         case .sqlite(let path):
@@ -122,21 +147,23 @@ final class GatewayShared: Sendable {
             do {
                 let store = try SQLiteStore(path: path, logger: logger)
                 self.sqlite = store
-                self.replayStore = store
+                self.store = store
                 logger.info("state store ready", metadata: ["store": "sqlite", "path": "\(path)"])
             } catch {
                 // Sessions keep flowing; logins answer 503 until a restart finds the file.
                 logger.critical("state store cannot be opened; logins fail closed (503 state_store_unavailable)",
                                 metadata: ["store": "sqlite", "error": "\(error)"])
                 self.sqlite = nil
-                self.replayStore = UnavailableStore()
+                self.store = UnavailableStore()
             }
         case .postgres(let settings):
             let store = PostgresStore(settings, group: group, logger: logger)
-            self.replayStore = store
+            self.store = store
             self.postgres = store
             self.sqlite = nil
         }
+        self.file = NIOLockedValueBox(configuration)
+        (auditEvents, auditQueue) = AsyncStream.makeStream(of: AuditEvent.self, bufferingPolicy: .bufferingOldest(10_000))
         self.clock = clock
         self.logins = LoginGuard(configuration.logins)
         let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, clock: clock)
@@ -172,12 +199,45 @@ final class GatewayShared: Sendable {
     func swap(to configuration: GatewayConfiguration) throws(ConfigError) {
         let problem: ConfigError? = rebuildLock.withLock {
             let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache,
-                                         metadata: metadata.withLockedValue { $0 }, clock: clock)
+                                         metadata: metadata.withLockedValue { $0 }, settings: stored.withLockedValue { $0.settings },
+                                         clock: clock)
             if let problem = runtime.problem { return problem }
+            file.withLockedValue { $0 = configuration }
             install(runtime)
             return nil
         }
         if let problem { throw problem }
+    }
+
+    /// Queues an audit event for the store, and logs it now.
+    func audit(_ event: AuditEvent) {
+        SettingsSync.log(self, event)
+        if case .dropped = auditQueue.yield(event) { metrics.auditDropped() }
+    }
+
+    /// The configuration as the file gave it, without the console's settings.
+    var fileConfiguration: GatewayConfiguration { file.withLockedValue { $0 } }
+
+    /// The settings version the running runtime was built with (-1 before the first read).
+    var settingsVersion: Int64 { stored.withLockedValue { $0.version } }
+
+    /// Installs a runtime with the store's settings at `version`, unless the running one
+    /// already has them (several readers may race; the newest version wins).
+    func apply(settings: [String: OrganizationSettings], version: Int64) {
+        rebuildLock.withLock {
+            let (current, running) = stored.withLockedValue { ($0.version, $0.settings) }
+            guard version > current else { return }
+            stored.withLockedValue { $0 = (version, settings) }
+            // The same settings at a new version (the first read, another organization's
+            // change): the running runtime, its caches and sessions stay.
+            guard settings != running else { return }
+            // Settings of organizations the file no longer manages in the console are kept
+            // in the store but never applied (`applying` looks at console-managed ones only).
+            let runtime = GatewayRuntime(configuration: file.withLockedValue { $0 }, replayCache: replayCache,
+                                         metadata: metadata.withLockedValue { $0 }, settings: settings, clock: clock)
+            // The file's key material was accepted already; only organizations changed.
+            if runtime.problem == nil { install(runtime) }
+        }
     }
 
     /// IdP metadata fetched from `metadata_url`, per organization.
@@ -188,9 +248,9 @@ final class GatewayShared: Sendable {
     func setMetadata(_ fetched: IdPMetadata?, for organization: String) {
         rebuildLock.withLock {
             metadata.withLockedValue { $0[organization] = fetched }
-            let configuration = current.withLockedValue { $0.configuration }
-            let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache,
-                                         metadata: metadata.withLockedValue { $0 }, clock: clock)
+            let runtime = GatewayRuntime(configuration: file.withLockedValue { $0 }, replayCache: replayCache,
+                                         metadata: metadata.withLockedValue { $0 }, settings: stored.withLockedValue { $0.settings },
+                                         clock: clock)
             // The configuration's key material was accepted already; only metadata changed.
             if runtime.problem == nil { install(runtime) }
         }

@@ -53,15 +53,25 @@ public final class GatewayServer: Sendable {
         // IdP metadata first, so the first logins can use it (each fetch is bounded).
         await refresher.refreshDue()
         let refresher = self.refresher
+        let shared = self.shared
         let postgres = shared.postgres, sqlite = shared.sqlite, clock = shared.clock
         refreshing.withLockedValue { $0 = Task {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await refresher.run() }
                 if let postgres { group.addTask { await postgres.run() } }
                 if let sqlite { group.addTask { await sqlite.run(clock: clock) } }
+                group.addTask { await SettingsSync.run(shared) }
+                group.addTask { await SettingsSync.drainAudit(shared) }
             }
         } }
-        let shared = self.shared
+        // The console's settings before the first request, when the store answers soon (a
+        // PostgreSQL pool may still be connecting: then the poll brings them within seconds).
+        if configuration.organizations.contains(where: { $0.managed == .console }) {
+            _ = try? await withTimeout(.seconds(3)) {
+                _ = await SettingsSync.seed(shared, skipping: [])
+                return await SettingsSync.refresh(shared)
+            }
+        }
         let connections = self.connections
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -164,7 +174,7 @@ public final class GatewayServer: Sendable {
     }
 
     /// The replay store logins spend their IDs in (tests reach the shared one through it).
-    var replayStoreForTests: ReplayStore { shared.replayStore }
+    var storeForTests: GatewayStore { shared.store }
 
     /// The configuration requests are served with now.
     public var configuration: GatewayConfiguration { shared.runtime.configuration }

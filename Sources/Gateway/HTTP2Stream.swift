@@ -122,7 +122,7 @@ final class HTTP2Stream: ExchangeDriver {
         switch connection.planner.plan(head, start: start, bodyFraming: framing) {
         case .respond(let local, let head, _):
             respond(local, method: head.method, uri: head.uri)
-        case .collectForm(let organization, let head):
+        case .collectBody(let organization, let head):
             state = .collectingForm(organization: organization, head: head, body: connection.allocator.buffer(capacity: 8192))
             if requestEnd { requestEnded() }
         case .proxy(let exchange, let expectContinue):
@@ -169,7 +169,7 @@ final class HTTP2Stream: ExchangeDriver {
         switch state {
         case .collectingForm(let organization, let head, let body):
             state = .local
-            connection.planner.consume(organization: organization, head: head, body: body, on: connection.loop.eventLoop)
+            connection.planner.answerCollected(organization: organization, head: head, body: body, on: connection.loop.eventLoop)
                 .assumeIsolated().whenComplete { result in
                     guard case .local = self.state else { return }  // the stream closed meanwhile
                     let answer = (try? result.get()) ?? .plain(.internalServerError, "could not finish the login")

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Access
 import Config
 import Foundation
@@ -10,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import Proxy
 import SAML
+import StateStore
 
 /// The protocol-neutral half of serving a request: from its head to an answer made here,
 /// a form to collect (the ACS), or an exchange to proxy. HTTP/1.1 connections and HTTP/2
@@ -18,8 +16,8 @@ struct RequestPlanner {
     enum Plan {
         /// Answer locally; `close` ends an HTTP/1 connection afterwards (a rejected request).
         case respond(LocalResponse, head: HTTPRequestHead, close: Bool)
-        /// The ACS: read the (bounded) form body, then call `consume`.
-        case collectForm(organization: String, head: HTTPRequestHead)
+        /// The ACS or the settings API: read the (bounded) body, then call `answerCollected`.
+        case collectBody(organization: String, head: HTTPRequestHead)
         case proxy(Exchange, expectContinue: Bool)
     }
 
@@ -37,11 +35,9 @@ struct RequestPlanner {
         self.loop = loop
         self.scheme = scheme
         peerText = peer?.ipAddress
-        switch peer {
-        case .v4(let a)?: peerBytes = withUnsafeBytes(of: a.address.sin_addr.s_addr) { Array($0) }
-        case .v6(let a)?: peerBytes = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
-        default: peerBytes = nil
-        }
+        // From the text NIO gives, not the sockaddr: its fields' module depends on which C
+        // headers a build happens to load first (MemberImportVisibility).
+        peerBytes = peerText.flatMap(IPAddressText.parse)
     }
 
     /// - Parameter bodyFraming: how the request body is delimited when the protocol says so
@@ -58,6 +54,9 @@ struct RequestPlanner {
         }
         let runtime = shared.runtime(on: loop)
         if head.uri.hasPrefix("/organizations/"), let plan = ssoEndpoint(head, runtime: runtime) { return plan }
+        if head.uri.hasPrefix("/api/organizations/"), let (organization, _) = SettingsAPI.endpoint(pathOnly(head.uri)) {
+            return .collectBody(organization: organization, head: head)
+        }
         if head.method == .CONNECT {
             return reject(head, .methodNotAllowed, "CONNECT is not supported", reason: "CONNECT method")
         }
@@ -150,9 +149,17 @@ struct RequestPlanner {
                 return .respond(runtime.flow.turnedAway(refusal, organization: organization, acceptsJSON: Self.acceptsJSON(head),
                                                         requestID: RequestFields.requestID()), head: head, close: false)
             }
-            return .respond(runtime.flow.startLogin(organization: organization, query: RequestFields.query(head.uri)), head: head, close: false)
+            let query = RequestFields.query(head.uri)
+            // The console's "Update and Test": the flow built from the draft settings.
+            if query["draft"] != nil {
+                guard let draftFlow = runtime.draftFlow else {
+                    return .respond(.text(.conflict, "there are no saved settings to test: save them in the console first"), head: head, close: false)
+                }
+                return .respond(draftFlow.startLogin(organization: organization, query: query), head: head, close: false)
+            }
+            return .respond(runtime.flow.startLogin(organization: organization, query: query), head: head, close: false)
         case (.POST, "saml/consume"):
-            return .collectForm(organization: organization, head: head)
+            return .collectBody(organization: organization, head: head)
         case (.GET, "saml/metadata"), (.HEAD, "saml/metadata"):
             return .respond(runtime.flow.spMetadata(organization: organization), head: head, close: false)
         default:
@@ -160,18 +167,40 @@ struct RequestPlanner {
         }
     }
 
+    /// A request whose body was collected: the settings API, or the ACS.
+    func answerCollected(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
+        guard head.uri.hasPrefix("/api/"), let (_, endpoint) = SettingsAPI.endpoint(pathOnly(head.uri)) else {
+            return consume(organization: organization, head: head, body: body, on: loop)
+        }
+        let requestID = RequestFields.requestID()
+        let runtime = shared.runtime(on: self.loop)
+        // Each API request may read the store (its token): the login rates bound what an
+        // unauthenticated client can make it do.
+        if let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
+            shared.metrics.loginTurnedAway(endpoint: "api", reason: refusal.code)
+            return loop.makeSucceededFuture(SettingsAPI.json(refusal == .busy ? .serviceUnavailable : .tooManyRequests, ["error": refusal.code]))
+        }
+        let api = SettingsAPI(shared: shared, peer: peerText)
+        let bytes = Array(body.readableBytesView)
+        return loop.makeFutureWithTask {
+            await api.answer(head, body: bytes, organization: organization, endpoint: endpoint, requestID: requestID)
+        }
+    }
+
     /// The ACS once its form body is in: counted against the login rates, validated on a
     /// login worker (never on this event loop), then its IDs spent in the replay store (at
-    /// once in memory, asynchronously in a shared store); logged and counted.
+    /// once in memory, asynchronously in a shared store); logged, audited and counted. A
+    /// test of draft settings is validated with them, and its result recorded.
     func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let requestID = RequestFields.requestID()
         let acceptsJSON = Self.acceptsJSON(head)
         let runtime = shared.runtime(on: self.loop)
-        let flow = runtime.flow
+        let cookies = RequestFields.cookies(head.headers)
+        let draft = runtime.flow.draftTested(organization: organization, cookies: cookies)
+        let flow = draft.flatMap { _ in runtime.draftFlow } ?? runtime.flow
         if let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
             return loop.makeSucceededFuture(turnedAway(refusal, flow: flow, organization: organization, acceptsJSON: acceptsJSON, requestID: requestID))
         }
-        let cookies = RequestFields.cookies(head.headers)
         let validated = shared.logins.run(on: loop) {
             flow.consume(organization: organization, form: RequestFields.form(String(buffer: body)), cookies: cookies,
                          acceptsJSON: acceptsJSON, requestID: requestID)
@@ -180,18 +209,33 @@ struct RequestPlanner {
             return loop.makeSucceededFuture(turnedAway(.busy, flow: flow, organization: organization, acceptsJSON: acceptsJSON, requestID: requestID))
         }
         let shared = self.shared
-        return validated.flatMap { step in
+        let answered = validated.flatMap { step -> EventLoopFuture<SSOFlow.ConsumeOutcome> in
             switch step {
             case .done(let outcome):
-                return loop.makeSucceededFuture(self.finished(outcome, organization: organization, requestID: requestID))
+                return loop.makeSucceededFuture(outcome)
             case .spend(let spends, let finish):
                 let now = shared.clock()
-                let store = shared.replayStore
-                if let outcome = store.spendNow(spends, now: now) {
-                    return loop.makeSucceededFuture(self.finished(finish(outcome), organization: organization, requestID: requestID))
+                let store = shared.store
+                if let outcome = store.spendNow(spends, now: now) { return loop.makeSucceededFuture(finish(outcome)) }
+                return loop.makeFutureWithTask { await store.spend(spends, now: now) }.map(finish)
+            }
+        }
+        guard let draft else {
+            return answered.map { self.finished($0, organization: organization, requestID: requestID) }
+        }
+        // The test's result is recorded (a pass makes the draft active) before the page says
+        // so, and in force here at once.
+        return answered.flatMap { outcome in
+            loop.makeFutureWithTask {
+                let passed = outcome.result == "test_success"
+                let result = TestResult(ok: passed, at: Int64(shared.clock().timeIntervalSince1970), reason: passed ? nil : outcome.result)
+                do {
+                    _ = try await shared.store.recordTest(organization: organization, revision: draft, result: result)
+                    await SettingsSync.refresh(shared)
+                } catch {
+                    shared.logger.warning("test result not recorded", metadata: ["organization": "\(organization)", "error": "\(error)"])
                 }
-                return loop.makeFutureWithTask { await store.spend(spends, now: now) }
-                    .map { self.finished(finish($0), organization: organization, requestID: requestID) }
+                return self.finished(outcome, organization: organization, requestID: requestID, test: true)
             }
         }
     }
@@ -220,8 +264,13 @@ struct RequestPlanner {
         return address
     }
 
-    private func finished(_ outcome: SSOFlow.ConsumeOutcome, organization: String, requestID: String) -> LocalResponse {
+    private func finished(_ outcome: SSOFlow.ConsumeOutcome, organization: String, requestID: String, test: Bool = false) -> LocalResponse {
         shared.metrics.loginFinished(result: outcome.result)
+        let passed = outcome.result == "success" || outcome.result == "test_success"
+        // The reason code, never the assertion (docs/SPEC.md: a failed login names its reason).
+        shared.audit(AuditEvent(time: Int64(shared.clock().timeIntervalSince1970), action: test || outcome.result == "test_success" ? "sso.test" : "sso.login",
+                                organization: organization, actor: outcome.subject, result: passed ? "success" : "failure",
+                                reason: passed ? nil : outcome.result, subject: outcome.subject, ip: peerText, requestID: requestID))
         if outcome.result == "success" || outcome.result == "test_success" {
             shared.logger.info("login", metadata: ["organization": "\(organization)", "result": "\(outcome.result)", "request_id": "\(requestID)"])
         } else {

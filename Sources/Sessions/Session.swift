@@ -46,12 +46,16 @@ public struct LoginState: Codable, Sendable, Equatable {
     /// `?test=1`: show the diagnostic page, issue no session.
     public var test: Bool
     public var expires: Int64
+    /// A test of the organization's draft settings (console "Update and Test"): the draft's
+    /// revision, so the result is recorded against the draft that was tested.
+    public var draft: Int64?
 
-    public init(organization: String, requestID: String, returnTo: String, test: Bool, expires: Int64) {
+    public init(organization: String, requestID: String, returnTo: String, test: Bool, expires: Int64, draft: Int64? = nil) {
         self.organization = organization
         self.requestID = requestID
         self.returnTo = returnTo
         self.test = test
         self.expires = expires
+        self.draft = draft
     }
 }

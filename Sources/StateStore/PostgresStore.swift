@@ -16,11 +16,11 @@ import SAML
 /// store that does not answer within `timeout` is `unavailable`: the login fails closed
 /// (503 `state_store_unavailable`); sessions do not need the store and keep working, and
 /// the pool reconnects by itself.
-package final class PostgresStore: ReplayStore {
+package final class PostgresStore: GatewayStore {
     static let timeout: Duration = .seconds(3)
     static let purgeEvery: Duration = .seconds(60)
     /// The schema this code expects; a migration brings an older database up to it.
-    static let schemaVersion = 1
+    static let schemaVersion = 2
 
     private let client: PostgresClient
     private let logger: Logger
@@ -97,21 +97,56 @@ package final class PostgresStore: ReplayStore {
         }
     }
 
-    /// Version 1: the table of spent IDs. Serialized by an advisory lock, so replicas that
-    /// start together do not race on `CREATE TABLE`.
+    /// Brings the schema to `schemaVersion`, one version at a time, serialized by an
+    /// advisory lock so replicas that start together do not race on `CREATE TABLE`. A
+    /// database a newer ssogate wrote is refused, not misread.
     package func migrate() async throws {
+        try await transaction { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(7270717)", logger: self.logger)
+            try await connection.query("CREATE TABLE IF NOT EXISTS ssogate_schema (version integer NOT NULL)", logger: self.logger)
+            var current = 0
+            for try await version in try await connection.query("SELECT version FROM ssogate_schema", logger: self.logger).decode(Int.self) {
+                current = max(current, version)
+            }
+            guard current <= Self.schemaVersion else {
+                throw StoreError("postgres: schema version \(current) was written by a newer ssogate; this one knows up to \(Self.schemaVersion)")
+            }
+            if current < 1 {
+                // Spent assertion and AuthnRequest IDs (rules 8 and 9) until their expiry.
+                try await connection.query("CREATE TABLE IF NOT EXISTS ssogate_spent_ids (id text PRIMARY KEY, expires timestamptz NOT NULL)", logger: self.logger)
+                try await connection.query("CREATE INDEX IF NOT EXISTS ssogate_spent_ids_expires ON ssogate_spent_ids (expires)", logger: self.logger)
+            }
+            if current < 2 {
+                // Organization settings (one JSON document each), the version replicas poll,
+                // the audit log and admin tokens (hashes).
+                try await connection.query("CREATE TABLE ssogate_org_settings (organization text PRIMARY KEY, settings text NOT NULL)", logger: self.logger)
+                try await connection.query("CREATE TABLE ssogate_settings_version (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL)", logger: self.logger)
+                try await connection.query("INSERT INTO ssogate_settings_version (id, version) VALUES (1, 0)", logger: self.logger)
+                try await connection.query("""
+                    CREATE TABLE ssogate_audit_events (
+                        id bigserial PRIMARY KEY, time bigint NOT NULL, action text NOT NULL, organization text NOT NULL,
+                        actor text, result text NOT NULL, reason text, subject text, ip text, request_id text)
+                    """, logger: self.logger)
+                try await connection.query("CREATE INDEX ssogate_audit_events_organization_time ON ssogate_audit_events (organization, time)", logger: self.logger)
+                try await connection.query("""
+                    CREATE TABLE ssogate_admin_tokens (
+                        hash text PRIMARY KEY, id text NOT NULL, organization text NOT NULL, created bigint NOT NULL, expires bigint NOT NULL)
+                    """, logger: self.logger)
+            }
+            try await connection.query("DELETE FROM ssogate_schema", logger: self.logger)
+            try await connection.query("INSERT INTO ssogate_schema (version) VALUES (\(Self.schemaVersion))", logger: self.logger)
+        }
+    }
+
+    /// `body` in one transaction on one pooled connection: committed when it returns,
+    /// rolled back when it throws.
+    private func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await client.withConnection { connection in
             try await connection.query("BEGIN", logger: self.logger)
             do {
-                try await connection.query("SELECT pg_advisory_xact_lock(7270717)", logger: self.logger)
-                try await connection.query("CREATE TABLE IF NOT EXISTS ssogate_schema (version integer NOT NULL)", logger: self.logger)
-                try await connection.query("""
-                    CREATE TABLE IF NOT EXISTS ssogate_spent_ids (id text PRIMARY KEY, expires timestamptz NOT NULL)
-                    """, logger: self.logger)
-                try await connection.query("CREATE INDEX IF NOT EXISTS ssogate_spent_ids_expires ON ssogate_spent_ids (expires)", logger: self.logger)
-                try await connection.query("DELETE FROM ssogate_schema", logger: self.logger)
-                try await connection.query("INSERT INTO ssogate_schema (version) VALUES (\(Self.schemaVersion))", logger: self.logger)
+                let value = try await body(connection)
                 try await connection.query("COMMIT", logger: self.logger)
+                return value
             } catch {
                 try? await connection.query("ROLLBACK", logger: self.logger)
                 throw error
@@ -154,6 +189,164 @@ package final class PostgresStore: ReplayStore {
         } catch {
             logger.error("replay store did not record a login", metadata: ["error": "\(String(reflecting: error))"])
             return .unavailable
+        }
+    }
+
+    // MARK: - Settings
+
+    package func loadSettings() async throws -> (version: Int64, settings: [String: OrganizationSettings]) {
+        try await withTimeout(Self.timeout) {
+            try await self.transaction { connection in
+                var version: Int64 = 0
+                for try await v in try await connection.query("SELECT version FROM ssogate_settings_version WHERE id = 1", logger: self.logger).decode(Int64.self) {
+                    version = v
+                }
+                var settings: [String: OrganizationSettings] = [:]
+                let rows = try await connection.query("SELECT organization, settings FROM ssogate_org_settings", logger: self.logger)
+                for try await (organization, text) in rows.decode((String, String).self) {
+                    settings[organization] = try SQLiteStore.decode(text)
+                }
+                return (version, settings)
+            }
+        }
+    }
+
+    package func settingsVersion() async throws -> Int64 {
+        try await withTimeout(Self.timeout) {
+            var version: Int64 = 0
+            for try await v in try await self.client.query("SELECT version FROM ssogate_settings_version WHERE id = 1", logger: self.logger).decode(Int64.self) {
+                version = v
+            }
+            return version
+        }
+    }
+
+    package func seed(_ seeds: [String: OrganizationSettings]) async throws {
+        let encoded = try seeds.mapValues(SQLiteStore.encode)
+        try await withTimeout(Self.timeout) { () async throws -> Void in
+            try await self.transaction { connection -> Void in
+                for (organization, text) in encoded {
+                    let rows = try await connection.query("""
+                        INSERT INTO ssogate_org_settings (organization, settings) VALUES (\(organization), \(text))
+                        ON CONFLICT (organization) DO NOTHING RETURNING organization
+                        """, logger: self.logger)
+                    var inserted = false
+                    for try await _ in rows.decode(String.self) { inserted = true }
+                    if inserted { try await self.bumpVersion(connection) }
+                }
+            }
+        }
+    }
+
+    package func saveDraft(_ draft: IdPSettings, organization: String) async throws -> OrganizationSettings {
+        try await modifying(organization) { settings in
+            var settings = settings ?? .empty
+            settings.draft = draft
+            settings.draftTested = nil
+            settings.draftRevision += 1
+            return settings
+        }!
+    }
+
+    package func recordTest(organization: String, revision: Int64, result: TestResult) async throws -> OrganizationSettings? {
+        try await modifying(organization) { $0?.recordingTest(revision: revision, result: result) }
+    }
+
+    package func setEnabled(_ enabled: Bool, organization: String) async throws -> EnableOutcome {
+        let next = try await modifying(organization) { ($0 ?? .empty).enabling(enabled) }
+        return next.map(EnableOutcome.done) ?? .notTested
+    }
+
+    /// Reads one organization's settings under a row lock, stores what `change` makes of
+    /// them (nil: nothing changes) and moves the version, in one transaction.
+    private func modifying(_ organization: String,
+                           _ change: @escaping @Sendable (OrganizationSettings?) -> OrganizationSettings?) async throws -> OrganizationSettings? {
+        try await withTimeout(Self.timeout) {
+            try await self.transaction { connection in
+                var current: OrganizationSettings?
+                let rows = try await connection.query("SELECT settings FROM ssogate_org_settings WHERE organization = \(organization) FOR UPDATE",
+                                                      logger: self.logger)
+                for try await text in rows.decode(String.self) { current = try SQLiteStore.decode(text) }
+                guard let next = change(current) else { return nil }
+                let text = try SQLiteStore.encode(next)
+                try await connection.query("""
+                    INSERT INTO ssogate_org_settings (organization, settings) VALUES (\(organization), \(text))
+                    ON CONFLICT (organization) DO UPDATE SET settings = EXCLUDED.settings
+                    """, logger: self.logger)
+                try await self.bumpVersion(connection)
+                return next
+            }
+        }
+    }
+
+    private func bumpVersion(_ connection: PostgresConnection) async throws {
+        try await connection.query("UPDATE ssogate_settings_version SET version = version + 1 WHERE id = 1", logger: logger)
+    }
+
+    // MARK: - Audit
+
+    package func record(_ event: AuditEvent) async throws {
+        try await withTimeout(Self.timeout) { () async throws -> Void in
+            try await self.client.query("""
+                INSERT INTO ssogate_audit_events (time, action, organization, actor, result, reason, subject, ip, request_id)
+                VALUES (\(event.time), \(event.action), \(event.organization), \(event.actor), \(event.result), \(event.reason),
+                        \(event.subject), \(event.ip), \(event.requestID))
+                """, logger: self.logger)
+        }
+    }
+
+    package func events(_ query: AuditQuery) async throws -> [AuditEvent] {
+        try await withTimeout(Self.timeout) {
+            // Absent filters are NULL and match everything.
+            let rows = try await self.client.query("""
+                SELECT time, action, organization, actor, result, reason, subject, ip, request_id FROM ssogate_audit_events
+                WHERE organization = \(query.organization)
+                  AND (\(query.action)::text IS NULL OR action = \(query.action))
+                  AND (\(query.result)::text IS NULL OR result = \(query.result))
+                  AND (\(query.since)::bigint IS NULL OR time >= \(query.since))
+                  AND (\(query.until)::bigint IS NULL OR time <= \(query.until))
+                ORDER BY time DESC, id DESC LIMIT \(query.limit)
+                """, logger: self.logger)
+            var out: [AuditEvent] = []
+            for try await (time, action, organization, actor, result, reason, subject, ip, requestID)
+                in rows.decode((Int64, String, String, String?, String, String?, String?, String?, String?).self) {
+                out.append(AuditEvent(time: time, action: action, organization: organization, actor: actor, result: result,
+                                      reason: reason, subject: subject, ip: ip, requestID: requestID))
+            }
+            return out
+        }
+    }
+
+    package func purgeAudit(before: Int64) async throws -> Int {
+        try await withTimeout(Self.timeout) {
+            let rows = try await self.client.query("DELETE FROM ssogate_audit_events WHERE time < \(before) RETURNING id", logger: self.logger)
+            var count = 0
+            for try await _ in rows.decode(Int64.self) { count += 1 }
+            return count
+        }
+    }
+
+    // MARK: - Admin tokens
+
+    package func storeAdminToken(_ token: AdminToken) async throws {
+        try await withTimeout(Self.timeout) { () async throws -> Void in
+            try await self.client.query("""
+                INSERT INTO ssogate_admin_tokens (hash, id, organization, created, expires)
+                VALUES (\(token.hash), \(token.id), \(token.organization), \(token.created), \(token.expires))
+                """, logger: self.logger)
+        }
+    }
+
+    package func adminToken(hash: String, now: Int64) async throws -> AdminToken? {
+        try await withTimeout(Self.timeout) {
+            let rows = try await self.client.query("""
+                SELECT hash, id, organization, created, expires FROM ssogate_admin_tokens WHERE hash = \(hash) AND expires > \(now)
+                """, logger: self.logger)
+            var found: AdminToken?
+            for try await (hash, id, organization, created, expires) in rows.decode((String, String, String, Int64, Int64).self) {
+                found = AdminToken(id: id, organization: organization, hash: hash, created: created, expires: expires)
+            }
+            return found
         }
     }
 }

@@ -1,3 +1,4 @@
+import Config
 import Foundation
 // internal: no module that imports StateStore sees GRDB (its string-literal and operator
 // overloads would change what plain Swift means there).
@@ -17,7 +18,7 @@ import SAML
 /// Every commit is synchronous (`PRAGMA synchronous = FULL`): a login is accepted only
 /// after its IDs are on disk, so not even a power cut un-spends them. No event loop waits
 /// for SQLite: GRDB runs the statements on its own writer queue.
-package final class SQLiteStore: ReplayStore {
+package final class SQLiteStore: GatewayStore {
     static let timeout: Duration = .seconds(3)
     static let purgeEvery: Duration = .seconds(60)
 
@@ -69,10 +70,27 @@ package final class SQLiteStore: ReplayStore {
                 CREATE INDEX spent_ids_expires ON spent_ids (expires);
                 """)
         }
+        migrator.registerMigration("2 settings, audit, admin tokens") { db in
+            // One JSON document per organization (OrganizationSettings); a version every
+            // change moves, which other processes poll.
+            try db.execute(sql: """
+                CREATE TABLE org_settings (organization TEXT PRIMARY KEY NOT NULL, settings TEXT NOT NULL) WITHOUT ROWID;
+                CREATE TABLE settings_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+                INSERT INTO settings_version (id, version) VALUES (1, 0);
+                CREATE TABLE audit_events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, action TEXT NOT NULL,
+                    organization TEXT NOT NULL, actor TEXT, result TEXT NOT NULL, reason TEXT, subject TEXT,
+                    ip TEXT, request_id TEXT);
+                CREATE INDEX audit_events_organization_time ON audit_events (organization, time);
+                CREATE TABLE admin_tokens (
+                    hash TEXT PRIMARY KEY NOT NULL, id TEXT NOT NULL, organization TEXT NOT NULL,
+                    created INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }()
 
-    static let schemaVersion = "1 spent ids"
+    static let schemaVersion = "2 settings, audit, admin tokens"
 
     /// The schema versions applied to the file, oldest first.
     package func appliedVersions() throws -> [String] {
@@ -126,6 +144,138 @@ package final class SQLiteStore: ReplayStore {
                 if purged > 0 { logger.debug("state store purged expired ids", metadata: ["store": "sqlite", "rows": "\(purged)"]) }
             } catch {
                 logger.warning("state store purge failed", metadata: ["store": "sqlite", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: - Settings
+
+    package func loadSettings() async throws -> (version: Int64, settings: [String: OrganizationSettings]) {
+        try await pool.read { db in
+            let version = try Int64.fetchOne(db, sql: "SELECT version FROM settings_version WHERE id = 1") ?? 0
+            var settings: [String: OrganizationSettings] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT organization, settings FROM org_settings") {
+                settings[row["organization"]] = try Self.decode(row["settings"])
+            }
+            return (version, settings)
+        }
+    }
+
+    package func settingsVersion() async throws -> Int64 {
+        try await pool.read { try Int64.fetchOne($0, sql: "SELECT version FROM settings_version WHERE id = 1") ?? 0 }
+    }
+
+    package func seed(_ seeds: [String: OrganizationSettings]) async throws {
+        try await pool.write { db in
+            for (organization, seed) in seeds {
+                try db.execute(sql: "INSERT INTO org_settings (organization, settings) VALUES (?, ?) ON CONFLICT (organization) DO NOTHING",
+                               arguments: [organization, try Self.encode(seed)])
+                if db.changesCount > 0 { try Self.bumpVersion(db) }
+            }
+        }
+    }
+
+    package func saveDraft(_ draft: IdPSettings, organization: String) async throws -> OrganizationSettings {
+        try await pool.write { db in
+            var settings = try Self.settings(db, organization) ?? .empty
+            settings.draft = draft
+            settings.draftTested = nil
+            settings.draftRevision += 1
+            try Self.store(db, organization, settings)
+            return settings
+        }
+    }
+
+    package func recordTest(organization: String, revision: Int64, result: TestResult) async throws -> OrganizationSettings? {
+        try await pool.write { db in
+            guard let next = try Self.settings(db, organization)?.recordingTest(revision: revision, result: result) else { return nil }
+            try Self.store(db, organization, next)
+            return next
+        }
+    }
+
+    package func setEnabled(_ enabled: Bool, organization: String) async throws -> EnableOutcome {
+        try await pool.write { db in
+            guard let next = (try Self.settings(db, organization) ?? .empty).enabling(enabled) else { return .notTested }
+            try Self.store(db, organization, next)
+            return .done(next)
+        }
+    }
+
+    private static func settings(_ db: Database, _ organization: String) throws -> OrganizationSettings? {
+        try String.fetchOne(db, sql: "SELECT settings FROM org_settings WHERE organization = ?", arguments: [organization]).map(decode)
+    }
+
+    private static func store(_ db: Database, _ organization: String, _ settings: OrganizationSettings) throws {
+        try db.execute(sql: "INSERT INTO org_settings (organization, settings) VALUES (?, ?) ON CONFLICT (organization) DO UPDATE SET settings = excluded.settings",
+                       arguments: [organization, try encode(settings)])
+        try bumpVersion(db)
+    }
+
+    private static func bumpVersion(_ db: Database) throws {
+        try db.execute(sql: "UPDATE settings_version SET version = version + 1 WHERE id = 1")
+    }
+
+    static func encode(_ settings: OrganizationSettings) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(settings), as: UTF8.self)
+    }
+
+    static func decode(_ text: String) throws -> OrganizationSettings {
+        try JSONDecoder().decode(OrganizationSettings.self, from: Data(text.utf8))
+    }
+
+    // MARK: - Audit
+
+    package func record(_ event: AuditEvent) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO audit_events (time, action, organization, actor, result, reason, subject, ip, request_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [event.time, event.action, event.organization, event.actor, event.result, event.reason,
+                                 event.subject, event.ip, event.requestID])
+        }
+    }
+
+    package func events(_ query: AuditQuery) async throws -> [AuditEvent] {
+        try await pool.read { db in
+            var sql = "SELECT * FROM audit_events WHERE organization = ?"
+            var arguments: StatementArguments = [query.organization]
+            if let action = query.action { sql += " AND action = ?"; arguments += [action] }
+            if let result = query.result { sql += " AND result = ?"; arguments += [result] }
+            if let since = query.since { sql += " AND time >= ?"; arguments += [since] }
+            if let until = query.until { sql += " AND time <= ?"; arguments += [until] }
+            sql += " ORDER BY time DESC, id DESC LIMIT ?"
+            arguments += [query.limit]
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                AuditEvent(time: row["time"], action: row["action"], organization: row["organization"], actor: row["actor"],
+                           result: row["result"], reason: row["reason"], subject: row["subject"], ip: row["ip"],
+                           requestID: row["request_id"])
+            }
+        }
+    }
+
+    package func purgeAudit(before: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM audit_events WHERE time < ?", arguments: [before])
+            return db.changesCount
+        }
+    }
+
+    // MARK: - Admin tokens
+
+    package func storeAdminToken(_ token: AdminToken) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO admin_tokens (hash, id, organization, created, expires) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [token.hash, token.id, token.organization, token.created, token.expires])
+        }
+    }
+
+    package func adminToken(hash: String, now: Int64) async throws -> AdminToken? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM admin_tokens WHERE hash = ? AND expires > ?", arguments: [hash, now]).map { row in
+                AdminToken(id: row["id"], organization: row["organization"], hash: row["hash"], created: row["created"], expires: row["expires"])
             }
         }
     }

@@ -1,3 +1,4 @@
+import Config
 import Foundation
 import SAML
 
@@ -26,9 +27,22 @@ package func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Send
 }
 
 /// The store of a gateway whose configured store could not be opened: every login fails
-/// closed (`503 state_store_unavailable`) while sessions keep flowing.
-package struct UnavailableStore: ReplayStore {
+/// closed (`503 state_store_unavailable`), the console's operations fail, sessions keep
+/// flowing.
+package struct UnavailableStore: GatewayStore {
     package init() {}
+    private static var down: StoreError { StoreError("the state store could not be opened at start (see the log)") }
     package func spendNow(_ spends: [ReplaySpend], now: Date) -> StoreOutcome? { .unavailable }
     package func spend(_ spends: [ReplaySpend], now: Date) async -> StoreOutcome { .unavailable }
+    package func loadSettings() async throws -> (version: Int64, settings: [String: OrganizationSettings]) { throw Self.down }
+    package func settingsVersion() async throws -> Int64 { throw Self.down }
+    package func seed(_ seeds: [String: OrganizationSettings]) async throws { throw Self.down }
+    package func saveDraft(_ draft: IdPSettings, organization: String) async throws -> OrganizationSettings { throw Self.down }
+    package func recordTest(organization: String, revision: Int64, result: TestResult) async throws -> OrganizationSettings? { throw Self.down }
+    package func setEnabled(_ enabled: Bool, organization: String) async throws -> EnableOutcome { throw Self.down }
+    package func record(_ event: AuditEvent) async throws { throw Self.down }
+    package func events(_ query: AuditQuery) async throws -> [AuditEvent] { throw Self.down }
+    package func purgeAudit(before: Int64) async throws -> Int { throw Self.down }
+    package func storeAdminToken(_ token: AdminToken) async throws { throw Self.down }
+    package func adminToken(hash: String, now: Int64) async throws -> AdminToken? { throw Self.down }
 }

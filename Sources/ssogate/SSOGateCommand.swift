@@ -10,6 +10,7 @@ import NIOCore
 import NIOPosix
 import SAML
 import ServiceLifecycle
+import StateStore
 import UnixSignals
 import XMLCore
 
@@ -19,7 +20,7 @@ struct SSOGateCommand: AsyncParsableCommand {
         commandName: "ssogate",
         abstract: "An authenticating reverse proxy that puts SAML single sign-on in front of a web application.",
         version: "0.1.0",
-        subcommands: [Serve.self, Check.self, Metadata.self, ImportIdPMetadata.self, Demo.self, DevIdPCommand.self])
+        subcommands: [Serve.self, Check.self, Metadata.self, ImportIdPMetadata.self, AdminTokenCommand.self, Demo.self, DevIdPCommand.self])
 }
 
 /// Reads and loads a configuration file, printing every problem with its key path.
@@ -302,6 +303,64 @@ func storeSummary(_ store: GatewayConfiguration.Store) -> String {
         case .verifyFull: tls = "verify-full"
         }
         return "postgres \(p.user)@\(p.host):\(p.port)/\(p.database), sslmode \(tls)"
+    }
+}
+
+struct AdminTokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admin-token",
+        abstract: "Print a bearer token for one organization's settings API (shown once, stored hashed in the state store).")
+    @Option(help: "Path of the YAML configuration.") var config: String
+    @Option(help: "The organization the token may administer.") var org: String
+    @Option(help: "How long the token lives (90s, 15m, 1h, 7d).") var ttl: String = "1h"
+
+    func run() async throws {
+        let configuration = try loadOrExit(config)
+        guard let organization = configuration.organization(named: org) else {
+            FileHandle.standardError.write(Data("\(config): no organization named \(org)\n".utf8))
+            throw ExitCode(2)
+        }
+        guard let lifetime = DurationText.parse(ttl), lifetime >= .seconds(60), lifetime <= .seconds(366 * 86400) else {
+            throw ValidationError("--ttl must be a duration from 60s to 366d (90s, 15m, 1h, 7d)")
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        let made = try StateStore.AdminToken.make(organization: organization.name, now: now, lifetime: lifetime.components.seconds)
+        try await withStore(configuration) { store in
+            try await store.storeAdminToken(made.token)
+            try await store.record(AuditEvent(time: now, action: "token.create", organization: organization.name, actor: "cli",
+                                              result: "success", reason: nil, subject: "admin-token:\(made.token.id)", ip: nil, requestID: nil))
+        }
+        FileHandle.standardError.write(Data("admin token \(made.token.id) for \(organization.name), valid for \(ttl); shown once:\n".utf8))
+        print(made.text)
+    }
+}
+
+/// Runs `body` with the configured state store opened in this process: the SQLite file, or
+/// a PostgreSQL pool. `store: memory` lives inside one running gateway only.
+func withStore<T: Sendable>(_ configuration: GatewayConfiguration, _ body: @escaping @Sendable (GatewayStore) async throws -> T) async throws -> T {
+    let logger = Logger(label: "ssogate")
+    switch configuration.store {
+    case .memory:
+        throw ValidationError("store: memory is inside one running gateway only; use sqlite: or postgres:// (README \"The state store\")")
+    case .sqlite(let path):
+        let store = try SQLiteStore(path: path, logger: logger)
+        defer { try? store.close() }
+        return try await body(store)
+    case .postgres(let settings):
+        let store = PostgresStore(settings, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let running = Task { await store.run() }
+        defer { running.cancel() }
+        var lastError: Error?
+        for _ in 0..<10 {
+            do {
+                try await store.migrate()
+                return try await body(store)
+            } catch {
+                lastError = error
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        throw ValidationError("the PostgreSQL store did not answer: \(lastError.map { "\($0)" } ?? "?")")
     }
 }
 

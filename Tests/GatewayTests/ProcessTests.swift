@@ -23,6 +23,42 @@ struct ProcessTests {
     /// Resident memory the gateway may reach while a 1 GiB body passes (issue bound).
     static let rssLimit = 64 << 20
 
+    /// `ssogate admin-token` writes into the store `serve` reads: the default SQLite file
+    /// beside the configuration, shared by two processes.
+    @Test func anAdminTokenFromTheCommandLineOpensTheSettingsAPIOfItsOrganization() async throws {
+        let upstream = try await TestUpstream.start()
+        let gw = try GatewayProcess(yaml: config(upstreamPort: upstream.port, extra: """
+            protected_paths: ["/{org}/"]
+            organizations:
+              - name: initech
+                managed: console
+            """))
+        let folder = (gw.configPath as NSString).deletingLastPathComponent
+        #expect(FileManager.default.fileExists(atPath: folder + "/ssogate.db"), "the default store is a file beside the configuration")
+        func adminToken(_ org: String) throws -> (status: Int32, output: String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: GatewayProcess.executable)
+            p.arguments = ["admin-token", "--config", gw.configPath, "--org", org, "--ttl", "10m"]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = Pipe()
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let made = try adminToken("initech")
+        #expect(made.status == 0 && made.output.hasPrefix("ssga_"), "\(made)")
+        #expect(try adminToken("nobody").status == 2)
+        let c = try RawHTTPClient(port: gw.port)
+        try c.send("GET /api/organizations/initech/sso HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer \(made.output)\r\n\r\n")
+        let r = try c.readResponse()
+        #expect(r.status == 200 && r.text.contains("\"managed\":\"console\""), "\(r)")
+        try c.send("GET /api/organizations/initech/sso HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer \(made.output)x\r\n\r\n")
+        #expect(try c.readResponse().status == 401)
+        await upstream.stop()
+    }
+
     @Test func aGibibyteDownloadStreamsThroughInFlatMemory() async throws {
         let upstream = try await TestUpstream.start()
         let gw = try GatewayProcess(yaml: config(upstreamPort: upstream.port, extra: "access_log: false"))

@@ -10,18 +10,26 @@ struct RestartTests {
     /// Logs in on one gateway, stops it, starts another on the same store, and posts the
     /// same response again with the same login cookie; returns that second answer.
     static func replayAfterRestart(store: String) async throws -> (status: Int, body: String) {
+        // The requests run off the cooperative pool: the SQLite store answers the gateway
+        // through a task, which must not wait behind this test's blocking reads.
         let first = try await SSOFlowTests.start(extra: "store: \"\(store)\"")
-        let start = try first.harness.request("GET /organizations/acme/sso?return_to=/acme/x HTTP/1.1\r\nHost: hub.example.test\r\n\r\n")
-        let login = try #require(SSOFlowTests.cookie(start, "ssogate_session_login"))
-        let response = try SSOFlowTests.samlResponse(inResponseTo: SSOFlowTests.requestID(in: try #require(start.header("location"))),
-                                                     assertionID: "restart-\(UUID().uuidString)")
-        let cookies = ["ssogate_session_login=" + SSOFlowTests.value(login)]
-        let accepted = try SSOFlowTests.post(first, form: ["SAMLResponse": response], cookies: cookies)
+        nonisolated(unsafe) let firstGateway = first
+        let (response, cookies, accepted) = try await offThePool { () throws -> (String, [String], RawHTTPClient.Response) in
+            let start = try firstGateway.harness.request("GET /organizations/acme/sso?return_to=/acme/x HTTP/1.1\r\nHost: hub.example.test\r\n\r\n")
+            let login = try #require(SSOFlowTests.cookie(start, "ssogate_session_login"))
+            let response = try SSOFlowTests.samlResponse(inResponseTo: SSOFlowTests.requestID(in: try #require(start.header("location"))),
+                                                         assertionID: "restart-\(UUID().uuidString)")
+            let cookies = ["ssogate_session_login=" + SSOFlowTests.value(login)]
+            return (response, cookies, try SSOFlowTests.post(firstGateway, form: ["SAMLResponse": response], cookies: cookies))
+        }
         #expect(accepted.status == 303 && accepted.header("location") == "/acme/x")
         await SSOFlowTests().stop(first)
 
         let second = try await SSOFlowTests.start(extra: "store: \"\(store)\"")
-        let replay = try SSOFlowTests.post(second, form: ["SAMLResponse": response], cookies: cookies, accept: "application/json")
+        nonisolated(unsafe) let secondGateway = second
+        let replay = try await offThePool {
+            try SSOFlowTests.post(secondGateway, form: ["SAMLResponse": response], cookies: cookies, accept: "application/json")
+        }
         await SSOFlowTests().stop(second)
         return (replay.status, replay.text)
     }

@@ -26,10 +26,10 @@ struct StateStoreTests {
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
 
     /// A fresh store of `kind`; `finish` closes it and removes its files.
-    static func open(_ kind: Kind) async throws -> (store: ReplayStore, finish: () async -> Void) {
+    static func open(_ kind: Kind) async throws -> (store: GatewayStore, finish: () async -> Void) {
         switch kind {
         case .memory:
-            return (MemoryReplayCache(), {})
+            return (MemoryStore(), {})
         case .sqlite:
             let folder = try TemporaryFolder()
             let store = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
@@ -85,6 +85,97 @@ struct StateStoreTests {
         }
         #expect(outcomes.filter { $0 == .spent }.count == 1, "\(outcomes)")
         #expect(outcomes.filter { if case .alreadySpent = $0 { return true } else { return false } }.count == 15)
+        await finish()
+    }
+
+    // MARK: - Organization settings, audit, admin tokens
+
+    static func idp(_ url: String = "https://idp.example.test/sso") throws -> IdPSettings {
+        IdPSettings(signOnURL: url, idpEntityID: "http://www.okta.com/exk-test",
+                    certificates: [try String(contentsOfFile: SSOFlowTests.fixture("rsa-2048.crt"), encoding: .utf8)], allowIdPInitiated: false)
+    }
+
+    @Test(arguments: kinds)
+    func aDraftBecomesActiveOnlyWhenItsOwnTestPasses(kind: Kind) async throws {
+        let (store, finish) = try await Self.open(kind)
+        let org = Self.unique("org")
+        let before = try await store.settingsVersion()
+        let first = try await store.saveDraft(try Self.idp(), organization: org)
+        #expect(first.draft != nil && first.active == nil && first.draftRevision == 1)
+        #expect(try await store.settingsVersion() > before)
+        // A failed test keeps it a draft, with the reason.
+        let failed = try await store.recordTest(organization: org, revision: 1, result: TestResult(ok: false, at: 10, reason: "signature_invalid"))
+        #expect(failed?.active == nil && failed?.draftTested?.reason == "signature_invalid")
+        // A result for a draft since replaced is not applied.
+        _ = try await store.saveDraft(try Self.idp("https://idp.example.test/other"), organization: org)
+        #expect(try await store.recordTest(organization: org, revision: 1, result: TestResult(ok: true, at: 11, reason: nil)) == nil)
+        let passed = try await store.recordTest(organization: org, revision: 2, result: TestResult(ok: true, at: 12, reason: nil))
+        #expect(passed?.active?.signOnURL == "https://idp.example.test/other" && passed?.draft == nil && passed?.activeTested?.ok == true)
+        #expect(try await store.loadSettings().settings[org] == passed)
+        await finish()
+    }
+
+    @Test(arguments: kinds)
+    func enablingNeedsSettingsThatPassedATest(kind: Kind) async throws {
+        let (store, finish) = try await Self.open(kind)
+        let org = Self.unique("org")
+        #expect(try await store.setEnabled(true, organization: org) == .notTested)
+        _ = try await store.saveDraft(try Self.idp(), organization: org)
+        #expect(try await store.setEnabled(true, organization: org) == .notTested)
+        _ = try await store.recordTest(organization: org, revision: 1, result: TestResult(ok: true, at: 1, reason: nil))
+        guard case .done(let on) = try await store.setEnabled(true, organization: org) else { Issue.record("not enabled"); return }
+        #expect(on.enabled)
+        guard case .done(let off) = try await store.setEnabled(false, organization: org) else { Issue.record("not disabled"); return }
+        #expect(!off.enabled && off.active != nil)
+        await finish()
+    }
+
+    @Test(arguments: kinds)
+    func aSeedIsStoredOnlyForAnOrganizationWithoutSettings(kind: Kind) async throws {
+        let (store, finish) = try await Self.open(kind)
+        let org = Self.unique("org")
+        let seed = OrganizationSettings(active: try Self.idp(), activeTested: nil, draft: nil, draftTested: nil, draftRevision: 0, enabled: true)
+        try await store.seed([org: seed])
+        _ = try await store.setEnabled(false, organization: org)
+        try await store.seed([org: seed])        // a restart: the console's change stays
+        #expect(try await store.loadSettings().settings[org]?.enabled == false)
+        // What the file seeded was never tested here: the console does not enable it.
+        #expect(try await store.setEnabled(true, organization: org) == .notTested)
+        await finish()
+    }
+
+    @Test(arguments: kinds)
+    func auditEventsComeBackNewestFirstFilteredAndPurged(kind: Kind) async throws {
+        let (store, finish) = try await Self.open(kind)
+        let org = Self.unique("org")
+        func event(_ time: Int64, _ action: String, _ result: String) -> AuditEvent {
+            AuditEvent(time: time, action: action, organization: org, actor: "alice", result: result, reason: result == "failure" ? "signature_invalid" : nil,
+                       subject: "alice@example.test", ip: "192.0.2.1", requestID: "r\(time)")
+        }
+        for (time, action, result) in [(100, "sso.login", "success"), (200, "sso.login", "failure"), (300, "sso.enable", "success")] as [(Int64, String, String)] {
+            try await store.record(event(time, action, result))
+        }
+        try await store.record(AuditEvent(time: 250, action: "sso.login", organization: Self.unique("other"), actor: nil, result: "success",
+                                          reason: nil, subject: nil, ip: nil, requestID: nil))
+        #expect(try await store.events(AuditQuery(organization: org, limit: 10)).map(\.time) == [300, 200, 100])
+        #expect(try await store.events(AuditQuery(organization: org, limit: 2)).map(\.time) == [300, 200])
+        #expect(try await store.events(AuditQuery(organization: org, limit: 10, action: "sso.login")).map(\.time) == [200, 100])
+        #expect(try await store.events(AuditQuery(organization: org, limit: 10, result: "failure")) == [event(200, "sso.login", "failure")])
+        #expect(try await store.events(AuditQuery(organization: org, limit: 10, since: 150, until: 250)).map(\.time) == [200])
+        #expect(try await store.purgeAudit(before: 150) >= 1)
+        #expect(try await store.events(AuditQuery(organization: org, limit: 10)).map(\.time) == [300, 200])
+        await finish()
+    }
+
+    @Test(arguments: kinds)
+    func anAdminTokenIsFoundByItsHashUntilItExpires(kind: Kind) async throws {
+        let (store, finish) = try await Self.open(kind)
+        let made = try AdminToken.make(organization: "acme", now: 1000, lifetime: 3600)
+        #expect(made.text.hasPrefix("ssga_") && !made.text.contains(made.token.hash))
+        try await store.storeAdminToken(made.token)
+        #expect(try await store.adminToken(hash: try AdminToken.hash(made.text), now: 2000) == made.token)
+        #expect(try await store.adminToken(hash: try AdminToken.hash(made.text), now: 4600) == nil)
+        #expect(try await store.adminToken(hash: try AdminToken.hash(made.text + "x"), now: 2000) == nil)
         await finish()
     }
 
@@ -149,7 +240,7 @@ struct StateStoreTests {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let store = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
-        #expect(try store.appliedVersions() == ["1 spent ids"])
+        #expect(try store.appliedVersions() == ["1 spent ids", "2 settings, audit, admin tokens"])
         let mode = try FileManager.default.attributesOfItem(atPath: folder.path + "/state.db")[.posixPermissions] as? Int
         #expect(mode == 0o600)
         try store.close()

@@ -1,0 +1,338 @@
+import Config
+import CryptoCore
+import Foundation
+import HTTPWire
+import NIOHTTP1
+import StateStore
+
+/// The organization settings API (docs/SPEC.md "Organization settings: console and API"):
+/// `/api/organizations/{org}/sso`, its `test`, `enable` and `disable`, and `audit`, for a
+/// bearer token of `ssogate admin-token`. Every answer is JSON; every change is audited and
+/// in force on this gateway at once, on other replicas at their next poll.
+struct SettingsAPI {
+    let shared: GatewayShared
+    let peer: String?
+
+    /// The API endpoint a request names, or nil when the path is the application's (the
+    /// upstream's own `/api/organizations/...` routes pass through untouched).
+    enum Endpoint: Equatable {
+        case settings, test, enable, disable, audit
+    }
+
+    static func endpoint(_ path: Substring) -> (organization: String, endpoint: Endpoint)? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 5, parts[0].isEmpty, parts[1] == "api", parts[2] == "organizations", !parts[3].isEmpty else { return nil }
+        let endpoint: Endpoint
+        switch parts[4...].joined(separator: "/") {
+        case "sso": endpoint = .settings
+        case "sso/test": endpoint = .test
+        case "sso/enable": endpoint = .enable
+        case "sso/disable": endpoint = .disable
+        case "audit": endpoint = .audit
+        default: return nil
+        }
+        return (String(parts[3]), endpoint)
+    }
+
+    func answer(_ head: HTTPRequestHead, body: [UInt8], organization name: String, endpoint: Endpoint,
+                requestID: String) async -> LocalResponse {
+        let runtime = shared.runtime
+        guard let org = runtime.configuration.organization(named: name) else {
+            return Self.json(.notFound, ["error": "unknown_organization"])
+        }
+        let now = Int64(shared.clock().timeIntervalSince1970)
+        let token: AdminToken
+        do {
+            guard let bearer = Self.bearer(head), bearer.hasPrefix("ssga_"),
+                  let found = try await shared.store.adminToken(hash: try AdminToken.hash(bearer), now: now) else {
+                return LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer"),
+                                                                      ("Cache-Control", "no-store")],
+                                     body: Array(#"{"error":"unauthorized","detail":"Authorization: Bearer with a token of ssogate admin-token"}"#.utf8))
+            }
+            token = found
+        } catch {
+            return Self.unavailable(error)
+        }
+        guard token.organization == org.name else { return Self.json(.forbidden, ["error": "forbidden", "detail": "this token is for another organization"]) }
+        let actor = "admin-token:\(token.id)"
+        let method = head.method
+        do {
+            switch (endpoint, method) {
+            case (.settings, .GET):
+                return Self.json(.ok, state(org, runtime: runtime))
+            case (.audit, .GET):
+                return try await audit(org.name, query: RequestFields.query(head.uri))
+            case (_, .GET), (_, .HEAD):
+                return Self.json(.methodNotAllowed, ["error": "method_not_allowed"])
+            default:
+                break
+            }
+            guard org.managed == .console else { return Self.json(.conflict, ["error": "managed_by_file"]) }
+            switch (endpoint, method) {
+            case (.settings, .PUT):
+                let draft: IdPSettings
+                switch Self.parse(body, now: shared.clock()) {
+                case .settings(let parsed): draft = parsed
+                case .problems(let problems):
+                    await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_settings", requestID: requestID)
+                    return Self.json(.unprocessableEntity, Problems(errors: problems))
+                }
+                _ = try await shared.store.saveDraft(draft, organization: org.name)
+                await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: nil, requestID: requestID)
+                await SettingsSync.refresh(shared)
+                return Self.json(.ok, state(org, runtime: shared.runtime))
+            case (.test, .POST):
+                let settings = try await shared.store.loadSettings().settings[org.name]
+                guard let revision = settings?.draftRevision, settings?.draft != nil else {
+                    return Self.json(.conflict, ["error": "no_draft", "detail": "save settings with PUT before testing them"])
+                }
+                await SettingsSync.refresh(shared)
+                return Self.json(.ok, ["url": runtime.configuration.publicURL + "/organizations/\(org.name)/sso?draft=\(revision)"])
+            case (.enable, .POST), (.disable, .POST):
+                let on = endpoint == .enable
+                let outcome = try await shared.store.setEnabled(on, organization: org.name)
+                guard case .done = outcome else {
+                    await audit("sso.enable", org.name, actor: actor, result: "failure", reason: "not_tested", requestID: requestID)
+                    return Self.json(.conflict, ["error": "not_tested", "detail": "settings are enabled once a test login with them passed"])
+                }
+                await audit(on ? "sso.enable" : "sso.disable", org.name, actor: actor, result: "success", reason: nil, requestID: requestID)
+                await SettingsSync.refresh(shared)
+                return Self.json(.ok, state(org, runtime: shared.runtime))
+            default:
+                return Self.json(.methodNotAllowed, ["error": "method_not_allowed"])
+            }
+        } catch {
+            return Self.unavailable(error)
+        }
+    }
+
+    // MARK: - State
+
+    /// The SPEC's `GET` answer: what to paste into the IdP, and the settings.
+    func state(_ org: GatewayConfiguration.Organization, runtime: GatewayRuntime) -> SSOState {
+        let base = runtime.configuration.publicURL + "/organizations/" + org.name + "/saml"
+        let sp = SSOState.SP(entityID: base + "/metadata", acsURL: base + "/consume", metadataURL: base + "/metadata")
+        guard org.managed == .console, let stored = runtime.settings[org.name] else {
+            // File-managed (or not seeded yet): the file's settings are the active ones.
+            let active = org.saml.signOnURL.map { url in
+                SSOState.Settings(signOnURL: url, idpEntityID: org.saml.idpEntityID,
+                                  certificates: org.saml.certificates.map { CertificateSummary.pem($0.der) },
+                                  allowIdPInitiated: org.saml.allowIdPInitiated, tested: nil)
+            }
+            return SSOState(organization: org.name, id: org.id, managed: org.managed.rawValue, sp: sp, active: active, draft: nil,
+                            enabled: org.saml.enabled)
+        }
+        return SSOState(organization: org.name, id: org.id, managed: org.managed.rawValue, sp: sp,
+                        active: stored.active.map { SSOState.Settings($0, tested: stored.activeTested) },
+                        draft: stored.draft.map { SSOState.Settings($0, tested: stored.draftTested) },
+                        enabled: stored.enabled)
+    }
+
+    struct SSOState: Encodable {
+        struct SP: Encodable {
+            let entityID: String, acsURL: String, metadataURL: String
+            enum CodingKeys: String, CodingKey { case entityID = "entity_id", acsURL = "acs_url", metadataURL = "metadata_url" }
+        }
+        struct Tested: Encodable {
+            let ok: Bool, at: String, reason: String?
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(ok, forKey: .ok)
+                try c.encode(at, forKey: .at)
+                try c.encode(reason, forKey: .reason)
+            }
+            enum CodingKeys: String, CodingKey { case ok, at, reason }
+        }
+        struct Settings: Encodable {
+            let signOnURL: String, idpEntityID: String?, certificates: [String], allowIdPInitiated: Bool, tested: Tested?
+            init(signOnURL: String, idpEntityID: String?, certificates: [String], allowIdPInitiated: Bool, tested: Tested?) {
+                self.signOnURL = signOnURL
+                self.idpEntityID = idpEntityID
+                self.certificates = certificates
+                self.allowIdPInitiated = allowIdPInitiated
+                self.tested = tested
+            }
+            init(_ s: IdPSettings, tested: TestResult?) {
+                self.init(signOnURL: s.signOnURL, idpEntityID: s.idpEntityID, certificates: s.certificates, allowIdPInitiated: s.allowIdPInitiated,
+                          tested: tested.map { Tested(ok: $0.ok, at: SettingsAPI.isoTime($0.at), reason: $0.reason) })
+            }
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(signOnURL, forKey: .signOnURL)
+                try c.encode(idpEntityID, forKey: .idpEntityID)
+                try c.encode(certificates, forKey: .certificates)
+                try c.encode(allowIdPInitiated, forKey: .allowIdPInitiated)
+                try c.encode(tested, forKey: .tested)
+            }
+            enum CodingKeys: String, CodingKey {
+                case signOnURL = "sign_on_url", idpEntityID = "idp_entity_id", certificates, allowIdPInitiated = "allow_idp_initiated", tested
+            }
+        }
+        let organization: String, id: String?, managed: String, sp: SP, active: Settings?, draft: Settings?, enabled: Bool
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(organization, forKey: .organization)
+            try c.encode(id, forKey: .id)
+            try c.encode(managed, forKey: .managed)
+            try c.encode(sp, forKey: .sp)
+            try c.encode(active, forKey: .active)
+            try c.encode(draft, forKey: .draft)
+            try c.encode(enabled, forKey: .enabled)
+        }
+        enum CodingKeys: String, CodingKey { case organization, id, managed, sp, active, draft, enabled }
+    }
+
+    struct Problems: Encodable {
+        let errors: [SettingsProblem]
+    }
+
+    /// A PUT body as IdP settings, or every problem with it by field.
+    enum Parsed {
+        case settings(IdPSettings)
+        case problems([SettingsProblem])
+    }
+
+    static func parse(_ body: [UInt8], now: Date) -> Parsed {
+        struct Body: Decodable {
+            let signOnURL: String?, idpEntityID: String?, certificates: [String]?, allowIdPInitiated: Bool?
+            enum CodingKeys: String, CodingKey {
+                case signOnURL = "sign_on_url", idpEntityID = "idp_entity_id", certificates, allowIdPInitiated = "allow_idp_initiated"
+            }
+        }
+        let shape = "a JSON object with sign_on_url, certificates, idp_entity_id and allow_idp_initiated"
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            return .problems([SettingsProblem("body", "must be \(shape)")])
+        }
+        var problems: [SettingsProblem] = []
+        for key in object.keys.sorted() where Body.CodingKeys(rawValue: key) == nil {
+            problems.append(SettingsProblem(key, key == "tested" ? "is set by test logins, not sent" : "is not a settings field"))
+        }
+        let decoded: Body
+        do {
+            decoded = try JSONDecoder().decode(Body.self, from: Data(body))
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let field = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined()
+            let expected = ["sign_on_url": "a string", "idp_entity_id": "a string or null", "allow_idp_initiated": "true or false"]
+            return .problems(problems + [SettingsProblem(field.isEmpty ? "body" : field,
+                                                        "must be \(expected[field] ?? (field.hasPrefix("certificates") ? "a list of PEM strings" : shape))")])
+        } catch {
+            return .problems([SettingsProblem("body", "must be \(shape)")])
+        }
+        if decoded.signOnURL == nil { problems.append(SettingsProblem("sign_on_url", "is required (the IdP's Single Sign-On URL)")) }
+        if decoded.certificates == nil { problems.append(SettingsProblem("certificates", "is required (a list of PEM certificates)")) }
+        guard problems.isEmpty, let url = decoded.signOnURL, let pems = decoded.certificates else { return .problems(problems) }
+        let settings = IdPSettings(signOnURL: url, idpEntityID: decoded.idpEntityID, certificates: pems,
+                                   allowIdPInitiated: decoded.allowIdPInitiated ?? false)
+        let checked = settings.problems(now: now)
+        return checked.isEmpty ? .settings(settings) : .problems(checked)
+    }
+
+    // MARK: - Audit
+
+    private func audit(_ organization: String, query: [String: String]) async throws -> LocalResponse {
+        let q = AuditQuery(organization: organization, limit: query["limit"].flatMap { Int($0) } ?? 100,
+                           action: query["action"].flatMap { $0.isEmpty ? nil : $0 }, result: query["result"].flatMap { $0.isEmpty ? nil : $0 },
+                           since: query["since"].flatMap(Self.parseTime), until: query["until"].flatMap(Self.parseTime))
+        let events = try await shared.store.events(q)
+        let rows = events.map(AuditRow.init)
+        switch query["format"] {
+        case "jsonl":
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            let lines = try rows.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+            return LocalResponse(status: .ok, headers: [("Content-Type", "application/x-ndjson"), ("Cache-Control", "no-store"),
+                                                        ("Content-Disposition", "attachment; filename=\"\(organization)-audit.jsonl\"")],
+                                 body: Array(lines.map { $0 + "\n" }.joined().utf8))
+        case "csv":
+            var text = "time,action,organization,actor,result,reason,subject,ip,request_id\r\n"
+            for row in rows {
+                text += [row.time, row.action, row.organization, row.actor ?? "", row.result, row.reason ?? "", row.subject ?? "", row.ip ?? "",
+                         row.requestID ?? ""].map(Self.csvField).joined(separator: ",") + "\r\n"
+            }
+            return LocalResponse(status: .ok, headers: [("Content-Type", "text/csv; charset=utf-8"), ("Cache-Control", "no-store"),
+                                                        ("Content-Disposition", "attachment; filename=\"\(organization)-audit.csv\"")],
+                                 body: Array(text.utf8))
+        default:
+            return Self.json(.ok, ["events": rows])
+        }
+    }
+
+    /// An audit event as the API shows it: the time in ISO 8601.
+    struct AuditRow: Codable {
+        let time: String, action: String, organization: String, actor: String?, result: String, reason: String?, subject: String?
+        let ip: String?, requestID: String?
+        init(_ e: AuditEvent) {
+            time = SettingsAPI.isoTime(e.time)
+            action = e.action
+            organization = e.organization
+            actor = e.actor
+            result = e.result
+            reason = e.reason
+            subject = e.subject
+            ip = e.ip
+            requestID = e.requestID
+        }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(time, forKey: .time)
+            try c.encode(action, forKey: .action)
+            try c.encode(organization, forKey: .organization)
+            try c.encode(actor, forKey: .actor)
+            try c.encode(result, forKey: .result)
+            try c.encode(reason, forKey: .reason)
+            try c.encode(subject, forKey: .subject)
+            try c.encode(ip, forKey: .ip)
+            try c.encode(requestID, forKey: .requestID)
+        }
+        enum CodingKeys: String, CodingKey {
+            case time, action, organization, actor, result, reason, subject, ip, requestID = "request_id"
+        }
+    }
+
+    /// A CSV field, quoted when it must be; a leading `=`, `+`, `-` or `@` is prefixed with
+    /// `'` so a spreadsheet does not run it as a formula.
+    static func csvField(_ value: String) -> String {
+        var value = value
+        if let first = value.first, "=+-@".contains(first) { value = "'" + value }
+        guard value.contains(where: { ",\"\r\n".contains($0) }) else { return value }
+        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    func audit(_ action: String, _ organization: String, actor: String?, result: String, reason: String?, requestID: String) async {
+        await SettingsSync.audit(shared, AuditEvent(time: Int64(shared.clock().timeIntervalSince1970), action: action, organization: organization,
+                                                    actor: actor, result: result, reason: reason, subject: nil, ip: peer, requestID: requestID))
+    }
+
+    // MARK: - Helpers
+
+    static func bearer(_ head: HTTPRequestHead) -> String? {
+        guard let value = head.headers.first(name: "authorization"), value.count > 7,
+              value.prefix(7).lowercased() == "bearer " else { return nil }
+        return String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+    }
+
+    static func json(_ status: HTTPResponseStatus, _ value: some Encodable) -> LocalResponse {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = (try? encoder.encode(value)) ?? Data(#"{"error":"internal"}"#.utf8)
+        return LocalResponse(status: status, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: Array(body))
+    }
+
+    static func unavailable(_ error: Error) -> LocalResponse {
+        json(.serviceUnavailable, ["error": "state_store_unavailable", "detail": "\(error)"])
+    }
+
+    static func isoTime(_ seconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+
+    /// ISO 8601 (`2026-12-06T10:00:00Z`) or seconds since 1970.
+    static func parseTime(_ text: String) -> Int64? {
+        if let seconds = Int64(text) { return seconds }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970) }
+    }
+}
