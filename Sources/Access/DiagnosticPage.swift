@@ -13,7 +13,7 @@ package enum DiagnosticPage {
         """
     }
 
-    package static func success(organization: String, assertion: ValidatedAssertion, role: String?, email: String?) -> String {
+    package static func success(organization: String, assertion: ValidatedAssertion, role: String?, email: String?, back: String? = nil) -> String {
         var rows = "<tr><td>NameID</td><td><code>\(Markup.escape(assertion.nameID))</code></td></tr>"
         rows += "<tr><td>NameID format</td><td>\(Markup.escape(assertion.nameIDFormat ?? "-"))</td></tr>"
         rows += "<tr><td>Email</td><td>\(Markup.escape(email ?? "-"))</td></tr>"
@@ -26,14 +26,19 @@ package enum DiagnosticPage {
         return frame("SAML test succeeded", """
         <h1>SAML configuration works for \(Markup.escape(organization))</h1>
         <p id="ssogate-test-result">success</p><p>No session was issued. What the IdP asserted:</p><table>\(rows)</table>
+        \(back.map { "<p>These settings are now the active ones. <a id=\"ssogate-back\" href=\"\(Markup.escape($0))\">Back to the SSO settings</a> to enable SAML SSO.</p>" } ?? "")
         """)
     }
 
-    package static func failure(organization: String, error: SAMLError, requestID: String) -> String {
-        frame("SAML test failed", """
+    package static func failure(organization: String, error: SAMLError, requestID: String, back: String? = nil) -> String {
+        let advice = LoginAdvice.advice(for: error.code).map {
+            "<p><b>Usual cause:</b> \(Markup.escape($0.cause))</p><p><b>What to try:</b> \(Markup.escape($0.fix))</p>"
+        } ?? ""
+        return frame("SAML test failed", """
         <h1>SAML test failed for \(Markup.escape(organization))</h1>
-        <p id="ssogate-test-result">\(Markup.escape(error.code))</p>
+        <p id="ssogate-test-result">\(Markup.escape(error.code))</p>\(advice)
         <p>Detail: <code>\(Markup.escape(error.detail))</code></p><p>Request id: <code>\(Markup.escape(requestID))</code></p>
+        \(back.map { "<p>The settings you tested stay saved, not active; members keep using the active ones. <a id=\"ssogate-back\" href=\"\(Markup.escape($0))\">Back to the SSO settings</a></p>" } ?? "")
         """)
     }
 

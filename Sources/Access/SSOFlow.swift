@@ -209,7 +209,7 @@ package struct SSOFlow: Sendable {
         let role = org.roleMapping.map { Protection.role(for: assertion.attributes, mapping: $0).name }
         let email = Self.email(of: assertion)
         if testing {
-            let page = DiagnosticPage.success(organization: name, assertion: assertion, role: role, email: email)
+            let page = DiagnosticPage.success(organization: name, assertion: assertion, role: role, email: email, back: consolePage(name))
             return ConsumeOutcome(response: LocalResponse(status: .ok, headers: [("Content-Type", "text/html; charset=utf-8"),
                                                                                  ("Set-Cookie", clearState), ("Cache-Control", "no-store")],
                                                           body: Array(page.utf8)), result: "test_success", subject: assertion.nameID)
@@ -255,6 +255,11 @@ package struct SSOFlow: Sendable {
         return "\(cookieName)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax\(secure)"
     }
 
+    /// Where a test of draft settings came from (the console), for its result page's link.
+    private func consolePage(_ org: String) -> String? {
+        draftRevisions[org] == nil ? nil : "/organizations/\(org)/settings/sso"
+    }
+
     private func failure(_ error: SAMLError, org: String, test: Bool, acceptsJSON: Bool, requestID: String, clear: String) -> ConsumeOutcome {
         let badInput: Set<String> = ["malformed", "too_large", "dtd_forbidden"]
         // A store that cannot record the login is the gateway's fault, not the user's: 503.
@@ -265,7 +270,7 @@ package struct SSOFlow: Sendable {
             let body = "{\"error\":\"\(error.code)\",\"organization\":\"\(org)\",\"request_id\":\"\(requestID)\"}"
             response = LocalResponse(status: status, headers: [("Content-Type", "application/json"), ("Set-Cookie", clear)], body: Array(body.utf8))
         } else {
-            let page = test ? DiagnosticPage.failure(organization: org, error: error, requestID: requestID)
+            let page = test ? DiagnosticPage.failure(organization: org, error: error, requestID: requestID, back: consolePage(org))
                 : DiagnosticPage.loginFailed(organization: org, code: error.code, requestID: requestID, retry: ssoURL(org, returnTo: nil))
             response = LocalResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8"), ("Set-Cookie", clear),
                                                                ("Cache-Control", "no-store")], body: Array(page.utf8))

@@ -176,6 +176,16 @@ public final class GatewayServer: Sendable {
     /// The replay store logins spend their IDs in (tests reach the shared one through it).
     var storeForTests: GatewayStore { shared.store }
 
+    /// A one-time console link for `organization`, made in this gateway's own store (what
+    /// `ssogate admin-link` prints; the demo uses it, its store being its memory).
+    public func makeAdminLink(organization: String) async throws -> String {
+        let configuration = shared.fileConfiguration
+        let now = Int64(shared.clock().timeIntervalSince1970)
+        let made = try AdminToken.make(organization: organization, now: now, lifetime: 15 * 60, prefix: "ssgl_")
+        try await shared.store.storeAdminLink(made.token)
+        return "\(configuration.publicURL)/organizations/\(organization)/settings/sso/login?token=\(made.text)"
+    }
+
     /// The configuration requests are served with now.
     public var configuration: GatewayConfiguration { shared.runtime.configuration }
 

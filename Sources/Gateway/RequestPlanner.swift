@@ -163,13 +163,32 @@ struct RequestPlanner {
         case (.GET, "saml/metadata"), (.HEAD, "saml/metadata"):
             return .respond(runtime.flow.spMetadata(organization: organization), head: head, close: false)
         default:
+            // The console pages; other settings pages are the application's.
+            if rest.hasPrefix("settings/"), Console.page(rest, method: head.method) != nil {
+                return .collectBody(organization: organization, head: head)
+            }
             return nil
         }
     }
 
-    /// A request whose body was collected: the settings API, or the ACS.
+    /// A request whose body was collected: the settings API, a console page, or the ACS.
     func answerCollected(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
-        guard head.uri.hasPrefix("/api/"), let (_, endpoint) = SettingsAPI.endpoint(pathOnly(head.uri)) else {
+        let path = pathOnly(head.uri)
+        let consolePrefix = "/organizations/\(organization)/settings/"
+        if path.hasPrefix(consolePrefix), let page = Console.page(String(path.dropFirst("/organizations/\(organization)/".count)), method: head.method) {
+            let runtime = shared.runtime(on: self.loop)
+            // Forms and one-time links are what an unauthenticated client can make it do.
+            if head.method == .POST || page == .linkLogin,
+               let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
+                shared.metrics.loginTurnedAway(endpoint: "console", reason: refusal.code)
+                return loop.makeSucceededFuture(.text(refusal == .busy ? .serviceUnavailable : .tooManyRequests, "too many requests: try again shortly"))
+            }
+            let console = Console(shared: shared, peer: peerText)
+            let requestID = RequestFields.requestID()
+            let bytes = Array(body.readableBytesView)
+            return loop.makeFutureWithTask { await console.answer(head, body: bytes, organization: organization, page: page, requestID: requestID) }
+        }
+        guard head.uri.hasPrefix("/api/"), let (_, endpoint) = SettingsAPI.endpoint(path) else {
             return consume(organization: organization, head: head, body: body, on: loop)
         }
         let requestID = RequestFields.requestID()

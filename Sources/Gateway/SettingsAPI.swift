@@ -234,12 +234,18 @@ struct SettingsAPI {
                            action: query["action"].flatMap { $0.isEmpty ? nil : $0 }, result: query["result"].flatMap { $0.isEmpty ? nil : $0 },
                            since: query["since"].flatMap(Self.parseTime), until: query["until"].flatMap(Self.parseTime))
         let events = try await shared.store.events(q)
+        if let format = query["format"], let export = Self.export(events, format: format, organization: organization) { return export }
+        return Self.json(.ok, ["events": events.map(AuditRow.init)])
+    }
+
+    /// Audit events as a download: `jsonl` (JSON Lines) or `csv`; nil for another format.
+    static func export(_ events: [AuditEvent], format: String, organization: String) -> LocalResponse? {
         let rows = events.map(AuditRow.init)
-        switch query["format"] {
+        switch format {
         case "jsonl":
             let encoder = JSONEncoder()
             encoder.outputFormatting = .sortedKeys
-            let lines = try rows.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+            let lines = rows.map { (try? encoder.encode($0)).map { String(decoding: $0, as: UTF8.self) } ?? "{}" }
             return LocalResponse(status: .ok, headers: [("Content-Type", "application/x-ndjson"), ("Cache-Control", "no-store"),
                                                         ("Content-Disposition", "attachment; filename=\"\(organization)-audit.jsonl\"")],
                                  body: Array(lines.map { $0 + "\n" }.joined().utf8))
@@ -253,7 +259,7 @@ struct SettingsAPI {
                                                         ("Content-Disposition", "attachment; filename=\"\(organization)-audit.csv\"")],
                                  body: Array(text.utf8))
         default:
-            return Self.json(.ok, ["events": rows])
+            return nil
         }
     }
 

@@ -5,7 +5,7 @@ import SAML
 
 /// Everything the gateway keeps in its state store (docs/SPEC.md "State store"), one
 /// interface with three implementations held to the same tests: memory, SQLite, PostgreSQL.
-package typealias GatewayStore = ReplayStore & SettingsStore & AuditLog & AdminTokens
+package typealias GatewayStore = ReplayStore & SettingsStore & AuditLog & AdminTokens & AdminLinks
 
 /// Organization settings edited in the console and the API.
 package protocol SettingsStore: Sendable {
@@ -106,6 +106,16 @@ package protocol AdminTokens: Sendable {
     func adminToken(hash: String, now: Int64) async throws -> AdminToken?
 }
 
+/// One-time links of `ssogate admin-link`: they open the console for whoever follows
+/// them first, within their lifetime. Stored hashed, like tokens.
+package protocol AdminLinks: Sendable {
+    func storeAdminLink(_ link: AdminToken) async throws
+    /// The link, marked used, when it is live and was not used yet; nil otherwise (a second
+    /// use, however close to the first, gets nil).
+    func consumeAdminLink(hash: String, now: Int64) async throws -> AdminToken?
+}
+
+/// A stored credential (an admin token, or a one-time admin link): what it opens, until when.
 package struct AdminToken: Sendable, Equatable {
     package let id: String
     package let organization: String
@@ -115,9 +125,9 @@ package struct AdminToken: Sendable, Equatable {
     package let expires: Int64
 
     /// A new token for `organization`: the text to show once, and what to store.
-    package static func make(organization: String, now: Int64, lifetime: Int64) throws -> (text: String, token: AdminToken) {
+    package static func make(organization: String, now: Int64, lifetime: Int64, prefix: String = "ssga_") throws -> (text: String, token: AdminToken) {
         let secret = try SecureRandom().bytes(32)
-        let text = "ssga_" + Base64.encode(secret, alphabet: .url).replacingOccurrences(of: "=", with: "")
+        let text = prefix + Base64.encode(secret, alphabet: .url).replacingOccurrences(of: "=", with: "")
         let id = try SecureRandom().bytes(6).map { String(format: "%02x", $0) }.joined()
         return (text, AdminToken(id: id, organization: organization, hash: try hash(text), created: now, expires: now + lifetime))
     }

@@ -12,6 +12,7 @@ package final class MemoryStore: GatewayStore {
         var settings: [String: OrganizationSettings] = [:]
         var audit: [AuditEvent] = []
         var tokens: [String: AdminToken] = [:]
+        var links: [String: AdminToken] = [:]
     }
 
     package let replay: MemoryReplayCache
@@ -96,5 +97,16 @@ package final class MemoryStore: GatewayStore {
 
     package func adminToken(hash: String, now: Int64) async throws -> AdminToken? {
         state.withLock { s in s.tokens[hash].flatMap { $0.expires > now ? $0 : nil } }
+    }
+
+    package func storeAdminLink(_ link: AdminToken) async throws {
+        state.withLock { $0.links[link.hash] = link }
+    }
+
+    package func consumeAdminLink(hash: String, now: Int64) async throws -> AdminToken? {
+        state.withLock { s in
+            guard let link = s.links.removeValue(forKey: hash), link.expires > now else { return nil }
+            return link
+        }
     }
 }

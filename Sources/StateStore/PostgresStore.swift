@@ -20,7 +20,7 @@ package final class PostgresStore: GatewayStore {
     static let timeout: Duration = .seconds(3)
     static let purgeEvery: Duration = .seconds(60)
     /// The schema this code expects; a migration brings an older database up to it.
-    static let schemaVersion = 2
+    static let schemaVersion = 3
 
     private let client: PostgresClient
     private let logger: Logger
@@ -131,6 +131,13 @@ package final class PostgresStore: GatewayStore {
                 try await connection.query("""
                     CREATE TABLE ssogate_admin_tokens (
                         hash text PRIMARY KEY, id text NOT NULL, organization text NOT NULL, created bigint NOT NULL, expires bigint NOT NULL)
+                    """, logger: self.logger)
+            }
+            if current < 3 {
+                try await connection.query("""
+                    CREATE TABLE ssogate_admin_links (
+                        hash text PRIMARY KEY, id text NOT NULL, organization text NOT NULL, created bigint NOT NULL,
+                        expires bigint NOT NULL, used boolean NOT NULL DEFAULT false)
                     """, logger: self.logger)
             }
             try await connection.query("DELETE FROM ssogate_schema", logger: self.logger)
@@ -341,6 +348,31 @@ package final class PostgresStore: GatewayStore {
         try await withTimeout(Self.timeout) {
             let rows = try await self.client.query("""
                 SELECT hash, id, organization, created, expires FROM ssogate_admin_tokens WHERE hash = \(hash) AND expires > \(now)
+                """, logger: self.logger)
+            var found: AdminToken?
+            for try await (hash, id, organization, created, expires) in rows.decode((String, String, String, Int64, Int64).self) {
+                found = AdminToken(id: id, organization: organization, hash: hash, created: created, expires: expires)
+            }
+            return found
+        }
+    }
+
+    // MARK: - Admin links
+
+    package func storeAdminLink(_ link: AdminToken) async throws {
+        try await withTimeout(Self.timeout) { () async throws -> Void in
+            try await self.client.query("""
+                INSERT INTO ssogate_admin_links (hash, id, organization, created, expires)
+                VALUES (\(link.hash), \(link.id), \(link.organization), \(link.created), \(link.expires))
+                """, logger: self.logger)
+        }
+    }
+
+    package func consumeAdminLink(hash: String, now: Int64) async throws -> AdminToken? {
+        try await withTimeout(Self.timeout) {
+            let rows = try await self.client.query("""
+                UPDATE ssogate_admin_links SET used = true WHERE hash = \(hash) AND NOT used AND expires > \(now)
+                RETURNING hash, id, organization, created, expires
                 """, logger: self.logger)
             var found: AdminToken?
             for try await (hash, id, organization, created, expires) in rows.decode((String, String, String, Int64, Int64).self) {

@@ -87,10 +87,17 @@ package final class SQLiteStore: GatewayStore {
                     created INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("3 admin links") { db in
+            try db.execute(sql: """
+                CREATE TABLE admin_links (
+                    hash TEXT PRIMARY KEY NOT NULL, id TEXT NOT NULL, organization TEXT NOT NULL,
+                    created INTEGER NOT NULL, expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }()
 
-    static let schemaVersion = "2 settings, audit, admin tokens"
+    static let schemaVersion = "3 admin links"
 
     /// The schema versions applied to the file, oldest first.
     package func appliedVersions() throws -> [String] {
@@ -275,6 +282,24 @@ package final class SQLiteStore: GatewayStore {
     package func adminToken(hash: String, now: Int64) async throws -> AdminToken? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM admin_tokens WHERE hash = ? AND expires > ?", arguments: [hash, now]).map { row in
+                AdminToken(id: row["id"], organization: row["organization"], hash: row["hash"], created: row["created"], expires: row["expires"])
+            }
+        }
+    }
+
+    // MARK: - Admin links
+
+    package func storeAdminLink(_ link: AdminToken) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO admin_links (hash, id, organization, created, expires) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [link.hash, link.id, link.organization, link.created, link.expires])
+        }
+    }
+
+    package func consumeAdminLink(hash: String, now: Int64) async throws -> AdminToken? {
+        try await pool.write { db in
+            try Row.fetchOne(db, sql: "UPDATE admin_links SET used = 1 WHERE hash = ? AND used = 0 AND expires > ? RETURNING *",
+                             arguments: [hash, now]).map { row in
                 AdminToken(id: row["id"], organization: row["organization"], hash: row["hash"], created: row["created"], expires: row["expires"])
             }
         }

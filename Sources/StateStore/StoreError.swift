@@ -45,4 +45,6 @@ package struct UnavailableStore: GatewayStore {
     package func purgeAudit(before: Int64) async throws -> Int { throw Self.down }
     package func storeAdminToken(_ token: AdminToken) async throws { throw Self.down }
     package func adminToken(hash: String, now: Int64) async throws -> AdminToken? { throw Self.down }
+    package func storeAdminLink(_ link: AdminToken) async throws { throw Self.down }
+    package func consumeAdminLink(hash: String, now: Int64) async throws -> AdminToken? { throw Self.down }
 }

@@ -20,7 +20,7 @@ struct SSOGateCommand: AsyncParsableCommand {
         commandName: "ssogate",
         abstract: "An authenticating reverse proxy that puts SAML single sign-on in front of a web application.",
         version: "0.1.0",
-        subcommands: [Serve.self, Check.self, Metadata.self, ImportIdPMetadata.self, AdminTokenCommand.self, Demo.self, DevIdPCommand.self])
+        subcommands: [Serve.self, Check.self, Metadata.self, ImportIdPMetadata.self, AdminLinkCommand.self, AdminTokenCommand.self, Demo.self, DevIdPCommand.self])
 }
 
 /// Reads and loads a configuration file, printing every problem with its key path.
@@ -42,11 +42,12 @@ func makeLogger(_ configuration: GatewayConfiguration) -> Logger {
 }
 
 func runGateway(configuration: GatewayConfiguration, reload: @escaping @Sendable () throws(ConfigError) -> GatewayConfiguration,
-                logger: Logger) async throws {
+                logger: Logger, prepare: (GatewayServer) async throws -> Void = { _ in }) async throws {
     XMLLibrary.initialize()
     let threads = configuration.workers == 0 ? System.coreCount : configuration.workers
     let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup(numberOfThreads: threads),
                                logger: logger)
+    try await prepare(server)
     let service = GatewayService(server: server, logger: logger, loadConfiguration: reload)
     let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint],
                                                   logger: logger))
@@ -129,6 +130,8 @@ struct Demo: AsyncParsableCommand {
         protected_paths: ["/{org}/"]
         organizations:
           - name: acme
+            id: "64f0c2acme"
+            managed: console
             unauthenticated: banner
             saml:
               enabled: true
@@ -150,13 +153,18 @@ struct Demo: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let logger = makeLogger(configuration)
-        FileHandle.standardOutput.write(Data("""
-        ssogate demo: open \(gateway)/acme/private-model (Ctrl-C to stop)
-          development IdP: \(idp.baseURL)/ (users: \(idp.users.map { "\($0.id) (\($0.description))" }.joined(separator: ", ")))
+        let users = idp.users.map { "\($0.id) (\($0.description))" }.joined(separator: ", ")
+        try await runGateway(configuration: configuration, reload: { () throws(ConfigError) in configuration }, logger: logger) { server in
+            // The org admin's way in, as `ssogate admin-link` gives it (the demo's store is
+            // its memory, so the link is made here).
+            let link = try await server.makeAdminLink(organization: "acme")
+            FileHandle.standardOutput.write(Data("""
+            ssogate demo: open \(gateway)/acme/private-model (Ctrl-C to stop)
+              development IdP: \(idp.baseURL)/ (users: \(users))
+              acme's SSO console (one-time link, 15 minutes): \(link)
 
-        """.utf8))
-        try await runGateway(configuration: configuration, reload: { () throws(ConfigError) in configuration },
-                             logger: logger)
+            """.utf8))
+        }
     }
 }
 
@@ -332,6 +340,31 @@ struct AdminTokenCommand: AsyncParsableCommand {
         }
         FileHandle.standardError.write(Data("admin token \(made.token.id) for \(organization.name), valid for \(ttl); shown once:\n".utf8))
         print(made.text)
+    }
+}
+
+struct AdminLinkCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admin-link",
+        abstract: "Print a one-time link (15 minutes) that opens one organization's SSO console for whoever follows it first.")
+    @Option(help: "Path of the YAML configuration.") var config: String
+    @Option(help: "The organization whose console the link opens.") var org: String
+
+    func run() async throws {
+        let configuration = try loadOrExit(config)
+        guard let organization = configuration.organization(named: org) else {
+            FileHandle.standardError.write(Data("\(config): no organization named \(org)\n".utf8))
+            throw ExitCode(2)
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        let made = try StateStore.AdminToken.make(organization: organization.name, now: now, lifetime: 15 * 60, prefix: "ssgl_")
+        try await withStore(configuration) { store in
+            try await store.storeAdminLink(made.token)
+            try await store.record(AuditEvent(time: now, action: "admin.link", organization: organization.name, actor: "cli",
+                                              result: "success", reason: "created", subject: "admin-link:\(made.token.id)", ip: nil, requestID: nil))
+        }
+        FileHandle.standardError.write(Data("one-time console link for \(organization.name), valid for 15 minutes:\n".utf8))
+        print("\(configuration.publicURL)/organizations/\(organization.name)/settings/sso/login?token=\(made.text)")
     }
 }
 

@@ -164,6 +164,19 @@ organizations:
             p.wait(timeout=10)
 
 
+def console_link(link):
+    """The demo's one-time link opens acme's SSO console, once."""
+    b = Browser()
+    status, headers, _ = b.request("GET", link)
+    check(status == 303 and headers.get("location") == "/organizations/acme/settings/sso", f"the link signs in to the console: {status}")
+    base = link.split("/organizations/")[0]
+    status, _, page = b.request("GET", base + headers["location"])
+    check(status == 200 and "Single sign-on with SAML" in page and "64f0c2acme" in page, f"the console page: {status} {page[:300]}")
+    check("Update and Test SAML Configuration" in page, "acme is managed in the console")
+    status, _, _ = Browser().request("GET", link)
+    check(status == 401, f"a second use of the link is refused (got {status})")
+
+
 def main():
     port = free_port()
     proc = subprocess.Popen([BIN, "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -172,8 +185,10 @@ def main():
     try:
         first = proc.stdout.readline()
         second = proc.stdout.readline()
+        third = proc.stdout.readline()
         gw = re.search(r"open (http://\S+?)/acme/private-model", first).group(1)
         idp_base = re.search(r"development IdP: (http://\S+?)/ ", second).group(1)
+        link = re.search(r"SSO console \(one-time link, 15 minutes\): (http://\S+)", third).group(1)
         # Keep reading its output so the demo never blocks on a full pipe.
         threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
         wait_for_port(port)
@@ -182,6 +197,7 @@ def main():
             ("bob (viewers) signs in read-only", lambda: login(gw, "bob", "bob@example.test", "read")),
             ("carol signs in from the IdP tile", lambda: idp_initiated(gw, idp_base)),
             ("dev-idp serves a running gateway from its metadata URL", lambda: dev_idp_in_front_of_a_gateway(work)),
+            ("the printed one-time link opens acme's SSO console", lambda: console_link(link)),
         ]
         for name, case in cases:
             try:

@@ -179,6 +179,24 @@ struct StateStoreTests {
         await finish()
     }
 
+    @Test(arguments: kinds)
+    func aOneTimeLinkOpensOnceEvenToRacingUses(kind: Kind) async throws {
+        let (store, finish) = try await Self.open(kind)
+        let made = try AdminToken.make(organization: "acme", now: 1000, lifetime: 900, prefix: "ssgl_")
+        try await store.storeAdminLink(made.token)
+        let hash = try AdminToken.hash(made.text)
+        let uses = await withTaskGroup(of: AdminToken?.self) { group in
+            for _ in 0..<8 { group.addTask { try? await store.consumeAdminLink(hash: hash, now: 1100) } }
+            return await group.reduce(into: [AdminToken?]()) { $0.append($1) }
+        }
+        #expect(uses.compactMap { $0 } == [made.token], "exactly one use gets it")
+        // An expired link never opens.
+        let late = try AdminToken.make(organization: "acme", now: 1000, lifetime: 900, prefix: "ssgl_")
+        try await store.storeAdminLink(late.token)
+        #expect(try await store.consumeAdminLink(hash: try AdminToken.hash(late.text), now: 1900) == nil)
+        await finish()
+    }
+
     // MARK: - PostgreSQL over TLS
 
     /// The test server accepts TLS only (Tests/Replicas/postgres.sh); its CA is
@@ -240,7 +258,7 @@ struct StateStoreTests {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let store = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
-        #expect(try store.appliedVersions() == ["1 spent ids", "2 settings, audit, admin tokens"])
+        #expect(try store.appliedVersions() == ["1 spent ids", "2 settings, audit, admin tokens", "3 admin links"])
         let mode = try FileManager.default.attributesOfItem(atPath: folder.path + "/state.db")[.posixPermissions] as? Int
         #expect(mode == 0o600)
         try store.close()

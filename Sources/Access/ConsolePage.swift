@@ -1,0 +1,299 @@
+import Config
+import Foundation
+import XMLCore
+
+/// The org admin's console (docs/SPEC.md "Organization settings"), as HTML built from
+/// values: the "Organization Settings → SSO → SAML" page, its audit log, and the pages
+/// that say why someone may not see them. No script; every action is a form.
+package enum ConsolePage {
+    /// What the settings page shows.
+    package struct Settings: Sendable {
+        package var organization: String
+        package var id: String?
+        package var managedInConsole: Bool
+        package var spEntityID: String
+        package var acsURL: String
+        package var metadataURL: String
+        package var enabled: Bool
+        package var active: IdPSettings?
+        package var activeTested: TestResult?
+        package var draft: IdPSettings?
+        package var draftTested: TestResult?
+        /// The form's values: what was pasted last (kept when it is refused), or the draft's
+        /// or active settings'.
+        package var form: Form
+        package var problems: [SettingsProblem]
+        /// A line saying what just happened (`Settings saved`, `SAML SSO enabled`).
+        package var notice: String?
+        package var csrf: String
+        /// Who is signed in to the console.
+        package var actor: String
+
+        package init(organization: String, id: String?, managedInConsole: Bool, spEntityID: String, acsURL: String, metadataURL: String,
+                     enabled: Bool, active: IdPSettings?, activeTested: TestResult?, draft: IdPSettings?, draftTested: TestResult?,
+                     form: Form, problems: [SettingsProblem], notice: String?, csrf: String, actor: String) {
+            self.organization = organization
+            self.id = id
+            self.managedInConsole = managedInConsole
+            self.spEntityID = spEntityID
+            self.acsURL = acsURL
+            self.metadataURL = metadataURL
+            self.enabled = enabled
+            self.active = active
+            self.activeTested = activeTested
+            self.draft = draft
+            self.draftTested = draftTested
+            self.form = form
+            self.problems = problems
+            self.notice = notice
+            self.csrf = csrf
+            self.actor = actor
+        }
+    }
+
+    package struct Form: Sendable, Equatable {
+        package var signOnURL: String
+        package var idpEntityID: String
+        /// One or more PEM certificates, as pasted.
+        package var certificates: String
+        package var allowIdPInitiated: Bool
+
+        package init(signOnURL: String, idpEntityID: String, certificates: String, allowIdPInitiated: Bool) {
+            self.signOnURL = signOnURL
+            self.idpEntityID = idpEntityID
+            self.certificates = certificates
+            self.allowIdPInitiated = allowIdPInitiated
+        }
+
+        package init(_ settings: IdPSettings?) {
+            self.init(signOnURL: settings?.signOnURL ?? "", idpEntityID: settings?.idpEntityID ?? "",
+                      certificates: settings?.certificates.joined() ?? "", allowIdPInitiated: settings?.allowIdPInitiated ?? false)
+        }
+
+        /// The settings the form describes: each PEM block of the certificate box is one
+        /// certificate (two during a rollover).
+        package var settings: IdPSettings {
+            IdPSettings(signOnURL: signOnURL.trimmingCharacters(in: .whitespacesAndNewlines),
+                        idpEntityID: idpEntityID.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil
+                            : idpEntityID.trimmingCharacters(in: .whitespacesAndNewlines),
+                        certificates: Self.pemBlocks(certificates), allowIdPInitiated: allowIdPInitiated)
+        }
+
+        /// Each `BEGIN CERTIFICATE`...`END CERTIFICATE` block; the whole text when there is
+        /// none (so the check names it as not a certificate).
+        static func pemBlocks(_ text: String) -> [String] {
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !trimmed.isEmpty else { return [] }
+            let end = "-----END CERTIFICATE-----"
+            var blocks: [String] = []
+            var rest = Substring(trimmed)
+            while let start = rest.range(of: "-----BEGIN CERTIFICATE-----"), let stop = rest[start.upperBound...].range(of: end) {
+                blocks.append(String(rest[start.lowerBound..<stop.upperBound]) + "\n")
+                rest = rest[stop.upperBound...]
+            }
+            return blocks.isEmpty ? [trimmed] : blocks
+        }
+    }
+
+    static let style = """
+    body{font-family:system-ui,-apple-system,sans-serif;margin:0;color:#1f2937;background:#f9fafb}
+    header{background:#fff;border-bottom:1px solid #e5e7eb;padding:.8rem 2rem;font-size:.9rem;color:#6b7280}
+    header b{color:#111827}main{max-width:52rem;margin:1.5rem auto;padding:0 1rem}
+    section{background:#fff;border:1px solid #e5e7eb;border-radius:.6rem;padding:1rem 1.4rem;margin-bottom:1.2rem}
+    h1{font-size:1.5rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:.2rem 0 .8rem}
+    table{border-collapse:collapse;width:100%}td,th{padding:.35rem .5rem;border-bottom:1px solid #f3f4f6;text-align:left;vertical-align:top;font-size:.92rem}
+    th{color:#6b7280;font-weight:500;width:14rem}code{background:#f3f4f6;padding:.05rem .3rem;border-radius:.25rem;word-break:break-all}
+    label{display:block;font-weight:600;margin:.9rem 0 .3rem}input[type=text],input[type=url],textarea{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #d1d5db;border-radius:.4rem;font:inherit}
+    textarea{font-family:ui-monospace,monospace;font-size:.8rem;height:11rem}.hint{color:#6b7280;font-size:.85rem;margin:.2rem 0}
+    .problem{color:#b91c1c;font-size:.88rem;margin:.3rem 0}.notice{background:#ecfdf5;border:1px solid #a7f3d0;padding:.6rem 1rem;border-radius:.4rem}
+    .warn{background:#fef2f2;border:1px solid #fecaca;padding:.6rem 1rem;border-radius:.4rem}
+    button{background:#111827;color:#fff;border:0;border-radius:.4rem;padding:.55rem 1rem;font:inherit;cursor:pointer;margin-top:1rem}
+    button.secondary{background:#fff;color:#111827;border:1px solid #d1d5db}button:disabled{background:#9ca3af;cursor:not-allowed}
+    .badge{display:inline-block;padding:.1rem .5rem;border-radius:1rem;font-size:.8rem;font-weight:600}
+    .on{background:#dcfce7;color:#166534}.off{background:#f3f4f6;color:#374151}.bad{background:#fee2e2;color:#991b1b}
+    """
+
+    static func frame(_ organization: String, _ title: String, _ body: String, actor: String? = nil) -> String {
+        let who = actor.map { " · signed in as <b>\(Markup.escape($0))</b>" } ?? ""
+        return """
+        <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+        <title>\(Markup.escape(title)) · \(Markup.escape(organization))</title><style>\(style)</style></head><body>
+        <header>Organization Settings → <b>SSO</b> → SAML · <b>\(Markup.escape(organization))</b>\(who)</header><main>\(body)</main></body></html>
+        """
+    }
+
+    static func e(_ text: String) -> String { Markup.escape(text) }
+
+    static func day(_ seconds: Int64) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+
+    /// A settings table: where logins go, whom they trust, how the last test went.
+    static func settingsTable(_ s: IdPSettings, tested: TestResult?) -> String {
+        var rows = "<tr><th>IdP Sign-On URL</th><td><code>\(e(s.signOnURL))</code></td></tr>"
+        rows += "<tr><th>IdP entity ID</th><td>\(s.idpEntityID.map { "<code>\(e($0))</code>" } ?? "not checked")</td></tr>"
+        for (index, pem) in s.certificates.enumerated() {
+            let summary = CertificateSummary(pem: pem)
+            let text = summary.map { "\(e($0.subject)) · \(e($0.key)) · expires \(day($0.notAfter))<br><span class=hint>SHA-256 \(e($0.fingerprint))</span>" }
+                ?? "unreadable"
+            rows += "<tr><th>Certificate\(s.certificates.count > 1 ? " \(index + 1)" : "")</th><td>\(text)</td></tr>"
+        }
+        rows += "<tr><th>Logins from the IdP tile</th><td>\(s.allowIdPInitiated ? "allowed" : "not allowed")</td></tr>"
+        rows += "<tr><th>Last test</th><td>\(testText(tested))</td></tr>"
+        return "<table>\(rows)</table>"
+    }
+
+    static func testText(_ tested: TestResult?) -> String {
+        guard let tested else { return "not tested yet" }
+        if tested.ok { return "<span class=\"badge on\">passed</span> \(day(tested.at))" }
+        let code = tested.reason ?? "failed"
+        var text = "<span class=\"badge bad\">failed</span> \(day(tested.at)): <code id=\"ssogate-draft-reason\">\(e(code))</code>"
+        if let advice = LoginAdvice.advice(for: code) {
+            text += "<p class=hint>\(e(advice.cause))</p><p><b>Try:</b> \(e(advice.fix))</p>"
+        }
+        return text
+    }
+
+    package static func settings(_ v: Settings) -> String {
+        let base = "/organizations/\(v.organization)/settings/sso"
+        // The form token also stands in the page itself, for scripts that drive the console.
+        var body = "<meta name=\"ssogate-csrf\" content=\"\(e(v.csrf))\"><h1>Single sign-on with SAML</h1>"
+        if let notice = v.notice { body += "<p class=notice id=ssogate-notice>\(e(notice))</p>" }
+        body += """
+        <section><h2>Organization</h2><table><tr><th>Organization Name</th><td><code>\(e(v.organization))</code></td></tr>
+        <tr><th>Organization ID</th><td><code>\(e(v.id ?? "not set"))</code></td></tr>
+        <tr><th>SAML SSO</th><td id="ssogate-enabled"><span class="badge \(v.enabled ? "on" : "off")">\(v.enabled ? "enabled" : "disabled")</span></td></tr></table></section>
+        <section><h2>Paste these into your IdP</h2><p class=hint>In Okta: Applications → Create App Integration → SAML 2.0.</p><table>
+        <tr><th>Single sign-on URL (ACS URL)</th><td><code id="ssogate-acs-url">\(e(v.acsURL))</code></td></tr>
+        <tr><th>Audience URI (SP Entity ID)</th><td><code id="ssogate-sp-entity-id">\(e(v.spEntityID))</code></td></tr>
+        <tr><th>SP metadata</th><td><a href="\(e(v.metadataURL))">\(e(v.metadataURL))</a> · <a href="\(e(v.metadataURL))" download="\(e(v.organization))-sp-metadata.xml">download</a></td></tr>
+        <tr><th>Name ID format</th><td>EmailAddress</td></tr></table></section>
+        """
+        body += "<section><h2>Active settings</h2>"
+        if let active = v.active {
+            body += "<p class=hint>What members' logins use now.</p>" + settingsTable(active, tested: v.activeTested)
+        } else {
+            body += "<p>None yet. Paste your IdP's settings below and test them: they become active when a test login passes.</p>"
+        }
+        body += "</section>"
+        if let draft = v.draft {
+            body += "<section id=ssogate-draft><h2>Saved, not active yet</h2><p class=hint>These settings become active when a test login with them passes; until then members keep logging in with the active settings.</p>"
+                + settingsTable(draft, tested: v.draftTested) + "</section>"
+        }
+        guard v.managedInConsole else {
+            body += "<section><p class=warn>This organization's settings are managed in the gateway's configuration file: ask the operator to change them.</p></section>"
+            return frame(v.organization, "SAML settings", body, actor: v.actor)
+        }
+        func problems(_ field: String) -> String {
+            v.problems.filter { $0.field == field || $0.field.hasPrefix(field + "[") }.map { "<p class=problem>\(e($0.message))</p>" }.joined()
+        }
+        let other = v.problems.filter { !["sign_on_url", "idp_entity_id", "certificates", "allow_idp_initiated"].contains(where: $0.field.hasPrefix) }
+        body += """
+        <section><h2>IdP settings</h2>\(v.problems.isEmpty ? "" : "<p class=warn id=ssogate-problems>Nothing was saved: fix what is marked below.</p>")
+        \(other.map { "<p class=problem>\(e($0.description))</p>" }.joined())
+        <form method="post" action="\(base)"><input type="hidden" name="csrf" value="\(e(v.csrf))">
+        <label for="sign_on_url">IdP Sign-On URL</label><p class=hint>Okta: "Identity Provider Single Sign-On URL".</p>
+        <input type="url" id="sign_on_url" name="sign_on_url" value="\(e(v.form.signOnURL))" placeholder="https://acme.okta.com/app/acme_hf/exk.../sso/saml">\(problems("sign_on_url"))
+        <label for="idp_entity_id">IdP entity ID (optional)</label><p class=hint>Okta: "Identity Provider Issuer". When set, answers from another issuer are refused.</p>
+        <input type="text" id="idp_entity_id" name="idp_entity_id" value="\(e(v.form.idpEntityID))" placeholder="http://www.okta.com/exk...">\(problems("idp_entity_id"))
+        <label for="certificate">X.509 certificate</label><p class=hint>Okta: "X.509 Certificate", with its BEGIN and END lines. During a rollover, paste both.</p>
+        <textarea id="certificate" name="certificate" placeholder="-----BEGIN CERTIFICATE-----">\(e(v.form.certificates))</textarea>\(problems("certificates"))
+        <label><input type="checkbox" name="allow_idp_initiated" value="on"\(v.form.allowIdPInitiated ? " checked" : "")> Allow logins started from the IdP (the Okta tile)</label>
+        <button type="submit" id="ssogate-update-and-test">Update and Test SAML Configuration</button>
+        <p class=hint>Saves these settings, then opens a test login through your IdP. Members keep using the active settings until the test passes.</p></form></section>
+        """
+        let canEnable = v.active != nil && v.activeTested?.ok == true
+        if v.enabled {
+            body += """
+            <section><h2>Enable SAML SSO</h2><p>Members log in through your IdP.</p><form method="post" action="\(base)/disable">
+            <input type="hidden" name="csrf" value="\(e(v.csrf))"><button type="submit" class="secondary" id="ssogate-disable">Disable SAML SSO</button></form></section>
+            """
+        } else {
+            body += """
+            <section><h2>Enable SAML SSO</h2><p>\(canEnable ? "The active settings passed a test: members can log in once you enable SSO."
+                : "Available once a test login with the active settings has passed.")</p>
+            <form method="post" action="\(base)/enable"><input type="hidden" name="csrf" value="\(e(v.csrf))">
+            <button type="submit" id="ssogate-enable"\(canEnable ? "" : " disabled")>Enable SAML SSO</button></form></section>
+            """
+        }
+        body += "<p><a href=\"/organizations/\(e(v.organization))/settings/audit\">Audit log: who logged in, who changed what</a></p>"
+        return frame(v.organization, "SAML settings", body, actor: v.actor)
+    }
+
+    /// One row of the audit page.
+    package struct AuditRow: Sendable {
+        package let time: Int64, action: String, result: String, reason: String?, actor: String?, subject: String?, ip: String?, requestID: String?
+        package init(time: Int64, action: String, result: String, reason: String?, actor: String?, subject: String?, ip: String?, requestID: String?) {
+            self.time = time
+            self.action = action
+            self.result = result
+            self.reason = reason
+            self.actor = actor
+            self.subject = subject
+            self.ip = ip
+            self.requestID = requestID
+        }
+    }
+
+    static let actions = ["sso.login", "sso.logout", "sso.test", "sso.settings.update", "sso.enable", "sso.disable", "admin.link",
+                          "token.create", "token.revoke", "session.revoke"]
+
+    package static func audit(organization: String, rows: [AuditRow], filters: [String: String], actor: String) -> String {
+        let base = "/organizations/\(organization)/settings/audit"
+        func option(_ value: String, _ selected: String?) -> String {
+            "<option value=\"\(e(value))\"\(value == (selected ?? "") ? " selected" : "")>\(value.isEmpty ? "any" : e(value))</option>"
+        }
+        let query = filters.filter { !$0.value.isEmpty }.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+        var table = "<table id=ssogate-audit><tr><th>Time</th><th>Action</th><th>Result</th><th>Who</th><th>Client</th><th>Request</th></tr>"
+        for row in rows {
+            let result = row.result == "success" ? "<span class=\"badge on\">success</span>"
+                : "<span class=\"badge bad\">\(e(row.result))</span>" + (row.reason.map { " <code>\(e($0))</code>" } ?? "")
+            let who = [row.actor, row.subject].compactMap { $0 }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            table += "<tr><td>\(day(row.time))</td><td>\(e(row.action))</td><td>\(result)</td><td>\(e(who.joined(separator: " → ")))</td>"
+                + "<td>\(e(row.ip ?? ""))</td><td><code>\(e(row.requestID ?? ""))</code></td></tr>"
+        }
+        if rows.isEmpty { table += "<tr><td colspan=6>No events match.</td></tr>" }
+        table += "</table>"
+        let body = """
+        <h1>Audit log</h1><section><form method="get" action="\(base)">
+        <label for="action">Action</label><select id="action" name="action">\(([""] + actions).map { option($0, filters["action"]) }.joined())</select>
+        <label for="result">Result</label><select id="result" name="result">\(["", "success", "failure"].map { option($0, filters["result"]) }.joined())</select>
+        <label for="since">Since (UTC, 2026-12-01T00:00:00Z)</label><input type="text" id="since" name="since" value="\(e(filters["since"] ?? ""))">
+        <label for="until">Until</label><input type="text" id="until" name="until" value="\(e(filters["until"] ?? ""))">
+        <button type="submit">Filter</button></form>
+        <p>Export what is shown: <a id="ssogate-export-csv" href="\(base)?\(query.isEmpty ? "" : query + "&")format=csv">CSV</a> ·
+        <a id="ssogate-export-jsonl" href="\(base)?\(query.isEmpty ? "" : query + "&")format=jsonl">JSON Lines</a></p></section>
+        <section>\(table)</section><p><a href="/organizations/\(e(organization))/settings/sso">Back to the SAML settings</a></p>
+        """
+        return frame(organization, "Audit log", body, actor: actor)
+    }
+
+    /// 401: nobody is signed in to the console.
+    package static func signIn(organization: String, loginURL: String) -> String {
+        frame(organization, "Sign in to change SSO settings", """
+        <h1>Sign in to change single sign-on settings</h1><section><p>This page is for <b>\(e(organization))</b>'s administrators.</p>
+        <ul><li>If SSO already works, <a id="ssogate-console-login" href="\(e(loginURL))">log in with SSO</a> as a member whose role is <code>admin</code>.</li>
+        <li>Setting SSO up for the first time: ask the gateway's operator for a one-time link (<code>ssogate admin-link --org \(e(organization))</code>); it opens this page for an hour.</li></ul></section>
+        """)
+    }
+
+    /// 403: signed in, but not as this organization's administrator.
+    package static func forbidden(organization: String, actor: String?, reason: String) -> String {
+        frame(organization, "Not an administrator", """
+        <h1>You cannot change \(e(organization))'s SSO settings</h1><section><p>\(e(reason))</p>
+        <p>Ask an administrator of \(e(organization)) (a member whose role is <code>admin</code>) or the gateway's operator.</p></section>
+        """, actor: actor)
+    }
+
+    /// An action refused with a reason (a stale form, enable before a test).
+    package static func refused(organization: String, title: String, detail: String, actor: String?) -> String {
+        frame(organization, title, """
+        <h1>\(e(title))</h1><section><p>\(e(detail))</p><p><a href="/organizations/\(e(organization))/settings/sso">Back to the SAML settings</a></p></section>
+        """, actor: actor)
+    }
+}

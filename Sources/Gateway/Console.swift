@@ -1,0 +1,244 @@
+import Access
+import Config
+import CryptoCore
+import Foundation
+import HTTPWire
+import NIOHTTP1
+import Sessions
+import StateStore
+
+/// The org admin's console pages (docs/SPEC.md "Organization settings"): who may see them,
+/// and what each form does. Pages are `ConsolePage`'s; the operations are the settings API's
+/// (the same store calls, the same audit events).
+///
+/// Who is an org admin: whoever followed a one-time link of `ssogate admin-link` (a console
+/// cookie for an hour), or a member whose grant for the organization has the `admin` role.
+/// Every POST carries a CSRF token sealed for that person and organization, and a
+/// cross-site one is refused on its `Origin` or `Sec-Fetch-Site` alone.
+struct Console {
+    let shared: GatewayShared
+    let peer: String?
+
+    enum Page: Equatable { case settings, save, enable, disable, audit, linkLogin }
+
+    /// The console page a path under `/organizations/{org}/` names, or nil (the
+    /// application's own settings pages pass through).
+    static func page(_ rest: String, method: HTTPMethod) -> Page? {
+        switch (rest, method) {
+        case ("settings/sso", .GET), ("settings/sso", .HEAD): return .settings
+        case ("settings/sso", .POST): return .save
+        case ("settings/sso/enable", .POST): return .enable
+        case ("settings/sso/disable", .POST): return .disable
+        case ("settings/audit", .GET), ("settings/audit", .HEAD): return .audit
+        case ("settings/sso/login", .GET): return .linkLogin
+        default: return nil
+        }
+    }
+
+    static let cookieName = "ssogate_console"
+    static let lifetime: Int64 = 3600
+
+    /// The console cookie's content.
+    struct Session: Codable {
+        let organization: String
+        let actor: String
+        let expires: Int64
+    }
+
+    /// What a CSRF token binds: one person, one organization, a few hours.
+    struct Intent: Codable {
+        let organization: String
+        let actor: String
+        let expires: Int64
+    }
+
+    func answer(_ head: HTTPRequestHead, body: [UInt8], organization name: String, page: Page, requestID: String) async -> LocalResponse {
+        let runtime = shared.runtime
+        guard let org = runtime.configuration.organization(named: name) else { return .text(.notFound, "unknown organization") }
+        let secrets = runtime.configuration.session.secrets
+        let sessions = SealedCodec<Session>(secrets: secrets, purpose: "console")
+        let intents = SealedCodec<Intent>(secrets: secrets, purpose: "console-csrf")
+        let now = Int64(shared.clock().timeIntervalSince1970)
+        let base = "/organizations/\(org.name)/settings/sso"
+
+        if page == .linkLogin {
+            return await linkLogin(head, org: org, sessions: sessions, now: now, requestID: requestID)
+        }
+        // Who is asking: the console cookie, or a member's grant with the admin role.
+        let cookies = RequestFields.cookies(head.headers)
+        var actor = cookies[Self.cookieName].flatMap { sessions.open($0) }
+            .flatMap { $0.organization == org.name && $0.expires > now ? $0.actor : nil }
+        if actor == nil, let value = cookies[runtime.flow.cookieName], let session = runtime.flow.sessions.open(value, now: shared.clock()),
+           let grant = session.grants[org.name] {
+            guard grant.role == "admin" else {
+                return Self.page(.forbidden, ConsolePage.forbidden(organization: org.name, actor: grant.subject,
+                                                                   reason: "You are signed in as \(grant.subject), whose role in \(org.name) is \(grant.role ?? "none"), not admin."))
+            }
+            actor = grant.subject
+        }
+        guard let actor else {
+            return Self.page(.unauthorized, ConsolePage.signIn(organization: org.name, loginURL: "/organizations/\(org.name)/sso?return_to=\(base)"))
+        }
+        let csrf = (try? intents.seal(Intent(organization: org.name, actor: actor, expires: now + 4 * 3600))) ?? ""
+
+        // A state-changing request must come from this console's own form.
+        if head.method == .POST {
+            let form = RequestFields.form(String(decoding: body, as: UTF8.self))
+            let intent = form["csrf"].flatMap { intents.open($0) }
+            guard let intent, intent.organization == org.name, intent.actor == actor, intent.expires > now, sameOrigin(head, runtime: runtime) else {
+                return Self.page(.forbidden, ConsolePage.refused(organization: org.name, title: "This form has expired",
+                                                                 detail: "It was not sent from this page in the last hours (or came from another site). Open the settings page again and repeat the change.",
+                                                                 actor: actor))
+            }
+            guard org.managed == .console else {
+                return Self.page(.conflict, ConsolePage.refused(organization: org.name, title: "Managed in the configuration file",
+                                                                detail: "This organization's settings are changed in the gateway's configuration file, not here.", actor: actor))
+            }
+            do {
+                switch page {
+                case .save: return try await save(form, org: org, actor: actor, csrf: csrf, requestID: requestID)
+                case .enable, .disable: return try await toggle(page == .enable, org: org, actor: actor, requestID: requestID)
+                default: break
+                }
+            } catch {
+                return Self.page(.serviceUnavailable, ConsolePage.refused(organization: org.name, title: "Not saved: the state store did not answer",
+                                                                          detail: "Nothing changed. Try again in a moment; if it persists, tell the gateway's operator (\(error)).",
+                                                                          actor: actor))
+            }
+        }
+        switch page {
+        case .audit:
+            return await audit(head, org: org, actor: actor)
+        default:
+            let query = RequestFields.query(head.uri)
+            let notice = query["done"].flatMap { ["enabled": "SAML SSO is enabled: members log in through your IdP.",
+                                                 "disabled": "SAML SSO is disabled."][$0] }
+            return Self.page(.ok, ConsolePage.settings(view(org, runtime: shared.runtime, form: nil, problems: [], notice: notice, csrf: csrf, actor: actor)))
+        }
+    }
+
+    // MARK: - Actions
+
+    /// "Update and Test SAML Configuration": the draft saved, then the test login.
+    private func save(_ form: [String: String], org: GatewayConfiguration.Organization, actor: String, csrf: String,
+                      requestID: String) async throws -> LocalResponse {
+        let values = ConsolePage.Form(signOnURL: form["sign_on_url"] ?? "", idpEntityID: form["idp_entity_id"] ?? "",
+                                      certificates: form["certificate"] ?? "", allowIdPInitiated: form["allow_idp_initiated"] == "on")
+        let settings = values.settings
+        let problems = settings.problems(now: shared.clock())
+        guard problems.isEmpty else {
+            await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_settings", requestID: requestID)
+            // What was pasted stays in the form, beside what is wrong with it.
+            return Self.page(.unprocessableEntity, ConsolePage.settings(view(org, runtime: shared.runtime, form: values, problems: problems,
+                                                                             notice: nil, csrf: csrf, actor: actor)))
+        }
+        let saved = try await shared.store.saveDraft(settings, organization: org.name)
+        await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: nil, requestID: requestID)
+        await SettingsSync.refresh(shared)
+        return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/sso?draft=\(saved.draftRevision)"),
+                                                          ("Cache-Control", "no-store")], body: [])
+    }
+
+    private func toggle(_ on: Bool, org: GatewayConfiguration.Organization, actor: String, requestID: String) async throws -> LocalResponse {
+        guard case .done = try await shared.store.setEnabled(on, organization: org.name) else {
+            await audit("sso.enable", org.name, actor: actor, result: "failure", reason: "not_tested", requestID: requestID)
+            return Self.page(.conflict, ConsolePage.refused(organization: org.name, title: "Test the settings first",
+                                                            detail: "SAML SSO can be enabled once a test login with the active settings has passed. Use \"Update and Test SAML Configuration\".",
+                                                            actor: actor))
+        }
+        await audit(on ? "sso.enable" : "sso.disable", org.name, actor: actor, result: "success", reason: nil, requestID: requestID)
+        await SettingsSync.refresh(shared)
+        return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/settings/sso?done=\(on ? "enabled" : "disabled")"),
+                                                          ("Cache-Control", "no-store")], body: [])
+    }
+
+    /// A one-time link: the console cookie for whoever follows it first.
+    private func linkLogin(_ head: HTTPRequestHead, org: GatewayConfiguration.Organization, sessions: SealedCodec<Session>, now: Int64,
+                           requestID: String) async -> LocalResponse {
+        let token = RequestFields.query(head.uri)["token"] ?? ""
+        let link: AdminToken?
+        do {
+            link = token.hasPrefix("ssgl_") ? try await shared.store.consumeAdminLink(hash: try AdminToken.hash(token), now: now) : nil
+        } catch {
+            return Self.page(.serviceUnavailable, ConsolePage.refused(organization: org.name, title: "The state store did not answer",
+                                                                      detail: "Try the link again in a moment (it was not used up).", actor: nil))
+        }
+        guard let link, link.organization == org.name else {
+            await audit("admin.link", org.name, actor: nil, result: "failure", reason: "link_used_or_expired", requestID: requestID)
+            return Self.page(.unauthorized, ConsolePage.refused(organization: org.name, title: "This link no longer works",
+                                                                detail: "A console link works once, for 15 minutes. Ask the gateway's operator for a new one (ssogate admin-link).",
+                                                                actor: nil))
+        }
+        let actor = "admin-link:\(link.id)"
+        await audit("admin.link", org.name, actor: actor, result: "success", reason: nil, requestID: requestID)
+        guard let sealed = try? sessions.seal(Session(organization: org.name, actor: actor, expires: now + Self.lifetime)) else {
+            return .text(.internalServerError, "could not open the console session")
+        }
+        let secure = shared.runtime.configuration.publicURLIsHTTPS ? "; Secure" : ""
+        // SameSite=Strict: no other site can make a browser send it; the path keeps it off
+        // the application's pages.
+        let cookie = "\(Self.cookieName)=\(sealed); Path=/organizations/\(org.name)/settings; Max-Age=\(Self.lifetime); HttpOnly; SameSite=Strict\(secure)"
+        return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/settings/sso"), ("Set-Cookie", cookie),
+                                                          ("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer")], body: [])
+    }
+
+    // MARK: - Audit page
+
+    private func audit(_ head: HTTPRequestHead, org: GatewayConfiguration.Organization, actor: String) async -> LocalResponse {
+        let query = RequestFields.query(head.uri)
+        let filters = ["action", "result", "since", "until"].reduce(into: [String: String]()) { $0[$1] = query[$1] ?? "" }
+        let q = AuditQuery(organization: org.name, limit: query["format"] == nil ? 200 : 10_000,
+                           action: filters["action"].flatMap { $0.isEmpty ? nil : $0 }, result: filters["result"].flatMap { $0.isEmpty ? nil : $0 },
+                           since: filters["since"].flatMap(SettingsAPI.parseTime), until: filters["until"].flatMap(SettingsAPI.parseTime))
+        do {
+            let events = try await shared.store.events(q)
+            if let format = query["format"], let export = SettingsAPI.export(events, format: format, organization: org.name) { return export }
+            let rows = events.map {
+                ConsolePage.AuditRow(time: $0.time, action: $0.action, result: $0.result, reason: $0.reason, actor: $0.actor, subject: $0.subject,
+                                     ip: $0.ip, requestID: $0.requestID)
+            }
+            return Self.page(.ok, ConsolePage.audit(organization: org.name, rows: rows, filters: filters, actor: actor))
+        } catch {
+            return Self.page(.serviceUnavailable, ConsolePage.refused(organization: org.name, title: "The state store did not answer",
+                                                                      detail: "The audit log cannot be read right now (\(error)).", actor: actor))
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func view(_ org: GatewayConfiguration.Organization, runtime: GatewayRuntime, form: ConsolePage.Form?, problems: [SettingsProblem],
+                      notice: String?, csrf: String, actor: String) -> ConsolePage.Settings {
+        let base = runtime.configuration.publicURL + "/organizations/" + org.name + "/saml"
+        let stored = org.managed == .console ? runtime.settings[org.name] : nil
+        // File-managed: the file's settings, shown as the active ones.
+        let fileActive = org.saml.signOnURL.map {
+            IdPSettings(signOnURL: $0, idpEntityID: org.saml.idpEntityID, certificates: org.saml.certificates.map { CertificateSummary.pem($0.der) },
+                        allowIdPInitiated: org.saml.allowIdPInitiated)
+        }
+        let active = stored == nil ? fileActive : stored?.active
+        return ConsolePage.Settings(
+            organization: org.name, id: org.id, managedInConsole: org.managed == .console, spEntityID: base + "/metadata",
+            acsURL: base + "/consume", metadataURL: "/organizations/\(org.name)/saml/metadata", enabled: stored?.enabled ?? org.saml.enabled,
+            active: active, activeTested: stored?.activeTested, draft: stored?.draft, draftTested: stored?.draftTested,
+            form: form ?? ConsolePage.Form(stored?.draft ?? active), problems: problems, notice: notice, csrf: csrf, actor: actor)
+    }
+
+    /// `Origin` and `Sec-Fetch-Site`, when the browser sends them, must say this site.
+    private func sameOrigin(_ head: HTTPRequestHead, runtime: GatewayRuntime) -> Bool {
+        if let site = head.headers.first(name: "sec-fetch-site"), site != "same-origin" { return false }
+        if let origin = head.headers.first(name: "origin"), origin != "null", origin != runtime.configuration.publicURL { return false }
+        return true
+    }
+
+    private func audit(_ action: String, _ organization: String, actor: String?, result: String, reason: String?, requestID: String) async {
+        await SettingsSync.audit(shared, AuditEvent(time: Int64(shared.clock().timeIntervalSince1970), action: action, organization: organization,
+                                                    actor: actor, result: result, reason: reason, subject: nil, ip: peer, requestID: requestID))
+    }
+
+    static func page(_ status: HTTPResponseStatus, _ html: String) -> LocalResponse {
+        // Never framed (clickjacking a settings form), never cached.
+        LocalResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),
+                                                ("X-Frame-Options", "DENY"), ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")],
+                      body: Array(html.utf8))
+    }
+}
