@@ -5,7 +5,7 @@ public enum ConfigSchema {
         "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "body_timeout", "write_timeout", "idle_timeout",
         "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
         "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2", "upstream_assertion", "store",
-        "logins",
+        "logins", "audit_retention",
     ]
     static let upstreamAssertion: Set<String> = ["enabled", "signing_key_files", "audience", "ttl"]
     static let tls: Set<String> = ["certificate_file", "private_key_file"]

@@ -60,6 +60,7 @@ struct ValidatedConfig {
     var upstreamAssertion: (keyFiles: [String], audience: String, ttl: Duration)?
     var store: GatewayConfiguration.Store
     var logins: GatewayConfiguration.Logins
+    var auditRetention: Duration
 }
 
 /// Pure validation: takes the decoded file and the process environment (for `${ENV}`),
@@ -167,8 +168,10 @@ struct ConfigValidator {
         let upstreamAssertion = upstreamAssertion(raw.upstreamAssertion, upstream: raw.upstream)
         let store = store(raw.store)
         let logins = logins(raw.logins)
+        let auditRetention = duration(raw.auditRetention, default: .seconds(365 * 86400), at: "audit_retention")
+        if let auditRetention, auditRetention < .seconds(86400) { report("audit_retention", "must be at least 1d (the audit log is kept that long at least)") }
 
-        guard issues.isEmpty, let listen, let publicURL, let upstream, let upstreamTimeout, let headerTimeout, let bodyTimeout, let writeTimeout,
+        guard issues.isEmpty, let listen, let auditRetention, let publicURL, let upstream, let upstreamTimeout, let headerTimeout, let bodyTimeout, let writeTimeout,
               let idleTimeout, let shutdownTimeout, let logFormat, let sessionTTL, let clockSkew, let unauthenticated
         else { return (nil, issues) }
         return (ValidatedConfig(
@@ -177,7 +180,8 @@ struct ConfigValidator {
             logFormat: logFormat, logLevel: logLevel, accessLog: raw.accessLog ?? true, cookieName: cookieName,
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
             unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies,
-            tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion, store: store, logins: logins), [])
+            tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion, store: store, logins: logins,
+            auditRetention: auditRetention), [])
     }
 
     private mutating func tls(_ raw: RawConfig.RawTLS?, publicURL: String?) -> (certificate: String, privateKey: String)? {

@@ -224,6 +224,8 @@ public struct GatewayConfiguration: Sendable {
     public let upstreamAssertion: UpstreamAssertion?
     public let store: Store
     public let logins: Logins
+    /// How long audit events are kept in the state store.
+    public let auditRetention: Duration
 
     public func organization(named name: some StringProtocol) -> Organization? {
         organizations.first { $0.name == name }

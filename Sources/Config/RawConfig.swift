@@ -29,6 +29,7 @@ struct RawConfig {
     var upstreamAssertion: RawUpstreamAssertion?
     var store: String?
     var logins: RawLogins?
+    var auditRetention: String?
 
     struct RawLogins {
         var workers: Int?
@@ -163,6 +164,7 @@ extension RawConfig {
                 ttl: reader.string(assertion["ttl"], at: "upstream_assertion.ttl"))
         }
 
+        raw.auditRetention = reader.string(top["audit_retention"], at: "audit_retention")
         if let logins = reader.mapping(top["logins"], at: "logins", keys: ConfigSchema.logins) {
             raw.logins = RawLogins(workers: reader.int(logins["workers"], at: "logins.workers"),
                                    queue: reader.int(logins["queue"], at: "logins.queue"),

@@ -19,6 +19,11 @@ struct SettingsAPI {
         case settings, test, enable, disable, audit
     }
 
+    /// Every operation, as docs/openapi.yaml lists them (a test keeps the two in step).
+    static let operations: [(path: String, method: HTTPMethod)] = [
+        ("sso", .GET), ("sso", .PUT), ("sso/test", .POST), ("sso/enable", .POST), ("sso/disable", .POST), ("audit", .GET),
+    ]
+
     static func endpoint(_ path: Substring) -> (organization: String, endpoint: Endpoint)? {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count >= 5, parts[0].isEmpty, parts[1] == "api", parts[2] == "organizations", !parts[3].isEmpty else { return nil }

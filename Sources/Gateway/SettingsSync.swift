@@ -43,13 +43,23 @@ enum SettingsSync {
         }
     }
 
-    /// Seeds, then polls the settings version until cancelled.
+    /// Seeds, then polls the settings version until cancelled; once an hour, drops audit
+    /// events older than `audit_retention`.
     static func run(_ shared: GatewayShared) async {
         var seeded: Set<String> = []
+        var nextPurge = ContinuousClock.now
         while !Task.isCancelled {
             seeded = await seed(shared, skipping: seeded)
             if let version = try? await shared.store.settingsVersion(), version != shared.settingsVersion {
                 await refresh(shared)
+            }
+            if ContinuousClock.now >= nextPurge {
+                nextPurge = ContinuousClock.now + .seconds(3600)
+                let retention = shared.fileConfiguration.auditRetention.components.seconds
+                let before = Int64(shared.clock().timeIntervalSince1970) - retention
+                if let purged = try? await shared.store.purgeAudit(before: before), purged > 0 {
+                    shared.logger.info("audit events past their retention dropped", metadata: ["events": "\(purged)"])
+                }
             }
             try? await Task.sleep(for: pollEvery)
         }

@@ -10,7 +10,7 @@ import SAML
 /// restart forgets nothing (an assertion spent before it stays spent after it).
 ///
 /// GRDB over the system SQLite, in WAL mode: chosen over sqlite-nio by measurement
-/// (benchmarks/store-choice: a login's two IDs spent in one transaction, 1.2-1.7x the rate
+/// (benchmarks/store-choice: a login's two IDs spent in one transaction, 1.1-1.7x the rate
 /// with one caller and 1.6-3x with eight, because a whole transaction is one hop to GRDB's
 /// writer queue where sqlite-nio hops to a thread pool per statement). GRDB also brings
 /// statement caching and a migrator that records which schema versions were applied.

@@ -67,6 +67,10 @@ struct PostgresStoreTests {
         await SSOFlowTests().stop(b)
     }
 
+    @Test func aSettingsChangeOnOneReplicaIsInForceOnTheOtherWithinFiveSeconds() async throws {
+        try await SettingsAPITests.changeReachesTheOtherGateway(store: Self.url, ready: Self.ready)
+    }
+
     @Test func aLoginStartedOnOneReplicaCompletesOnTheOther() async throws {
         let (a, b) = try await Self.replicas()
         try await Self.ready(a)
