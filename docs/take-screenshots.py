@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Takes the README's screenshots of `ssogate demo` with headless Chromium: the restricted
 page with its "Login with SSO" banner, the development IdP's login page, the
-repository once logged in, and the page a browser gets past the login rate limit. Writes docs/screenshots/*.png (small: 900x420 window, then
-quantized to 64 colours when Pillow is present).
+repository once logged in, the SSO console (opened with the demo's one-time link), a
+refused paste, a test's result, the audit log, and the page a browser gets past the login
+rate limit. Writes docs/screenshots/*.png (small: a 900-pixel-wide window, then quantized
+to 64 colours when Pillow is present).
 
     make screenshots        (or: python3 docs/take-screenshots.py [path to ssogate])
 """
@@ -45,6 +47,8 @@ def main():
     driver = None
     try:
         start = re.search(r"open (\S+)", demo.stdout.readline()).group(1)
+        demo.stdout.readline()
+        console_link = re.search(r"one-time link, 15 minutes\): (\S+)", demo.stdout.readline()).group(1)
         wait_for_port(port, seconds=10)
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         wait = WebDriverWait(driver, 20)
@@ -64,6 +68,31 @@ def main():
         driver.find_element(By.ID, "login-alice").click()
         wait.until(EC.presence_of_element_located((By.ID, "role")))
         shot("3-logged-in")
+        # The org admin's console, through the demo's one-time link.
+        driver.set_window_size(900, 1500)
+        driver.get(console_link)
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-update-and-test")))
+        shot("5-console")
+        url = driver.find_element(By.ID, "sign_on_url")
+        url.clear()
+        url.send_keys("acme.okta.com/app/hf/sso")
+        certificate = driver.find_element(By.ID, "certificate")
+        certificate.clear()
+        certificate.send_keys("-----BEGIN CERTIFICATE-----\nMIIDCzCCAfOgAwIBAgIUBjPHvxyEYQfiw1OVe8g (cut short)\n-----END CERTIFICATE-----")
+        driver.find_element(By.ID, "ssogate-update-and-test").click()
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-problems")))
+        shot("6-console-refused")
+        # Update and Test with the settings as they were: the test login, then its result.
+        driver.get(console_link.split("/settings/")[0] + "/settings/sso")
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-update-and-test"))).click()
+        wait.until(EC.presence_of_element_located((By.ID, "login-alice"))).click()
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-test-result")))
+        shot("7-test-result")
+        driver.find_element(By.ID, "ssogate-back").click()
+        wait.until(EC.presence_of_element_located((By.PARTIAL_LINK_TEXT, "Audit log"))).click()
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-audit")))
+        shot("8-audit")
+        driver.set_window_size(900, 420)
         # Login starts from one address past `logins.per_client` (300/m): the 429 page.
         base = re.match(r"(https?://[^/]+)", start).group(1)
         opener = urllib.request.build_opener(type("NoRedirect", (urllib.request.HTTPRedirectHandler,), {

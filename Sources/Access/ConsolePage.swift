@@ -163,6 +163,9 @@ package enum ConsolePage {
         // The form token also stands in the page itself, for scripts that drive the console.
         var body = "<meta name=\"ssogate-csrf\" content=\"\(e(v.csrf))\"><h1>Single sign-on with SAML</h1>"
         if let notice = v.notice { body += "<p class=notice id=ssogate-notice>\(e(notice))</p>" }
+        if !v.problems.isEmpty {
+            body += "<p class=warn>The settings you sent were not saved: \(v.problems.count == 1 ? "one thing is" : "\(v.problems.count) things are") marked under IdP settings below.</p>"
+        }
         body += """
         <section><h2>Organization</h2><table><tr><th>Organization Name</th><td><code>\(e(v.organization))</code></td></tr>
         <tr><th>Organization ID</th><td><code>\(e(v.id ?? "not set"))</code></td></tr>
@@ -197,7 +200,7 @@ package enum ConsolePage {
         \(other.map { "<p class=problem>\(e($0.description))</p>" }.joined())
         <form method="post" action="\(base)"><input type="hidden" name="csrf" value="\(e(v.csrf))">
         <label for="sign_on_url">IdP Sign-On URL</label><p class=hint>Okta: "Identity Provider Single Sign-On URL".</p>
-        <input type="url" id="sign_on_url" name="sign_on_url" value="\(e(v.form.signOnURL))" placeholder="https://acme.okta.com/app/acme_hf/exk.../sso/saml">\(problems("sign_on_url"))
+        <input type="text" inputmode="url" id="sign_on_url" name="sign_on_url" value="\(e(v.form.signOnURL))" placeholder="https://acme.okta.com/app/acme_hf/exk.../sso/saml">\(problems("sign_on_url"))
         <label for="idp_entity_id">IdP entity ID (optional)</label><p class=hint>Okta: "Identity Provider Issuer". When set, answers from another issuer are refused.</p>
         <input type="text" id="idp_entity_id" name="idp_entity_id" value="\(e(v.form.idpEntityID))" placeholder="http://www.okta.com/exk...">\(problems("idp_entity_id"))
         <label for="certificate">X.509 certificate</label><p class=hint>Okta: "X.509 Certificate", with its BEGIN and END lines. During a rollover, paste both.</p>

@@ -26,7 +26,7 @@ package enum DiagnosticPage {
         return frame("SAML test succeeded", """
         <h1>SAML configuration works for \(Markup.escape(organization))</h1>
         <p id="ssogate-test-result">success</p><p>No session was issued. What the IdP asserted:</p><table>\(rows)</table>
-        \(back.map { "<p>These settings are now the active ones. <a id=\"ssogate-back\" href=\"\(Markup.escape($0))\">Back to the SSO settings</a> to enable SAML SSO.</p>" } ?? "")
+        \(back.map { "<p>These settings are now the active ones: members' logins use them whenever SAML SSO is enabled. <a id=\"ssogate-back\" href=\"\(Markup.escape($0))\">Back to the SSO settings</a></p>" } ?? "")
         """)
     }
 

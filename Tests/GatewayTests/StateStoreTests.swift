@@ -242,15 +242,22 @@ struct StateStoreTests {
 
     // MARK: - SQLite
 
-    @Test func anIDSpentBeforeTheFileIsReopenedStaysSpent() async throws {
+    @Test func whatWasStoredBeforeTheFileIsReopenedIsStillThere() async throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let id = Self.unique("kept")
         let first = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
         #expect(await first.spend(Self.spend([id]), now: Self.now) == .spent)
+        // The settings and the audit log survive the restart too.
+        let saved = try await first.saveDraft(try Self.idp(), organization: "acme")
+        let event = AuditEvent(time: 100, action: "sso.settings.update", organization: "acme", actor: "alice", result: "success",
+                               reason: nil, subject: nil, ip: "192.0.2.1", requestID: "r1")
+        try await first.record(event)
         try first.close()
         let second = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
         #expect(await second.spend(Self.spend([id]), now: Self.now) == .alreadySpent(Self.spend([id])[0]))
+        #expect(try await second.loadSettings().settings["acme"] == saved)
+        #expect(try await second.events(AuditQuery(organization: "acme", limit: 5)) == [event])
         try second.close()
     }
 
