@@ -346,15 +346,18 @@ package final class PostgresStore: GatewayStore {
 
     package func adminToken(hash: String, now: Int64) async throws -> AdminToken? {
         try await withTimeout(Self.timeout) {
-            let rows = try await self.client.query("""
+            try await Self.credential(try await self.client.query("""
                 SELECT hash, id, organization, created, expires FROM ssogate_admin_tokens WHERE hash = \(hash) AND expires > \(now)
-                """, logger: self.logger)
-            var found: AdminToken?
-            for try await (hash, id, organization, created, expires) in rows.decode((String, String, String, Int64, Int64).self) {
-                found = AdminToken(id: id, organization: organization, hash: hash, created: created, expires: expires)
-            }
-            return found
+                """, logger: self.logger))
         }
+    }
+
+    /// The first row of (hash, id, organization, created, expires) as a credential.
+    private static func credential(_ rows: PostgresRowSequence) async throws -> AdminToken? {
+        for try await (hash, id, organization, created, expires) in rows.decode((String, String, String, Int64, Int64).self) {
+            return AdminToken(id: id, organization: organization, hash: hash, created: created, expires: expires)
+        }
+        return nil
     }
 
     // MARK: - Admin links
@@ -370,15 +373,10 @@ package final class PostgresStore: GatewayStore {
 
     package func consumeAdminLink(hash: String, now: Int64) async throws -> AdminToken? {
         try await withTimeout(Self.timeout) {
-            let rows = try await self.client.query("""
+            try await Self.credential(try await self.client.query("""
                 UPDATE ssogate_admin_links SET used = true WHERE hash = \(hash) AND NOT used AND expires > \(now)
                 RETURNING hash, id, organization, created, expires
-                """, logger: self.logger)
-            var found: AdminToken?
-            for try await (hash, id, organization, created, expires) in rows.decode((String, String, String, Int64, Int64).self) {
-                found = AdminToken(id: id, organization: organization, hash: hash, created: created, expires: expires)
-            }
-            return found
+                """, logger: self.logger))
         }
     }
 }

@@ -323,22 +323,14 @@ struct AdminTokenCommand: AsyncParsableCommand {
     @Option(help: "How long the token lives (90s, 15m, 1h, 7d).") var ttl: String = "1h"
 
     func run() async throws {
-        let configuration = try loadOrExit(config)
-        guard let organization = configuration.organization(named: org) else {
-            FileHandle.standardError.write(Data("\(config): no organization named \(org)\n".utf8))
-            throw ExitCode(2)
-        }
         guard let lifetime = DurationText.parse(ttl), lifetime >= .seconds(60), lifetime <= .seconds(366 * 86400) else {
             throw ValidationError("--ttl must be a duration from 60s to 366d (90s, 15m, 1h, 7d)")
         }
-        let now = Int64(Date().timeIntervalSince1970)
-        let made = try StateStore.AdminToken.make(organization: organization.name, now: now, lifetime: lifetime.components.seconds)
-        try await withStore(configuration) { store in
-            try await store.storeAdminToken(made.token)
-            try await store.record(AuditEvent(time: now, action: "token.create", organization: organization.name, actor: "cli",
-                                              result: "success", reason: nil, subject: "admin-token:\(made.token.id)", ip: nil, requestID: nil))
+        let (_, organization, made) = try await issueCredential(config: config, org: org, lifetime: lifetime.components.seconds, prefix: "ssga_",
+                                                                action: "token.create", kind: "admin-token") { store, token in
+            try await store.storeAdminToken(token)
         }
-        FileHandle.standardError.write(Data("admin token \(made.token.id) for \(organization.name), valid for \(ttl); shown once:\n".utf8))
+        FileHandle.standardError.write(Data("admin token \(made.token.id) for \(organization), valid for \(ttl); shown once:\n".utf8))
         print(made.text)
     }
 }
@@ -351,21 +343,34 @@ struct AdminLinkCommand: AsyncParsableCommand {
     @Option(help: "The organization whose console the link opens.") var org: String
 
     func run() async throws {
-        let configuration = try loadOrExit(config)
-        guard let organization = configuration.organization(named: org) else {
-            FileHandle.standardError.write(Data("\(config): no organization named \(org)\n".utf8))
-            throw ExitCode(2)
+        let (configuration, organization, made) = try await issueCredential(config: config, org: org, lifetime: 15 * 60, prefix: "ssgl_",
+                                                                            action: "admin.link", kind: "admin-link") { store, link in
+            try await store.storeAdminLink(link)
         }
-        let now = Int64(Date().timeIntervalSince1970)
-        let made = try StateStore.AdminToken.make(organization: organization.name, now: now, lifetime: 15 * 60, prefix: "ssgl_")
-        try await withStore(configuration) { store in
-            try await store.storeAdminLink(made.token)
-            try await store.record(AuditEvent(time: now, action: "admin.link", organization: organization.name, actor: "cli",
-                                              result: "success", reason: "created", subject: "admin-link:\(made.token.id)", ip: nil, requestID: nil))
-        }
-        FileHandle.standardError.write(Data("one-time console link for \(organization.name), valid for 15 minutes:\n".utf8))
-        print("\(configuration.publicURL)/organizations/\(organization.name)/settings/sso/login?token=\(made.text)")
+        FileHandle.standardError.write(Data("one-time console link for \(organization), valid for 15 minutes:\n".utf8))
+        print("\(configuration.publicURL)/organizations/\(organization)/settings/sso/login?token=\(made.text)")
     }
+}
+
+/// A new admin token or console link for `org`, stored (hashed) in the configured store
+/// with its audit event; exits 2 for an unknown organization.
+func issueCredential(config: String, org: String, lifetime: Int64, prefix: String, action: String, kind: String,
+                     store keep: @escaping @Sendable (GatewayStore, StateStore.AdminToken) async throws -> Void)
+    async throws -> (GatewayConfiguration, String, (text: String, token: StateStore.AdminToken)) {
+    let configuration = try loadOrExit(config)
+    guard let organization = configuration.organization(named: org) else {
+        FileHandle.standardError.write(Data("\(config): no organization named \(org)\n".utf8))
+        throw ExitCode(2)
+    }
+    let now = Int64(Date().timeIntervalSince1970)
+    let made = try StateStore.AdminToken.make(organization: organization.name, now: now, lifetime: lifetime, prefix: prefix)
+    let token = made.token
+    try await withStore(configuration) { store in
+        try await keep(store, token)
+        try await store.record(AuditEvent(time: now, action: action, organization: organization.name, actor: "cli",
+                                          result: "success", reason: "created", subject: "\(kind):\(token.id)", ip: nil, requestID: nil))
+    }
+    return (configuration, organization.name, made)
 }
 
 /// Runs `body` with the configured state store opened in this process: the SQLite file, or

@@ -113,6 +113,9 @@ organizations:
       sp_certificate_file: "$WORK/sp/sp.crt"
       sp_private_key_file: "$WORK/sp/sp.key"
       require_encrypted_assertions: true
+  - name: hooli
+    id: "64f0c2hooli"
+    managed: console
 YAML
 }
 # The http gateway's tokens live 10s (the shortest ttl allowed): e2e.py presents its first
@@ -134,6 +137,10 @@ status=0
 E2E_IDP="$IDP" E2E_GW="$GW" E2E_GWS="$GWS" E2E_CA="$TLS/ca.crt" E2E_HOME="$WORK/home" E2E_OUT="$OUT" \
   E2E_APP="http://127.0.0.1:$APP_PORT" E2E_JWT_KEYS="$WORK/jwt/jwt-a.pem $WORK/jwt/jwt-b.pem" \
   E2E_UPSTREAM_TOKENS="$WORK/upstream-tokens.jsonl" E2E_UPSTREAM_LOG="$WORK/upstream.log" E2E_SP_CERT="$WORK/sp/sp.crt" E2E_IDP_LOG="$WORK/idp/log/simplesamlphp.log" python3 "$ROOT/Tests/E2E/e2e.py" || status=$?
+# The org admin's story: hooli set up from the console (the SQLite store beside ssogate.yaml
+# is shared by the CLI's admin-link and the running gateway).
+E2E_IDP="$IDP" E2E_GW="$GW" E2E_BIN="$BIN" E2E_CONFIG="$WORK/ssogate.yaml" E2E_HOME="$WORK/home" E2E_OUT="$OUT" \
+  E2E_IDP_CERT="$WORK/idp/cert/idp.crt" E2E_WRONG_CERT="$WORK/sp/sp.crt" python3 "$ROOT/Tests/E2E/admin_story.py" || status=$?
 if [ "$status" != 0 ]; then
   echo "--- ssogate log ($GW)"; tail -n 40 "$WORK/ssogate.log"
   echo "--- ssogate log ($GWS)"; tail -n 40 "$WORK/ssogate-https.log"
