@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Config
 import Foundation
 // internal: no module that imports StateStore sees GRDB (its string-literal and operator
@@ -46,6 +49,12 @@ package final class SQLiteStore: GatewayStore {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
+        // Processes that open one file at once (replicas on one host, `ssogate admin-link`
+        // beside a starting gateway) would each run a migration GRDB saw as missing: the
+        // second's `CREATE TABLE` then fails. A lock file makes them take turns.
+        let lock = open(path + ".lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        defer { if lock >= 0 { Glibc.close(lock) } }
+        if lock >= 0 { _ = flock(lock, LOCK_EX) }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)

@@ -271,6 +271,29 @@ struct StateStoreTests {
         try store.close()
     }
 
+    @Test func processesOpeningANewFileAtOnceTakeTurnsMigratingIt() async throws {
+        // Replicas on one host, or `ssogate admin-link` beside a starting gateway: without the
+        // lock file, two openers ran the same migration and the second's CREATE TABLE failed.
+        for round in 0..<10 {
+            let folder = try TemporaryFolder()
+            defer { folder.remove() }
+            let path = folder.path + "/state.db"
+            let opened = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        try await offThePool {
+                            guard let store = try? SQLiteStore(path: path, logger: Logger(label: "test")) else { return false }
+                            try? store.close()
+                            return true
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(opened.allSatisfy { $0 }, "round \(round): \(opened)")
+        }
+    }
+
     @Test func aFileFromANewerVersionIsRefusedByName() throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }

@@ -814,7 +814,7 @@ def main():
                 print(f"  {line}")
     finally:
         test.cleanup()
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True) if not os.environ.get("KEEPW") else print("kept", work)
     print(f"http2: {passed} passed, {failed} failed ({time.monotonic() - started:.0f} s)")
     sys.exit(1 if failed else 0)
 
