@@ -28,6 +28,8 @@ package enum ConsolePage {
         package var csrf: String
         /// Who is signed in to the console.
         package var actor: String
+        /// The role mapping as the form shows it (in force, or as sent when refused).
+        package var roles = Roles(attribute: "groups", rules: "", defaultRole: "read")
 
         package init(organization: String, id: String?, managedInConsole: Bool, spEntityID: String, acsURL: String, metadataURL: String,
                      enabled: Bool, active: IdPSettings?, activeTested: TestResult?, draft: IdPSettings?, draftTested: TestResult?,
@@ -48,6 +50,37 @@ package enum ConsolePage {
             self.notice = notice
             self.csrf = csrf
             self.actor = actor
+        }
+    }
+
+    /// The role mapping's form: one `value = role` row a line.
+    package struct Roles: Sendable, Equatable {
+        package var attribute: String
+        package var rules: String
+        package var defaultRole: String
+
+        package init(attribute: String, rules: String, defaultRole: String) {
+            self.attribute = attribute
+            self.rules = rules
+            self.defaultRole = defaultRole
+        }
+
+        package init(_ mapping: StoredRoleMapping) {
+            self.init(attribute: mapping.attribute, rules: mapping.rules.map { "\($0.value) = \($0.role)" }.joined(separator: "\n"),
+                      defaultRole: mapping.defaultRole)
+        }
+
+        /// The mapping the form describes (rows without `=` become rules with no role, which
+        /// the check names).
+        package var mapping: StoredRoleMapping {
+            let rows = rules.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            return StoredRoleMapping(
+                attribute: attribute.trimmingCharacters(in: .whitespaces),
+                rules: rows.map { row in
+                    let parts = row.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                    return StoredRoleMapping.Rule(value: parts.first ?? "", role: parts.count > 1 ? parts[1] : "")
+                },
+                defaultRole: defaultRole)
         }
     }
 
@@ -194,7 +227,7 @@ package enum ConsolePage {
         func problems(_ field: String) -> String {
             v.problems.filter { $0.field == field || $0.field.hasPrefix(field + "[") }.map { "<p class=problem>\(e($0.message))</p>" }.joined()
         }
-        let other = v.problems.filter { !["sign_on_url", "idp_entity_id", "certificates", "allow_idp_initiated"].contains(where: $0.field.hasPrefix) }
+        let other = v.problems.filter { !["sign_on_url", "idp_entity_id", "certificates", "allow_idp_initiated", "role_mapping"].contains(where: $0.field.hasPrefix) }
         body += """
         <section><h2>IdP settings</h2>\(v.problems.isEmpty ? "" : "<p class=warn id=ssogate-problems>Nothing was saved: fix what is marked below.</p>")
         \(other.map { "<p class=problem>\(e($0.description))</p>" }.joined())
@@ -208,6 +241,18 @@ package enum ConsolePage {
         <label><input type="checkbox" name="allow_idp_initiated" value="on"\(v.form.allowIdPInitiated ? " checked" : "")> Allow logins started from the IdP (the Okta tile)</label>
         <button type="submit" id="ssogate-update-and-test">Update and Test SAML Configuration</button>
         <p class=hint>Saves these settings, then opens a test login through your IdP. Members keep using the active settings until the test passes.</p></form></section>
+        """
+        let roleProblems = v.problems.filter { $0.field.hasPrefix("role_mapping") }.map { "<p class=problem>\(e($0.message))</p>" }.joined()
+        body += """
+        <section id="ssogate-roles"><h2>Roles</h2><p class=hint>Which role each member gets from the groups the IdP sends (the most privileged
+        match wins); in force at once. Members with the admin role can open this page.</p>
+        <form method="post" action="\(base)/roles"><input type="hidden" name="csrf" value="\(e(v.csrf))">
+        <label for="role_attribute">Attribute with the groups</label><input type="text" id="role_attribute" name="role_attribute" value="\(e(v.roles.attribute))">
+        <label for="role_rules">Rows, one a line: <code>group = role</code> (read, contributor, write, admin)</label>
+        <textarea id="role_rules" name="role_rules" style="height:6rem" placeholder="hf-admins = admin">\(e(v.roles.rules))</textarea>
+        <label for="default_role">Role of members no row matches</label><select id="default_role" name="default_role">\(["read", "contributor", "write", "admin"].map {
+            "<option value=\"\($0)\"\($0 == v.roles.defaultRole ? " selected" : "")>\($0)</option>" }.joined())</select>\(roleProblems)
+        <button type="submit" class="secondary" id="ssogate-save-roles">Save roles</button></form></section>
         """
         let canEnable = v.active != nil && v.activeTested?.ok == true
         if v.enabled {

@@ -61,7 +61,7 @@ public struct GatewayConfiguration: Sendable {
         public internal(set) var saml: SAML
         public let unauthenticated: UnauthenticatedMode
         public let sessionTTL: Duration
-        public let roleMapping: RoleMapping?
+        public internal(set) var roleMapping: RoleMapping?
         /// Who changes the IdP settings: the configuration file, or org admins in the console
         /// (then the file's values only seed the store).
         public let managed: Management

@@ -109,15 +109,80 @@ public struct OrganizationSettings: Sendable, Equatable, Codable {
     public var draftRevision: Int64
     /// The "Enable SAML SSO" toggle.
     public var enabled: Bool
+    /// The role mapping set in the console (nil: the file's). In force at once: it changes
+    /// what members may do, not which IdP is trusted, so it needs no test login.
+    public var roleMapping: StoredRoleMapping?
 
     public init(active: IdPSettings?, activeTested: TestResult?, draft: IdPSettings?, draftTested: TestResult?,
-                draftRevision: Int64, enabled: Bool) {
+                draftRevision: Int64, enabled: Bool, roleMapping: StoredRoleMapping? = nil) {
         self.active = active
         self.activeTested = activeTested
         self.draft = draft
         self.draftTested = draftTested
         self.draftRevision = draftRevision
         self.enabled = enabled
+        self.roleMapping = roleMapping
+    }
+}
+
+/// Hugging Face's SSO role mapping as the console edits it: the attribute that carries
+/// groups, `value → role` rows (the most privileged match wins), and the role of members
+/// no row matches.
+public struct StoredRoleMapping: Sendable, Equatable, Codable {
+    public struct Rule: Sendable, Equatable, Codable {
+        public var value: String
+        public var role: String
+        public init(value: String, role: String) {
+            self.value = value
+            self.role = role
+        }
+    }
+    public var attribute: String
+    public var rules: [Rule]
+    public var defaultRole: String
+
+    enum CodingKeys: String, CodingKey { case attribute, rules, defaultRole = "default_role" }
+
+    public init(attribute: String, rules: [Rule], defaultRole: String) {
+        self.attribute = attribute
+        self.rules = rules
+        self.defaultRole = defaultRole
+    }
+
+    public init(_ mapping: GatewayConfiguration.RoleMapping) {
+        self.init(attribute: mapping.attribute, rules: mapping.rules.map { Rule(value: $0.value, role: $0.role.name) },
+                  defaultRole: mapping.defaultRole.name)
+    }
+
+    static func role(_ name: String) -> GatewayConfiguration.Role? {
+        GatewayConfiguration.Role.allCases.first { $0.name == name }
+    }
+
+    /// Every problem, by field (`rules[2]`), or none.
+    public func problems() -> [SettingsProblem] {
+        var out: [SettingsProblem] = []
+        let roles = "read, contributor, write or admin"
+        if attribute.trimmingCharacters(in: .whitespaces).isEmpty || attribute.count > 256 {
+            out.append(.init("role_mapping.attribute", "name the SAML attribute that carries the groups (Okta's group statement: groups)"))
+        }
+        if rules.count > 64 { out.append(.init("role_mapping.rules", "at most 64 rows")) }
+        for (index, rule) in rules.enumerated() {
+            if rule.value.isEmpty || rule.value.count > 256 { out.append(.init("role_mapping.rules[\(index)]", "a group value is needed before the =")) }
+            if Self.role(rule.role) == nil { out.append(.init("role_mapping.rules[\(index)]", "\"\(rule.role)\" is not a role: use \(roles)")) }
+        }
+        if Self.role(defaultRole) == nil { out.append(.init("role_mapping.default_role", "must be \(roles)")) }
+        return out
+    }
+
+    /// The mapping the gateway applies; nil when a role name is unknown.
+    public var mapping: GatewayConfiguration.RoleMapping? {
+        var parsed: [(value: String, role: GatewayConfiguration.Role)] = []
+        for rule in rules {
+            guard let role = Self.role(rule.role) else { return nil }
+            parsed.append((rule.value, role))
+        }
+        guard let fallback = Self.role(defaultRole) else { return nil }
+        return GatewayConfiguration.RoleMapping(attribute: attribute, rules: parsed, defaultRole: fallback)
     }
 }
 
@@ -184,6 +249,7 @@ extension GatewayConfiguration {
         copy.organizations = organizations.map { org in
             guard org.managed == .console, let settings = stored[org.name] else { return org }
             var org = org
+            if let mapping = settings.roleMapping?.mapping { org.roleMapping = mapping }
             if let active = settings.active, let certificates = active.parsedCertificates() {
                 org.saml.signOnURL = active.signOnURL
                 org.saml.idpEntityID = active.idpEntityID

@@ -19,7 +19,7 @@ struct Console {
     let shared: GatewayShared
     let peer: String?
 
-    enum Page: Equatable { case settings, save, enable, disable, audit, linkLogin }
+    enum Page: Equatable { case settings, save, enable, disable, roles, audit, linkLogin }
 
     /// The console page a path under `/organizations/{org}/` names, or nil (the
     /// application's own settings pages pass through).
@@ -29,6 +29,7 @@ struct Console {
         case ("settings/sso", .POST): return .save
         case ("settings/sso/enable", .POST): return .enable
         case ("settings/sso/disable", .POST): return .disable
+        case ("settings/sso/roles", .POST): return .roles
         case ("settings/audit", .GET), ("settings/audit", .HEAD): return .audit
         case ("settings/sso/login", .GET): return .linkLogin
         default: return nil
@@ -98,6 +99,7 @@ struct Console {
                 switch page {
                 case .save: return try await save(form, org: org, actor: actor, csrf: csrf, requestID: requestID)
                 case .enable, .disable: return try await toggle(page == .enable, org: org, actor: actor, requestID: requestID)
+                case .roles: return try await roles(form, org: org, actor: actor, csrf: csrf, requestID: requestID)
                 default: break
                 }
             } catch {
@@ -112,7 +114,8 @@ struct Console {
         default:
             let query = RequestFields.query(head.uri)
             let notice = query["done"].flatMap { ["enabled": "SAML SSO is enabled: members log in through your IdP.",
-                                                 "disabled": "SAML SSO is disabled."][$0] }
+                                                 "disabled": "SAML SSO is disabled.",
+                                                 "roles": "Roles saved: they apply from members' next login."][$0] }
             return Self.page(.ok, ConsolePage.settings(view(org, runtime: shared.runtime, form: nil, problems: [], notice: notice, csrf: csrf, actor: actor)))
         }
     }
@@ -137,6 +140,26 @@ struct Console {
         await SettingsSync.refresh(shared)
         return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/sso?draft=\(saved.draftRevision)"),
                                                           ("Cache-Control", "no-store")], body: [])
+    }
+
+    /// The role mapping rows: in force at once (they change what members may do, not whom
+    /// the gateway trusts), from each member's next login.
+    private func roles(_ form: [String: String], org: GatewayConfiguration.Organization, actor: String, csrf: String,
+                       requestID: String) async throws -> LocalResponse {
+        let values = ConsolePage.Roles(attribute: form["role_attribute"] ?? "", rules: form["role_rules"] ?? "", defaultRole: form["default_role"] ?? "")
+        let mapping = values.mapping
+        let problems = mapping.problems()
+        guard problems.isEmpty else {
+            await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_role_mapping", requestID: requestID)
+            var page = view(org, runtime: shared.runtime, form: nil, problems: problems, notice: nil, csrf: csrf, actor: actor)
+            page.roles = values
+            return Self.page(.unprocessableEntity, ConsolePage.settings(page))
+        }
+        _ = try await shared.store.setRoleMapping(mapping, organization: org.name)
+        await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: "role_mapping", requestID: requestID)
+        await SettingsSync.refresh(shared)
+        return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/settings/sso?done=roles"), ("Cache-Control", "no-store")],
+                             body: [])
     }
 
     private func toggle(_ on: Bool, org: GatewayConfiguration.Organization, actor: String, requestID: String) async throws -> LocalResponse {
@@ -216,11 +239,14 @@ struct Console {
                         allowIdPInitiated: org.saml.allowIdPInitiated)
         }
         let active = stored == nil ? fileActive : stored?.active
-        return ConsolePage.Settings(
+        var page = ConsolePage.Settings(
             organization: org.name, id: org.id, managedInConsole: org.managed == .console, spEntityID: base + "/metadata",
             acsURL: base + "/consume", metadataURL: "/organizations/\(org.name)/saml/metadata", enabled: stored?.enabled ?? org.saml.enabled,
             active: active, activeTested: stored?.activeTested, draft: stored?.draft, draftTested: stored?.draftTested,
             form: form ?? ConsolePage.Form(stored?.draft ?? active), problems: problems, notice: notice, csrf: csrf, actor: actor)
+        // The mapping in force (the runtime's organization has the console's applied).
+        if let mapping = org.roleMapping { page.roles = ConsolePage.Roles(StoredRoleMapping(mapping)) }
+        return page
     }
 
     /// `Origin` and `Sec-Fetch-Site`, when the browser sends them, must say this site.

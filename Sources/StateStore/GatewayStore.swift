@@ -22,6 +22,8 @@ package protocol SettingsStore: Sendable {
     func recordTest(organization: String, revision: Int64, result: TestResult) async throws -> OrganizationSettings?
     /// The "Enable SAML SSO" toggle; enabling needs active settings that passed a test.
     func setEnabled(_ enabled: Bool, organization: String) async throws -> EnableOutcome
+    /// The role mapping set in the console (nil: back to the file's), in force at once.
+    func setRoleMapping(_ mapping: StoredRoleMapping?, organization: String) async throws -> OrganizationSettings
 }
 
 package enum EnableOutcome: Sendable, Equatable {

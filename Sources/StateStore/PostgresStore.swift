@@ -264,6 +264,14 @@ package final class PostgresStore: GatewayStore {
         return next.map(EnableOutcome.done) ?? .notTested
     }
 
+    package func setRoleMapping(_ mapping: StoredRoleMapping?, organization: String) async throws -> OrganizationSettings {
+        try await modifying(organization) { settings in
+            var settings = settings ?? .empty
+            settings.roleMapping = mapping
+            return settings
+        }!
+    }
+
     /// Reads one organization's settings under a row lock, stores what `change` makes of
     /// them (nil: nothing changes) and moves the version, in one transaction.
     private func modifying(_ organization: String,

@@ -132,4 +132,38 @@ struct ConsoleTests {
         #expect(csv.header("content-type")?.hasPrefix("text/csv") == true && csv.text.contains("sso.enable,initech,admin-link:"))
         await SSOFlowTests().stop(g)
     }
+
+    @Test func rolesSavedInTheConsoleApplyToTheNextLogin() async throws {
+        let g = try await API.start()
+        let cookie = try await Self.linkIn(g)
+        // SSO set up through the pages: Update and Test, then Enable.
+        let first = try await Self.page(g, "/organizations/initech/settings/sso", cookie: cookie)
+        #expect(first.text.contains("hf-admins = admin"), "the file's mapping is shown")
+        let saved = try await Self.post(g, "/organizations/initech/settings/sso", cookie: cookie,
+                                        form: ["csrf": try Self.csrf(first), "sign_on_url": "https://idp.example.test/initech/sso",
+                                               "certificate": try String(contentsOfFile: API.goodCertificate, encoding: .utf8)])
+        _ = try await API.runTest(g, url: try #require(saved.header("location")), signer: (SSOFlowTests.fixture("rsa-2048.key"), API.goodCertificate),
+                                  assertion: "roles-1")
+        let tested = try await Self.page(g, "/organizations/initech/settings/sso", cookie: cookie)
+        #expect(try await Self.post(g, "/organizations/initech/settings/sso/enable", cookie: cookie, form: ["csrf": try Self.csrf(tested)]).status == 303)
+
+        // A row with an unknown role is refused, and what was sent stays in the form.
+        let refused = try await Self.post(g, "/organizations/initech/settings/sso/roles", cookie: cookie,
+                                          form: ["csrf": try Self.csrf(tested), "role_attribute": "groups",
+                                                 "role_rules": "engineering = boss", "default_role": "read"])
+        #expect(refused.status == 422 && refused.text.contains("engineering = boss") && refused.text.contains("is not a role"))
+        let rows = try await Self.post(g, "/organizations/initech/settings/sso/roles", cookie: cookie,
+                                       form: ["csrf": try Self.csrf(tested), "role_attribute": "groups",
+                                              "role_rules": "engineering = contributor\nhf-admins = write", "default_role": "read"])
+        #expect(rows.status == 303 && rows.header("location") == "/organizations/initech/settings/sso?done=roles")
+
+        // The next login gets the most privileged match of the new rows: write, not admin.
+        let login = try await API.logIn(g, signer: (SSOFlowTests.fixture("rsa-2048.key"), API.goodCertificate), assertion: "roles-2")
+        let session = try #require(SSOFlowTests.cookie(login, "ssogate_session"))
+        _ = try await API.request(g, "GET /initech/x HTTP/1.1\r\nHost: h\r\nCookie: ssogate_session=\(SSOFlowTests.value(session))\r\n\r\n")
+        #expect(g.upstream.requests.last?.values("x-sso-role") == ["write"])
+        let audit = try await Self.page(g, "/organizations/initech/settings/audit?action=sso.settings.update&format=csv", cookie: cookie)
+        #expect(audit.text.contains(",success,role_mapping,") && audit.text.contains(",failure,invalid_role_mapping,"), "\(audit.text)")
+        await SSOFlowTests().stop(g)
+    }
 }

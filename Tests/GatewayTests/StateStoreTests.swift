@@ -131,6 +131,19 @@ struct StateStoreTests {
     }
 
     @Test(arguments: kinds)
+    func aRoleMappingIsStoredWithTheSettingsAndCanBeCleared(kind: Kind) async throws {
+        let (store, finish) = try await Self.open(kind)
+        let org = Self.unique("org")
+        let mapping = StoredRoleMapping(attribute: "groups", rules: [.init(value: "hf-admins", role: "admin")], defaultRole: "read")
+        let before = try await store.settingsVersion()
+        #expect(try await store.setRoleMapping(mapping, organization: org).roleMapping == mapping)
+        #expect(try await store.settingsVersion() > before)
+        #expect(try await store.loadSettings().settings[org]?.roleMapping == mapping)
+        #expect(try await store.setRoleMapping(nil, organization: org).roleMapping == nil)
+        await finish()
+    }
+
+    @Test(arguments: kinds)
     func aSeedIsStoredOnlyForAnOrganizationWithoutSettings(kind: Kind) async throws {
         let (store, finish) = try await Self.open(kind)
         let org = Self.unique("org")
