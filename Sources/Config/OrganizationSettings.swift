@@ -228,18 +228,24 @@ public struct CertificateSummary: Sendable, Equatable {
     }
 }
 
+extension GatewayConfiguration.Organization {
+    /// The IdP settings in force, as the console and the API show them: nil until the
+    /// organization has a Sign-On URL and a certificate.
+    public var idpSettings: IdPSettings? {
+        guard let url = saml.signOnURL, !saml.certificates.isEmpty else { return nil }
+        return IdPSettings(signOnURL: url, idpEntityID: saml.idpEntityID, certificates: saml.certificates.map { CertificateSummary.pem($0.der) },
+                           allowIdPInitiated: saml.allowIdPInitiated)
+    }
+}
+
 extension GatewayConfiguration {
     /// The settings file seed of a console-managed organization: what its file section
     /// gives, when it gives a URL and certificates.
     public func seed(for organization: Organization) -> OrganizationSettings? {
         guard organization.managed == .console else { return nil }
-        let s = organization.saml
-        let active = s.signOnURL.map { url in
-            IdPSettings(signOnURL: url, idpEntityID: s.idpEntityID, certificates: s.certificates.map { CertificateSummary.pem($0.der) },
-                        allowIdPInitiated: s.allowIdPInitiated)
-        }
-        return OrganizationSettings(active: s.certificates.isEmpty ? nil : active, activeTested: nil, draft: nil, draftTested: nil,
-                                    draftRevision: 0, enabled: s.enabled && active != nil && !s.certificates.isEmpty)
+        let active = organization.idpSettings
+        return OrganizationSettings(active: active, activeTested: nil, draft: nil, draftTested: nil,
+                                    draftRevision: 0, enabled: organization.saml.enabled && active != nil)
     }
 
     /// This configuration with the stored settings of console-managed organizations in

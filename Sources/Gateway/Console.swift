@@ -234,11 +234,7 @@ struct Console {
         let base = runtime.configuration.publicURL + "/organizations/" + org.name + "/saml"
         let stored = org.managed == .console ? runtime.settings[org.name] : nil
         // File-managed: the file's settings, shown as the active ones.
-        let fileActive = org.saml.signOnURL.map {
-            IdPSettings(signOnURL: $0, idpEntityID: org.saml.idpEntityID, certificates: org.saml.certificates.map { CertificateSummary.pem($0.der) },
-                        allowIdPInitiated: org.saml.allowIdPInitiated)
-        }
-        let active = stored == nil ? fileActive : stored?.active
+        let active = stored == nil ? org.idpSettings : stored?.active
         var page = ConsolePage.Settings(
             organization: org.name, id: org.id, managedInConsole: org.managed == .console, spEntityID: base + "/metadata",
             acsURL: base + "/consume", metadataURL: "/organizations/\(org.name)/saml/metadata", enabled: stored?.enabled ?? org.saml.enabled,

@@ -87,11 +87,12 @@ struct SettingsAPI {
                 await SettingsSync.refresh(shared)
                 return Self.json(.ok, state(org, runtime: shared.runtime))
             case (.test, .POST):
-                let settings = try await shared.store.loadSettings().settings[org.name]
+                // The draft the test URL names is the one the runtime's draft flow tests.
+                guard await SettingsSync.refresh(shared) else { return Self.unavailable(StoreError("settings not read")) }
+                let settings = shared.runtime.settings[org.name]
                 guard let revision = settings?.draftRevision, settings?.draft != nil else {
                     return Self.json(.conflict, ["error": "no_draft", "detail": "save settings with PUT before testing them"])
                 }
-                await SettingsSync.refresh(shared)
                 return Self.json(.ok, ["url": runtime.configuration.publicURL + "/organizations/\(org.name)/sso?draft=\(revision)"])
             case (.enable, .POST), (.disable, .POST):
                 let on = endpoint == .enable
@@ -119,13 +120,8 @@ struct SettingsAPI {
         let sp = SSOState.SP(entityID: base + "/metadata", acsURL: base + "/consume", metadataURL: base + "/metadata")
         guard org.managed == .console, let stored = runtime.settings[org.name] else {
             // File-managed (or not seeded yet): the file's settings are the active ones.
-            let active = org.saml.signOnURL.map { url in
-                SSOState.Settings(signOnURL: url, idpEntityID: org.saml.idpEntityID,
-                                  certificates: org.saml.certificates.map { CertificateSummary.pem($0.der) },
-                                  allowIdPInitiated: org.saml.allowIdPInitiated, tested: nil)
-            }
-            return SSOState(organization: org.name, id: org.id, managed: org.managed.rawValue, sp: sp, active: active, draft: nil,
-                            enabled: org.saml.enabled)
+            return SSOState(organization: org.name, id: org.id, managed: org.managed.rawValue, sp: sp,
+                            active: org.idpSettings.map { SSOState.Settings($0, tested: nil) }, draft: nil, enabled: org.saml.enabled)
         }
         return SSOState(organization: org.name, id: org.id, managed: org.managed.rawValue, sp: sp,
                         active: stored.active.map { SSOState.Settings($0, tested: stored.activeTested) },

@@ -168,31 +168,27 @@ package final class PostgresStore: GatewayStore {
         let sorted = spends.sorted { $0.id < $1.id }
         let ids = sorted.map(\.id)
         let expiries = sorted.map(\.until)
+        /// Thrown inside the transaction to roll it back: these IDs were still live.
+        struct Live: Error { let inserted: Set<String> }
         do {
             // All or none: when an ID comes back live, the transaction (and whatever it
             // inserted) is rolled back.
-            let inserted = try await withTimeout(Self.timeout) {
-                try await self.client.withConnection { connection in
-                    try await connection.query("BEGIN", logger: self.logger)
-                    do {
-                        let rows = try await connection.query("""
-                            INSERT INTO ssogate_spent_ids (id, expires)
-                            SELECT * FROM unnest(\(ids)::text[], \(expiries)::timestamptz[]) ORDER BY 1
-                            ON CONFLICT (id) DO UPDATE SET expires = EXCLUDED.expires WHERE ssogate_spent_ids.expires <= \(now)
-                            RETURNING id
-                            """, logger: self.logger)
-                        var got: Set<String> = []
-                        for try await id in rows.decode(String.self) { got.insert(id) }
-                        try await connection.query(got.count == Set(ids).count ? "COMMIT" : "ROLLBACK", logger: self.logger)
-                        return got
-                    } catch {
-                        try? await connection.query("ROLLBACK", logger: self.logger)
-                        throw error
-                    }
+            try await withTimeout(Self.timeout) { () async throws -> Void in
+                try await self.transaction { connection -> Void in
+                    let rows = try await connection.query("""
+                        INSERT INTO ssogate_spent_ids (id, expires)
+                        SELECT * FROM unnest(\(ids)::text[], \(expiries)::timestamptz[]) ORDER BY 1
+                        ON CONFLICT (id) DO UPDATE SET expires = EXCLUDED.expires WHERE ssogate_spent_ids.expires <= \(now)
+                        RETURNING id
+                        """, logger: self.logger)
+                    var got: Set<String> = []
+                    for try await id in rows.decode(String.self) { got.insert(id) }
+                    if got.count != Set(ids).count { throw Live(inserted: got) }
                 }
             }
-            if let live = spends.first(where: { !inserted.contains($0.id) }) { return .alreadySpent(live) }
             return .spent
+        } catch let live as Live {
+            return spends.first { !live.inserted.contains($0.id) }.map(StoreOutcome.alreadySpent) ?? .spent
         } catch {
             logger.error("replay store did not record a login", metadata: ["error": "\(String(reflecting: error))"])
             return .unavailable

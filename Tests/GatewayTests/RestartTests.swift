@@ -42,6 +42,28 @@ struct RestartTests {
         #expect(replay.body.contains("in_response_to_unknown") || replay.body.contains("assertion_replayed"), "\(replay.body)")
     }
 
+    @Test func anSQLiteFileThatCannotBeOpenedFailsLoginsClosedAndSessionsKeepWorking() async throws {
+        let memory = try await SSOFlowTests.start()
+        let (_, session) = try SSOFlowTests.logIn(memory)
+        await SSOFlowTests().stop(memory)
+        let g = try await SSOFlowTests.start(extra: "store: \"sqlite:/nonexistent-ssogate-folder/state.db\"")
+        #expect(g.harness.logs.contains("state store cannot be opened"))
+        nonisolated(unsafe) let gateway = g
+        let refused = try await offThePool { () throws -> RawHTTPClient.Response in
+            let start = try gateway.harness.request("GET /organizations/acme/sso HTTP/1.1\r\nHost: hub.example.test\r\n\r\n")
+            let login = try #require(SSOFlowTests.cookie(start, "ssogate_session_login"))
+            let response = try SSOFlowTests.samlResponse(inResponseTo: SSOFlowTests.requestID(in: try #require(start.header("location"))))
+            return try SSOFlowTests.post(gateway, form: ["SAMLResponse": response], cookies: ["ssogate_session_login=" + SSOFlowTests.value(login)],
+                                         accept: "application/json")
+        }
+        #expect(refused.status == 503 && refused.text.contains("\"error\":\"state_store_unavailable\""))
+        let page = try await offThePool {
+            try gateway.harness.request("GET /acme/echo HTTP/1.1\r\nHost: h\r\nCookie: \(session)\r\n\r\n")
+        }
+        #expect(page.status == 200, "a session sealed before needs no store")
+        await SSOFlowTests().stop(g)
+    }
+
     @Test func withTheMemoryStoreARestartForgetsWhatWasSpent() async throws {
         // The behaviour the SQLite default removes: the same response logs in again.
         let replay = try await Self.replayAfterRestart(store: "memory")

@@ -274,6 +274,24 @@ struct StateStoreTests {
         try second.close()
     }
 
+    @Test func tokensAndLinksAreStoredOnlyAsHashes() async throws {
+        // docs/SPEC.md: admin tokens are "stored hashed"; a copy of the file opens nothing.
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let store = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
+        let token = try AdminToken.make(organization: "acme", now: 1000, lifetime: 3600)
+        let link = try AdminToken.make(organization: "acme", now: 1000, lifetime: 900, prefix: "ssgl_")
+        try await store.storeAdminToken(token.token)
+        try await store.storeAdminLink(link.token)
+        var bytes = Data()
+        for suffix in ["", "-wal"] { bytes += (try? Data(contentsOf: URL(fileURLWithPath: folder.path + "/state.db" + suffix))) ?? Data() }
+        for secret in [token.text, link.text, String(token.text.dropFirst(5)), String(link.text.dropFirst(5))] {
+            #expect(bytes.range(of: Data(secret.utf8)) == nil, "a credential's text is in the file")
+        }
+        #expect(bytes.range(of: Data(token.token.hash.utf8)) != nil, "its hash is")
+        try store.close()
+    }
+
     @Test func theFileIsMigratedAndReadableByItsOwnerOnly() throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
