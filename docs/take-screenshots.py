@@ -28,6 +28,10 @@ sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
 from ssogate_support import free_port, wait_for_port  # noqa: E402
 
 
+def base_url(url):
+    return re.match(r"(https?://[^/]+)", url).group(1)
+
+
 def shrink(path):
     try:
         from PIL import Image
@@ -92,6 +96,23 @@ def main():
         wait.until(EC.presence_of_element_located((By.PARTIAL_LINK_TEXT, "Audit log"))).click()
         wait.until(EC.presence_of_element_located((By.ID, "ssogate-audit")))
         shot("8-audit")
+        driver.get(console_link.split("/settings/")[0] + "/settings/sso")
+        driver.execute_script("document.getElementById('ssogate-roles').scrollIntoView()")
+        shot("9-console-roles")
+        # The pages that turn people away: a link used twice, nobody signed in, a member
+        # who is not an admin (bob's viewers group maps to read).
+        driver.set_window_size(900, 520)
+        driver.get(console_link)
+        wait.until(EC.presence_of_element_located((By.TAG_NAME, "h1")))
+        shot("10-link-used")
+        driver.delete_all_cookies()
+        driver.get(console_link.split("/settings/")[0] + "/settings/sso")
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-console-login")))
+        shot("11-console-sign-in")
+        driver.get(base_url(start) + "/organizations/acme/sso?return_to=/organizations/acme/settings/sso")
+        wait.until(EC.presence_of_element_located((By.ID, "login-bob"))).click()
+        wait.until(EC.presence_of_element_located((By.TAG_NAME, "h1")))
+        shot("12-console-forbidden")
         driver.set_window_size(900, 420)
         # Login starts from one address past `logins.per_client` (300/m): the 429 page.
         base = re.match(r"(https?://[^/]+)", start).group(1)

@@ -15,11 +15,11 @@ import os
 import subprocess
 import sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
+
+from browser import chromium
 
 IDP, GW, BIN, CONFIG, OUT = (os.environ[k] for k in ("E2E_IDP", "E2E_GW", "E2E_BIN", "E2E_CONFIG", "E2E_OUT"))
 IDP_CERT = open(os.environ["E2E_IDP_CERT"]).read()
@@ -39,11 +39,7 @@ def check(name, condition, detail=""):
         shot("failure-admin-" + str(failed))
 
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,1400"]:
-    options.add_argument(argument)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver", env={**os.environ, "HOME": os.environ["E2E_HOME"]}), options=options)
+driver = chromium("1000,1400")
 wait = WebDriverWait(driver, 20)
 
 

@@ -27,11 +27,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from joserfc import jws
 from joserfc.jwk import ECKey
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
+
+from browser import chromium
 
 IDP, GW, GWS, OUT = os.environ["E2E_IDP"], os.environ["E2E_GW"], os.environ["E2E_GWS"], os.environ["E2E_OUT"]
 TLS_CONTEXT = ssl.create_default_context(cafile=os.environ["E2E_CA"])
@@ -201,17 +201,9 @@ BROWSER_ASSERTION = {gateway: forged(MALLORY, {"sub": "mallory@example.test", "e
                                                "org": "acme", "iss": gateway, "aud": APP, "iat": now, "exp": now + 300}, KIDS[0])
                      for gateway in (GW, GWS)}
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,700"]:
-    options.add_argument(argument)
-# Chromium's performance log carries the DevTools network events: the URL of the redirect to
-# the IdP (the AuthnRequest) and the body of the POST back to the gateway (the SAMLResponse).
-options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-# Chromium on Linux reads trust anchors from $HOME/.pki/nssdb: run-e2e.sh put the test CA in
-# the one under E2E_HOME, so https to the gateway is verified, not exempted.
-service = Service("/usr/bin/chromedriver", env={**os.environ, "HOME": os.environ["E2E_HOME"]})
-driver = webdriver.Chrome(service=service, options=options)
+# The performance log carries the DevTools network events: the URL of the redirect to the
+# IdP (the AuthnRequest) and the body of the POST back to the gateway (the SAMLResponse).
+driver = chromium("1100,700", performance_log=True)
 wait = WebDriverWait(driver, 20)
 
 
