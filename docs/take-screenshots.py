@@ -99,6 +99,12 @@ def main():
         driver.get(console_link.split("/settings/")[0] + "/settings/sso")
         driver.execute_script("document.getElementById('ssogate-roles').scrollIntoView()")
         shot("9-console-roles")
+        # "Fill in from IdP metadata" with the demo IdP's own metadata URL (its entity ID).
+        metadata_url = driver.find_element(By.ID, "idp_entity_id").get_attribute("value")
+        driver.find_element(By.ID, "metadata_url").send_keys(metadata_url)
+        driver.find_element(By.ID, "ssogate-read-metadata").click()
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-notice")))
+        shot("13-metadata-read")
         # The pages that turn people away: a link used twice, nobody signed in, a member
         # who is not an admin (bob's viewers group maps to read).
         driver.set_window_size(900, 520)

@@ -196,8 +196,10 @@ package enum ConsolePage {
         // The form token also stands in the page itself, for scripts that drive the console.
         var body = "<meta name=\"ssogate-csrf\" content=\"\(e(v.csrf))\"><h1>Single sign-on with SAML</h1>"
         if let notice = v.notice { body += "<p class=notice id=ssogate-notice>\(e(notice))</p>" }
-        if !v.problems.isEmpty {
-            body += "<p class=warn>The settings you sent were not saved: \(v.problems.count == 1 ? "one thing is" : "\(v.problems.count) things are") marked under IdP settings below.</p>"
+        // A metadata file that could not be read is said beside its form; it changed nothing.
+        let unsaved = v.problems.filter { $0.field != "metadata" }
+        if !unsaved.isEmpty {
+            body += "<p class=warn>The settings you sent were not saved: \(unsaved.count == 1 ? "one thing is" : "\(unsaved.count) things are") marked below.</p>"
         }
         body += """
         <section><h2>Organization</h2><table><tr><th>Organization Name</th><td><code>\(e(v.organization))</code></td></tr>
@@ -227,9 +229,17 @@ package enum ConsolePage {
         func problems(_ field: String) -> String {
             v.problems.filter { $0.field == field || $0.field.hasPrefix(field + "[") }.map { "<p class=problem>\(e($0.message))</p>" }.joined()
         }
-        let other = v.problems.filter { !["sign_on_url", "idp_entity_id", "certificates", "allow_idp_initiated", "role_mapping"].contains(where: $0.field.hasPrefix) }
+        let other = v.problems.filter {
+            !["sign_on_url", "idp_entity_id", "certificates", "allow_idp_initiated", "role_mapping", "metadata"].contains(where: $0.field.hasPrefix)
+        }
         body += """
-        <section><h2>IdP settings</h2>\(v.problems.isEmpty ? "" : "<p class=warn id=ssogate-problems>Nothing was saved: fix what is marked below.</p>")
+        <section id="ssogate-import"><h2>Fill in from IdP metadata</h2><p class=hint>Optional. Okta: Sign On → "Identity Provider metadata"
+        (save the page as a file, or copy its address). The settings below are filled in from it; nothing is saved until you test them.</p>
+        <form method="post" action="\(base)/metadata" enctype="multipart/form-data"><input type="hidden" name="csrf" value="\(e(v.csrf))">
+        <label for="metadata_file">Metadata file</label><input type="file" id="metadata_file" name="metadata_file" accept=".xml,application/samlmetadata+xml,text/xml">
+        <label for="metadata_url">or its address</label><input type="text" inputmode="url" id="metadata_url" name="metadata_url" placeholder="https://acme.okta.com/app/exk.../sso/saml/metadata">
+        \(problems("metadata"))<button type="submit" class="secondary" id="ssogate-read-metadata">Read metadata</button></form></section>
+        <section><h2>IdP settings</h2>\(unsaved.isEmpty ? "" : "<p class=warn id=ssogate-problems>Nothing was saved: fix what is marked below.</p>")
         \(other.map { "<p class=problem>\(e($0.description))</p>" }.joined())
         <form method="post" action="\(base)"><input type="hidden" name="csrf" value="\(e(v.csrf))">
         <label for="sign_on_url">IdP Sign-On URL</label><p class=hint>Okta: "Identity Provider Single Sign-On URL".</p>

@@ -1,9 +1,12 @@
 import Access
+import AsyncHTTPClient
 import Config
 import CryptoCore
 import Foundation
 import HTTPWire
+import NIOCore
 import NIOHTTP1
+import SAML
 import Sessions
 import StateStore
 
@@ -19,7 +22,7 @@ struct Console {
     let shared: GatewayShared
     let peer: String?
 
-    enum Page: Equatable { case settings, save, enable, disable, roles, audit, linkLogin }
+    enum Page: Equatable { case settings, save, importMetadata, enable, disable, roles, audit, linkLogin }
 
     /// The console page a path under `/organizations/{org}/` names, or nil (the
     /// application's own settings pages pass through).
@@ -30,6 +33,7 @@ struct Console {
         case ("settings/sso/enable", .POST): return .enable
         case ("settings/sso/disable", .POST): return .disable
         case ("settings/sso/roles", .POST): return .roles
+        case ("settings/sso/metadata", .POST): return .importMetadata
         case ("settings/audit", .GET), ("settings/audit", .HEAD): return .audit
         case ("settings/sso/login", .GET): return .linkLogin
         default: return nil
@@ -84,7 +88,10 @@ struct Console {
 
         // A state-changing request must come from this console's own form.
         if head.method == .POST {
-            let form = RequestFields.form(String(decoding: body, as: UTF8.self))
+            // The metadata import sends a file, so its form is multipart.
+            let multipart = head.headers.first(name: "content-type").flatMap(MultipartForm.boundary(contentType:))
+                .flatMap { MultipartForm(body, boundary: $0) }
+            let form = multipart?.fields ?? RequestFields.form(String(decoding: body, as: UTF8.self))
             let intent = form["csrf"].flatMap { intents.open($0) }
             guard let intent, intent.organization == org.name, intent.actor == actor, intent.expires > now, sameOrigin(head, runtime: runtime) else {
                 return Self.page(.forbidden, ConsolePage.refused(organization: org.name, title: "This form has expired",
@@ -100,6 +107,9 @@ struct Console {
                 case .save: return try await save(form, org: org, actor: actor, csrf: csrf, requestID: requestID)
                 case .enable, .disable: return try await toggle(page == .enable, org: org, actor: actor, requestID: requestID)
                 case .roles: return try await roles(form, org: org, actor: actor, csrf: csrf, requestID: requestID)
+                case .importMetadata:
+                    return await importMetadata(file: multipart?["metadata_file"]?.content ?? [], url: form["metadata_url"] ?? "", org: org,
+                                                actor: actor, csrf: csrf)
                 default: break
                 }
             } catch {
@@ -140,6 +150,58 @@ struct Console {
         await SettingsSync.refresh(shared)
         return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/sso?draft=\(saved.draftRevision)"),
                                                           ("Cache-Control", "no-store")], body: [])
+    }
+
+    /// "Fill in from IdP metadata": the metadata file, or the document at its URL, read into
+    /// the settings form (not saved: the admin checks it and presses "Update and Test").
+    /// Fetched URLs are `https` (`http` too when the gateway itself is served over `http`, a
+    /// development set-up), at most 1 MiB, within 10 seconds, redirects not followed.
+    private func importMetadata(file: [UInt8], url: String, org: GatewayConfiguration.Organization, actor: String,
+                                csrf: String) async -> LocalResponse {
+        let url = url.trimmingCharacters(in: .whitespacesAndNewlines)
+        let current = shared.runtime.settings[org.name]
+        var form = ConsolePage.Form(current?.draft ?? current?.active)
+        func refused(_ message: String) -> LocalResponse {
+            Self.page(.unprocessableEntity, ConsolePage.settings(view(org, runtime: shared.runtime, form: form, problems: [SettingsProblem("metadata", message)],
+                                                                      notice: nil, csrf: csrf, actor: actor)))
+        }
+        let metadata: IdPMetadata
+        do {
+            if !file.isEmpty {
+                metadata = try IdPMetadata.parse(file)
+            } else if !url.isEmpty {
+                let developing = shared.runtime.configuration.publicURL.hasPrefix("http://")
+                guard let parsed = URL(string: url), parsed.host != nil,
+                      parsed.scheme == "https" || (developing && parsed.scheme == "http") else {
+                    return refused("The metadata URL must be an https:// address (Okta: Sign On → \"Identity Provider metadata\").")
+                }
+                var configuration = HTTPClient.Configuration()
+                configuration.timeout = .init(connect: .seconds(5), read: MetadataRefresher.timeout)
+                configuration.redirectConfiguration = .disallow
+                let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+                let downloaded: Result<IdPMetadata, Error>
+                do { downloaded = .success(try await MetadataRefresher.download(url, client: client)) } catch { downloaded = .failure(error) }
+                try? await client.shutdown()
+                metadata = try downloaded.get()
+            } else {
+                return refused("Choose the metadata file your IdP gave you, or give the address it is published at.")
+            }
+        } catch let error as SAMLError {
+            return refused("This is not IdP metadata ssogate can read: \(error.detail).")
+        } catch {
+            return refused("The metadata could not be fetched from \(url) (\(error)). Check the address, or download the file and choose it instead.")
+        }
+        if let end = metadata.validUntil, end <= shared.clock() {
+            return refused("This metadata expired (its validUntil has passed): ask your IdP for a current copy.")
+        }
+        form.idpEntityID = metadata.entityID
+        form.certificates = metadata.signingCertificates.map { CertificateSummary.pem($0.der) }.joined()
+        if let sso = metadata.redirectSSOURL { form.signOnURL = sso }
+        let count = metadata.signingCertificates.count
+        let notice = "Read from the IdP's metadata: entity ID \(metadata.entityID), \(count) signing certificate\(count == 1 ? "" : "s")"
+            + (metadata.redirectSSOURL == nil ? ", but no Sign-On URL for the HTTP-Redirect binding: paste it below" : "")
+            + ". Nothing is saved yet: check the settings below, then press \"Update and Test SAML Configuration\"."
+        return Self.page(.ok, ConsolePage.settings(view(org, runtime: shared.runtime, form: form, problems: [], notice: notice, csrf: csrf, actor: actor)))
     }
 
     /// The role mapping rows: in force at once (they change what members may do, not whom

@@ -176,6 +176,9 @@ public final class GatewayServer: Sendable {
     /// The replay store logins spend their IDs in (tests reach the shared one through it).
     var storeForTests: GatewayStore { shared.store }
 
+    /// The configuration and flows in force now.
+    var runtimeForTests: GatewayRuntime { shared.runtime }
+
     /// A one-time console link for `organization`, made in this gateway's own store (what
     /// `ssogate admin-link` prints; the demo uses it, its store being its memory).
     public func makeAdminLink(organization: String) async throws -> String {

@@ -70,10 +70,7 @@ final class MetadataRefresher: Sendable {
     private func fetch(_ url: String, for organization: String, refresh: TimeInterval, now: Date) async -> TimeInterval {
         let metadata: IdPMetadata
         do {
-            let response = try await httpClient.execute(HTTPClientRequest(url: url), timeout: Self.timeout)
-            guard response.status == .ok else { throw FetchError("HTTP \(response.status.code)") }
-            let body = try await response.body.collect(upTo: Self.maxBytes)
-            metadata = try IdPMetadata.parse(Array(body.readableBytesView))
+            metadata = try await Self.download(url, client: httpClient)
         } catch {
             let kept = shared.idpMetadata[organization] != nil
             logger.error("IdP metadata fetch failed", metadata: [
@@ -108,6 +105,14 @@ final class MetadataRefresher: Sendable {
         if let cache = metadata.cacheDuration { wait = min(wait, max(cache, 1)) }
         if let end = metadata.validUntil { wait = min(wait, max(end.timeIntervalSince(now), 1)) }
         return wait
+    }
+
+    /// One metadata document from `url`: `200`, at most `maxBytes`, within `timeout`, parsed.
+    static func download(_ url: String, client: HTTPClient) async throws -> IdPMetadata {
+        let response = try await client.execute(HTTPClientRequest(url: url), timeout: timeout)
+        guard response.status == .ok else { throw FetchError("HTTP \(response.status.code)") }
+        let body = try await response.body.collect(upTo: maxBytes)
+        return try IdPMetadata.parse(Array(body.readableBytesView))
     }
 
     /// Refreshes until cancelled, checking once a second what is due.

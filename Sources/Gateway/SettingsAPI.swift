@@ -16,12 +16,12 @@ struct SettingsAPI {
     /// The API endpoint a request names, or nil when the path is the application's (the
     /// upstream's own `/api/organizations/...` routes pass through untouched).
     enum Endpoint: Equatable {
-        case settings, test, enable, disable, audit
+        case settings, roles, test, enable, disable, audit
     }
 
     /// Every operation, as docs/openapi.yaml lists them (a test keeps the two in step).
     static let operations: [(path: String, method: HTTPMethod)] = [
-        ("sso", .GET), ("sso", .PUT), ("sso/test", .POST), ("sso/enable", .POST), ("sso/disable", .POST), ("audit", .GET),
+        ("sso", .GET), ("sso", .PUT), ("sso/roles", .PUT), ("sso/test", .POST), ("sso/enable", .POST), ("sso/disable", .POST), ("audit", .GET),
     ]
 
     static func endpoint(_ path: Substring) -> (organization: String, endpoint: Endpoint)? {
@@ -30,6 +30,7 @@ struct SettingsAPI {
         let endpoint: Endpoint
         switch parts[4...].joined(separator: "/") {
         case "sso": endpoint = .settings
+        case "sso/roles": endpoint = .roles
         case "sso/test": endpoint = .test
         case "sso/enable": endpoint = .enable
         case "sso/disable": endpoint = .disable
@@ -86,6 +87,19 @@ struct SettingsAPI {
                 await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: nil, requestID: requestID)
                 await SettingsSync.refresh(shared)
                 return Self.json(.ok, state(org, runtime: shared.runtime))
+            case (.roles, .PUT):
+                // In force at once, from each member's next login (as in the console).
+                let mapping: StoredRoleMapping
+                switch Self.parseRoles(body) {
+                case .success(let parsed): mapping = parsed
+                case .failure(let problems):
+                    await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_role_mapping", requestID: requestID)
+                    return Self.json(.unprocessableEntity, problems)
+                }
+                _ = try await shared.store.setRoleMapping(mapping, organization: org.name)
+                await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: "role_mapping", requestID: requestID)
+                await SettingsSync.refresh(shared)
+                return Self.json(.ok, state(org, runtime: shared.runtime))
             case (.test, .POST):
                 // The draft the test URL names is the one the runtime's draft flow tests.
                 guard await SettingsSync.refresh(shared) else { return Self.unavailable(StoreError("settings not read")) }
@@ -118,15 +132,18 @@ struct SettingsAPI {
     func state(_ org: GatewayConfiguration.Organization, runtime: GatewayRuntime) -> SSOState {
         let base = runtime.configuration.publicURL + "/organizations/" + org.name + "/saml"
         let sp = SSOState.SP(entityID: base + "/metadata", acsURL: base + "/consume", metadataURL: base + "/metadata")
+        // The mapping in force: the runtime's organization has the console's applied.
+        let roles = runtime.configuration.organization(named: org.name)?.roleMapping.map(StoredRoleMapping.init)
         guard org.managed == .console, let stored = runtime.settings[org.name] else {
             // File-managed (or not seeded yet): the file's settings are the active ones.
             return SSOState(organization: org.name, id: org.id, managed: org.managed.rawValue, sp: sp,
-                            active: org.idpSettings.map { SSOState.Settings($0, tested: nil) }, draft: nil, enabled: org.saml.enabled)
+                            active: org.idpSettings.map { SSOState.Settings($0, tested: nil) }, draft: nil, enabled: org.saml.enabled,
+                            roleMapping: roles)
         }
         return SSOState(organization: org.name, id: org.id, managed: org.managed.rawValue, sp: sp,
                         active: stored.active.map { SSOState.Settings($0, tested: stored.activeTested) },
                         draft: stored.draft.map { SSOState.Settings($0, tested: stored.draftTested) },
-                        enabled: stored.enabled)
+                        enabled: stored.enabled, roleMapping: roles)
     }
 
     struct SSOState: Encodable {
@@ -170,6 +187,7 @@ struct SettingsAPI {
             }
         }
         let organization: String, id: String?, managed: String, sp: SP, active: Settings?, draft: Settings?, enabled: Bool
+        let roleMapping: StoredRoleMapping?
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(organization, forKey: .organization)
@@ -179,11 +197,12 @@ struct SettingsAPI {
             try c.encode(active, forKey: .active)
             try c.encode(draft, forKey: .draft)
             try c.encode(enabled, forKey: .enabled)
+            try c.encode(roleMapping, forKey: .roleMapping)
         }
-        enum CodingKeys: String, CodingKey { case organization, id, managed, sp, active, draft, enabled }
+        enum CodingKeys: String, CodingKey { case organization, id, managed, sp, active, draft, enabled, roleMapping = "role_mapping" }
     }
 
-    struct Problems: Encodable {
+    struct Problems: Encodable, Error {
         let errors: [SettingsProblem]
     }
 
@@ -226,6 +245,21 @@ struct SettingsAPI {
                                    allowIdPInitiated: decoded.allowIdPInitiated ?? false)
         let checked = settings.problems(now: now)
         return checked.isEmpty ? .settings(settings) : .problems(checked)
+    }
+
+    /// A `PUT .../sso/roles` body as a role mapping, or every problem with it by field.
+    static func parseRoles(_ body: [UInt8]) -> Result<StoredRoleMapping, Problems> {
+        let shape = "a JSON object with attribute, rules ([{\"value\", \"role\"}]) and default_role"
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            return .failure(Problems(errors: [SettingsProblem("body", "must be \(shape)")]))
+        }
+        let unknown = object.keys.sorted().filter { !["attribute", "rules", "default_role"].contains($0) }
+        guard unknown.isEmpty, let mapping = try? JSONDecoder().decode(StoredRoleMapping.self, from: Data(body)) else {
+            return .failure(Problems(errors: unknown.isEmpty ? [SettingsProblem("body", "must be \(shape)")]
+                : unknown.map { SettingsProblem($0, "is not a role mapping field") }))
+        }
+        let problems = mapping.problems()
+        return problems.isEmpty ? .success(mapping) : .failure(Problems(errors: problems))
     }
 
     // MARK: - Audit

@@ -125,6 +125,24 @@ try:
           f"{text('ssogate-draft-reason')} {text('ssogate-enabled')}")
     member_login("with a failed draft saved")
 
+    # A third draft read from SimpleSAMLphp's own metadata URL, then tested.
+    driver.get(CONSOLE)
+    wait.until(EC.presence_of_element_located((By.ID, "metadata_url"))).send_keys(f"{IDP}/saml2/idp/metadata.php")
+    driver.find_element(By.ID, "ssogate-read-metadata").click()
+    wait.until(lambda d: d.find_elements(By.ID, "ssogate-notice") or d.find_elements(By.CSS_SELECTOR, "#ssogate-import .problem"))
+    shot("25-metadata-read")
+    filled_url = driver.find_element(By.ID, "sign_on_url").get_attribute("value")
+    filled_cert = driver.find_element(By.ID, "certificate").get_attribute("value")
+    check("Read metadata: SimpleSAMLphp's metadata URL fills in its Sign-On URL, entity ID and certificate",
+          filled_url == f"{IDP}/saml2/idp/SSOService.php"
+          and driver.find_element(By.ID, "idp_entity_id").get_attribute("value") == f"{IDP}/saml2/idp/metadata.php"
+          and "".join(IDP_CERT.split()[2:-2])[:60] in "".join(filled_cert.split()),
+          f"{filled_url} {text('ssogate-notice')} {[p.text for p in driver.find_elements(By.CSS_SELECTOR, '.problem')]}")
+    driver.find_element(By.ID, "ssogate-update-and-test").click()
+    through_idp()
+    wait.until(EC.presence_of_element_located((By.ID, "ssogate-test-result")))
+    check("the settings read from metadata pass their test login", text("ssogate-test-result") == "success", text("ssogate-test-result"))
+
     driver.get(GW + "/organizations/hooli/settings/audit")
     wait.until(EC.presence_of_element_located((By.ID, "ssogate-audit")))
     shot("24-audit")

@@ -1,6 +1,8 @@
 import Config
+import CryptoCore
 import Foundation
 @testable import Gateway
+import NIOHTTP1
 import StateStore
 import TestSupport
 import Testing
@@ -165,5 +167,70 @@ struct ConsoleTests {
         let audit = try await Self.page(g, "/organizations/initech/settings/audit?action=sso.settings.update&format=csv", cookie: cookie)
         #expect(audit.text.contains(",success,role_mapping,") && audit.text.contains(",failure,invalid_role_mapping,"), "\(audit.text)")
         await SSOFlowTests().stop(g)
+    }
+}
+
+/// "Fill in from IdP metadata": a file posted as multipart, or the document at a URL, read
+/// into the settings form and not saved.
+@Suite("Console metadata import", .serialized)
+struct ConsoleMetadataTests {
+    typealias API = SettingsAPITests
+
+    static func upload(_ g: SSOFlowTests.Gateway, cookie: String, csrf: String?, file: String?, url: String = "") async throws -> RawHTTPClient.Response {
+        let boundary = "----ssogateTest7MA4YWxkTrZu0gW"
+        var body = ""
+        if let csrf { body += "--\(boundary)\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n\(csrf)\r\n" }
+        body += "--\(boundary)\r\nContent-Disposition: form-data; name=\"metadata_file\"; filename=\"\(file == nil ? "" : "okta.xml")\"\r\n"
+            + "Content-Type: text/xml\r\n\r\n\(file ?? "")\r\n"
+        body += "--\(boundary)\r\nContent-Disposition: form-data; name=\"metadata_url\"\r\n\r\n\(url)\r\n--\(boundary)--\r\n"
+        return try await API.request(g, "POST /organizations/initech/settings/sso/metadata HTTP/1.1\r\nHost: hub.example.test\r\nCookie: \(cookie)\r\n"
+                                         + "Content-Type: multipart/form-data; boundary=\(boundary)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+    }
+
+    static let metadata = { try! MetadataRefreshTests.metadata(certificates: [API.goodCertificate]) }()
+
+    @Test func aMetadataFileFillsTheFormAndSavesNothing() async throws {
+        let g = try await API.start()
+        let cookie = try await ConsoleTests.linkIn(g)
+        let page = try await ConsoleTests.page(g, "/organizations/initech/settings/sso", cookie: cookie)
+        #expect(page.text.contains("enctype=\"multipart/form-data\"") && page.text.contains("Fill in from IdP metadata"))
+        let csrf = try ConsoleTests.csrf(page)
+
+        let filled = try await Self.upload(g, cookie: cookie, csrf: csrf, file: Self.metadata)
+        #expect(filled.status == 200, "\(filled)")
+        #expect(filled.text.contains("value=\"https://idp.example.test/okta/sso\""), "the Sign-On URL comes from the metadata")
+        #expect(filled.text.contains("value=\"http://www.okta.com/exk-test\""))
+        let pem = try X509Certificate.parseAll(pem: String(contentsOfFile: API.goodCertificate, encoding: .utf8))[0]
+        #expect(filled.text.contains(String(CertificateSummary.pem(pem.der).split(separator: "\n")[1])), "the certificate is in the box")
+        #expect(filled.text.contains("Nothing is saved yet"))
+        #expect(try await g.harness.server.storeForTests.loadSettings().settings["initech"]?.draft == nil)
+
+        let garbage = try await Self.upload(g, cookie: cookie, csrf: csrf, file: "<html>not metadata</html>")
+        #expect(garbage.status == 422 && garbage.text.contains("not IdP metadata ssogate can read"))
+        #expect(!garbage.text.contains("The settings you sent were not saved"), "a metadata problem is said beside its own form")
+        let nothing = try await Self.upload(g, cookie: cookie, csrf: csrf, file: nil)
+        #expect(nothing.status == 422 && nothing.text.contains("Choose the metadata file"))
+        // An https gateway fetches only https metadata.
+        let plain = try await Self.upload(g, cookie: cookie, csrf: csrf, file: nil, url: "http://127.0.0.1:1/metadata")
+        #expect(plain.status == 422 && plain.text.contains("must be an https:// address"))
+        // The form needs its CSRF token like every other.
+        #expect(try await Self.upload(g, cookie: cookie, csrf: nil, file: Self.metadata).status == 403)
+        await SSOFlowTests().stop(g)
+    }
+
+    @Test func metadataAtAURLIsFetchedAndAFailedFetchIsNamed() async throws {
+        let server = try await DocumentServer.start(body: Self.metadata)
+        // A development gateway (served over http) may fetch http metadata.
+        let g = try await API.start(publicURL: "http://hub.example.test")
+        let cookie = try await ConsoleTests.linkIn(g)
+        let csrf = try ConsoleTests.csrf(try await ConsoleTests.page(g, "/organizations/initech/settings/sso", cookie: cookie))
+        let url = "http://127.0.0.1:\(server.port)/metadata"
+        let filled = try await Self.upload(g, cookie: cookie, csrf: csrf, file: nil, url: url)
+        #expect(filled.status == 200 && filled.text.contains("value=\"https://idp.example.test/okta/sso\""), "\(filled)")
+        server.serve("gone", status: .notFound)
+        let failed = try await Self.upload(g, cookie: cookie, csrf: csrf, file: nil, url: url)
+        #expect(failed.status == 422 && failed.text.contains("could not be fetched") && failed.text.contains("HTTP 404"))
+        await SSOFlowTests().stop(g)
+        await server.stop()
     }
 }

@@ -58,6 +58,8 @@ struct OpenAPITests {
         let refused = try API.object(try await API.api(g, "PUT", "/api/organizations/initech/sso", token: token, json: #"{"certificates": []}"#))
         let problem = try #require((refused["errors"] as? [[String: Any]])?.first)
         #expect(Set(problem.keys) == (try Self.required("Problem")))
+        let roles = try API.object(try await API.api(g, "PUT", "/api/organizations/initech/sso/roles", token: token, json: API.rolesJSON))
+        #expect(Set((roles["role_mapping"] as? [String: Any] ?? [:]).keys) == (try Self.required("RoleMapping")))
         let audit = try API.object(try await API.api(g, "GET", "/api/organizations/initech/audit", token: token))
         let event = try #require((audit["events"] as? [[String: Any]])?.first)
         #expect(Set(event.keys) == (try Self.required("AuditEvent")))
@@ -74,16 +76,17 @@ struct OpenAPITests {
         let token = try await API.token(g)
         let acmeToken = try await API.token(g, for: "acme")
         let body = try API.settingsJSON()
+        func bodyFor(_ path: String, _ method: HTTPMethod) -> String? { method == .PUT ? (path == "sso/roles" ? API.rolesJSON : body) : nil }
         var seen: [String: Set<Int>] = [:]
         for (path, method) in SettingsAPI.operations {
             let key = "\(method.rawValue) \(path)"
-            let json = method == .PUT ? body : nil
+            let json = bodyFor(path, method)
             for (org, credential) in [("initech", nil), ("initech", acmeToken), ("nobody", token), ("initech", token), ("acme", acmeToken)] as [(String, String?)] {
                 let r = try await API.api(g, method.rawValue, "/api/organizations/\(org)/\(path)", token: credential, json: json)
                 seen[key, default: []].insert(r.status)
             }
             if method == .PUT {
-                seen[key, default: []].insert(try await API.api(g, "PUT", "/api/organizations/initech/sso", token: token, json: "[]").status)
+                seen[key, default: []].insert(try await API.api(g, "PUT", "/api/organizations/initech/\(path)", token: token, json: "[]").status)
             }
         }
         // 200 for enable: after a passing test.
@@ -106,7 +109,7 @@ struct OpenAPITests {
         let limited = try await API.start(extra: "logins: {per_client: \"1/h\", total: \"off\"}")
         for (path, method) in SettingsAPI.operations {
             let key = "\(method.rawValue) \(path)"
-            let json = method == .PUT ? body : nil
+            let json = bodyFor(path, method)
             seen[key, default: []].insert(try await API.api(down, method.rawValue, "/api/organizations/initech/\(path)", token: token, json: json).status)
             for _ in 0..<2 {
                 seen[key, default: []].insert(try await API.api(limited, method.rawValue, "/api/organizations/initech/\(path)", token: token, json: json).status)

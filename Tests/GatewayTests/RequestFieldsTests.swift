@@ -56,3 +56,42 @@ struct CookieFieldTests {
         #expect(HeaderPolicy.cookieField("SSOGATE_SESSION=1", dropping: dropped) == "SSOGATE_SESSION=1", "cookie names are case-sensitive")
     }
 }
+
+@Suite("multipart/form-data bodies")
+struct MultipartFormTests {
+    static func body(_ boundary: String, _ parts: [(String, String?, String)], end: Bool = true) -> [UInt8] {
+        var text = "preamble is ignored\r\n"
+        for (name, file, content) in parts {
+            text += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\(file.map { "; filename=\"\($0)\"" } ?? "")\r\n"
+            text += file == nil ? "\r\n" : "Content-Type: text/xml\r\n\r\n"
+            text += content + "\r\n"
+        }
+        if end { text += "--\(boundary)--\r\n" }
+        return Array(text.utf8)
+    }
+
+    @Test func partsFieldsAndFilesAreRead() throws {
+        let form = try #require(MultipartForm(Self.body("xYz", [("csrf", nil, "t0k"), ("metadata_file", "okta.xml", "<md/>\r\nline two"),
+                                                                ("csrf", nil, "second")]), boundary: "xYz"))
+        #expect(form.parts.count == 3)
+        #expect(form.fields == ["csrf": "t0k"], "first of a name wins; files are not fields")
+        #expect(form["metadata_file"]?.fileName == "okta.xml")
+        #expect(form["metadata_file"]?.content == Array("<md/>\r\nline two".utf8), "CRLF inside content is kept")
+    }
+
+    @Test func theBoundaryComesFromTheContentType() {
+        #expect(MultipartForm.boundary(contentType: "multipart/form-data; boundary=----abc") == "----abc")
+        #expect(MultipartForm.boundary(contentType: "Multipart/Form-Data; charset=utf-8; boundary=\"q u\"") == "q u")
+        #expect(MultipartForm.boundary(contentType: "application/x-www-form-urlencoded") == nil)
+        #expect(MultipartForm.boundary(contentType: "multipart/form-data") == nil)
+        #expect(MultipartForm.boundary(contentType: "multipart/form-data; boundary=" + String(repeating: "a", count: 71)) == nil)
+    }
+
+    @Test func malformedBodiesAreNil() {
+        #expect(MultipartForm(Self.body("b", [("a", nil, "1")], end: false), boundary: "b") == nil, "no closing delimiter")
+        #expect(MultipartForm(Array("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--".utf8), boundary: "b") == nil, "no Content-Disposition")
+        #expect(MultipartForm(Array("--b\r\nContent-Disposition: form-data; name=\"a\"".utf8), boundary: "b") == nil, "headers never end")
+        #expect(MultipartForm(Array("nothing here".utf8), boundary: "b") == nil)
+        #expect(MultipartForm(Array("--b--\r\n".utf8), boundary: "b")?.parts.isEmpty == true, "an empty form")
+    }
+}

@@ -19,10 +19,10 @@ struct SettingsAPITests {
 
     /// `initech` is managed in the console (nothing in the file but its name); `acme` is
     /// file-managed as in the other tests.
-    static func yaml(upstreamPort: Int, store: String, extra: String = "") -> String {
+    static func yaml(upstreamPort: Int, store: String, extra: String = "", publicURL: String = "https://hub.example.test") -> String {
         """
         listen: "127.0.0.1:0"
-        public_url: "https://hub.example.test"
+        public_url: "\(publicURL)"
         upstream: "http://127.0.0.1:\(upstreamPort)"
         session: {secrets: ["0123456789abcdef0123456789abcdef-test"]}
         store: "\(store)"
@@ -39,9 +39,9 @@ struct SettingsAPITests {
         """
     }
 
-    static func start(store: String = "memory", extra: String = "") async throws -> SSOFlowTests.Gateway {
+    static func start(store: String = "memory", extra: String = "", publicURL: String = "https://hub.example.test") async throws -> SSOFlowTests.Gateway {
         let upstream = try await TestUpstream.start()
-        let configuration = try ConfigLoader.load(yaml: yaml(upstreamPort: upstream.port, store: store, extra: extra), environment: [:],
+        let configuration = try ConfigLoader.load(yaml: yaml(upstreamPort: upstream.port, store: store, extra: extra, publicURL: publicURL), environment: [:],
                                                   baseDirectory: ".")
         let logs = CapturedLogs()
         let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
@@ -91,6 +91,8 @@ struct SettingsAPITests {
         let body: [String: Any] = ["sign_on_url": url, "idp_entity_id": entity, "certificates": [pem], "allow_idp_initiated": false]
         return String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
     }
+
+    static let rolesJSON = #"{"attribute": "groups", "rules": [{"value": "engineering", "role": "write"}], "default_role": "read"}"#
 
     /// Follows the test URL: the login start, then the IdP's response (signed by `signer`)
     /// posted back with the login-state cookie. Returns the ACS's answer.
@@ -166,6 +168,27 @@ struct SettingsAPITests {
         // Nothing was saved.
         let state = try Self.object(try await Self.api(g, "GET", "/api/organizations/initech/sso", token: token))
         #expect(state["draft"] is NSNull)
+        await SSOFlowTests().stop(g)
+    }
+
+    @Test func theRoleMappingIsReadAndReplacedAndABadRowIsNamed() async throws {
+        let g = try await Self.start()
+        let token = try await Self.token(g)
+        let before = try Self.object(try await Self.api(g, "GET", "/api/organizations/initech/sso", token: token))
+        let fileMapping = try #require(before["role_mapping"] as? [String: Any])
+        #expect(fileMapping["attribute"] as? String == "groups" && (fileMapping["rules"] as? [[String: String]])?.first?["role"] == "admin")
+        let saved = try await Self.api(g, "PUT", "/api/organizations/initech/sso/roles", token: token, json: Self.rolesJSON)
+        #expect(saved.status == 200, "\(saved)")
+        let mapping = try #require(try Self.object(saved)["role_mapping"] as? [String: Any])
+        #expect((mapping["rules"] as? [[String: String]]) == [["value": "engineering", "role": "write"]] && mapping["default_role"] as? String == "read")
+        // In force in the running gateway: its organization carries the new mapping.
+        #expect(g.harness.server.runtimeForTests.configuration.organization(named: "initech")?.roleMapping?.rules.first?.value == "engineering")
+        let bad = try await Self.api(g, "PUT", "/api/organizations/initech/sso/roles", token: token,
+                                     json: #"{"attribute": "groups", "rules": [{"value": "x", "role": "boss"}], "default_role": "read"}"#)
+        let errors = try #require(try Self.object(bad)["errors"] as? [[String: String]])
+        #expect(bad.status == 422 && errors.first?["field"] == "role_mapping.rules[0]" && errors.first?["message"]?.contains("boss") == true)
+        let unknown = try await Self.api(g, "PUT", "/api/organizations/initech/sso/roles", token: token, json: #"{"attribute": "groups", "rulez": []}"#)
+        #expect(unknown.status == 422 && unknown.text.contains("rulez"))
         await SSOFlowTests().stop(g)
     }
 
