@@ -224,6 +224,7 @@ package enum ConsolePage {
         }
         guard v.managedInConsole else {
             body += "<section><p class=warn>This organization's settings are managed in the gateway's configuration file: ask the operator to change them.</p></section>"
+            body += sessionsSection(v)
             return frame(v.organization, "SAML settings", body, actor: v.actor)
         }
         func problems(_ field: String) -> String {
@@ -278,8 +279,20 @@ package enum ConsolePage {
             <button type="submit" id="ssogate-enable"\(canEnable ? "" : " disabled")>Enable SAML SSO</button></form></section>
             """
         }
+        body += sessionsSection(v)
         body += "<p><a href=\"/organizations/\(e(v.organization))/settings/audit\">Audit log: who logged in, who changed what</a></p>"
         return frame(v.organization, "SAML settings", body, actor: v.actor)
+    }
+
+    /// "End a member's sessions" (also for file-managed organizations).
+    static func sessionsSection(_ v: Settings) -> String {
+        """
+        <section id="ssogate-sessions"><h2>Sessions</h2><p class=hint>A lost laptop, someone who left: end every session of a member
+        in \(e(v.organization)), on every device, at once. They can log in again while your IdP lets them.</p>
+        <form method="post" action="/organizations/\(e(v.organization))/settings/sso/sessions"><input type="hidden" name="csrf" value="\(e(v.csrf))">
+        <label for="subject">Member (their email, as the IdP sends it)</label><input type="text" id="subject" name="subject" placeholder="alice@example.com">
+        <button type="submit" class="secondary" id="ssogate-end-sessions">End their sessions</button></form></section>
+        """
     }
 
     /// One row of the audit page.

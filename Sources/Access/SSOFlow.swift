@@ -12,7 +12,8 @@ package enum AccessDecision {
     /// Forward; `identity` are the headers the upstream gets (none when anonymous), valid
     /// until `expires` (the grant's end in Unix seconds; a WebSocket is closed then); `claims`
     /// the same identity for a signed `X-SSO-Assertion`.
-    case forward(identity: [(String, String)], expires: Int64?, claims: UpstreamClaims?)
+    /// `sessions`: the IDs of the grants it relies on (a WebSocket is closed when one ends).
+    case forward(identity: [(String, String)], expires: Int64?, claims: UpstreamClaims?, sessions: [String] = [])
     /// Forward anonymously; the HTML answer should carry the "Login with SSO" banner.
     case banner(organization: String, loginURL: String)
     case redirect(location: String)
@@ -40,6 +41,8 @@ package struct SSOFlow: Sendable {
     /// Identifies this flow to the per-loop session caches: sessions opened and filtered by
     /// another flow (before a reload) are not taken as this one's.
     package let cacheOwner = SessionCache.Owner()
+    /// Sessions ended (logout, SLO, revoke): their grants count for nothing.
+    package let revocations: Revocations
 
     package static let loginStateSeconds: Int64 = 600
 
@@ -47,9 +50,11 @@ package struct SSOFlow: Sendable {
     ///   signing certificates are trusted beside the configured ones, and it supplies the SSO
     ///   URL and the issuer when the configuration does not.
     package init(configuration: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
-                 draftRevisions: [String: Int64] = [:], clock: @escaping @Sendable () -> Date = { Date() },
+                 draftRevisions: [String: Int64] = [:], revocations: Revocations = Revocations(),
+                 clock: @escaping @Sendable () -> Date = { Date() },
                  random: @escaping @Sendable (Int) throws -> [UInt8] = { try SecureRandom().bytes($0) }) {
         self.configuration = configuration
+        self.revocations = revocations
         self.draftRevisions = draftRevisions
         self.clock = clock
         self.random = random
@@ -141,7 +146,19 @@ package struct SSOFlow: Sendable {
     /// for its IDs to be spent: `finish` turns the store's outcome into the answer.
     package enum ConsumeStep: Sendable {
         case done(ConsumeOutcome)
-        case spend([ReplaySpend], finish: @Sendable (StoreOutcome) -> ConsumeOutcome)
+        /// `session`: the session the login begins, to record with the spent IDs (none for
+        /// a test).
+        case spend([ReplaySpend], session: BegunSession?, finish: @Sendable (StoreOutcome) -> ConsumeOutcome)
+    }
+
+    /// A session a login begins, as the state store records it.
+    package struct BegunSession: Sendable, Equatable {
+        package let id: String
+        package let organization: String
+        package let subject: String
+        package let sessionIndex: String?
+        package let created: Int64
+        package let expires: Int64
     }
 
     /// The draft revision a login-state cookie was started for, when it is a test of draft
@@ -181,11 +198,19 @@ package struct SSOFlow: Sendable {
             return .done(failure(error, org: name, test: testing, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState))
         }
         let existingSession = cookies[cookieName].map(String.init)
-        return .spend(checked.1) { outcome in
+        let seconds = Int64(now.timeIntervalSince1970)
+        let begun: BegunSession?
+        do {
+            begun = testing ? nil : BegunSession(id: try SessionGrant.newID(), organization: name, subject: checked.0.nameID,
+                                                 sessionIndex: checked.0.sessionIndex, created: seconds, expires: seconds + org.sessionTTL.components.seconds)
+        } catch {
+            return .done(ConsumeOutcome(response: .text(.internalServerError, "could not begin a session"), result: "internal_error"))
+        }
+        return .spend(checked.1, session: begun) { outcome in
             switch outcome {
             case .spent:
                 return self.loggedIn(checked.0, org: org, state: state, testing: testing, form: form, existingSession: existingSession,
-                                     acceptsJSON: acceptsJSON, requestID: requestID, clearState: clearState, now: now)
+                                     begun: begun, acceptsJSON: acceptsJSON, requestID: requestID, clearState: clearState, now: now)
             case .alreadySpent(let spend):
                 return self.failure(spend.refusal, org: name, test: testing, acceptsJSON: acceptsJSON,
                                     requestID: requestID, clear: clearState)
@@ -198,7 +223,7 @@ package struct SSOFlow: Sendable {
 
     /// The answer to a validated login whose IDs are spent: the session (or the test page).
     private func loggedIn(_ assertion: ValidatedAssertion, org: GatewayConfiguration.Organization, state: LoginState?, testing: Bool,
-                          form: [String: String], existingSession: String?, acceptsJSON: Bool, requestID: String,
+                          form: [String: String], existingSession: String?, begun: BegunSession?, acceptsJSON: Bool, requestID: String,
                           clearState: String, now: Date) -> ConsumeOutcome {
         let name = org.name
         // An unsolicited response (the IdP's tile) answers no request: a login-state cookie
@@ -208,16 +233,15 @@ package struct SSOFlow: Sendable {
         let groups = assertion.attributes[groupsAttribute] ?? []
         let role = org.roleMapping.map { Protection.role(for: assertion.attributes, mapping: $0).name }
         let email = Self.email(of: assertion)
-        if testing {
+        guard !testing, let begun else {
             let page = DiagnosticPage.success(organization: name, assertion: assertion, role: role, email: email, back: consolePage(name))
             return ConsumeOutcome(response: LocalResponse(status: .ok, headers: [("Content-Type", "text/html; charset=utf-8"),
                                                                                  ("Set-Cookie", clearState), ("Cache-Control", "no-store")],
                                                           body: Array(page.utf8)), result: "test_success", subject: assertion.nameID)
         }
         var session = live(existingSession.flatMap { sessions.open(Substring($0), now: now) }) ?? Session()
-        let ttl = org.sessionTTL.components.seconds
-        session.grants[name] = SessionGrant(subject: assertion.nameID, email: email, groups: groups, role: role,
-                                            expires: Int64(now.timeIntervalSince1970) + ttl)
+        session.grants[name] = SessionGrant(id: begun.id, subject: assertion.nameID, email: email, groups: groups, role: role,
+                                            sessionIndex: assertion.sessionIndex, expires: begun.expires, seen: begun.created)
         let returnTo = solicited?.returnTo ?? Protection.safeReturnTo(form["RelayState"] ?? "/" + name)
         var headers: [(String, String)] = [("Location", returnTo), ("Cache-Control", "no-store"), ("Set-Cookie", clearState)]
         do {
@@ -304,12 +328,6 @@ package struct SSOFlow: Sendable {
         return LocalResponse(status: .ok, headers: [("Content-Type", "application/samlmetadata+xml")], body: Array(xml.utf8))
     }
 
-    package func logout() -> LocalResponse {
-        LocalResponse(status: .seeOther, headers: [
-            ("Location", "/"), ("Cache-Control", "no-store"),
-            ("Set-Cookie", "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)"),
-        ], body: [])
-    }
 
     // MARK: - Protected content
 
@@ -323,23 +341,26 @@ package struct SSOFlow: Sendable {
     package func decide(path: Substring, uri: String, method: String, accept: String?,
                         sessionCookie value: Substring?, cache: SessionCache? = nil) -> (AccessDecision, setCookie: String?) {
         let now = clock()
+        let seconds = Int64(now.timeIntervalSince1970)
         var session: Session?
         var setCookie: String?
         var remembered: SessionCache.Remembered?
         if let value {
-            if let hit = cache?.remembered(for: value, owner: cacheOwner, now: Int64(now.timeIntervalSince1970)) {
+            let generation = revocations.generation
+            if let hit = cache?.remembered(for: value, owner: cacheOwner, generation: generation, now: seconds) {
                 remembered = hit
                 session = hit.session
             } else {
                 let opened = sessions.open(value, now: now)
-                session = live(opened)
-                if session?.grants.isEmpty ?? true {
+                let (kept, reseal) = current(opened, now: seconds)
+                session = kept
+                if kept?.grants.isEmpty ?? true {
                     setCookie = clearedSessionCookie
-                } else if let session, session.grants.count != opened?.grants.count {
-                    setCookie = (try? sessions.seal(session, now: now)).flatMap { $0 }.map { sessionCookie($0, session: session, now: now) }
+                } else if let kept, reseal {
+                    setCookie = (try? sessions.seal(kept, now: now)).flatMap { $0 }.map { sessionCookie($0, session: kept, now: now) }
                         ?? clearedSessionCookie
-                } else if let session {
-                    remembered = cache?.remember(session, for: value, owner: cacheOwner)
+                } else if let kept {
+                    remembered = cache?.remember(kept, for: value, owner: cacheOwner, generation: generation, until: servesUntil(kept))
                 }
             }
         }
@@ -348,12 +369,47 @@ package struct SSOFlow: Sendable {
 
     private var clearedSessionCookie: String { "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)" }
 
-    /// A grant counts only while its organization is configured and enabled: disabling or
-    /// removing an organization ends its grants at once (docs/SPEC.md, revised rule).
+    /// A grant counts only while its organization is configured and enabled (disabling or
+    /// removing an organization ends its grants at once: docs/SPEC.md, revised rule), its
+    /// session was not ended, and it was used within its organization's idle timeout.
     package func live(_ session: Session?) -> Session? {
-        guard let session else { return nil }
-        guard session.grants.contains(where: { organizations[$0.key]?.saml.enabled != true }) else { return session }
-        return Session(grants: session.grants.filter { organizations[$0.key]?.saml.enabled == true })
+        current(session, now: Int64(clock().timeIntervalSince1970)).session
+    }
+
+    /// `live`, and whether the cookie must be sealed again: a grant was dropped, or, under
+    /// an idle timeout, a grant's activity time is a minute old (so the store is never
+    /// written per request: the cookie carries the time).
+    package func current(_ session: Session?, now: Int64) -> (session: Session?, reseal: Bool) {
+        guard let session else { return (nil, false) }
+        var kept = session
+        var reseal = false
+        for (name, grant) in session.grants {
+            guard let org = organizations[name], org.saml.enabled, !revocations.contains(grant.id) else {
+                kept.grants[name] = nil
+                reseal = true
+                continue
+            }
+            guard let idle = org.sessionIdleTimeout?.components.seconds else { continue }
+            if now - grant.seen >= idle {
+                kept.grants[name] = nil
+                reseal = true
+            } else if now - grant.seen >= Self.activityStep {
+                kept.grants[name]?.seen = now
+                reseal = true
+            }
+        }
+        return (kept, reseal)
+    }
+
+    /// How often a grant's activity time moves (a cookie sealed again) under an idle timeout.
+    package static let activityStep: Int64 = 60
+
+    /// Until when a session opened now may be served from a loop's cache: its earliest
+    /// expiry, or sooner, when a grant's activity time is due to move.
+    private func servesUntil(_ session: Session) -> Int64? {
+        session.grants.map { name, grant in
+            organizations[name]?.sessionIdleTimeout == nil ? grant.expires : min(grant.expires, grant.seen + Self.activityStep)
+        }.min()
     }
 
     /// - Parameter memo: where the decisions already made for this session are kept (a
@@ -374,14 +430,15 @@ package struct SSOFlow: Sendable {
             let forward = AccessDecision.forward(identity: [("X-SSO-Organizations", grants.map(\.key).joined(separator: ","))],
                                                  expires: grants.map(\.value.expires).min(),
                                                  claims: UpstreamClaims(grant: nil, organization: nil,
-                                                                        grants: grants.map { UpstreamClaims.Grant(organization: $0.key, $0.value) }))
+                                                                        grants: grants.map { UpstreamClaims.Grant(organization: $0.key, $0.value) }),
+                                                 sessions: grants.map(\.value.id))
             memo?.decisions[""] = forward
             return forward
         }
         if let known = memo?.decisions[org.name] { return known }
         if let grant = session?.grant(for: org.name, now: now) {
             let forward = AccessDecision.forward(identity: Self.identity(grant, organization: org.name), expires: grant.expires,
-                                                 claims: UpstreamClaims(grant: grant, organization: org.name, grants: []))
+                                                 claims: UpstreamClaims(grant: grant, organization: org.name, grants: []), sessions: [grant.id])
             memo?.decisions[org.name] = forward
             return forward
         }

@@ -54,6 +54,8 @@ package final class SessionCache {
     package let capacity: Int
     private var entries: [Key: Remembered] = [:]
     private var owner: Owner?
+    /// The `Revocations` generation the entries were checked at.
+    private var generation: UInt64 = 0
 
     package init(capacity: Int = 1024) {
         precondition(capacity > 0)
@@ -62,11 +64,13 @@ package final class SessionCache {
 
     package var count: Int { entries.count }
 
-    /// What was remembered for `value` under `owner`, while its session is still whole at `now`.
-    package func remembered(for value: Substring, owner: Owner, now: Int64) -> Remembered? {
-        guard self.owner === owner else {
+    /// What was remembered for `value` under `owner`, while its session is still whole at
+    /// `now` and no session was ended since it was checked (`generation`).
+    package func remembered(for value: Substring, owner: Owner, generation: UInt64 = 0, now: Int64) -> Remembered? {
+        guard self.owner === owner, self.generation == generation else {
             entries.removeAll(keepingCapacity: true)
             self.owner = owner
+            self.generation = generation
             return nil
         }
         let key = Key(value: value)
@@ -78,13 +82,16 @@ package final class SessionCache {
         return entry
     }
 
-    /// Keeps `session`, which `value` opened to under `owner` with nothing dropped from it.
+    /// Keeps `session`, which `value` opened to under `owner` with nothing dropped from it,
+    /// until `until` (its earliest grant expiry by default; sooner when a grant's activity
+    /// time is due to move).
     @discardableResult
-    package func remember(_ session: Session, for value: Substring, owner: Owner) -> Remembered? {
-        guard let expires = session.grants.values.map(\.expires).min() else { return nil }
-        if self.owner !== owner {
+    package func remember(_ session: Session, for value: Substring, owner: Owner, generation: UInt64 = 0, until: Int64? = nil) -> Remembered? {
+        guard let expires = until ?? session.grants.values.map(\.expires).min() else { return nil }
+        if self.owner !== owner || self.generation != generation {
             entries.removeAll(keepingCapacity: true)
             self.owner = owner
+            self.generation = generation
         }
         if entries.count >= capacity { entries.remove(at: entries.startIndex) }
         let entry = Remembered(session: session, expires: expires)

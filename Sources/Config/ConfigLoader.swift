@@ -124,7 +124,7 @@ struct Provisioner {
                             spCertificateFile: s.spCertificateFile.map(absolute), spPrivateKeyFile: s.spPrivateKeyFile.map(absolute),
                             spKeyPair: keyPair, requireEncryptedAssertions: s.requireEncryptedAssertions,
                             metadataURL: s.metadataURL, metadataRefresh: s.metadataRefresh),
-                unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, roleMapping: org.roleMapping,
+                unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, sessionIdleTimeout: org.sessionIdleTimeout, roleMapping: org.roleMapping,
                 managed: org.managed))
         }
         var tls: GatewayConfiguration.TLS?

@@ -12,8 +12,8 @@ public enum ConfigSchema {
     static let logins: Set<String> = ["workers", "queue", "per_client", "total"]
     static let hsts: Set<String> = ["max_age", "include_subdomains"]
     static let http2: Set<String> = ["enabled", "max_concurrent_streams"]
-    static let session: Set<String> = ["cookie_name", "secrets", "secrets_file", "ttl"]
-    static let organization: Set<String> = ["name", "id", "saml", "unauthenticated", "session_ttl", "role_mapping", "managed"]
+    static let session: Set<String> = ["cookie_name", "secrets", "secrets_file", "ttl", "idle_timeout"]
+    static let organization: Set<String> = ["name", "id", "saml", "unauthenticated", "session_ttl", "session_idle_timeout", "role_mapping", "managed"]
     static let saml: Set<String> = [
         "enabled", "sign_on_url", "certificate", "certificates", "certificate_file", "idp_entity_id",
         "allow_idp_initiated", "allow_sha1", "sp_certificate_file", "sp_private_key_file", "require_encrypted_assertions",

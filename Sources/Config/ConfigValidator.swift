@@ -29,6 +29,7 @@ struct ValidatedConfig {
         var saml: SAML
         var unauthenticated: GatewayConfiguration.UnauthenticatedMode
         var sessionTTL: Duration
+        var sessionIdleTimeout: Duration?
         var roleMapping: GatewayConfiguration.RoleMapping?
         var managed: GatewayConfiguration.Management
     }
@@ -110,6 +111,7 @@ struct ConfigValidator {
         }
         let secretSources = secrets(raw.session)
         let sessionTTL = duration(raw.session.ttl, default: .seconds(8 * 3600), at: "session.ttl")
+        let sessionIdle = idle(raw.session.idleTimeout, default: nil, at: "session.idle_timeout")
         var clockSkew = duration(raw.clockSkew, default: .seconds(60), at: "clock_skew", allowZero: true)
         if let skew = clockSkew, skew > Self.maxClockSkew {
             report("clock_skew", "must be at most 10m (a larger skew accepts long-expired assertions)")
@@ -138,7 +140,7 @@ struct ConfigValidator {
                     seen[name.lowercased()] = index
                 }
             }
-            if let validated = organization(org, at: path, defaultMode: unauthenticated, defaultTTL: sessionTTL) {
+            if let validated = organization(org, at: path, defaultMode: unauthenticated, defaultTTL: sessionTTL, defaultIdle: sessionIdle ?? nil) {
                 organizations.append(validated)
             }
         }
@@ -315,6 +317,19 @@ struct ConfigValidator {
         if !covered { report(path, message) }
     }
 
+    /// An idle timeout: a duration of at least 2m (the cookie's activity time moves once a
+    /// minute), or `off`. The outer optional is nil when the text is wrong.
+    private mutating func idle(_ text: String?, default value: Duration?, at path: String) -> Duration?? {
+        guard let text else { return .some(value) }
+        if text == "off" { return .some(nil) }
+        guard let parsed = duration(text, default: .zero, at: path) else { return nil }
+        guard parsed >= .seconds(120) else {
+            report(path, "must be at least 2m (activity is recorded once a minute), or off")
+            return nil
+        }
+        return .some(parsed)
+    }
+
     private mutating func duration(_ text: String?, default value: Duration, at path: String, allowZero: Bool = false) -> Duration? {
         guard let text else { return value }
         guard let parsed = DurationText.parse(text) else {
@@ -484,7 +499,7 @@ struct ConfigValidator {
 
     private mutating func organization(_ org: RawConfig.RawOrganization, at path: String,
                                        defaultMode: GatewayConfiguration.UnauthenticatedMode?,
-                                       defaultTTL: Duration?) -> ValidatedConfig.Organization? {
+                                       defaultTTL: Duration?, defaultIdle: Duration?) -> ValidatedConfig.Organization? {
         let before = issues.count
         if let name = org.name {
             let allowed = name.utf8.allSatisfy { Self.isNameByte($0) } && !name.hasPrefix(".") && !name.isEmpty
@@ -499,6 +514,7 @@ struct ConfigValidator {
         let mode = oneOf(org.unauthenticated, default: defaultMode ?? .banner, at: "\(path).unauthenticated",
                          GatewayConfiguration.UnauthenticatedMode.init(rawValue:), "banner, redirect")
         let ttl = duration(org.sessionTTL, default: defaultTTL ?? .seconds(8 * 3600), at: "\(path).session_ttl")
+        let idleTimeout = idle(org.sessionIdleTimeout, default: defaultIdle, at: "\(path).session_idle_timeout")
         let managed = oneOf(org.managed, default: .file, at: "\(path).managed", GatewayConfiguration.Management.init(rawValue:), "file, console")
         // Managed in the console, the file's saml section only seeds the first settings:
         // it may be absent or partial (the org admin pastes the rest).
@@ -507,8 +523,8 @@ struct ConfigValidator {
             : org.saml.flatMap { self.saml($0, at: "\(path).saml", seedOnly: false) }
         if org.saml == nil && !console { required("\(path).saml", "is required (or managed: console, where an org admin sets it up)") }
         let roleMapping = org.roleMapping.flatMap { self.roleMapping($0, at: "\(path).role_mapping") }
-        guard issues.count == before, let name = org.name, let mode, let ttl, let saml, let managed else { return nil }
-        return .init(keyPath: path, name: name, id: org.id, saml: saml, unauthenticated: mode, sessionTTL: ttl, roleMapping: roleMapping,
+        guard issues.count == before, let name = org.name, let mode, let ttl, let saml, let managed, let idleTimeout else { return nil }
+        return .init(keyPath: path, name: name, id: org.id, saml: saml, unauthenticated: mode, sessionTTL: ttl, sessionIdleTimeout: idleTimeout, roleMapping: roleMapping,
                      managed: managed)
     }
 

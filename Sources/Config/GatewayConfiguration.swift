@@ -61,6 +61,8 @@ public struct GatewayConfiguration: Sendable {
         public internal(set) var saml: SAML
         public let unauthenticated: UnauthenticatedMode
         public let sessionTTL: Duration
+        /// A grant unused this long ends (`session.idle_timeout`, `session_idle_timeout`); nil: never.
+        public let sessionIdleTimeout: Duration?
         public internal(set) var roleMapping: RoleMapping?
         /// Who changes the IdP settings: the configuration file, or org admins in the console
         /// (then the file's values only seed the store).

@@ -65,6 +65,7 @@ struct RawConfig {
         var secrets: [String]?
         var secretsFile: String?
         var ttl: String?
+        var idleTimeout: String?
     }
 
     struct RawOrganization {
@@ -73,6 +74,7 @@ struct RawConfig {
         var saml: RawSAML?
         var unauthenticated: String?
         var sessionTTL: String?
+        var sessionIdleTimeout: String?
         var roleMapping: RawRoleMapping?
         var managed: String?
     }
@@ -141,6 +143,7 @@ extension RawConfig {
             raw.session.secrets = reader.strings(session["secrets"], at: "session.secrets")
             raw.session.secretsFile = reader.string(session["secrets_file"], at: "session.secrets_file")
             raw.session.ttl = reader.string(session["ttl"], at: "session.ttl")
+            raw.session.idleTimeout = reader.string(session["idle_timeout"], at: "session.idle_timeout")
         }
 
         if let tls = reader.mapping(top["tls"], at: "tls", keys: ConfigSchema.tls) {
@@ -202,6 +205,7 @@ extension RawConfig {
         org.id = reader.string(map["id"], at: "\(path).id")
         org.unauthenticated = reader.string(map["unauthenticated"], at: "\(path).unauthenticated")
         org.sessionTTL = reader.string(map["session_ttl"], at: "\(path).session_ttl")
+        org.sessionIdleTimeout = reader.string(map["session_idle_timeout"], at: "\(path).session_idle_timeout")
         org.managed = reader.string(map["managed"], at: "\(path).managed")
 
         let samlPath = "\(path).saml"

@@ -1,3 +1,4 @@
+import Access
 import Compression
 import Config
 import CryptoCore
@@ -99,7 +100,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
             return
         }
         // The upstream's response deadline; a tunnel's end at its grant's expiry.
-        if case .proxying(let exchange) = state { perform(exchange.machine.handle(.tick(now)), exchange) }
+        if case .proxying(let exchange) = state {
+            let ended = !exchange.tunnelSessions.isEmpty && shared.revocations.containsAny(exchange.tunnelSessions)
+            perform(exchange.machine.handle(ended ? .sessionEnded : .tick(now)), exchange)
+        }
     }
 
     func stall() -> (since: NIODeadline?, bytes: Int)? {

@@ -22,7 +22,7 @@ struct Console {
     let shared: GatewayShared
     let peer: String?
 
-    enum Page: Equatable { case settings, save, importMetadata, enable, disable, roles, audit, linkLogin }
+    enum Page: Equatable { case settings, save, importMetadata, enable, disable, roles, sessions, audit, linkLogin }
 
     /// The console page a path under `/organizations/{org}/` names, or nil (the
     /// application's own settings pages pass through).
@@ -34,6 +34,7 @@ struct Console {
         case ("settings/sso/disable", .POST): return .disable
         case ("settings/sso/roles", .POST): return .roles
         case ("settings/sso/metadata", .POST): return .importMetadata
+        case ("settings/sso/sessions", .POST): return .sessions
         case ("settings/audit", .GET), ("settings/audit", .HEAD): return .audit
         case ("settings/sso/login", .GET): return .linkLogin
         default: return nil
@@ -97,6 +98,10 @@ struct Console {
                 return Self.page(.forbidden, ConsolePage.refused(organization: org.name, title: "This form has expired",
                                                                  detail: "It was not sent from this page in the last hours (or came from another site). Open the settings page again and repeat the change.",
                                                                  actor: actor))
+            }
+            if page == .sessions {
+                // Ending sessions is no settings change: file-managed organizations have it too.
+                return await endSessions(of: form["subject"] ?? "", org: org, actor: actor, csrf: csrf, requestID: requestID)
             }
             guard org.managed == .console else {
                 return Self.page(.conflict, ConsolePage.refused(organization: org.name, title: "Managed in the configuration file",
@@ -204,6 +209,27 @@ struct Console {
         return Self.page(.ok, ConsolePage.settings(view(org, runtime: shared.runtime, form: form, problems: [], notice: notice, csrf: csrf, actor: actor)))
     }
 
+    /// "End a member's sessions": every live session of that member in this organization,
+    /// on every gateway.
+    private func endSessions(of subject: String, org: GatewayConfiguration.Organization, actor: String, csrf: String,
+                             requestID: String) async -> LocalResponse {
+        let subject = subject.trimmingCharacters(in: .whitespacesAndNewlines)
+        let notice: String
+        if subject.isEmpty {
+            notice = "Give the member's email (their NameID) to end their sessions."
+        } else if let ended = await SessionSync.end(shared, .subject(organization: org.name, subject: subject)) {
+            shared.metrics.sessionsEnded(ended.count, how: "revoke")
+            await audit("session.revoke", org.name, actor: actor, result: "success", reason: nil, subject: subject, requestID: requestID)
+            notice = ended.isEmpty ? "\(subject) had no live sessions in \(org.name)."
+                : "Ended \(ended.count) session\(ended.count == 1 ? "" : "s") of \(subject): they must log in again, on every device."
+        } else {
+            await audit("session.revoke", org.name, actor: actor, result: "failure", reason: "state_store_unavailable", subject: subject,
+                        requestID: requestID)
+            notice = "The state store did not answer: \(subject)'s sessions are ended on this gateway, and on the others once it answers."
+        }
+        return Self.page(.ok, ConsolePage.settings(view(org, runtime: shared.runtime, form: nil, problems: [], notice: notice, csrf: csrf, actor: actor)))
+    }
+
     /// The role mapping rows: in force at once (they change what members may do, not whom
     /// the gateway trusts), from each member's next login.
     private func roles(_ form: [String: String], org: GatewayConfiguration.Organization, actor: String, csrf: String,
@@ -232,6 +258,7 @@ struct Console {
                                                             actor: actor))
         }
         await audit(on ? "sso.enable" : "sso.disable", org.name, actor: actor, result: "success", reason: nil, requestID: requestID)
+        if !on { await SettingsAPI.endSessions(of: org.name, shared) }
         await SettingsSync.refresh(shared)
         return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/settings/sso?done=\(on ? "enabled" : "disabled")"),
                                                           ("Cache-Control", "no-store")], body: [])
@@ -314,9 +341,10 @@ struct Console {
         return true
     }
 
-    private func audit(_ action: String, _ organization: String, actor: String?, result: String, reason: String?, requestID: String) async {
+    private func audit(_ action: String, _ organization: String, actor: String?, result: String, reason: String?, subject: String? = nil,
+                       requestID: String) async {
         await SettingsSync.audit(shared, AuditEvent(time: Int64(shared.clock().timeIntervalSince1970), action: action, organization: organization,
-                                                    actor: actor, result: result, reason: reason, subject: nil, ip: peer, requestID: requestID))
+                                                    actor: actor, result: result, reason: reason, subject: subject, ip: peer, requestID: requestID))
     }
 
     static func page(_ status: HTTPResponseStatus, _ html: String) -> LocalResponse {

@@ -22,6 +22,10 @@ public final class GatewayMetrics: Sendable {
     private let clientTimeouts = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let auditLost = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     let certificates: CertificateGauges
+    /// Session endings waiting for the state store (SessionSync).
+    private let endingsPending: Prometheus.Gauge
+    /// Sessions ended, by how (`logout`, `everywhere`, `revoke`, `slo`, `disabled`).
+    private let sessionEndings = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
 
     public typealias UpstreamFailure = UpstreamFailureKind
 
@@ -31,6 +35,7 @@ public final class GatewayMetrics: Sendable {
         factory.defaultDurationHistogramBuckets = LatencyHistogram.bounds
         self.registry = registry
         self.certificates = CertificateGauges(registry: registry)
+        endingsPending = registry.makeGauge(name: "ssogate_session_endings_pending", labels: [])
         self.factory = factory
         requestsByClass = (1...5).map {
             CoreMetrics.Counter(label: "ssogate_http_requests_total", dimensions: [("class", "\($0)xx")], factory: factory)
@@ -70,6 +75,10 @@ public final class GatewayMetrics: Sendable {
     /// `idle_timeout`, `body_timeout`, `write_timeout`.
     /// An audit event that did not reach the state store (it is in the log still): the
     /// store failed, or the queue of login events was full.
+    func sessionEndingsPending(_ count: Int) { endingsPending.set(Double(count)) }
+    func sessionsEnded(_ count: Int, how: String) {
+        counter(sessionEndings, "ssogate_sessions_ended_total", ("how", how)).increment(by: Int64(count))
+    }
     func auditDropped() { counter(auditLost, "ssogate_audit_events_lost_total").increment() }
     func clientTimedOut(reason: String) { counter(clientTimeouts, "ssogate_client_timeouts_total", ("reason", reason)).increment() }
     func http2Terminated(reason: String) { counter(http2Goaways, "ssogate_http2_goaways_total", ("reason", reason)).increment() }

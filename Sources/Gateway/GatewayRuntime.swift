@@ -42,13 +42,13 @@ final class GatewayRuntime: Sendable {
     ///   - settings: the state store's settings of console-managed organizations, applied
     ///     over the file's.
     init(configuration file: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
-         settings: [String: OrganizationSettings] = [:], clock: @escaping @Sendable () -> Date) {
+         settings: [String: OrganizationSettings] = [:], revocations: Revocations, clock: @escaping @Sendable () -> Date) {
         let configuration = file.applying(settings)
         self.configuration = configuration
         self.settings = settings
-        self.flow = SSOFlow(configuration: configuration, replayCache: replayCache, metadata: metadata, clock: clock)
+        self.flow = SSOFlow(configuration: configuration, replayCache: replayCache, metadata: metadata, revocations: revocations, clock: clock)
         self.draftFlow = configuration.applyingDrafts(settings).map { drafts, revisions in
-            SSOFlow(configuration: drafts, replayCache: replayCache, metadata: metadata, draftRevisions: revisions, clock: clock)
+            SSOFlow(configuration: drafts, replayCache: replayCache, metadata: metadata, draftRevisions: revisions, revocations: revocations, clock: clock)
         }
         self.reservedCookies = [configuration.session.cookieName, configuration.session.cookieName + "_login"]
         self.upstreamTimeout = configuration.upstreamTimeout.timeAmount
@@ -129,6 +129,12 @@ final class GatewayShared: Sendable {
     /// lost (they are in the log still).
     let auditEvents: AsyncStream<AuditEvent>
     private let auditQueue: AsyncStream<AuditEvent>.Continuation
+    /// Sessions ended anywhere (SessionSync keeps it current from the store), kept across
+    /// reloads: every flow asks it.
+    let revocations = Revocations()
+    /// Endings the store did not take (it was down): in force here already, written when
+    /// it answers again (SessionSync).
+    let pendingEndings = Mutex<[SessionSelector]>([])
     /// Login workers and rates, fixed at start.
     let logins: LoginGuard
     private let loops: [ObjectIdentifier: LoopContextBox]
@@ -166,7 +172,7 @@ final class GatewayShared: Sendable {
         (auditEvents, auditQueue) = AsyncStream.makeStream(of: AuditEvent.self, bufferingPolicy: .bufferingOldest(10_000))
         self.clock = clock
         self.logins = LoginGuard(configuration.logins)
-        let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, clock: clock)
+        let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, revocations: revocations, clock: clock)
         self.current = NIOLockedValueBox(runtime)
         self.metrics = metrics
         self.logger = logger
@@ -200,7 +206,7 @@ final class GatewayShared: Sendable {
         let problem: ConfigError? = rebuildLock.withLock {
             let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache,
                                          metadata: metadata.withLockedValue { $0 }, settings: stored.withLockedValue { $0.settings },
-                                         clock: clock)
+                                         revocations: revocations, clock: clock)
             if let problem = runtime.problem { return problem }
             file.withLockedValue { $0 = configuration }
             install(runtime)
@@ -234,7 +240,7 @@ final class GatewayShared: Sendable {
             // Settings of organizations the file no longer manages in the console are kept
             // in the store but never applied (`applying` looks at console-managed ones only).
             let runtime = GatewayRuntime(configuration: file.withLockedValue { $0 }, replayCache: replayCache,
-                                         metadata: metadata.withLockedValue { $0 }, settings: settings, clock: clock)
+                                         metadata: metadata.withLockedValue { $0 }, settings: settings, revocations: revocations, clock: clock)
             // The file's key material was accepted already; only organizations changed.
             if runtime.problem == nil { install(runtime) }
         }
@@ -250,7 +256,7 @@ final class GatewayShared: Sendable {
             metadata.withLockedValue { $0[organization] = fetched }
             let runtime = GatewayRuntime(configuration: file.withLockedValue { $0 }, replayCache: replayCache,
                                          metadata: metadata.withLockedValue { $0 }, settings: stored.withLockedValue { $0.settings },
-                                         clock: clock)
+                                         revocations: revocations, clock: clock)
             // The configuration's key material was accepted already; only metadata changed.
             if runtime.problem == nil { install(runtime) }
         }

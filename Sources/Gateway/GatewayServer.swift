@@ -62,6 +62,7 @@ public final class GatewayServer: Sendable {
                 if let sqlite { group.addTask { await sqlite.run(clock: clock) } }
                 group.addTask { await SettingsSync.run(shared) }
                 group.addTask { await SettingsSync.drainAudit(shared) }
+                group.addTask { await SessionSync.run(shared) }
             }
         } }
         // The console's settings before the first request, when the store answers soon (a

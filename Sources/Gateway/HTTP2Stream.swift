@@ -1,3 +1,4 @@
+import Access
 import HTTP2Session
 import HTTPWire
 import Logging
@@ -356,7 +357,10 @@ final class HTTP2Stream: ExchangeDriver {
             connection.timedOut(self, reason: "body_timeout")
             return nil
         }
-        if case .proxying(let exchange) = state { perform(exchange.machine.handle(.tick(now)), exchange) }
+        if case .proxying(let exchange) = state {
+            let ended = !exchange.tunnelSessions.isEmpty && shared.revocations.containsAny(exchange.tunnelSessions)
+            perform(exchange.machine.handle(ended ? .sessionEnded : .tick(now)), exchange)
+        }
         return nil
     }
 

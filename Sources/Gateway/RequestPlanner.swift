@@ -50,6 +50,10 @@ struct RequestPlanner {
             return reject(received, .badRequest, rejection.rawValue, reason: rejection.rawValue)
         }
         if head.uri.hasPrefix("/_ssogate/") {
+            // The logout page reads and ends sessions in the store: answered by a task.
+            if pathOnly(head.uri) == "/_ssogate/logout", head.method == .GET || head.method == .POST {
+                return .collectBody(organization: "", head: head)
+            }
             return .respond(internalEndpoint(head), head: head, close: false)
         }
         let runtime = shared.runtime(on: loop)
@@ -90,11 +94,13 @@ struct RequestPlanner {
         var bannerHTML: String?
         var grantExpires: Int64?
         var claims: UpstreamClaims?
+        var grantSessions: [String] = []
         switch decision {
-        case .forward(let headers, let expires, let grantClaims):
+        case .forward(let headers, let expires, let grantClaims, let sessions):
             identity = headers
             grantExpires = expires
             claims = grantClaims
+            grantSessions = sessions
         case .banner(let organization, let loginURL):
             // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
             if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }
@@ -131,6 +137,8 @@ struct RequestPlanner {
         exchange.sessionCookie = sessionCookie
         exchange.hsts = runtime.hstsValue
         exchange.webSocketAccept = webSocketAccept
+        // A tunnel ends with its sessions too (logout, revoke), not only at their expiry.
+        if webSocket { exchange.tunnelSessions = grantSessions }
         if runtime.minter != nil { exchange.assertionClaims = claims }
         return .proxy(exchange, expectContinue: expectContinue)
     }
@@ -174,6 +182,12 @@ struct RequestPlanner {
     /// A request whose body was collected: the settings API, a console page, or the ACS.
     func answerCollected(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let path = pathOnly(head.uri)
+        if path == "/_ssogate/logout" {
+            let logout = Logout(shared: shared, peer: peerText)
+            let bytes = Array(body.readableBytesView)
+            let requestID = RequestFields.requestID()
+            return loop.makeFutureWithTask { await logout.answer(head, body: bytes, requestID: requestID) }
+        }
         let consolePrefix = "/organizations/\(organization)/settings/"
         if path.hasPrefix(consolePrefix), let page = Console.page(String(path.dropFirst("/organizations/\(organization)/".count)), method: head.method) {
             let runtime = shared.runtime(on: self.loop)
@@ -232,11 +246,31 @@ struct RequestPlanner {
             switch step {
             case .done(let outcome):
                 return loop.makeSucceededFuture(outcome)
-            case .spend(let spends, let finish):
+            case .spend(let spends, let begun, let finish):
                 let now = shared.clock()
                 let store = shared.store
-                if let outcome = store.spendNow(spends, now: now) { return loop.makeSucceededFuture(finish(outcome)) }
-                return loop.makeFutureWithTask { await store.spend(spends, now: now) }.map(finish)
+                // The session is recorded once the IDs are spent; a store that takes the IDs
+                // but not the session fails the login like one that takes neither.
+                let record = begun.map {
+                    SessionRecord(id: $0.id, organization: $0.organization, subject: $0.subject, sessionIndex: $0.sessionIndex,
+                                  created: $0.created, expires: $0.expires)
+                }
+                if let outcome = store.spendNow(spends, now: now) {
+                    // Only a store without I/O answers at once (memory), and it records at once too.
+                    if case .spent = outcome, let record { _ = store.recordSessionNow(record) }
+                    return loop.makeSucceededFuture(finish(outcome))
+                }
+                return loop.makeFutureWithTask {
+                    let outcome = await store.spend(spends, now: now)
+                    guard case .spent = outcome, let record else { return outcome }
+                    do {
+                        try await store.recordSession(record)
+                        return outcome
+                    } catch {
+                        shared.logger.error("state store did not record a session", metadata: ["error": "\(error)"])
+                        return .unavailable
+                    }
+                }.map(finish)
             }
         }
         guard let draft else {
@@ -303,8 +337,6 @@ struct RequestPlanner {
 
     private func internalEndpoint(_ head: HTTPRequestHead) -> LocalResponse {
         switch (head.method, pathOnly(head.uri)) {
-        case (.GET, "/_ssogate/logout"), (.POST, "/_ssogate/logout"):
-            return shared.runtime(on: loop).flow.logout()
         case (.GET, "/_ssogate/healthz"), (.HEAD, "/_ssogate/healthz"):
             return .plain(.ok, "ok")
         case (.GET, "/_ssogate/jwks.json"), (.HEAD, "/_ssogate/jwks.json"):

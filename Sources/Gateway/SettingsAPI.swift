@@ -16,12 +16,13 @@ struct SettingsAPI {
     /// The API endpoint a request names, or nil when the path is the application's (the
     /// upstream's own `/api/organizations/...` routes pass through untouched).
     enum Endpoint: Equatable {
-        case settings, roles, test, enable, disable, audit
+        case settings, roles, test, enable, disable, audit, sessions, revoke
     }
 
     /// Every operation, as docs/openapi.yaml lists them (a test keeps the two in step).
     static let operations: [(path: String, method: HTTPMethod)] = [
         ("sso", .GET), ("sso", .PUT), ("sso/roles", .PUT), ("sso/test", .POST), ("sso/enable", .POST), ("sso/disable", .POST), ("audit", .GET),
+        ("sessions", .GET), ("sessions/revoke", .POST),
     ]
 
     static func endpoint(_ path: Substring) -> (organization: String, endpoint: Endpoint)? {
@@ -35,6 +36,8 @@ struct SettingsAPI {
         case "sso/enable": endpoint = .enable
         case "sso/disable": endpoint = .disable
         case "audit": endpoint = .audit
+        case "sessions": endpoint = .sessions
+        case "sessions/revoke": endpoint = .revoke
         default: return nil
         }
         return (String(parts[3]), endpoint)
@@ -68,6 +71,13 @@ struct SettingsAPI {
                 return Self.json(.ok, state(org, runtime: runtime))
             case (.audit, .GET):
                 return try await audit(org.name, query: RequestFields.query(head.uri))
+            case (.sessions, .GET):
+                let subject = RequestFields.query(head.uri)["subject"].flatMap { $0.isEmpty ? nil : $0 }
+                let live = try await shared.store.liveSessions(organization: org.name, subject: subject, now: now, limit: 1000)
+                return Self.json(.ok, ["sessions": live.map(SessionRow.init)])
+            case (.revoke, .POST):
+                // Sessions end on every gateway, whoever manages the organization's settings.
+                return await revoke(body, organization: org.name, actor: actor, requestID: requestID)
             case (_, .GET), (_, .HEAD):
                 return Self.json(.methodNotAllowed, ["error": "method_not_allowed"])
             default:
@@ -116,6 +126,7 @@ struct SettingsAPI {
                     return Self.json(.conflict, ["error": "not_tested", "detail": "settings are enabled once a test login with them passed"])
                 }
                 await audit(on ? "sso.enable" : "sso.disable", org.name, actor: actor, result: "success", reason: nil, requestID: requestID)
+                if !on { await Self.endSessions(of: org.name, shared) }
                 await SettingsSync.refresh(shared)
                 return Self.json(.ok, state(org, runtime: shared.runtime))
             default:
@@ -262,6 +273,44 @@ struct SettingsAPI {
         return problems.isEmpty ? .success(mapping) : .failure(Problems(errors: problems))
     }
 
+    // MARK: - Sessions
+
+    /// `{"subject": "..."}`: every live session of that member in this organization ends.
+    private func revoke(_ body: [UInt8], organization: String, actor: String, requestID: String) async -> LocalResponse {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any], let subject = object["subject"] as? String,
+              !subject.isEmpty, object.count == 1 else {
+            return Self.json(.unprocessableEntity, Problems(errors: [SettingsProblem("subject", "send {\"subject\": \"the member's NameID (email)\"}")]))
+        }
+        guard let ended = await SessionSync.end(shared, .subject(organization: organization, subject: subject)) else {
+            await audit("session.revoke", organization, actor: actor, result: "failure", reason: "state_store_unavailable", subject: subject,
+                        requestID: requestID)
+            return Self.unavailable(StoreError("queued: in force on this gateway, on the others once the store answers"))
+        }
+        shared.metrics.sessionsEnded(ended.count, how: "revoke")
+        await audit("session.revoke", organization, actor: actor, result: "success", reason: nil, subject: subject, requestID: requestID)
+        return Self.json(.ok, Revoked(subject: subject, ended: ended.count))
+    }
+
+    /// Disabling SSO ends the organization's sessions, so that enabling it again does not
+    /// bring old cookies back.
+    static func endSessions(of organization: String, _ shared: GatewayShared) async {
+        if let ended = await SessionSync.end(shared, .organization(organization)) { shared.metrics.sessionsEnded(ended.count, how: "disabled") }
+    }
+
+    struct Revoked: Encodable {
+        let subject: String, ended: Int
+    }
+
+    struct SessionRow: Encodable {
+        let id: String, subject: String, created: String, expires: String
+        init(_ record: SessionRecord) {
+            id = record.id
+            subject = record.subject
+            created = SettingsAPI.isoTime(record.created)
+            expires = SettingsAPI.isoTime(record.expires)
+        }
+    }
+
     // MARK: - Audit
 
     private func audit(_ organization: String, query: [String: String]) async throws -> LocalResponse {
@@ -339,9 +388,10 @@ struct SettingsAPI {
         return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    func audit(_ action: String, _ organization: String, actor: String?, result: String, reason: String?, requestID: String) async {
+    func audit(_ action: String, _ organization: String, actor: String?, result: String, reason: String?, subject: String? = nil,
+               requestID: String) async {
         await SettingsSync.audit(shared, AuditEvent(time: Int64(shared.clock().timeIntervalSince1970), action: action, organization: organization,
-                                                    actor: actor, result: result, reason: reason, subject: nil, ip: peer, requestID: requestID))
+                                                    actor: actor, result: result, reason: reason, subject: subject, ip: peer, requestID: requestID))
     }
 
     // MARK: - Helpers

@@ -37,6 +37,8 @@ package final class Exchange {
     package var assertionClaims: UpstreamClaims?
     /// The `Sec-WebSocket-Accept` the upstream's 101 must carry, for a WebSocket upgrade.
     package var webSocketAccept: [UInt8]?
+    /// The session IDs a WebSocket tunnel relies on: it is closed when one of them ends.
+    package var tunnelSessions: [String] = []
     /// The gateway's cookie names: an upstream Set-Cookie for them is dropped.
     package var reservedCookies: [String] = []
     package var upstream: UpstreamConnection?

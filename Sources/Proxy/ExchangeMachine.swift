@@ -40,6 +40,8 @@ package struct ExchangeMachine {
         case upstreamClosed(Error?)
         /// The loop's sweep: the response deadline, and a tunnel's end.
         case tick(NIODeadline)
+        /// A session the tunnel relies on was ended (logout, revoke).
+        case sessionEnded
         /// The client went away (closed, reset the stream, or timed out).
         case clientGone
     }
@@ -233,6 +235,12 @@ package struct ExchangeMachine {
             default:
                 return .none
             }
+
+        case .sessionEnded:
+            guard case .tunnel = phase else { return .none }
+            phase = .finished
+            attached = false
+            return .closeTunnel(grantExpired: true)
 
         case .clientGone:
             guard phase != .finished else { return .none }

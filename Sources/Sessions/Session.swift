@@ -1,20 +1,39 @@
+import CryptoCore
 import Foundation
 
 /// One organization's grant: who logged in through its IdP, until when.
 public struct SessionGrant: Codable, Sendable, Equatable {
+    /// The session's ID in the state store (128 random bits, hex): what logout, Single
+    /// Logout and an admin's revoke end. A cookie sealed before sessions had IDs does not
+    /// open (its holder logs in again).
+    public var id: String
     public var subject: String
     public var email: String?
     public var groups: [String]
     public var role: String?
+    /// The assertion's SessionIndex, which a Single Logout names.
+    public var sessionIndex: String?
     /// Seconds since 1970; the grant is void from then on.
     public var expires: Int64
+    /// When the grant was last used, to the minute (seconds since 1970): with an idle
+    /// timeout, the cookie is sealed again when this is a minute old.
+    public var seen: Int64
 
-    public init(subject: String, email: String?, groups: [String], role: String?, expires: Int64) {
+    public init(id: String, subject: String, email: String?, groups: [String], role: String?, sessionIndex: String? = nil,
+                expires: Int64, seen: Int64) {
+        self.id = id
         self.subject = subject
         self.email = email
         self.groups = groups
         self.role = role
+        self.sessionIndex = sessionIndex
         self.expires = expires
+        self.seen = seen
+    }
+
+    /// A new session ID.
+    public static func newID() throws -> String {
+        try SecureRandom().bytes(16).map { String(format: "%02x", $0) }.joined()
     }
 }
 

@@ -17,6 +17,8 @@ package final class MemoryStore: GatewayStore {
 
     package let replay: MemoryReplayCache
     private let state = Mutex(State())
+    /// Sessions, and the endings in the order they happened (MemoryStore+Sessions.swift).
+    let sessionState = Mutex(MemorySessions())
     private let auditCapacity: Int
 
     package init(replay: MemoryReplayCache = MemoryReplayCache(), auditCapacity: Int = 100_000) {

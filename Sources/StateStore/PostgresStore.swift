@@ -20,10 +20,10 @@ package final class PostgresStore: GatewayStore {
     static let timeout: Duration = .seconds(3)
     static let purgeEvery: Duration = .seconds(60)
     /// The schema this code expects; a migration brings an older database up to it.
-    static let schemaVersion = 3
+    static let schemaVersion = 4
 
-    private let client: PostgresClient
-    private let logger: Logger
+    let client: PostgresClient
+    let logger: Logger
 
     package init(_ settings: GatewayConfiguration.Postgres, group: EventLoopGroup, logger: Logger) {
         var configuration = PostgresClient.Configuration(host: settings.host, port: settings.port, username: settings.user,
@@ -85,6 +85,7 @@ package final class PostgresStore: GatewayStore {
                     } else {
                         do {
                             try await self.client.query("DELETE FROM ssogate_spent_ids WHERE expires < now()")
+                            _ = try await self.purgeSessions(now: Int64(Date().timeIntervalSince1970))
                         } catch {
                             self.logger.warning("replay store purge failed", metadata: ["error": "\(String(reflecting: error))"])
                         }
@@ -140,6 +141,19 @@ package final class PostgresStore: GatewayStore {
                         expires bigint NOT NULL, used boolean NOT NULL DEFAULT false)
                     """, logger: self.logger)
             }
+            if current < 4 {
+                // Sessions begun by logins; the endings in order (`seq` is what replicas poll).
+                try await connection.query("""
+                    CREATE TABLE ssogate_sessions (
+                        id text PRIMARY KEY, organization text NOT NULL, subject text NOT NULL, session_index text,
+                        created bigint NOT NULL, expires bigint NOT NULL, ended bigint)
+                    """, logger: self.logger)
+                try await connection.query("CREATE INDEX ssogate_sessions_subject ON ssogate_sessions (organization, subject)", logger: self.logger)
+                try await connection.query("CREATE INDEX ssogate_sessions_expires ON ssogate_sessions (expires)", logger: self.logger)
+                try await connection.query("""
+                    CREATE TABLE ssogate_ended_sessions (seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, expires bigint NOT NULL)
+                    """, logger: self.logger)
+            }
             try await connection.query("DELETE FROM ssogate_schema", logger: self.logger)
             try await connection.query("INSERT INTO ssogate_schema (version) VALUES (\(Self.schemaVersion))", logger: self.logger)
         }
@@ -147,7 +161,7 @@ package final class PostgresStore: GatewayStore {
 
     /// `body` in one transaction on one pooled connection: committed when it returns,
     /// rolled back when it throws.
-    private func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await client.withConnection { connection in
             try await connection.query("BEGIN", logger: self.logger)
             do {

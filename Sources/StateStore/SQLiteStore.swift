@@ -27,7 +27,7 @@ package final class SQLiteStore: GatewayStore {
 
     package let path: String
     private let logger: Logger
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens (creating it if needed, readable by its owner only) and migrates the file.
     /// Throws with a message naming the path when it cannot.
@@ -103,10 +103,22 @@ package final class SQLiteStore: GatewayStore {
                     created INTEGER NOT NULL, expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("4 sessions") { db in
+            // Sessions begun by logins; the endings in order (`seq` is what replicas poll).
+            try db.execute(sql: """
+                CREATE TABLE sessions (
+                    id TEXT PRIMARY KEY NOT NULL, organization TEXT NOT NULL, subject TEXT NOT NULL, session_index TEXT,
+                    created INTEGER NOT NULL, expires INTEGER NOT NULL, ended INTEGER) WITHOUT ROWID;
+                CREATE INDEX sessions_subject ON sessions (organization, subject);
+                CREATE INDEX sessions_expires ON sessions (expires);
+                CREATE TABLE ended_sessions (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, expires INTEGER NOT NULL);
+                CREATE INDEX ended_sessions_expires ON ended_sessions (expires);
+                """)
+        }
         return migrator
     }()
 
-    static let schemaVersion = "3 admin links"
+    static let schemaVersion = "4 sessions"
 
     /// The schema versions applied to the file, oldest first.
     package func appliedVersions() throws -> [String] {

@@ -48,4 +48,9 @@ package struct UnavailableStore: GatewayStore {
     package func adminToken(hash: String, now: Int64) async throws -> AdminToken? { throw Self.down }
     package func storeAdminLink(_ link: AdminToken) async throws { throw Self.down }
     package func consumeAdminLink(hash: String, now: Int64) async throws -> AdminToken? { throw Self.down }
+    package func recordSession(_ record: SessionRecord) async throws { throw Self.down }
+    package func endSessions(_ which: SessionSelector, now: Int64) async throws -> [SessionRecord] { throw Self.down }
+    package func endedSessions(after cursor: Int64, limit: Int) async throws -> (cursor: Int64, ended: [EndedSession]) { throw Self.down }
+    package func liveSessions(organization: String, subject: String?, now: Int64, limit: Int) async throws -> [SessionRecord] { throw Self.down }
+    package func purgeSessions(now: Int64) async throws -> Int { throw Self.down }
 }

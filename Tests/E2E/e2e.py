@@ -232,7 +232,11 @@ def sign_in_at_idp(screenshot="02-idp-login", label=""):
 
 
 def logout(gateway=GW):
+    """The logout page's button (a GET alone logs no one out)."""
     driver.get(gateway + "/_ssogate/logout")
+    wait.until(lambda d: d.find_elements(By.ID, "ssogate-logout") or d.find_elements(By.ID, "ssogate-logged-out"))
+    if driver.find_elements(By.ID, "ssogate-logout"):
+        driver.find_element(By.ID, "ssogate-logout").click()
     wait.until(lambda d: d.current_url.rstrip("/") == gateway)
 
 

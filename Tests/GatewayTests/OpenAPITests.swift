@@ -76,7 +76,14 @@ struct OpenAPITests {
         let token = try await API.token(g)
         let acmeToken = try await API.token(g, for: "acme")
         let body = try API.settingsJSON()
-        func bodyFor(_ path: String, _ method: HTTPMethod) -> String? { method == .PUT ? (path == "sso/roles" ? API.rolesJSON : body) : nil }
+        func bodyFor(_ path: String, _ method: HTTPMethod) -> String? {
+            switch (path, method) {
+            case ("sso/roles", .PUT): return API.rolesJSON
+            case ("sessions/revoke", .POST): return #"{"subject": "alice@acme.test"}"#
+            case (_, .PUT): return body
+            default: return nil
+            }
+        }
         var seen: [String: Set<Int>] = [:]
         for (path, method) in SettingsAPI.operations {
             let key = "\(method.rawValue) \(path)"
@@ -85,8 +92,8 @@ struct OpenAPITests {
                 let r = try await API.api(g, method.rawValue, "/api/organizations/\(org)/\(path)", token: credential, json: json)
                 seen[key, default: []].insert(r.status)
             }
-            if method == .PUT {
-                seen[key, default: []].insert(try await API.api(g, "PUT", "/api/organizations/initech/\(path)", token: token, json: "[]").status)
+            if method == .PUT || path == "sessions/revoke" {
+                seen[key, default: []].insert(try await API.api(g, method.rawValue, "/api/organizations/initech/\(path)", token: token, json: "[]").status)
             }
         }
         // 200 for enable: after a passing test.

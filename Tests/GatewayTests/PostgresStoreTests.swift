@@ -71,6 +71,10 @@ struct PostgresStoreTests {
         try await SettingsAPITests.changeReachesTheOtherGateway(store: Self.url, ready: Self.ready)
     }
 
+    @Test func aLogoutOnOneReplicaIsRefusedOnTheOtherWithinFiveSeconds() async throws {
+        try await SessionEndTests.logoutReachesTheOtherGateway(store: Self.url, ready: Self.ready)
+    }
+
     @Test func aLoginStartedOnOneReplicaCompletesOnTheOther() async throws {
         let (a, b) = try await Self.replicas()
         try await Self.ready(a)

@@ -25,12 +25,12 @@ struct SessionCacheTests {
     }
 
     static func cookie(_ flow: SSOFlow, expires: Int64 = Int64(now.timeIntervalSince1970) + 3600) throws -> Substring {
-        let grant = SessionGrant(subject: "alice@acme.test", email: nil, groups: [], role: nil, expires: expires)
+        let grant = SessionGrant(id: "0123456789abcdef0123456789abcdef", subject: "alice@acme.test", email: nil, groups: [], role: nil, expires: expires, seen: 0)
         return Substring(try #require(try flow.sessions.seal(Session(grants: ["acme": grant]), now: now)))
     }
 
     static func forwarded(_ decision: AccessDecision) -> Bool {
-        if case .forward(let identity, _, _) = decision { return identity.contains { $0 == ("X-Forwarded-User", "alice@acme.test") } }
+        if case .forward(let identity, _, _, _) = decision { return identity.contains { $0 == ("X-Forwarded-User", "alice@acme.test") } }
         return false
     }
 
@@ -121,7 +121,7 @@ struct SessionCacheTests {
             guard case .unauthorized = other else { Issue.record("acme's grant served for globex: \(other)"); return }
             let (open, _) = flow.decide(path: "/public/x", uri: "/public/x", method: "GET", accept: "application/json",
                                         sessionCookie: value, cache: cache)
-            guard case .forward(let identity, _, _) = open else { Issue.record("public path: \(open)"); return }
+            guard case .forward(let identity, _, _, _) = open else { Issue.record("public path: \(open)"); return }
             #expect(identity.map(\.0) == ["X-SSO-Organizations"], "no identity on an unprotected path")
         }
     }

@@ -296,7 +296,7 @@ struct StateStoreTests {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let store = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))
-        #expect(try store.appliedVersions() == ["1 spent ids", "2 settings, audit, admin tokens", "3 admin links"])
+        #expect(try store.appliedVersions() == ["1 spent ids", "2 settings, audit, admin tokens", "3 admin links", "4 sessions"])
         let mode = try FileManager.default.attributesOfItem(atPath: folder.path + "/state.db")[.posixPermissions] as? Int
         #expect(mode == 0o600)
         try store.close()

@@ -10,8 +10,8 @@ struct SessionCookieTests {
     static let later = Int64(1_767_261_660 + 3600)
 
     static let session = Session(grants: [
-        "acme": SessionGrant(subject: "alice@example.test", email: "alice@example.test", groups: ["engineering", "hf-admins"], role: "admin", expires: later),
-        "globex": SessionGrant(subject: "alice@globex.test", email: nil, groups: [], role: nil, expires: later),
+        "acme": SessionGrant(id: "0123456789abcdef0123456789abcdef", subject: "alice@example.test", email: "alice@example.test", groups: ["engineering", "hf-admins"], role: "admin", expires: later, seen: 0),
+        "globex": SessionGrant(id: "0123456789abcdef0123456789abcdef", subject: "alice@globex.test", email: nil, groups: [], role: nil, expires: later, seen: 0),
     ])
 
     @Test func aSealedSessionOpensAsItWas() throws {
@@ -85,7 +85,7 @@ struct SessionCookieTests {
         let groups = (0..<500).map { "group-with-a-fairly-long-name-\($0)" } + [String(repeating: "x", count: 300)]
         var session = Session()
         for org in ["acme", "globex", "initech"] {
-            session.grants[org] = SessionGrant(subject: "alice@\(org).test", email: "alice@\(org).test", groups: groups, role: "write", expires: Self.later)
+            session.grants[org] = SessionGrant(id: "0123456789abcdef0123456789abcdef", subject: "alice@\(org).test", email: "alice@\(org).test", groups: groups, role: "write", expires: Self.later, seen: 0)
         }
         let cookies = SessionCookies(secrets: [Self.new])
         let value = try #require(try cookies.seal(session, now: Self.now))
@@ -105,7 +105,7 @@ struct SessionCookieTests {
         var session = Session()
         let long = String(repeating: "s", count: 900)
         for (index, org) in ["a", "b", "c", "d"].enumerated() {
-            session.grants[org] = SessionGrant(subject: long + org, email: nil, groups: ["g"], role: nil, expires: Self.later + Int64(index))
+            session.grants[org] = SessionGrant(id: "0123456789abcdef0123456789abcdef", subject: long + org, email: nil, groups: ["g"], role: nil, expires: Self.later + Int64(index), seen: 0)
         }
         session.grants["a"]?.expires = Self.later - 1800
         let cookies = SessionCookies(secrets: [Self.new])
@@ -117,7 +117,7 @@ struct SessionCookieTests {
 
     @Test func aLoginThatCannotFitAloneIsAnError() throws {
         var session = Self.session
-        session.grants["huge"] = SessionGrant(subject: String(repeating: "x", count: 5000), email: nil, groups: [], role: nil, expires: Self.later)
+        session.grants["huge"] = SessionGrant(id: "0123456789abcdef0123456789abcdef", subject: String(repeating: "x", count: 5000), email: nil, groups: [], role: nil, expires: Self.later, seen: 0)
         let cookies = SessionCookies(secrets: [Self.new])
         #expect(throws: SessionTooLarge.self) { try cookies.seal(session, now: Self.now, newest: "huge") }
     }
