@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "Compression", dependencies: ["CZlib", "CBrotli"]),
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         .target(name: "XMLDSig", dependencies: ["XMLCore", "CryptoCore"]),
-        .target(name: "SAML", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"]),
+        .target(name: "SAML", dependencies: ["XMLDSig", "XMLCore", "CryptoCore", "Compression"]),
         .target(name: "Sessions", dependencies: ["CryptoCore"]),
         .target(name: "Config", dependencies: [
             "CryptoCore",
@@ -141,7 +141,7 @@ let package = Package(
         .testTarget(name: "XMLCoreTests", dependencies: ["XMLCore", "TestFixtures"]),
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore", "TestFixtures"]),
         .testTarget(name: "XMLDSigTests", dependencies: ["XMLDSig", "XMLCore", "CryptoCore", "TestFixtures"]),
-        .testTarget(name: "SAMLTests", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore", "FuzzTargets", "TestFixtures"]),
+        .testTarget(name: "SAMLTests", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore", "Compression", "FuzzTargets", "TestFixtures"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "Gateway", "TestFixtures"]),
         .testTarget(name: "SessionsTests", dependencies: ["Sessions", "CryptoCore"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "TestFixtures"]),

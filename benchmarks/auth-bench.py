@@ -11,7 +11,8 @@ content (a valid session cookie, a protected path), in one run, against
     python3 benchmarks/auth-bench.py [--binary PATH] [--baseline PATH] [--rounds N] [--duration S]
                                      [--instructions N]
 
-Both sessions come from real logins: `ssogate dev-idp` is the IdP of the gateways and of
+Each ssogate keeps its own SQLite store (the default store), so a baseline of an older
+schema version runs beside the binary under test. Both sessions come from real logins: `ssogate dev-idp` is the IdP of the gateways and of
 mod_auth_mellon (SP-initiated, HTTP-Redirect then HTTP-POST). Every measured answer must be
 the upstream's 200; a redirect to the IdP would be a failed measurement, not a fast one.
 
@@ -215,6 +216,7 @@ upstream: "http://127.0.0.1:{{upstream}}"
 access_log: false
 http2: {{enabled: true}}
 session: {{secrets: ["{SECRET}"]}}
+store: "sqlite:{work}/{name}.db"
 protected_paths: ["/{{org}}/"]
 organizations:
   - name: acme

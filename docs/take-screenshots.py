@@ -133,6 +133,11 @@ def main():
         driver.get(base + "/organizations/acme/sso")
         wait.until(EC.presence_of_element_located((By.ID, "ssogate-reason")))
         shot("4-try-again")
+        # The logout page (bob is still logged in from 12): a GET logs no one out.
+        driver.set_window_size(900, 480)
+        driver.get(base + "/_ssogate/logout")
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-logout")))
+        shot("14-logout")
     finally:
         if driver:
             driver.quit()

@@ -41,4 +41,51 @@ package enum LogoutPage {
         so nothing was ended.</p><p>To log out, use <a href="/_ssogate/logout">the logout page</a>.</p>
         """)
     }
+
+    /// How the IdP's part of a logout went.
+    package enum IdPOutcome: Sendable {
+        /// The IdP confirmed it ended its session too.
+        case loggedOut
+        /// The IdP answered with another status.
+        case refused(String)
+        /// The IdP's answer could not be trusted (reason code, detail).
+        case unverified(String, String)
+        /// The logout started at the IdP, which has no Single Logout URL to answer to.
+        case startedThere
+    }
+
+    /// After a Single Logout: logged out here, and what the IdP said.
+    package static func done(organization: String, idp: IdPOutcome) -> String {
+        let org = Markup.escape(organization)
+        let there: String
+        switch idp {
+        case .loggedOut:
+            there = "<p id=\"ssogate-slo\" data-result=\"success\">Your organization's identity provider logged you out too.</p>"
+        case .refused(let status):
+            there = """
+            <p id="ssogate-slo" data-result="idp_status_not_success">Your identity provider did not confirm that it logged you out
+            (it answered <code>\(Markup.escape(status))</code>): close the browser, or log out at the identity provider itself.</p>
+            """
+        case .unverified(let reason, let detail):
+            there = """
+            <p id="ssogate-slo" data-result="\(Markup.escape(reason))">The answer from your identity provider could not be checked
+            (<code>\(Markup.escape(reason))</code>: \(Markup.escape(detail))), so it is not known whether it logged you out there:
+            close the browser, or log out at the identity provider itself.</p>
+            """
+        case .startedThere:
+            there = "<p id=\"ssogate-slo\" data-result=\"success\">Your identity provider asked for this logout.</p>"
+        }
+        return frame("Logged out", """
+        <h1 id="ssogate-logged-out">You are logged out of \(org)</h1>\(there)<p><a href="/">Continue</a></p>
+        """)
+    }
+
+    /// A LogoutRequest that was refused: nobody was logged out.
+    package static func requestRefused(organization: String, reason: String, detail: String) -> String {
+        frame("Logout refused", """
+        <h1>This logout request was refused</h1><p>A logout for <b>\(Markup.escape(organization))</b> arrived that could not be trusted,
+        so no session ended.</p><p>Reason: <code id="ssogate-reason">\(Markup.escape(reason))</code> (\(Markup.escape(detail)))</p>
+        <p class=hint>If you meant to log out, use <a href="/_ssogate/logout">the logout page</a>.</p>
+        """)
+    }
 }

@@ -30,6 +30,8 @@ package struct SSOFlow: Sendable {
     package let validators: [String: ResponseValidator]
     /// Each organization's IdP SSO URL: configured, or from its metadata.
     package let signOnURLs: [String: String]
+    /// Each organization's IdP Single Logout URL (HTTP-Redirect), when it has one.
+    package let idpSLOURLs: [String: String]
     package let spKeys: [String: PrivateKey]
     package let sessions: SessionCookies
     package let loginStates: SealedCodec<LoginState>
@@ -62,6 +64,7 @@ package struct SSOFlow: Sendable {
         var validators: [String: ResponseValidator] = [:]
         var keys: [String: PrivateKey] = [:]
         var signOnURLs: [String: String] = [:]
+        var sloURLs: [String: String] = [:]
         for org in configuration.organizations {
             let base = configuration.publicURL + "/organizations/" + org.name + "/saml"
             let fetched = metadata[org.name]
@@ -73,6 +76,7 @@ package struct SSOFlow: Sendable {
             }
             let trusted = certificates.compactMap { try? TrustedKey(certificate: $0) }
             signOnURLs[org.name] = org.saml.signOnURL ?? fetched?.redirectSSOURL
+            sloURLs[org.name] = org.saml.sloURL ?? fetched?.redirectSLOURL
             let settings = ServiceProviderSettings(
                 entityID: base + "/metadata", acsURL: base + "/consume", idpEntityID: org.saml.idpEntityID ?? fetched?.entityID,
                 trusted: trusted, allowInsecureSHA1: org.saml.allowSHA1, allowIdPInitiated: org.saml.allowIdPInitiated,
@@ -83,6 +87,7 @@ package struct SSOFlow: Sendable {
         }
         self.validators = validators
         self.signOnURLs = signOnURLs
+        idpSLOURLs = sloURLs
         spKeys = keys
         sessions = SessionCookies(secrets: configuration.session.secrets, random: random)
         loginStates = SealedCodec(secrets: configuration.session.secrets, purpose: "login-state", random: random)
@@ -241,7 +246,8 @@ package struct SSOFlow: Sendable {
         }
         var session = live(existingSession.flatMap { sessions.open(Substring($0), now: now) }) ?? Session()
         session.grants[name] = SessionGrant(id: begun.id, subject: assertion.nameID, email: email, groups: groups, role: role,
-                                            sessionIndex: assertion.sessionIndex, expires: begun.expires, seen: begun.created)
+                                            sessionIndex: assertion.sessionIndex, nameIDFormat: assertion.nameIDFormat,
+                                            expires: begun.expires, seen: begun.created)
         let returnTo = solicited?.returnTo ?? Protection.safeReturnTo(form["RelayState"] ?? "/" + name)
         var headers: [(String, String)] = [("Location", returnTo), ("Cache-Control", "no-store"), ("Set-Cookie", clearState)]
         do {
@@ -273,7 +279,7 @@ package struct SSOFlow: Sendable {
         return response
     }
 
-    private func sessionCookie(_ value: String, session: Session, now: Date) -> String {
+    func sessionCookie(_ value: String, session: Session, now: Date) -> String {
         let longest = session.grants.values.map(\.expires).max() ?? Int64(now.timeIntervalSince1970)
         let maxAge = max(0, longest - Int64(now.timeIntervalSince1970))
         return "\(cookieName)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax\(secure)"
@@ -324,7 +330,8 @@ package struct SSOFlow: Sendable {
     package func spMetadata(organization name: String) -> LocalResponse {
         guard let org = organizations[name] else { return .text(.notFound, "unknown organization") }
         let base = configuration.publicURL + "/organizations/" + org.name + "/saml"
-        let xml = SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", certificate: org.saml.spKeyPair?.certificate)
+        let xml = SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", sloURL: base + "/slo",
+                                 certificate: org.saml.spKeyPair?.certificate)
         return LocalResponse(status: .ok, headers: [("Content-Type", "application/samlmetadata+xml")], body: Array(xml.utf8))
     }
 

@@ -123,7 +123,7 @@ struct Provisioner {
                             idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated, allowSHA1: s.allowSHA1,
                             spCertificateFile: s.spCertificateFile.map(absolute), spPrivateKeyFile: s.spPrivateKeyFile.map(absolute),
                             spKeyPair: keyPair, requireEncryptedAssertions: s.requireEncryptedAssertions,
-                            metadataURL: s.metadataURL, metadataRefresh: s.metadataRefresh),
+                            metadataURL: s.metadataURL, metadataRefresh: s.metadataRefresh, sloURL: s.sloURL),
                 unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, sessionIdleTimeout: org.sessionIdleTimeout, roleMapping: org.roleMapping,
                 managed: org.managed))
         }

@@ -21,6 +21,7 @@ struct ValidatedConfig {
         var requireEncryptedAssertions: Bool
         var metadataURL: String?
         var metadataRefresh: Duration
+        var sloURL: String?
     }
     struct Organization {
         var keyPath: String
@@ -549,6 +550,9 @@ struct ConfigValidator {
         } else if !fromMetadata {
             required("\(path).sign_on_url", "is required (the IdP's Single Sign-On URL), unless metadata_url gives it")
         }
+        if let url = s.sloURL, !Self.isIdPURL(url) {
+            report("\(path).slo_url", "must be an absolute https URL (the IdP's Single Logout URL; http only for a loopback IdP)")
+        }
         var sources: [(keyPath: String, source: MaterialSource)] = []
         let forms = [s.certificate != nil, s.certificates != nil, s.certificateFile != nil].filter { $0 }.count
         if forms == 0 {
@@ -584,7 +588,7 @@ struct ConfigValidator {
                      idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated ?? false,
                      allowSHA1: s.allowSHA1 ?? false, spCertificateFile: s.spCertificateFile,
                      spPrivateKeyFile: s.spPrivateKeyFile, requireEncryptedAssertions: s.requireEncryptedAssertions ?? false,
-                     metadataURL: s.metadataURL, metadataRefresh: refresh)
+                     metadataURL: s.metadataURL, metadataRefresh: refresh, sloURL: s.sloURL)
     }
 
     /// An IdP address: absolute https, or plain http to a loopback IdP (development).

@@ -42,6 +42,8 @@ public struct GatewayConfiguration: Sendable {
         /// Where the IdP publishes its metadata, fetched at start and every `metadataRefresh`.
         public let metadataURL: String?
         public let metadataRefresh: Duration
+        /// The IdP's Single Logout URL (HTTP-Redirect), when configured; else its metadata's.
+        public let sloURL: String?
     }
 
     public struct SPKeyPair: Sendable {

@@ -93,6 +93,7 @@ struct RawConfig {
         var requireEncryptedAssertions: Bool?
         var metadataURL: String?
         var metadataRefresh: String?
+        var sloURL: String?
     }
 
     struct RawRoleMapping {
@@ -213,6 +214,7 @@ extension RawConfig {
             var s = RawSAML()
             s.enabled = reader.bool(saml["enabled"], at: "\(samlPath).enabled")
             s.signOnURL = reader.string(saml["sign_on_url"], at: "\(samlPath).sign_on_url")
+            s.sloURL = reader.string(saml["slo_url"], at: "\(samlPath).slo_url")
             s.certificate = reader.string(saml["certificate"], at: "\(samlPath).certificate")
             s.certificates = reader.strings(saml["certificates"], at: "\(samlPath).certificates")
             s.certificateFile = reader.string(saml["certificate_file"], at: "\(samlPath).certificate_file")

@@ -58,7 +58,7 @@ public final class GatewayServer: Sendable {
         refreshing.withLockedValue { $0 = Task {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await refresher.run() }
-                if let postgres { group.addTask { await postgres.run() } }
+                if let postgres { group.addTask { await postgres.run(clock: clock) } }
                 if let sqlite { group.addTask { await sqlite.run(clock: clock) } }
                 group.addTask { await SettingsSync.run(shared) }
                 group.addTask { await SettingsSync.drainAudit(shared) }

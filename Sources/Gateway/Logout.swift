@@ -10,7 +10,8 @@ import StateStore
 /// `/_ssogate/logout` (docs/SPEC.md, the logout row and "Sessions, logout and Single
 /// Logout"): `GET` shows the button; `POST` with a same-origin proof ends the browser's
 /// sessions on every replica (and, asked to, every session of the same people), clears the
-/// cookie and audits `sso.logout`.
+/// cookie, audits `sso.logout`, and tells the IdP (SP-initiated Single Logout) when an
+/// organization can.
 struct Logout {
     let shared: GatewayShared
     let peer: String?
@@ -54,10 +55,13 @@ struct Logout {
                                                         ip: peer, requestID: requestID))
         }
         let secure = flow.configuration.publicURLIsHTTPS ? "; Secure" : ""
-        return LocalResponse(status: .seeOther, headers: [
-            ("Location", "/"), ("Cache-Control", "no-store"),
-            ("Set-Cookie", "\(flow.cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)"),
-        ], body: [])
+        let cleared = "\(flow.cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)"
+        // SP-initiated Single Logout: the IdP is told, and answers at .../saml/slo.
+        if let slo = flow.startSingleLogout(grants: grants.map { ($0.key, $0.value) }) {
+            return LocalResponse(status: .seeOther, headers: [("Location", slo.location), ("Cache-Control", "no-store"),
+                                                              ("Set-Cookie", cleared), ("Set-Cookie", slo.cookie)], body: [])
+        }
+        return LocalResponse(status: .seeOther, headers: [("Location", "/"), ("Cache-Control", "no-store"), ("Set-Cookie", cleared)], body: [])
     }
 
     /// A browser's own headers say this site sent the POST, or it carries the page's token

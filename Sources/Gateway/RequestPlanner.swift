@@ -168,6 +168,8 @@ struct RequestPlanner {
             return .respond(runtime.flow.startLogin(organization: organization, query: query), head: head, close: false)
         case (.POST, "saml/consume"):
             return .collectBody(organization: organization, head: head)
+        case (.GET, "saml/slo"), (.POST, "saml/slo"):
+            return .collectBody(organization: organization, head: head)
         case (.GET, "saml/metadata"), (.HEAD, "saml/metadata"):
             return .respond(runtime.flow.spMetadata(organization: organization), head: head, close: false)
         default:
@@ -187,6 +189,9 @@ struct RequestPlanner {
             let bytes = Array(body.readableBytesView)
             let requestID = RequestFields.requestID()
             return loop.makeFutureWithTask { await logout.answer(head, body: bytes, requestID: requestID) }
+        }
+        if path == "/organizations/\(organization)/saml/slo" {
+            return singleLogout(organization: organization, head: head, body: body, on: loop)
         }
         let consolePrefix = "/organizations/\(organization)/settings/"
         if path.hasPrefix(consolePrefix), let page = Console.page(String(path.dropFirst("/organizations/\(organization)/".count)), method: head.method) {

@@ -9,6 +9,8 @@ import XMLCore
 public struct IdPMetadata: Sendable {
     public let entityID: String
     public let redirectSSOURL: String?
+    /// The IdP's SingleLogoutService for the HTTP-Redirect binding, when it publishes one.
+    public let redirectSLOURL: String?
     public let signingCertificates: [X509Certificate]
     /// `validUntil` of the EntityDescriptor (or the EntitiesDescriptor around it): past it the
     /// metadata must not be used.
@@ -43,6 +45,8 @@ public struct IdPMetadata: Sendable {
         }
         let sso = idp.children(named: "SingleSignOnService", in: metadataNS)
             .first { $0.attribute("Binding") == redirectBinding }?.attribute("Location")
+        let slo = idp.children(named: "SingleLogoutService", in: metadataNS)
+            .first { $0.attribute("Binding") == redirectBinding }?.attribute("Location")
         var certificates: [X509Certificate] = []
         for descriptor in idp.children(named: "KeyDescriptor", in: metadataNS) {
             // `use` absent means both signing and encryption.
@@ -56,7 +60,7 @@ public struct IdPMetadata: Sendable {
             }
         }
         guard !certificates.isEmpty else { throw SAMLError("malformed", "metadata has no signing certificate") }
-        return IdPMetadata(entityID: entityID, redirectSSOURL: sso, signingCertificates: certificates,
+        return IdPMetadata(entityID: entityID, redirectSSOURL: sso, redirectSLOURL: slo, signingCertificates: certificates,
                            validUntil: validUntil, cacheDuration: cacheDuration)
     }
 

@@ -351,7 +351,7 @@ public struct ResponseValidator: Sendable {
                                   inResponseTo: inResponseTo, verifiedBy: verifiedBy)
     }
 
-    private static func mapping<T>(_ body: () throws(DSigError) -> T) throws(SAMLError) -> T {
+    static func mapping<T>(_ body: () throws(DSigError) -> T) throws(SAMLError) -> T {
         do {
             return try body()
         } catch {

@@ -8,7 +8,8 @@ public enum SPMetadata {
     /// - Parameter certificate: the SP key pair's certificate, when configured: published
     ///   for signing (AuthnRequests are signed with its key) and for encryption, with the
     ///   encryption methods the gateway decrypts, strongest first.
-    public static func xml(entityID: String, acsURL: String, certificate: X509Certificate?) -> String {
+    /// - Parameter sloURL: where IdPs send LogoutRequests and LogoutResponses (both bindings).
+    public static func xml(entityID: String, acsURL: String, sloURL: String? = nil, certificate: X509Certificate?) -> String {
         var keys = ""
         if let certificate {
             let keyInfo = """
@@ -27,7 +28,11 @@ public enum SPMetadata {
         <?xml version="1.0" encoding="UTF-8"?>
         <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="\(Markup.escape(entityID))">
           <md:SPSSODescriptor AuthnRequestsSigned="\(certificate != nil)" WantAssertionsSigned="true" \
-        protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">\(keys)
+        protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">\(keys)\(sloURL.map { url in
+            ["HTTP-Redirect", "HTTP-POST"].map {
+                "\n    <md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:\($0)\" Location=\"\(Markup.escape(url))\"/>"
+            }.joined()
+        } ?? "")
             <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>
             <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" \
         Location="\(Markup.escape(acsURL))" index="0" isDefault="true"/>

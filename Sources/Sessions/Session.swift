@@ -11,8 +11,9 @@ public struct SessionGrant: Codable, Sendable, Equatable {
     public var email: String?
     public var groups: [String]
     public var role: String?
-    /// The assertion's SessionIndex, which a Single Logout names.
+    /// The assertion's SessionIndex and NameID Format, which a Single Logout names.
     public var sessionIndex: String?
+    public var nameIDFormat: String?
     /// Seconds since 1970; the grant is void from then on.
     public var expires: Int64
     /// When the grant was last used, to the minute (seconds since 1970): with an idle
@@ -20,7 +21,8 @@ public struct SessionGrant: Codable, Sendable, Equatable {
     public var seen: Int64
 
     public init(id: String, subject: String, email: String?, groups: [String], role: String?, sessionIndex: String? = nil,
-                expires: Int64, seen: Int64) {
+                nameIDFormat: String? = nil, expires: Int64, seen: Int64) {
+        self.nameIDFormat = nameIDFormat
         self.id = id
         self.subject = subject
         self.email = email

@@ -67,8 +67,9 @@ package final class PostgresStore: GatewayStore {
     }
 
     /// Runs the pool, migrates the schema (retrying while the database is not up yet) and
-    /// purges expired IDs, until cancelled.
-    package func run() async {
+    /// purges expired rows, until cancelled. Sessions are purged at `clock`, the time they
+    /// were judged at (the gateway's clock).
+    package func run(clock: @escaping @Sendable () -> Date = { Date() }) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.client.run() }
             group.addTask {
@@ -85,7 +86,7 @@ package final class PostgresStore: GatewayStore {
                     } else {
                         do {
                             try await self.client.query("DELETE FROM ssogate_spent_ids WHERE expires < now()")
-                            _ = try await self.purgeSessions(now: Int64(Date().timeIntervalSince1970))
+                            _ = try await self.purgeSessions(now: Int64(clock().timeIntervalSince1970))
                         } catch {
                             self.logger.warning("replay store purge failed", metadata: ["error": "\(String(reflecting: error))"])
                         }

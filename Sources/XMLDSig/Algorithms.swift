@@ -33,3 +33,10 @@ enum DSigURI {
         digestMethods.first { $0.value == digest }!.key
     }
 }
+
+/// The signature methods by URI, as the XML verifier allows them, for signatures outside
+/// XML (the query signature of SAML's HTTP-Redirect binding).
+public enum SignatureMethod {
+    public static func algorithm(uri: String) -> SignatureAlgorithm? { DSigURI.signatureMethods[uri] }
+    public static func uri(of algorithm: SignatureAlgorithm) -> String { DSigURI.uri(of: algorithm) }
+}

@@ -146,6 +146,7 @@ for gateway in (GW, GWS):
     try:
         wanted = [f'entityID="{gateway}/organizations/{org}/saml/metadata"' for org in ORGS]
         wanted += [f'Location="{gateway}/organizations/{org}/saml/consume"' for org in ORGS]
+        wanted += [f'Location="{gateway}/organizations/{org}/saml/slo"' for org in ORGS]
         published = "".join(fetch(f"{gateway}/organizations/{org}/saml/metadata")[2] for org in ORGS)
         missing = [w for w in wanted if w not in published]
         check(f"SP metadata of {gateway} is what the IdP knows", not missing, f"missing {missing}")
@@ -237,7 +238,8 @@ def logout(gateway=GW):
     wait.until(lambda d: d.find_elements(By.ID, "ssogate-logout") or d.find_elements(By.ID, "ssogate-logged-out"))
     if driver.find_elements(By.ID, "ssogate-logout"):
         driver.find_element(By.ID, "ssogate-logout").click()
-    wait.until(lambda d: d.current_url.rstrip("/") == gateway)
+    # Home, or (initech has Single Logout) the page after the IdP's answer.
+    wait.until(lambda d: d.current_url.rstrip("/") == gateway or d.find_elements(By.ID, "ssogate-slo"))
 
 
 def sent_requests():
@@ -466,13 +468,18 @@ try:
                 check(f"initech: {label}", logged and (form if accepted else not form and "Unhandled exception" in body),
                       f"status {status}, login form {form}, logged {logged}")
 
-        # 14. The same organization over https + h2 (the IdP still knows alice). The http
-        # gateway's session cookie goes first: cookies ignore ports, and both gateways share
-        # the session secret, so it would log the browser in without any SAML exchange.
+        # 14. The same organization over https + h2. The http gateway's session cookie goes
+        # first: cookies ignore ports, and both gateways share the session secret, so it would
+        # log the browser in without any SAML exchange. That logout tells SimpleSAMLphp too
+        # (initech has Single Logout), so the IdP asks for the password again.
         logout(GW)
+        check("initech: the logout at the gateway ended the IdP's session too (Single Logout)",
+              (driver.find_elements(By.ID, "ssogate-slo") or [None])[0] is not None
+              and driver.find_element(By.ID, "ssogate-slo").get_attribute("data-result") == "success")
         sent_requests()
         validated_before = idp_log().count("Validation with key #0 succeeded.")
         driver.get(GWS + "/initech/reports")
+        sign_in_at_idp("14-https-initech-idp-login", "https: initech: ")
         wait.until(lambda d: d.current_url.startswith(GWS + "/initech/") and text("user") is not None)
         check("https: initech logs in through the IdP (assertion decrypted)", driver.current_url == GWS + "/initech/reports"
               and text("user") == "alice@example.test", f"{driver.current_url} user={text('user')!r}")

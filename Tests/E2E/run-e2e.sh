@@ -113,6 +113,7 @@ organizations:
       sp_certificate_file: "$WORK/sp/sp.crt"
       sp_private_key_file: "$WORK/sp/sp.key"
       require_encrypted_assertions: true
+      slo_url: "$IDP/saml2/idp/SingleLogoutService.php"
   - name: hooli
     id: "64f0c2hooli"
     managed: console
@@ -141,6 +142,8 @@ E2E_IDP="$IDP" E2E_GW="$GW" E2E_GWS="$GWS" E2E_CA="$TLS/ca.crt" E2E_HOME="$WORK/
 # is shared by the CLI's admin-link and the running gateway).
 E2E_IDP="$IDP" E2E_GW="$GW" E2E_BIN="$BIN" E2E_CONFIG="$WORK/ssogate.yaml" E2E_HOME="$WORK/home" E2E_OUT="$OUT" \
   E2E_IDP_CERT="$WORK/idp/cert/idp.crt" E2E_WRONG_CERT="$WORK/sp/sp.crt" python3 "$ROOT/Tests/E2E/admin_story.py" || status=$?
+# Single Logout both ways with SimpleSAMLphp (initech, which has an SP key pair).
+E2E_IDP="$IDP" E2E_GW="$GW" E2E_HOME="$WORK/home" E2E_OUT="$OUT" python3 "$ROOT/Tests/E2E/slo_story.py" || status=$?
 if [ "$status" != 0 ]; then
   echo "--- ssogate log ($GW)"; tail -n 40 "$WORK/ssogate.log"
   echo "--- ssogate log ($GWS)"; tail -n 40 "$WORK/ssogate-https.log"

@@ -23,4 +23,7 @@ $config = [
     'session.phpsession.savepath' => '@DIR@/sessions',
     'session.cookie.secure' => false,
     'language.default' => 'en',
+    // initSLO.php's RelayState may lead back to the gateways (any loopback port).
+    'trusted.url.domains' => ['127\\.0\\.0\\.1(:[0-9]+)?', 'localhost(:[0-9]+)?'],
+    'trusted.url.regex' => true,
 ];

@@ -7,6 +7,10 @@ foreach (['@GW@', '@GWS@'] as $gw) {
             'AssertionConsumerService' => "$gw/organizations/$org/saml/consume",
             'NameIDFormat' => 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
             'attributes.NameFormat' => 'urn:oasis:names:tc:SAML:2.0:attrname-format:basic',
+            // Single Logout (HTTP-Redirect): the IdP signs what it sends there
+            // (saml\Message::addRedirectSign reads sign.logout), as the gateway requires.
+            'SingleLogoutService' => "$gw/organizations/$org/saml/slo",
+            'sign.logout' => true,
         ];
     }
     // initech has an SP key pair (the certificate, from run-e2e.sh, is in certdir). With
@@ -25,5 +29,7 @@ foreach (['@GW@', '@GWS@'] as $gw) {
         'certificate' => 'sp-initech.crt',
         'validate.authnrequest' => true,
         'assertion.encryption' => true,
+        // The gateway's LogoutRequests and LogoutResponses must verify against it too.
+        'validate.logout' => true,
     ];
 }
