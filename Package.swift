@@ -81,7 +81,7 @@ let package = Package(
         // What the gateway remembers: spent IDs now, later settings, audit events, tokens.
         // SQLite (embedded, the default) or PostgreSQL (replicas); no event loop waits on it.
         .target(name: "StateStore", dependencies: [
-            "Config", "SAML",
+            "Config", "SAML", "Sessions",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "NIOCore", package: "swift-nio"),

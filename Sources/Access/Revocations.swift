@@ -24,12 +24,13 @@ package final class Revocations: Sendable {
         ended.withLock { known in ids.contains { known[$0] != nil } }
     }
 
-    /// Adds ended sessions (ID, expiry in seconds since 1970); returns how many were new.
+    /// Adds ended sessions (ID, expiry in seconds since 1970) that had not expired at `now`;
+    /// returns how many were new (only those move `generation`, which empties the caches).
     @discardableResult
-    package func add(_ sessions: [(id: String, expires: Int64)]) -> Int {
+    package func add(_ sessions: [(id: String, expires: Int64)], now: Int64) -> Int {
         let added = ended.withLock { known in
             var added = 0
-            for session in sessions where known.updateValue(session.expires, forKey: session.id) == nil { added += 1 }
+            for session in sessions where session.expires > now && known.updateValue(session.expires, forKey: session.id) == nil { added += 1 }
             return added
         }
         if added > 0 { moves.add(1, ordering: .releasing) }

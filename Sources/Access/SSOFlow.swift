@@ -153,17 +153,7 @@ package struct SSOFlow: Sendable {
         case done(ConsumeOutcome)
         /// `session`: the session the login begins, to record with the spent IDs (none for
         /// a test).
-        case spend([ReplaySpend], session: BegunSession?, finish: @Sendable (StoreOutcome) -> ConsumeOutcome)
-    }
-
-    /// A session a login begins, as the state store records it.
-    package struct BegunSession: Sendable, Equatable {
-        package let id: String
-        package let organization: String
-        package let subject: String
-        package let sessionIndex: String?
-        package let created: Int64
-        package let expires: Int64
+        case spend([ReplaySpend], session: SessionRecord?, finish: @Sendable (StoreOutcome) -> ConsumeOutcome)
     }
 
     /// The draft revision a login-state cookie was started for, when it is a test of draft
@@ -204,10 +194,10 @@ package struct SSOFlow: Sendable {
         }
         let existingSession = cookies[cookieName].map(String.init)
         let seconds = Int64(now.timeIntervalSince1970)
-        let begun: BegunSession?
+        let begun: SessionRecord?
         do {
-            begun = testing ? nil : BegunSession(id: try SessionGrant.newID(), organization: name, subject: checked.0.nameID,
-                                                 sessionIndex: checked.0.sessionIndex, created: seconds, expires: seconds + org.sessionTTL.components.seconds)
+            begun = testing ? nil : SessionRecord(id: try SessionGrant.newID(), organization: name, subject: checked.0.nameID,
+                                                  sessionIndex: checked.0.sessionIndex, created: seconds, expires: seconds + org.sessionTTL.components.seconds)
         } catch {
             return .done(ConsumeOutcome(response: .text(.internalServerError, "could not begin a session"), result: "internal_error"))
         }
@@ -228,7 +218,7 @@ package struct SSOFlow: Sendable {
 
     /// The answer to a validated login whose IDs are spent: the session (or the test page).
     private func loggedIn(_ assertion: ValidatedAssertion, org: GatewayConfiguration.Organization, state: LoginState?, testing: Bool,
-                          form: [String: String], existingSession: String?, begun: BegunSession?, acceptsJSON: Bool, requestID: String,
+                          form: [String: String], existingSession: String?, begun: SessionRecord?, acceptsJSON: Bool, requestID: String,
                           clearState: String, now: Date) -> ConsumeOutcome {
         let name = org.name
         // An unsolicited response (the IdP's tile) answers no request: a login-state cookie
@@ -374,7 +364,8 @@ package struct SSOFlow: Sendable {
         return (decision(path: path, uri: uri, method: method, accept: accept, session: session, now: now, memo: remembered), setCookie)
     }
 
-    private var clearedSessionCookie: String { "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)" }
+    /// The Set-Cookie value that removes the session cookie.
+    package var clearedSessionCookie: String { "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)" }
 
     /// A grant counts only while its organization is configured and enabled (disabling or
     /// removing an organization ends its grants at once: docs/SPEC.md, revised rule), its

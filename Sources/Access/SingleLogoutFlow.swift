@@ -65,19 +65,21 @@ extension SSOFlow {
     /// IdP-initiated, once the request's ID is spent and its sessions ended: the browser's
     /// grant for `organization` dropped, and the LogoutResponse sent back to the IdP (a
     /// page when the IdP has no Single Logout URL to send it to).
+    /// - Parameter ended: whether the store took the ending (else the IdP hears `Responder`:
+    ///   the sessions end once the store answers, not now).
     package func answerLogoutRequest(_ request: LogoutRequestMessage, organization name: String, relayState: String?,
-                                     cookie: Substring?) -> LocalResponse {
+                                     cookie: Substring?, ended: Bool = true) -> LocalResponse {
         let now = clock()
         var headers: [(String, String)] = [("Cache-Control", "no-store")]
         if let cookie, var session = sessions.open(cookie, now: now), session.grants[name] != nil {
             session.grants[name] = nil
             let value = session.grants.isEmpty ? nil : (try? sessions.seal(session, now: now)).flatMap { $0 }
-            headers.append(("Set-Cookie", value.map { sessionCookie($0, session: session, now: now) }
-                ?? "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(configuration.publicURLIsHTTPS ? "; Secure" : "")"))
+            headers.append(("Set-Cookie", value.map { sessionCookie($0, session: session, now: now) } ?? clearedSessionCookie))
         }
         let base = configuration.publicURL + "/organizations/" + name + "/saml"
         guard let destination = idpSLOURLs[name],
-              let url = try? SingleLogout.responseURL(to: destination, issuer: base + "/metadata", inResponseTo: request.id, relayState: relayState,
+              let url = try? SingleLogout.responseURL(to: destination, issuer: base + "/metadata", inResponseTo: request.id,
+                                                      status: ended ? SingleLogout.success : SingleLogout.responder, relayState: relayState,
                                                       key: spKeys[name], now: now, random: { try random(20) }) else {
             return Self.page(.ok, LogoutPage.done(organization: name, idp: .startedThere), nil, headers)
         }

@@ -74,8 +74,9 @@ struct Console {
         let cookies = RequestFields.cookies(head.headers)
         var actor = cookies[Self.cookieName].flatMap { sessions.open($0) }
             .flatMap { $0.organization == org.name && $0.expires > now ? $0.actor : nil }
-        if actor == nil, let value = cookies[runtime.flow.cookieName], let session = runtime.flow.sessions.open(value, now: shared.clock()),
-           let grant = session.grants[org.name] {
+        // A grant as requests see it: not ended (logout, revoke), not idle, SSO enabled.
+        if actor == nil, let value = cookies[runtime.flow.cookieName],
+           let session = runtime.flow.live(runtime.flow.sessions.open(value, now: shared.clock())), let grant = session.grants[org.name] {
             guard grant.role == "admin" else {
                 return Self.page(.forbidden, ConsolePage.forbidden(organization: org.name, actor: grant.subject,
                                                                    reason: "You are signed in as \(grant.subject), whose role in \(org.name) is \(grant.role ?? "none"), not admin."))
@@ -94,7 +95,8 @@ struct Console {
                 .flatMap { MultipartForm(body, boundary: $0) }
             let form = multipart?.fields ?? RequestFields.form(String(decoding: body, as: UTF8.self))
             let intent = form["csrf"].flatMap { intents.open($0) }
-            guard let intent, intent.organization == org.name, intent.actor == actor, intent.expires > now, sameOrigin(head, runtime: runtime) else {
+            guard let intent, intent.organization == org.name, intent.actor == actor, intent.expires > now,
+                  !SiteProof.crossSite(head.headers, publicURL: runtime.configuration.publicURL) else {
                 return Self.page(.forbidden, ConsolePage.refused(organization: org.name, title: "This form has expired",
                                                                  detail: "It was not sent from this page in the last hours (or came from another site). Open the settings page again and repeat the change.",
                                                                  actor: actor))
@@ -159,8 +161,8 @@ struct Console {
 
     /// "Fill in from IdP metadata": the metadata file, or the document at its URL, read into
     /// the settings form (not saved: the admin checks it and presses "Update and Test").
-    /// Fetched URLs are `https` (`http` too when the gateway itself is served over `http`, a
-    /// development set-up), at most 1 MiB, within 10 seconds, redirects not followed.
+    /// Fetched URLs are `https` to public addresses (FetchPolicy; a development gateway, served
+    /// over `http`, also loopback), at most 1 MiB, within 10 seconds, redirects not followed.
     private func importMetadata(file: [UInt8], url: String, org: GatewayConfiguration.Organization, actor: String,
                                 csrf: String) async -> LocalResponse {
         let url = url.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -176,10 +178,8 @@ struct Console {
                 metadata = try IdPMetadata.parse(file)
             } else if !url.isEmpty {
                 let developing = shared.runtime.configuration.publicURL.hasPrefix("http://")
-                guard let parsed = URL(string: url), parsed.host != nil,
-                      parsed.scheme == "https" || (developing && parsed.scheme == "http") else {
-                    return refused("The metadata URL must be an https:// address (Okta: Sign On → \"Identity Provider metadata\").")
-                }
+                guard let parsed = URL(string: url) else { return refused("The metadata address must be a full https:// URL.") }
+                if let problem = await FetchPolicy.problem(parsed, developing: developing) { return refused(problem) }
                 var configuration = HTTPClient.Configuration()
                 configuration.timeout = .init(connect: .seconds(5), read: MetadataRefresher.timeout)
                 configuration.redirectConfiguration = .disallow
@@ -193,8 +193,11 @@ struct Console {
             }
         } catch let error as SAMLError {
             return refused("This is not IdP metadata ssogate can read: \(error.detail).")
-        } catch {
+        } catch let error as MetadataRefresher.FetchError {
             return refused("The metadata could not be fetched from \(url) (\(error)). Check the address, or download the file and choose it instead.")
+        } catch {
+            // No more than that: the reason a connection failed says things about the network.
+            return refused("The metadata could not be fetched from \(url). Check the address, or download the file and choose it instead.")
         }
         if let end = metadata.validUntil, end <= shared.clock() {
             return refused("This metadata expired (its validUntil has passed): ask your IdP for a current copy.")
@@ -217,15 +220,12 @@ struct Console {
         let notice: String
         if subject.isEmpty {
             notice = "Give the member's email (their NameID) to end their sessions."
-        } else if let ended = await SessionSync.end(shared, .subject(organization: org.name, subject: subject)) {
-            shared.metrics.sessionsEnded(ended.count, how: "revoke")
-            await audit("session.revoke", org.name, actor: actor, result: "success", reason: nil, subject: subject, requestID: requestID)
+        } else if let ended = await SessionSync.revoke(shared, organization: org.name, subject: subject, actor: actor, ip: peer,
+                                                       requestID: requestID) {
             notice = ended.isEmpty ? "\(subject) had no live sessions in \(org.name)."
                 : "Ended \(ended.count) session\(ended.count == 1 ? "" : "s") of \(subject): they must log in again, on every device."
         } else {
-            await audit("session.revoke", org.name, actor: actor, result: "failure", reason: "state_store_unavailable", subject: subject,
-                        requestID: requestID)
-            notice = "The state store did not answer: \(subject)'s sessions are ended on this gateway, and on the others once it answers."
+            notice = "The state store did not answer: \(subject)'s sessions end on every gateway once it does (the ending is retried every second)."
         }
         return Self.page(.ok, ConsolePage.settings(view(org, runtime: shared.runtime, form: nil, problems: [], notice: notice, csrf: csrf, actor: actor)))
     }
@@ -332,13 +332,6 @@ struct Console {
         // The mapping in force (the runtime's organization has the console's applied).
         if let mapping = org.roleMapping { page.roles = ConsolePage.Roles(StoredRoleMapping(mapping)) }
         return page
-    }
-
-    /// `Origin` and `Sec-Fetch-Site`, when the browser sends them, must say this site.
-    private func sameOrigin(_ head: HTTPRequestHead, runtime: GatewayRuntime) -> Bool {
-        if let site = head.headers.first(name: "sec-fetch-site"), site != "same-origin" { return false }
-        if let origin = head.headers.first(name: "origin"), origin != "null", origin != runtime.configuration.publicURL { return false }
-        return true
     }
 
     private func audit(_ action: String, _ organization: String, actor: String?, result: String, reason: String?, subject: String? = nil,

@@ -50,7 +50,8 @@ final class GatewayRuntime: Sendable {
         self.draftFlow = configuration.applyingDrafts(settings).map { drafts, revisions in
             SSOFlow(configuration: drafts, replayCache: replayCache, metadata: metadata, draftRevisions: revisions, revocations: revocations, clock: clock)
         }
-        self.reservedCookies = [configuration.session.cookieName, configuration.session.cookieName + "_login"]
+        self.reservedCookies = [configuration.session.cookieName, configuration.session.cookieName + "_login",
+                                configuration.session.cookieName + "_logout"]
         self.upstreamTimeout = configuration.upstreamTimeout.timeAmount
         self.trustedProxies = configuration.trustedProxies
         self.hstsValue = configuration.publicURLIsHTTPS ? configuration.hsts?.headerValue : nil

@@ -42,37 +42,46 @@ struct Logout {
             return Self.page(.forbidden, LogoutPage.refused())
         }
         let everywhere = form["everywhere"] == "on"
+        var storeAnswers = true
         if !ids.isEmpty {
-            await SessionSync.end(shared, .ids(ids), known: grants.map { ($0.value.id, $0.value.expires) })
-            shared.metrics.sessionsEnded(ids.count, how: "logout")
+            let ended = await SessionSync.end(shared, .ids(ids), known: grants.map { ($0.value.id, $0.value.expires) })
+            shared.metrics.sessionsEnded(ended?.count ?? ids.count, how: "logout")
+            storeAnswers = ended != nil
         }
         for (organization, grant) in grants {
-            if everywhere, let ended = await SessionSync.end(shared, .subject(organization: organization, subject: grant.subject)) {
-                shared.metrics.sessionsEnded(ended.count, how: "everywhere")
+            // Once the store did not answer, the rest are queued without waiting on it again.
+            if everywhere {
+                if storeAnswers, let ended = await SessionSync.end(shared, .subject(organization: organization, subject: grant.subject)) {
+                    shared.metrics.sessionsEnded(ended.count, how: "everywhere")
+                } else if storeAnswers {
+                    storeAnswers = false
+                } else {
+                    SessionSync.queue(shared, .subject(organization: organization, subject: grant.subject))
+                }
             }
-            await SettingsSync.audit(shared, AuditEvent(time: seconds, action: "sso.logout", organization: organization, actor: grant.subject,
-                                                        result: "success", reason: everywhere ? "everywhere" : nil, subject: grant.subject,
-                                                        ip: peer, requestID: requestID))
+            // Through the bounded queue: a store that is down must not hold the logout up twice.
+            shared.audit(AuditEvent(time: seconds, action: "sso.logout", organization: organization, actor: grant.subject,
+                                    result: "success", reason: everywhere ? "everywhere" : nil, subject: grant.subject,
+                                    ip: peer, requestID: requestID))
         }
-        let secure = flow.configuration.publicURLIsHTTPS ? "; Secure" : ""
-        let cleared = "\(flow.cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)"
+        // The session cookie, and the console's of the same organizations (an admin who logs
+        // out is out of the console too).
+        var cookies = [("Set-Cookie", flow.clearedSessionCookie)]
+        cookies += grants.map { ("Set-Cookie", "\(Console.cookieName)=; Path=/organizations/\($0.key)/settings; Max-Age=0; HttpOnly; SameSite=Strict") }
         // SP-initiated Single Logout: the IdP is told, and answers at .../saml/slo.
         if let slo = flow.startSingleLogout(grants: grants.map { ($0.key, $0.value) }) {
-            return LocalResponse(status: .seeOther, headers: [("Location", slo.location), ("Cache-Control", "no-store"),
-                                                              ("Set-Cookie", cleared), ("Set-Cookie", slo.cookie)], body: [])
+            return LocalResponse(status: .seeOther, headers: [("Location", slo.location), ("Cache-Control", "no-store")] + cookies
+                                     + [("Set-Cookie", slo.cookie)], body: [])
         }
-        return LocalResponse(status: .seeOther, headers: [("Location", "/"), ("Cache-Control", "no-store"), ("Set-Cookie", cleared)], body: [])
+        return LocalResponse(status: .seeOther, headers: [("Location", "/"), ("Cache-Control", "no-store")] + cookies, body: [])
     }
 
     /// A browser's own headers say this site sent the POST, or it carries the page's token
     /// for these sessions; a browser that says another site sent it is refused whatever
     /// else it carries.
     private func proven(_ head: HTTPRequestHead, token: Intent?, ids: [String], now: Int64, publicURL: String) -> Bool {
-        let site = head.headers.first(name: "sec-fetch-site")
-        let origin = head.headers.first(name: "origin")
-        if let site, site != "same-origin" { return false }
-        if let origin, origin != publicURL { return false }
-        if site == "same-origin" || origin == publicURL { return true }
+        if SiteProof.crossSite(head.headers, publicURL: publicURL) { return false }
+        if SiteProof.sameSite(head.headers, publicURL: publicURL) { return true }
         guard let token, token.expires > now else { return false }
         return Set(token.sessions) == Set(ids)
     }

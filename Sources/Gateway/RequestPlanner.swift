@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import Proxy
 import SAML
+import Sessions
 import StateStore
 
 /// The protocol-neutral half of serving a request: from its head to an answer made here,
@@ -254,27 +255,28 @@ struct RequestPlanner {
             case .spend(let spends, let begun, let finish):
                 let now = shared.clock()
                 let store = shared.store
-                // The session is recorded once the IDs are spent; a store that takes the IDs
-                // but not the session fails the login like one that takes neither.
-                let record = begun.map {
-                    SessionRecord(id: $0.id, organization: $0.organization, subject: $0.subject, sessionIndex: $0.sessionIndex,
-                                  created: $0.created, expires: $0.expires)
-                }
+                // The session is recorded before the IDs are spent: a store that does not take
+                // the record fails the login with nothing spent; a record whose IDs turn out
+                // spent (a replay) is ended at once.
                 if let outcome = store.spendNow(spends, now: now) {
                     // Only a store without I/O answers at once (memory), and it records at once too.
-                    if case .spent = outcome, let record { _ = store.recordSessionNow(record) }
+                    if case .spent = outcome, let record = begun { _ = store.recordSessionNow(record) }
                     return loop.makeSucceededFuture(finish(outcome))
                 }
                 return loop.makeFutureWithTask {
-                    let outcome = await store.spend(spends, now: now)
-                    guard case .spent = outcome, let record else { return outcome }
-                    do {
-                        try await store.recordSession(record)
-                        return outcome
-                    } catch {
-                        shared.logger.error("state store did not record a session", metadata: ["error": "\(error)"])
-                        return .unavailable
+                    if let record = begun {
+                        do {
+                            try await store.recordSession(record)
+                        } catch {
+                            shared.logger.error("state store did not record a session", metadata: ["error": "\(error)"])
+                            return .unavailable
+                        }
                     }
+                    let outcome = await store.spend(spends, now: now)
+                    if let record = begun, !(outcome == .spent) {
+                        _ = try? await store.endSessions(.ids([record.id]), now: record.created)
+                    }
+                    return outcome
                 }.map(finish)
             }
         }

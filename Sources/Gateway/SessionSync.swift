@@ -1,6 +1,7 @@
 import Access
 import Foundation
 import Logging
+import Sessions
 import StateStore
 import Synchronization
 
@@ -16,10 +17,8 @@ enum SessionSync {
     static let pollEvery: Duration = .seconds(1)
     static let purgeEvery: Duration = .seconds(60)
     static let pendingLimit = 10_000
-    /// Endings are read again this far behind the cursor: two replicas' endings may commit
-    /// in the other order than their sequence numbers (PostgreSQL `bigserial`), and reading
-    /// one twice costs nothing.
-    static let lookBehind: Int64 = 1000
+
+    static func now(_ shared: GatewayShared) -> Int64 { Int64(shared.clock().timeIntervalSince1970) }
 
     static func run(_ shared: GatewayShared) async {
         var cursor: Int64 = 0
@@ -39,12 +38,14 @@ enum SessionSync {
 
     /// Reads endings after `cursor` (page by page) into the revocation set; the new cursor.
     static func poll(_ shared: GatewayShared, cursor: Int64) async -> Int64 {
+        // Endings commit in the order of their sequence numbers (SQLite has one writer;
+        // PostgreSQL's endings take an advisory lock), so nothing below the cursor can appear.
         var cursor = cursor
-        var from = max(0, cursor - lookBehind)
+        var from = cursor
         do {
             while true {
                 let page = try await shared.store.endedSessions(after: from, limit: 5000)
-                shared.revocations.add(page.ended.map { ($0.id, $0.expires) })
+                shared.revocations.add(page.ended.map { ($0.id, $0.expires) }, now: now(shared))
                 cursor = max(cursor, page.cursor)
                 guard page.ended.count == 5000 else { break }
                 from = page.cursor
@@ -60,24 +61,41 @@ enum SessionSync {
     /// Returns the sessions ended, or nil when the store did not answer (then queued).
     @discardableResult
     static func end(_ shared: GatewayShared, _ which: SessionSelector, known: [(id: String, expires: Int64)] = []) async -> [SessionRecord]? {
-        shared.revocations.add(known)
+        shared.revocations.add(known, now: now(shared))
         do {
             let ended = try await shared.store.endSessions(which, now: Int64(shared.clock().timeIntervalSince1970))
-            shared.revocations.add(ended.map { ($0.id, $0.expires) })
+            shared.revocations.add(ended.map { ($0.id, $0.expires) }, now: now(shared))
             return ended
         } catch {
-            let queued = shared.pendingEndings.withLock { pending -> Bool in
-                guard pending.count < pendingLimit else { return false }
-                pending.append(which)
-                return true
-            }
-            shared.logger.error(queued ? "session ending not stored yet: in force on this gateway, retried until the store answers"
-                                       : "session ending lost: the queue of endings waiting for the store is full", metadata: [
-                "ending": "\(which)", "error": "\(error)",
-            ])
-            shared.metrics.sessionEndingsPending(shared.pendingEndings.withLock { $0.count })
+            queue(shared, which, error: error)
             return nil
         }
+    }
+
+    /// Keeps an ending the store did not take, for `retryPending`; says so in the log.
+    static func queue(_ shared: GatewayShared, _ which: SessionSelector, error: Error? = nil) {
+        let queued = shared.pendingEndings.withLock { pending -> Bool in
+            guard pending.count < pendingLimit else { return false }
+            pending.append(which)
+            return true
+        }
+        shared.logger.error(queued ? "session ending not stored yet: retried until the store answers"
+                                   : "session ending lost: the queue of endings waiting for the store is full", metadata: [
+            "ending": "\(which)", "error": "\(error.map { "\($0)" } ?? "the store did not answer a moment ago")",
+        ])
+        shared.metrics.sessionEndingsPending(shared.pendingEndings.withLock { $0.count })
+    }
+
+    /// An org admin's "end this member's sessions" (console or API): ended on every gateway,
+    /// counted and audited (`session.revoke`). Nil when the store did not answer (queued).
+    static func revoke(_ shared: GatewayShared, organization: String, subject: String, actor: String, ip: String?,
+                       requestID: String) async -> [SessionRecord]? {
+        let ended = await end(shared, .subject(organization: organization, subject: subject))
+        if let ended { shared.metrics.sessionsEnded(ended.count, how: "revoke") }
+        shared.audit(AuditEvent(time: now(shared), action: "session.revoke", organization: organization, actor: actor,
+                                result: ended == nil ? "failure" : "success", reason: ended == nil ? "state_store_unavailable" : nil,
+                                subject: subject, ip: ip, requestID: requestID))
+        return ended
     }
 
     static func retryPending(_ shared: GatewayShared) async {
@@ -86,13 +104,16 @@ enum SessionSync {
             return pending
         }
         guard !pending.isEmpty else { return }
+        // In order; the first failure keeps it and the rest for the next pass (each failed
+        // attempt waits out the store's timeout).
         var failed: [SessionSelector] = []
-        for which in pending {
+        for (index, which) in pending.enumerated() {
             do {
                 let ended = try await shared.store.endSessions(which, now: Int64(shared.clock().timeIntervalSince1970))
-                shared.revocations.add(ended.map { ($0.id, $0.expires) })
+                shared.revocations.add(ended.map { ($0.id, $0.expires) }, now: now(shared))
             } catch {
-                failed.append(which)
+                failed = Array(pending[index...])
+                break
             }
         }
         shared.pendingEndings.withLock { $0.insert(contentsOf: failed, at: 0) }

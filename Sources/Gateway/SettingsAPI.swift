@@ -3,6 +3,7 @@ import CryptoCore
 import Foundation
 import HTTPWire
 import NIOHTTP1
+import Sessions
 import StateStore
 
 /// The organization settings API (docs/SPEC.md "Organization settings: console and API"):
@@ -281,13 +282,10 @@ struct SettingsAPI {
               !subject.isEmpty, object.count == 1 else {
             return Self.json(.unprocessableEntity, Problems(errors: [SettingsProblem("subject", "send {\"subject\": \"the member's NameID (email)\"}")]))
         }
-        guard let ended = await SessionSync.end(shared, .subject(organization: organization, subject: subject)) else {
-            await audit("session.revoke", organization, actor: actor, result: "failure", reason: "state_store_unavailable", subject: subject,
-                        requestID: requestID)
-            return Self.unavailable(StoreError("queued: in force on this gateway, on the others once the store answers"))
+        guard let ended = await SessionSync.revoke(shared, organization: organization, subject: subject, actor: actor, ip: peer,
+                                                   requestID: requestID) else {
+            return Self.unavailable(StoreError("queued: the sessions end on every gateway once the store answers (retried every second)"))
         }
-        shared.metrics.sessionsEnded(ended.count, how: "revoke")
-        await audit("session.revoke", organization, actor: actor, result: "success", reason: nil, subject: subject, requestID: requestID)
         return Self.json(.ok, Revoked(subject: subject, ended: ended.count))
     }
 

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SAML
+import Sessions
 import StateStore
 
 /// `/organizations/{org}/saml/slo` (docs/SPEC.md "Sessions, logout and Single Logout"): an
@@ -76,9 +77,9 @@ extension RequestPlanner {
                 let ended = await SessionSync.end(shared, .sessionIndexes(organization: organization, subject: request.nameID,
                                                                           indexes: request.sessionIndexes))
                 shared.metrics.sessionsEnded(ended?.count ?? 0, how: "slo")
-                audit("success", reason: "slo", subject: request.nameID)
+                audit(ended == nil ? "failure" : "success", reason: ended == nil ? "state_store_unavailable" : "slo", subject: request.nameID)
                 return flow.answerLogoutRequest(request, organization: organization, relayState: fields["RelayState"],
-                                                cookie: cookies[flow.cookieName])
+                                                cookie: cookies[flow.cookieName], ended: ended != nil)
             }
         }
     }

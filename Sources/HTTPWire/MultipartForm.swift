@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A `multipart/form-data` body (RFC 7578), as a browser sends a form with a file input:
 /// each part's name and bytes (and the file name when it is a file). Bounded by the body it
 /// is given; a malformed body is nil, never a partial answer.
@@ -43,8 +47,9 @@ public struct MultipartForm: Sendable {
             at += delimiter.count
             // `--` after a delimiter ends the body.
             if body.count >= at + 2, body[at] == UInt8(ascii: "-"), body[at + 1] == UInt8(ascii: "-") { break }
-            guard let lineEnd = Self.find([13, 10], in: body, from: at) else { return nil }
-            let headersStart = lineEnd + 2
+            // Anything else after a delimiter but its line end is not a delimiter line.
+            guard body.count >= at + 2, body[at] == 13, body[at + 1] == 10 else { return nil }
+            let headersStart = at + 2
             guard let headersEnd = Self.find([13, 10, 13, 10], in: body, from: headersStart) else { return nil }
             let contentStart = headersEnd + 4
             guard let next = Self.find([13, 10] + delimiter, in: body, from: contentStart) else { return nil }
@@ -86,14 +91,23 @@ public struct MultipartForm: Sendable {
         return nil
     }
 
+    /// The first `needle` at or after `start`: memchr to each candidate first byte, memcmp
+    /// for the rest.
     static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard let first = needle.first, haystack.count >= needle.count else { return nil }
-        var index = start
-        let last = haystack.count - needle.count
-        while index <= last {
-            if haystack[index] == first, haystack[index..<index + needle.count].elementsEqual(needle) { return index }
-            index += 1
+        guard let first = needle.first, start >= 0, start <= haystack.count - needle.count else { return nil }
+        return haystack.withUnsafeBytes { hay in
+            needle.withUnsafeBytes { pin in
+                let base = hay.baseAddress!
+                let last = hay.count - pin.count
+                var at = start
+                while at <= last {
+                    guard let hit = memchr(base + at, Int32(first), last - at + 1) else { return nil }
+                    let index = base.distance(to: UnsafeRawPointer(hit))
+                    if memcmp(base + index, pin.baseAddress!, pin.count) == 0 { return index }
+                    at = index + 1
+                }
+                return nil
+            }
         }
-        return nil
     }
 }

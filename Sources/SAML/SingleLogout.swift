@@ -41,6 +41,8 @@ public struct SingleLogout: Sendable {
     public static let redirectBinding = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
     public static let postBinding = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
     public static let success = SAMLNS.success
+    /// The SP could not do what was asked (here: the state store did not take the ending).
+    public static let responder = "urn:oasis:names:tc:SAML:2.0:status:Responder"
     /// A logout message is small: at most this much, encoded or inflated.
     static let maxBytes = 64 * 1024
     /// A LogoutRequest issued longer ago than this (plus the clock skew) is stale.
@@ -72,7 +74,7 @@ public struct SingleLogout: Sendable {
         if now.timeIntervalSince(issued) > Self.freshness + settings.clockSkew {
             throw SAMLError("expired", "LogoutRequest issued \(Int(now.timeIntervalSince(issued))) s ago")
         }
-        if let end = root.attribute("NotOnOrAfter").flatMap(SAMLTime.parse), now.timeIntervalSince(end) >= -settings.clockSkew {
+        if let end = root.attribute("NotOnOrAfter").flatMap(SAMLTime.parse), now.addingTimeInterval(-settings.clockSkew) >= end {
             throw SAMLError("expired", "LogoutRequest NotOnOrAfter has passed")
         }
         let names = root.children(named: "NameID", in: SAMLNS.assertion)

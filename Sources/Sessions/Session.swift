@@ -80,3 +80,25 @@ public struct LoginState: Codable, Sendable, Equatable {
         self.draft = draft
     }
 }
+
+/// One session: a member's grant for one organization, from one login.
+public struct SessionRecord: Sendable, Equatable {
+    /// Random, 128 bits as hex: what the cookie carries.
+    public let id: String
+    public let organization: String
+    /// The NameID the IdP asserted.
+    public let subject: String
+    /// The assertion's `SessionIndex`, which a Single Logout names.
+    public let sessionIndex: String?
+    public let created: Int64
+    public let expires: Int64
+
+    public init(id: String, organization: String, subject: String, sessionIndex: String?, created: Int64, expires: Int64) {
+        self.id = id
+        self.organization = organization
+        self.subject = subject
+        self.sessionIndex = sessionIndex
+        self.created = created
+        self.expires = expires
+    }
+}

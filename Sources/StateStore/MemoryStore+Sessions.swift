@@ -1,3 +1,4 @@
+import Sessions
 import Synchronization
 
 struct MemorySessions {
@@ -17,8 +18,9 @@ extension MemoryStore {
 
     package func recordSessionNow(_ record: SessionRecord) -> Bool? {
         sessionState.withLock { s in
-            // Bounded like the replay cache: expired records go first, then the oldest (its
-            // ID can still be ended, by ID, while the cookie carries it).
+            // Bounded like the replay cache: expired records go first, then the oldest (a
+            // memory store serves one gateway: a logout still ends that session here, by the
+            // IDs its cookie carries; a revoke by member no longer finds it).
             if s.records.count >= Self.sessionCapacity {
                 s.records = s.records.filter { $0.value.expires > record.created }
                 if s.records.count >= Self.sessionCapacity, let oldest = s.records.values.min(by: { $0.created < $1.created }) {

@@ -1,4 +1,5 @@
 import PostgresNIO
+import Sessions
 
 extension PostgresStore {
     package func recordSession(_ record: SessionRecord) async throws {
@@ -34,12 +35,10 @@ extension PostgresStore {
         let statement = query
         return try await withTimeout(Self.timeout) {
             try await self.transaction { connection in
-                var ended: [SessionRecord] = []
-                let rows = try await connection.query(statement, logger: self.logger)
-                for try await (id, organization, subject, index, created, expires) in rows.decode((String, String, String, String?, Int64, Int64).self) {
-                    ended.append(SessionRecord(id: id, organization: organization, subject: subject, sessionIndex: index, created: created, expires: expires))
-                }
-                ended.sort { $0.created < $1.created }
+                // One ending at a time: their sequence numbers then commit in order, so a
+                // replica that read up to one has not missed a lower one still uncommitted.
+                try await connection.query("SELECT pg_advisory_xact_lock(7270718)", logger: self.logger)
+                let ended = try await Self.records(try await connection.query(statement, logger: self.logger)).sorted { $0.created < $1.created }
                 if !ended.isEmpty {
                     try await connection.query("""
                         INSERT INTO ssogate_ended_sessions (id, expires)
@@ -67,22 +66,21 @@ extension PostgresStore {
 
     package func liveSessions(organization: String, subject: String?, now: Int64, limit: Int) async throws -> [SessionRecord] {
         try await withTimeout(Self.timeout) {
-            let query: PostgresQuery = subject.map { subject in
-                """
+            try await Self.records(try await self.client.query("""
                 SELECT id, organization, subject, session_index, created, expires FROM ssogate_sessions
-                WHERE organization = \(organization) AND subject = \(subject) AND ended IS NULL AND expires > \(now) ORDER BY created DESC LIMIT \(limit)
-                """
-            } ?? """
-                SELECT id, organization, subject, session_index, created, expires FROM ssogate_sessions
-                WHERE organization = \(organization) AND ended IS NULL AND expires > \(now) ORDER BY created DESC LIMIT \(limit)
-                """
-            var live: [SessionRecord] = []
-            let rows = try await self.client.query(query, logger: self.logger)
-            for try await (id, organization, subject, index, created, expires) in rows.decode((String, String, String, String?, Int64, Int64).self) {
-                live.append(SessionRecord(id: id, organization: organization, subject: subject, sessionIndex: index, created: created, expires: expires))
-            }
-            return live
+                WHERE organization = \(organization) AND (\(subject)::text IS NULL OR subject = \(subject)) AND ended IS NULL AND expires > \(now)
+                ORDER BY created DESC LIMIT \(limit)
+                """, logger: self.logger))
         }
+    }
+
+    /// Rows of `id, organization, subject, session_index, created, expires`.
+    static func records(_ rows: PostgresRowSequence) async throws -> [SessionRecord] {
+        var out: [SessionRecord] = []
+        for try await (id, organization, subject, index, created, expires) in rows.decode((String, String, String, String?, Int64, Int64).self) {
+            out.append(SessionRecord(id: id, organization: organization, subject: subject, sessionIndex: index, created: created, expires: expires))
+        }
+        return out
     }
 
     package func purgeSessions(now: Int64) async throws -> Int {

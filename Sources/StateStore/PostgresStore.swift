@@ -154,6 +154,7 @@ package final class PostgresStore: GatewayStore {
                 try await connection.query("""
                     CREATE TABLE ssogate_ended_sessions (seq bigserial PRIMARY KEY, id text NOT NULL UNIQUE, expires bigint NOT NULL)
                     """, logger: self.logger)
+                try await connection.query("CREATE INDEX ssogate_ended_sessions_expires ON ssogate_ended_sessions (expires)", logger: self.logger)
             }
             try await connection.query("DELETE FROM ssogate_schema", logger: self.logger)
             try await connection.query("INSERT INTO ssogate_schema (version) VALUES (\(Self.schemaVersion))", logger: self.logger)

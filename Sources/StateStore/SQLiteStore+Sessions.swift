@@ -1,4 +1,5 @@
 internal import GRDB
+import Sessions
 
 extension SQLiteStore {
     package func recordSession(_ record: SessionRecord) async throws {

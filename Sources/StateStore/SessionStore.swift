@@ -1,4 +1,5 @@
 import Foundation
+import Sessions
 
 /// Sessions begun by logins, and which of them were ended (docs/SPEC.md "Sessions, logout
 /// and Single Logout"). The session cookie stays sealed and carries each grant's session
@@ -25,27 +26,7 @@ extension SessionStore {
     package func recordSessionNow(_ record: SessionRecord) -> Bool? { nil }
 }
 
-/// One session: a member's grant for one organization, from one login.
-package struct SessionRecord: Sendable, Equatable {
-    /// Random, 128 bits as hex: what the cookie carries.
-    package let id: String
-    package let organization: String
-    /// The NameID the IdP asserted.
-    package let subject: String
-    /// The assertion's `SessionIndex`, which a Single Logout names.
-    package let sessionIndex: String?
-    package let created: Int64
-    package let expires: Int64
-
-    package init(id: String, organization: String, subject: String, sessionIndex: String?, created: Int64, expires: Int64) {
-        self.id = id
-        self.organization = organization
-        self.subject = subject
-        self.sessionIndex = sessionIndex
-        self.created = created
-        self.expires = expires
-    }
-
+extension SessionRecord {
     func selected(by which: SessionSelector) -> Bool {
         switch which {
         case .ids(let ids): return ids.contains(id)

@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import SAML
+import Sessions
 
 /// Why a store could not be opened or did not answer; the message names the store, never
 /// its credentials.

@@ -210,9 +210,14 @@ struct ConsoleMetadataTests {
         #expect(!garbage.text.contains("The settings you sent were not saved"), "a metadata problem is said beside its own form")
         let nothing = try await Self.upload(g, cookie: cookie, csrf: csrf, file: nil)
         #expect(nothing.status == 422 && nothing.text.contains("Choose the metadata file"))
-        // An https gateway fetches only https metadata.
+        // An https gateway fetches only https metadata, and never from inside its network.
         let plain = try await Self.upload(g, cookie: cookie, csrf: csrf, file: nil, url: "http://127.0.0.1:1/metadata")
-        #expect(plain.status == 422 && plain.text.contains("must be an https:// address"))
+        #expect(plain.status == 422 && plain.text.contains("must be an https:// URL"))
+        for inside in ["https://127.0.0.1:1/metadata", "https://10.1.2.3/metadata", "https://[::1]/m", "https://169.254.169.254/latest",
+                       "https://localhost/metadata"] {
+            let refused = try await Self.upload(g, cookie: cookie, csrf: csrf, file: nil, url: inside)
+            #expect(refused.status == 422 && refused.text.contains("points inside the gateway"), "\(inside)")
+        }
         // The form needs its CSRF token like every other.
         #expect(try await Self.upload(g, cookie: cookie, csrf: nil, file: Self.metadata).status == 403)
         await SSOFlowTests().stop(g)
@@ -227,6 +232,9 @@ struct ConsoleMetadataTests {
         let url = "http://127.0.0.1:\(server.port)/metadata"
         let filled = try await Self.upload(g, cookie: cookie, csrf: csrf, file: nil, url: url)
         #expect(filled.status == 200 && filled.text.contains("value=\"https://idp.example.test/okta/sso\""), "\(filled)")
+        // Development allows loopback, not the rest of the network.
+        let lan = try await Self.upload(g, cookie: cookie, csrf: csrf, file: nil, url: "http://10.1.2.3/metadata")
+        #expect(lan.status == 422 && lan.text.contains("must be an https:// URL"))
         server.serve("gone", status: .notFound)
         let failed = try await Self.upload(g, cookie: cookie, csrf: csrf, file: nil, url: url)
         #expect(failed.status == 422 && failed.text.contains("could not be fetched") && failed.text.contains("HTTP 404"))

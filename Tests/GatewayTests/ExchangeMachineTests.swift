@@ -177,6 +177,15 @@ struct ExchangeMachineTests {
         guard case .closeTunnel(let byExpiry) = closed.handle(.upstreamClosed(nil)) else { Issue.record("upstream ends it"); return }
         #expect(!byExpiry && closed.isFinished)
     }
+
+    @Test func aTunnelClosesWhenItsSessionIsEndedAndNothingElseDoes() {
+        var m = Self.sent(tunnelEnds: Self.t0 + .seconds(3600))
+        #expect(m.handle(.sessionEnded).isNone, "before the hand-off an ending is the next request's business")
+        _ = m.handle(.upstreamHead(Self.head(101), now: Self.t0))
+        guard case .closeTunnel(let ended) = m.handle(.sessionEnded) else { Issue.record("session ended"); return }
+        #expect(ended && m.isFinished)
+        #expect(m.handle(.sessionEnded).isNone, "closed once")
+    }
 }
 
 extension ExchangeMachine.Action {

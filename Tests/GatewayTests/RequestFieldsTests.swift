@@ -92,6 +92,8 @@ struct MultipartFormTests {
         #expect(MultipartForm(Array("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--".utf8), boundary: "b") == nil, "no Content-Disposition")
         #expect(MultipartForm(Array("--b\r\nContent-Disposition: form-data; name=\"a\"".utf8), boundary: "b") == nil, "headers never end")
         #expect(MultipartForm(Array("nothing here".utf8), boundary: "b") == nil)
+        #expect(MultipartForm(Array("--bjunk\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--b--".utf8), boundary: "b") == nil,
+                "a delimiter is followed by its line end or --")
         #expect(MultipartForm(Array("--b--\r\n".utf8), boundary: "b")?.parts.isEmpty == true, "an empty form")
     }
 }

@@ -72,6 +72,24 @@ struct WebSocketTests {
         await SSOFlowTests().stop(g)
     }
 
+    @Test func aLogoutClosesTheSocketsOfItsSession() async throws {
+        let upstream = try await ScriptedUpstream.start(answer: Self.switching, thenClose: false, echoAfterAnswer: true)
+        let g = try await SSOFlowTests.start(upstreamPort: upstream.port)
+        let (_, session) = try SSOFlowTests.logIn(g)
+        nonisolated(unsafe) let c = try g.harness.client()
+        try c.send(Self.upgrade("/acme/ws", cookie: session))
+        #expect(try c.readResponse(forHead: true).status == 101)
+        try c.send([0x81, 0x80, 9, 9, 9, 9])
+        #expect(try c.readBytes(count: 6) == [0x81, 0x80, 9, 9, 9, 9])
+        let out = try await SessionEndTests.logout(g, session, headers: "Sec-Fetch-Site: same-origin\r\n")
+        #expect(out.status == 303)
+        // The loop's sweep (each second) sees the ending; generous for a loaded machine.
+        let closed = try await offThePool { c.waitForClose(within: 10) }
+        #expect(closed, "the tunnel outlived its session")
+        await upstream.stop()
+        await SSOFlowTests().stop(g)
+    }
+
     @Test func anotherUpgradeIsAnsweredAsAPlainRequestAndEndsTheConnection() async throws {
         let g = try await SSOFlowTests.start()
         let c = try g.harness.client()

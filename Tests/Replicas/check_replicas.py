@@ -10,8 +10,9 @@ before the ACS POST, so each case chooses where the signed response goes.
   a. the same response POSTed to A and B at the same moment, 50 logins: one 303, one refusal
   b. SSO start on one replica, ACS on the other; the session works on both
   c. PostgreSQL stopped: logins fail closed (503 state_store_unavailable), sessions keep
-     working; restarted: logins come back within a bound, a response accepted before the
-     outage is still refused, one refused with 503 was not spent
+     working, a logout is in force on its replica at once and queued; restarted: logins
+     come back within a bound, the queued logout reaches the other replica, a response
+     accepted before the outage is still refused, one refused with 503 was not spent
   d. as a, with IdP-initiated (tile) responses: no InResponseTo, only the assertion ID
   e. a third replica started while PostgreSQL is down: sessions work, logins 503, then
      its schema set-up is retried and logins work once PostgreSQL is back
@@ -198,6 +199,8 @@ class Replicas:
         before = obtain_response(self.a, user="carol", return_to="/acme/before")
         session, _, _ = self.accepted("A", before)
         self.check_session("B", session, USERS["carol"])
+        # A second session, logged out during the outage.
+        leaving, _, _ = self.accepted("A", obtain_response(self.a, user="bob", return_to="/acme/leaving"))
         t0 = time.monotonic()
         self.pg.pause()
         self.note(f"postgres.sh pause: {time.monotonic() - t0:.1f} s")
@@ -227,6 +230,19 @@ class Replicas:
             seconds = self.check_session(name, session, USERS["carol"])
             check(seconds < 1.0, f"{name}: a request with a session took {seconds:.2f} s during the outage")
             self.note(f"outage, session cookie on {name}: 200, upstream saw X-Forwarded-User {USERS['carol']} ({seconds * 1000:.0f} ms)")
+        # A logout during the outage: in force on A at once, queued for the store (said in
+        # A's log); B cannot know until the store is back.
+        t1 = time.monotonic()
+        status, _, body = request(self.a + "/_ssogate/logout", method="POST", body="",
+                                  headers={"Cookie": f"ssogate_session={leaving}", "Sec-Fetch-Site": "same-origin",
+                                           "Content-Type": "application/x-www-form-urlencoded"})
+        seconds = time.monotonic() - t1
+        check(status == 303, f"A: a logout during the outage answers {status}: {body[:200]}")
+        status, user, _, _ = self.whoami("A", leaving)
+        check(status == 401 and user is None, f"A: the logged-out session still works on A during the outage ({status}, {user})")
+        queued = [line for line in list(self.gw["A"].lines)[marks["A"]:] if "session ending not stored yet" in line]
+        check(queued, "A: no log line says the logout is queued for the store")
+        self.note(f"outage, logout on A: 303 in {seconds:.2f} s, refused on A at once, queued ({queued[0][:160] if queued else '-'})")
         for name, g in self.gw.items():
             logged = [line for line in list(g.lines)[marks[name]:] if " error " in line or " warning " in line]
             self.note(f"{name} logged {len(logged)} warning/error line(s) during the outage"
@@ -258,6 +274,16 @@ class Replicas:
                                 f"(attempts: {' '.join(attempts[name][-10:])}):\n    {self.gw[name].tail()}")
             self.note(f"after resume, first accepted login on {name} {back[name]:.2f} s after postgres.sh resume returned "
                       f"({len(attempts[name])} attempt(s): {' '.join(attempts[name][:6])}{' ...' if len(attempts[name]) > 6 else ''})")
+
+        # The queued logout reaches the store, then B, within a few seconds of the resume.
+        refused_at = None
+        while time.monotonic() - resumed < RECOVERY_BOUND:
+            if self.whoami("B", leaving)[0] == 401:
+                refused_at = time.monotonic() - resumed
+                break
+            time.sleep(0.2)
+        check(refused_at is not None, f"B: the session logged out on A during the outage still works {RECOVERY_BOUND:.0f} s after the resume")
+        self.note(f"after resume, the logout queued on A during the outage is refused on B {refused_at or 0:.2f} s after the resume")
 
         # A login answered 503 spent nothing: posted again once the store is back, it is
         # accepted (a 403 here means a store query given up after 3 s ran later anyway).

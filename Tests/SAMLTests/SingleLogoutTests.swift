@@ -28,10 +28,12 @@ struct SingleLogoutTests {
     }
 
     static func request(id: String = "id-logout-1", issuer: String = idp, destination: String = slo, issued: Date = now,
-                        nameID: String = "alice@example.test", indexes: [String] = ["idx-1"], signature: String = "") -> String {
+                        notOnOrAfter: Date? = nil, nameID: String = "alice@example.test", indexes: [String] = ["idx-1"],
+                        signature: String = "") -> String {
         """
         <samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" \
-        ID="\(id)" Version="2.0" IssueInstant="\(SAMLTime.format(issued))" Destination="\(destination)">\
+        ID="\(id)" Version="2.0" IssueInstant="\(SAMLTime.format(issued))" Destination="\(destination)"\
+        \(notOnOrAfter.map { " NotOnOrAfter=\"\(SAMLTime.format($0))\"" } ?? "")>\
         <saml:Issuer>\(issuer)</saml:Issuer>\(signature)<saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">\(nameID)</saml:NameID>\
         \(indexes.map { "<samlp:SessionIndex>\($0)</samlp:SessionIndex>" }.joined())</samlp:LogoutRequest>
         """
@@ -109,6 +111,10 @@ struct SingleLogoutTests {
         func signed(_ xml: (String) -> String) throws -> ReceivedSAMLMessage { Self.post(try Self.xmlsecSigned(xml(Self.template("id-logout-1")))) }
         #expect(try Self.refusal(signed { Self.request(issued: Self.now.addingTimeInterval(-600), signature: $0) }) == "expired")
         #expect(try Self.refusal(signed { Self.request(issued: Self.now.addingTimeInterval(300), signature: $0) }) == "not_yet_valid")
+        // NotOnOrAfter: passed (beyond the 60 s skew) is refused; within the skew, or ahead, is not.
+        #expect(try Self.refusal(signed { Self.request(notOnOrAfter: Self.now.addingTimeInterval(-61), signature: $0) }) == "expired")
+        #expect(try Self.refusal(signed { Self.request(notOnOrAfter: Self.now.addingTimeInterval(-30), signature: $0) }) == nil)
+        #expect(try Self.refusal(signed { Self.request(notOnOrAfter: Self.now.addingTimeInterval(300), signature: $0) }) == nil)
         #expect(try Self.refusal(signed { Self.request(destination: "https://hub.example.test/organizations/globex/saml/slo", signature: $0) })
                 == "destination_mismatch")
         #expect(try Self.refusal(signed { Self.request(issuer: "http://www.okta.com/other", signature: $0) }) == "issuer_mismatch")
