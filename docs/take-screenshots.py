@@ -72,6 +72,13 @@ def main():
         driver.find_element(By.ID, "login-alice").click()
         wait.until(EC.presence_of_element_located((By.ID, "role")))
         shot("3-logged-in")
+        # alice's access tokens: one made, shown once with its git line.
+        driver.set_window_size(900, 1100)
+        driver.get(base_url(start) + "/organizations/acme/settings/tokens")
+        wait.until(EC.presence_of_element_located((By.ID, "name"))).send_keys("laptop git")
+        driver.find_element(By.ID, "ssogate-create-token").click()
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-token")))
+        shot("15-tokens")
         # The org admin's console, through the demo's one-time link.
         driver.set_window_size(900, 1500)
         driver.get(console_link)

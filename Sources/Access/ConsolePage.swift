@@ -146,12 +146,12 @@ package enum ConsolePage {
     .on{background:#dcfce7;color:#166534}.off{background:#f3f4f6;color:#374151}.bad{background:#fee2e2;color:#991b1b}
     """
 
-    static func frame(_ organization: String, _ title: String, _ body: String, actor: String? = nil) -> String {
+    static func frame(_ organization: String, _ title: String, _ body: String, actor: String? = nil, trail: String = "<b>SSO</b> → SAML") -> String {
         let who = actor.map { " · signed in as <b>\(Markup.escape($0))</b>" } ?? ""
         return """
         <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
         <title>\(Markup.escape(title)) · \(Markup.escape(organization))</title><style>\(style)</style></head><body>
-        <header>Organization Settings → <b>SSO</b> → SAML · <b>\(Markup.escape(organization))</b>\(who)</header><main>\(body)</main></body></html>
+        <header>Organization Settings → \(trail) · <b>\(Markup.escape(organization))</b>\(who)</header><main>\(body)</main></body></html>
         """
     }
 

@@ -12,12 +12,17 @@ package enum AccessDecision {
     /// Forward; `identity` are the headers the upstream gets (none when anonymous), valid
     /// until `expires` (the grant's end in Unix seconds; a WebSocket is closed then); `claims`
     /// the same identity for a signed `X-SSO-Assertion`.
-    /// `sessions`: the IDs of the grants it relies on (a WebSocket is closed when one ends).
-    case forward(identity: [(String, String)], expires: Int64?, claims: UpstreamClaims?, sessions: [String] = [])
+    /// `sessions`: the IDs of the grants it relies on (a WebSocket is closed when one ends);
+    /// `token`: the access token it came with, when it did.
+    case forward(identity: [(String, String)], expires: Int64?, claims: UpstreamClaims?, sessions: [String] = [], token: AccessToken? = nil)
     /// Forward anonymously; the HTML answer should carry the "Login with SSO" banner.
     case banner(organization: String, loginURL: String)
     case redirect(location: String)
-    case unauthorized(body: [UInt8])
+    /// No grant: `401` with the JSON body; `badToken` when an access token was presented
+    /// and is unknown, revoked, expired or another organization's (a failed attempt).
+    case unauthorized(organization: String, body: [UInt8], badToken: Bool)
+    /// A read-only access token asked to change something: `403`.
+    case forbidden(body: [UInt8])
     /// The path names two organizations, depending on how `;` parameters are read.
     case ambiguousPath
 }
@@ -45,6 +50,8 @@ package struct SSOFlow: Sendable {
     package let cacheOwner = SessionCache.Owner()
     /// Sessions ended (logout, SLO, revoke): their grants count for nothing.
     package let revocations: Revocations
+    /// The live access tokens.
+    package let tokens: TokenIndex
 
     package static let loginStateSeconds: Int64 = 600
 
@@ -52,11 +59,12 @@ package struct SSOFlow: Sendable {
     ///   signing certificates are trusted beside the configured ones, and it supplies the SSO
     ///   URL and the issuer when the configuration does not.
     package init(configuration: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
-                 draftRevisions: [String: Int64] = [:], revocations: Revocations = Revocations(),
+                 draftRevisions: [String: Int64] = [:], revocations: Revocations = Revocations(), tokens: TokenIndex = TokenIndex(),
                  clock: @escaping @Sendable () -> Date = { Date() },
                  random: @escaping @Sendable (Int) throws -> [UInt8] = { try SecureRandom().bytes($0) }) {
         self.configuration = configuration
         self.revocations = revocations
+        self.tokens = tokens
         self.draftRevisions = draftRevisions
         self.clock = clock
         self.random = random
@@ -335,8 +343,12 @@ package struct SSOFlow: Sendable {
     ///   - sessionCookie: the value of the session cookie, when the request has one.
     ///   - cache: this event loop's sessions already opened; a cookie found there skips the
     ///     opening, one opened whole is added.
+    /// - Parameters:
+    ///   - credential: what the request's `Authorization` carries, when it has one.
+    ///   - tokenCache: this event loop's access tokens already looked up.
     package func decide(path: Substring, uri: String, method: String, accept: String?,
-                        sessionCookie value: Substring?, cache: SessionCache? = nil) -> (AccessDecision, setCookie: String?) {
+                        sessionCookie value: Substring?, cache: SessionCache? = nil,
+                        credential: Credential? = nil, tokenCache: TokenCache? = nil) -> (AccessDecision, setCookie: String?) {
         let now = clock()
         let seconds = Int64(now.timeIntervalSince1970)
         var session: Session?
@@ -361,7 +373,8 @@ package struct SSOFlow: Sendable {
                 }
             }
         }
-        return (decision(path: path, uri: uri, method: method, accept: accept, session: session, now: now, memo: remembered), setCookie)
+        return (decision(path: path, uri: uri, method: method, accept: accept, session: session, now: now, memo: remembered,
+                         credential: credential, tokenCache: tokenCache), setCookie)
     }
 
     /// The Set-Cookie value that removes the session cookie.
@@ -413,7 +426,7 @@ package struct SSOFlow: Sendable {
     /// - Parameter memo: where the decisions already made for this session are kept (a
     ///   session from the loop's cache); a forward decision found there is reused.
     private func decision(path: Substring, uri: String, method: String, accept: String?, session: Session?, now: Date,
-                          memo: SessionCache.Remembered? = nil) -> AccessDecision {
+                          memo: SessionCache.Remembered? = nil, credential: Credential? = nil, tokenCache: TokenCache? = nil) -> AccessDecision {
         let org: GatewayConfiguration.Organization
         switch Protection.match(path, patterns: configuration.protectedPaths, organizations: organizations) {
         case .organization(let matched): org = matched
@@ -440,9 +453,17 @@ package struct SSOFlow: Sendable {
             memo?.decisions[org.name] = forward
             return forward
         }
+        switch credential {
+        case .token(let text):
+            return tokenDecision(text, org: org, method: method, path: path, now: Int64(now.timeIntervalSince1970), cache: tokenCache)
+        case .foreign where org.appCredentials == .pass:
+            // The application's own credential: the application decides; no identity.
+            return .forward(identity: [], expires: nil, claims: nil)
+        case .foreign, nil:
+            break
+        }
         guard Protection.isBrowserNavigation(method: method, accept: accept) else {
-            let body = "{\"error\":\"sso_required\",\"organization\":\"\(org.name)\",\"sso_url\":\"\(Self.jsonEscape(ssoURL(org.name, returnTo: nil)))\"}"
-            return .unauthorized(body: Array(body.utf8))
+            return unauthorized(org.name, error: "sso_required", badToken: false)
         }
         switch org.unauthenticated {
         case .redirect: return .redirect(location: "/organizations/" + org.name + "/sso?return_to=" + Self.formEncode(uri))

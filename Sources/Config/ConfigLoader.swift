@@ -124,7 +124,8 @@ struct Provisioner {
                             spCertificateFile: s.spCertificateFile.map(absolute), spPrivateKeyFile: s.spPrivateKeyFile.map(absolute),
                             spKeyPair: keyPair, requireEncryptedAssertions: s.requireEncryptedAssertions,
                             metadataURL: s.metadataURL, metadataRefresh: s.metadataRefresh, sloURL: s.sloURL),
-                unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, sessionIdleTimeout: org.sessionIdleTimeout, roleMapping: org.roleMapping,
+                unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, sessionIdleTimeout: org.sessionIdleTimeout,
+                appCredentials: org.appCredentials, roleMapping: org.roleMapping,
                 managed: org.managed))
         }
         var tls: GatewayConfiguration.TLS?
@@ -160,7 +161,7 @@ struct Provisioner {
             clockSkew: v.clockSkew, protectedPaths: v.protectedPaths, unauthenticated: v.unauthenticated,
             organizations: organizations, trustedProxies: v.trustedProxies, tls: tls, hsts: v.hsts, http2: v.http2,
             upstreamAssertion: upstreamAssertion, store: resolved(v.store), logins: v.logins,
-            auditRetention: v.auditRetention)
+            auditRetention: v.auditRetention, tokenMaxTTL: v.tokenMaxTTL)
     }
 
     /// The store with its file paths made absolute against the configuration's folder (and

@@ -5,7 +5,7 @@ public enum ConfigSchema {
         "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "body_timeout", "write_timeout", "idle_timeout",
         "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
         "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2", "upstream_assertion", "store",
-        "logins", "audit_retention",
+        "logins", "audit_retention", "token_max_ttl",
     ]
     static let upstreamAssertion: Set<String> = ["enabled", "signing_key_files", "audience", "ttl"]
     static let tls: Set<String> = ["certificate_file", "private_key_file"]
@@ -13,7 +13,7 @@ public enum ConfigSchema {
     static let hsts: Set<String> = ["max_age", "include_subdomains"]
     static let http2: Set<String> = ["enabled", "max_concurrent_streams"]
     static let session: Set<String> = ["cookie_name", "secrets", "secrets_file", "ttl", "idle_timeout"]
-    static let organization: Set<String> = ["name", "id", "saml", "unauthenticated", "session_ttl", "session_idle_timeout", "role_mapping", "managed"]
+    static let organization: Set<String> = ["name", "id", "saml", "unauthenticated", "session_ttl", "session_idle_timeout", "app_credentials", "role_mapping", "managed"]
     static let saml: Set<String> = [
         "enabled", "sign_on_url", "certificate", "certificates", "certificate_file", "idp_entity_id",
         "allow_idp_initiated", "allow_sha1", "sp_certificate_file", "sp_private_key_file", "require_encrypted_assertions",

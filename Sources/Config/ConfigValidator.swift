@@ -31,6 +31,7 @@ struct ValidatedConfig {
         var unauthenticated: GatewayConfiguration.UnauthenticatedMode
         var sessionTTL: Duration
         var sessionIdleTimeout: Duration?
+        var appCredentials: GatewayConfiguration.AppCredentials
         var roleMapping: GatewayConfiguration.RoleMapping?
         var managed: GatewayConfiguration.Management
     }
@@ -63,6 +64,7 @@ struct ValidatedConfig {
     var store: GatewayConfiguration.Store
     var logins: GatewayConfiguration.Logins
     var auditRetention: Duration
+    var tokenMaxTTL: Duration
 }
 
 /// Pure validation: takes the decoded file and the process environment (for `${ENV}`),
@@ -173,8 +175,10 @@ struct ConfigValidator {
         let logins = logins(raw.logins)
         let auditRetention = duration(raw.auditRetention, default: .seconds(365 * 86400), at: "audit_retention")
         if let auditRetention, auditRetention < .seconds(86400) { report("audit_retention", "must be at least 1d (the audit log is kept that long at least)") }
+        let tokenMaxTTL = duration(raw.tokenMaxTTL, default: .seconds(90 * 86400), at: "token_max_ttl")
+        if let tokenMaxTTL, tokenMaxTTL < .seconds(3600) { report("token_max_ttl", "must be at least 1h") }
 
-        guard issues.isEmpty, let listen, let auditRetention, let publicURL, let upstream, let upstreamTimeout, let headerTimeout, let bodyTimeout, let writeTimeout,
+        guard issues.isEmpty, let listen, let auditRetention, let tokenMaxTTL, let publicURL, let upstream, let upstreamTimeout, let headerTimeout, let bodyTimeout, let writeTimeout,
               let idleTimeout, let shutdownTimeout, let logFormat, let sessionTTL, let clockSkew, let unauthenticated
         else { return (nil, issues) }
         return (ValidatedConfig(
@@ -184,7 +188,7 @@ struct ConfigValidator {
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
             unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies,
             tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion, store: store, logins: logins,
-            auditRetention: auditRetention), [])
+            auditRetention: auditRetention, tokenMaxTTL: tokenMaxTTL), [])
     }
 
     private mutating func tls(_ raw: RawConfig.RawTLS?, publicURL: String?) -> (certificate: String, privateKey: String)? {
@@ -516,6 +520,8 @@ struct ConfigValidator {
                          GatewayConfiguration.UnauthenticatedMode.init(rawValue:), "banner, redirect")
         let ttl = duration(org.sessionTTL, default: defaultTTL ?? .seconds(8 * 3600), at: "\(path).session_ttl")
         let idleTimeout = idle(org.sessionIdleTimeout, default: defaultIdle, at: "\(path).session_idle_timeout")
+        let appCredentials = oneOf(org.appCredentials, default: .refuse, at: "\(path).app_credentials",
+                                   GatewayConfiguration.AppCredentials.init(rawValue:), "refuse, pass")
         let managed = oneOf(org.managed, default: .file, at: "\(path).managed", GatewayConfiguration.Management.init(rawValue:), "file, console")
         // Managed in the console, the file's saml section only seeds the first settings:
         // it may be absent or partial (the org admin pastes the rest).
@@ -524,8 +530,8 @@ struct ConfigValidator {
             : org.saml.flatMap { self.saml($0, at: "\(path).saml", seedOnly: false) }
         if org.saml == nil && !console { required("\(path).saml", "is required (or managed: console, where an org admin sets it up)") }
         let roleMapping = org.roleMapping.flatMap { self.roleMapping($0, at: "\(path).role_mapping") }
-        guard issues.count == before, let name = org.name, let mode, let ttl, let saml, let managed, let idleTimeout else { return nil }
-        return .init(keyPath: path, name: name, id: org.id, saml: saml, unauthenticated: mode, sessionTTL: ttl, sessionIdleTimeout: idleTimeout, roleMapping: roleMapping,
+        guard issues.count == before, let name = org.name, let mode, let ttl, let saml, let managed, let idleTimeout, let appCredentials else { return nil }
+        return .init(keyPath: path, name: name, id: org.id, saml: saml, unauthenticated: mode, sessionTTL: ttl, sessionIdleTimeout: idleTimeout, appCredentials: appCredentials, roleMapping: roleMapping,
                      managed: managed)
     }
 

@@ -65,6 +65,9 @@ public struct GatewayConfiguration: Sendable {
         public let sessionTTL: Duration
         /// A grant unused this long ends (`session.idle_timeout`, `session_idle_timeout`); nil: never.
         public let sessionIdleTimeout: Duration?
+        /// A request with an `Authorization` the gateway did not issue, for this
+        /// organization's content: refused as unauthenticated, or passed to the application.
+        public let appCredentials: AppCredentials
         public internal(set) var roleMapping: RoleMapping?
         /// Who changes the IdP settings: the configuration file, or org admins in the console
         /// (then the file's values only seed the store).
@@ -72,6 +75,8 @@ public struct GatewayConfiguration: Sendable {
     }
 
     public enum Management: String, Sendable { case file, console }
+
+    public enum AppCredentials: String, Sendable { case refuse, pass }
 
     /// A `protected_paths` entry, split into segments; exactly one is `{org}`.
     public struct PathPattern: Sendable, Equatable {
@@ -230,6 +235,8 @@ public struct GatewayConfiguration: Sendable {
     public let logins: Logins
     /// How long audit events are kept in the state store.
     public let auditRetention: Duration
+    /// The longest lifetime a member may give an access token.
+    public let tokenMaxTTL: Duration
 
     public func organization(named name: some StringProtocol) -> Organization? {
         organizations.first { $0.name == name }

@@ -30,6 +30,7 @@ struct RawConfig {
     var store: String?
     var logins: RawLogins?
     var auditRetention: String?
+    var tokenMaxTTL: String?
 
     struct RawLogins {
         var workers: Int?
@@ -75,6 +76,7 @@ struct RawConfig {
         var unauthenticated: String?
         var sessionTTL: String?
         var sessionIdleTimeout: String?
+        var appCredentials: String?
         var roleMapping: RawRoleMapping?
         var managed: String?
     }
@@ -169,6 +171,7 @@ extension RawConfig {
         }
 
         raw.auditRetention = reader.string(top["audit_retention"], at: "audit_retention")
+        raw.tokenMaxTTL = reader.string(top["token_max_ttl"], at: "token_max_ttl")
         if let logins = reader.mapping(top["logins"], at: "logins", keys: ConfigSchema.logins) {
             raw.logins = RawLogins(workers: reader.int(logins["workers"], at: "logins.workers"),
                                    queue: reader.int(logins["queue"], at: "logins.queue"),
@@ -207,6 +210,7 @@ extension RawConfig {
         org.unauthenticated = reader.string(map["unauthenticated"], at: "\(path).unauthenticated")
         org.sessionTTL = reader.string(map["session_ttl"], at: "\(path).session_ttl")
         org.sessionIdleTimeout = reader.string(map["session_idle_timeout"], at: "\(path).session_idle_timeout")
+        org.appCredentials = reader.string(map["app_credentials"], at: "\(path).app_credentials")
         org.managed = reader.string(map["managed"], at: "\(path).managed")
 
         let samlPath = "\(path).saml"

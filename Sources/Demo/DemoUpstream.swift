@@ -49,6 +49,10 @@ public enum DemoUpstream {
                 content = """
                 <h1>acme/private-model</h1><p id="repo">Private repository of acme: weights, model card and files.</p>
                 <table>\(identity.map { "<tr><td>\(Markup.escape($0.0))</td><td>\(Markup.escape($0.1))</td></tr>" }.joined())</table>
+                <h2>From git and scripts</h2><p>Make an <a id="tokens" href="/organizations/acme/settings/tokens">access token</a>, then
+                give it as the password: <code>git clone http://\(Markup.escape(who?.split(separator: "@").first.map(String.init) ?? "me")):TOKEN@\(
+                    Markup.escape(head.headers.first(name: "Host") ?? "localhost"))/acme/private-model.git</code>,
+                or send <code>Authorization: Bearer TOKEN</code>.</p>
                 """
             } else {
                 status = 403

@@ -7,6 +7,7 @@ import NIOCore
 import NIOSSL
 import Proxy
 import SAML
+import Sessions
 import StateStore
 import Synchronization
 
@@ -42,13 +43,16 @@ final class GatewayRuntime: Sendable {
     ///   - settings: the state store's settings of console-managed organizations, applied
     ///     over the file's.
     init(configuration file: GatewayConfiguration, replayCache: ReplayCache, metadata: [String: IdPMetadata] = [:],
-         settings: [String: OrganizationSettings] = [:], revocations: Revocations, clock: @escaping @Sendable () -> Date) {
+         settings: [String: OrganizationSettings] = [:], revocations: Revocations, tokens: TokenIndex,
+         clock: @escaping @Sendable () -> Date) {
         let configuration = file.applying(settings)
         self.configuration = configuration
         self.settings = settings
-        self.flow = SSOFlow(configuration: configuration, replayCache: replayCache, metadata: metadata, revocations: revocations, clock: clock)
+        self.flow = SSOFlow(configuration: configuration, replayCache: replayCache, metadata: metadata, revocations: revocations,
+                            tokens: tokens, clock: clock)
         self.draftFlow = configuration.applyingDrafts(settings).map { drafts, revisions in
-            SSOFlow(configuration: drafts, replayCache: replayCache, metadata: metadata, draftRevisions: revisions, revocations: revocations, clock: clock)
+            SSOFlow(configuration: drafts, replayCache: replayCache, metadata: metadata, draftRevisions: revisions, revocations: revocations,
+                    tokens: tokens, clock: clock)
         }
         self.reservedCookies = [configuration.session.cookieName, configuration.session.cookieName + "_login",
                                 configuration.session.cookieName + "_logout"]
@@ -133,6 +137,10 @@ final class GatewayShared: Sendable {
     /// Sessions ended anywhere (SessionSync keeps it current from the store), kept across
     /// reloads: every flow asks it.
     let revocations = Revocations()
+    /// The live access tokens (TokenSync keeps it current from the store), and when each was
+    /// last used here (to the minute), written to the store once a minute.
+    let tokens = TokenIndex()
+    let tokenUsage = Mutex<[String: Int64]>([:])
     /// Endings the store did not take (it was down): in force here already, written when
     /// it answers again (SessionSync).
     let pendingEndings = Mutex<[SessionSelector]>([])
@@ -173,7 +181,7 @@ final class GatewayShared: Sendable {
         (auditEvents, auditQueue) = AsyncStream.makeStream(of: AuditEvent.self, bufferingPolicy: .bufferingOldest(10_000))
         self.clock = clock
         self.logins = LoginGuard(configuration.logins)
-        let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, revocations: revocations, clock: clock)
+        let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, revocations: revocations, tokens: tokens, clock: clock)
         self.current = NIOLockedValueBox(runtime)
         self.metrics = metrics
         self.logger = logger
@@ -207,7 +215,7 @@ final class GatewayShared: Sendable {
         let problem: ConfigError? = rebuildLock.withLock {
             let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache,
                                          metadata: metadata.withLockedValue { $0 }, settings: stored.withLockedValue { $0.settings },
-                                         revocations: revocations, clock: clock)
+                                         revocations: revocations, tokens: tokens, clock: clock)
             if let problem = runtime.problem { return problem }
             file.withLockedValue { $0 = configuration }
             install(runtime)
@@ -217,6 +225,13 @@ final class GatewayShared: Sendable {
     }
 
     /// Queues an audit event for the store, and logs it now.
+    /// A request came with `token`: its last-used minute, for the store.
+    func tokenUsed(_ token: AccessToken) {
+        let minute = Int64(clock().timeIntervalSince1970) / 60 * 60
+        guard token.lastUsed != minute else { return }
+        tokenUsage.withLock { used in if used[token.id] != minute { used[token.id] = minute } }
+    }
+
     func audit(_ event: AuditEvent) {
         SettingsSync.log(self, event)
         if case .dropped = auditQueue.yield(event) { metrics.auditDropped() }
@@ -241,7 +256,7 @@ final class GatewayShared: Sendable {
             // Settings of organizations the file no longer manages in the console are kept
             // in the store but never applied (`applying` looks at console-managed ones only).
             let runtime = GatewayRuntime(configuration: file.withLockedValue { $0 }, replayCache: replayCache,
-                                         metadata: metadata.withLockedValue { $0 }, settings: settings, revocations: revocations, clock: clock)
+                                         metadata: metadata.withLockedValue { $0 }, settings: settings, revocations: revocations, tokens: tokens, clock: clock)
             // The file's key material was accepted already; only organizations changed.
             if runtime.problem == nil { install(runtime) }
         }
@@ -257,7 +272,7 @@ final class GatewayShared: Sendable {
             metadata.withLockedValue { $0[organization] = fetched }
             let runtime = GatewayRuntime(configuration: file.withLockedValue { $0 }, replayCache: replayCache,
                                          metadata: metadata.withLockedValue { $0 }, settings: stored.withLockedValue { $0.settings },
-                                         revocations: revocations, clock: clock)
+                                         revocations: revocations, tokens: tokens, clock: clock)
             // The configuration's key material was accepted already; only metadata changed.
             if runtime.problem == nil { install(runtime) }
         }

@@ -63,6 +63,7 @@ public final class GatewayServer: Sendable {
                 group.addTask { await SettingsSync.run(shared) }
                 group.addTask { await SettingsSync.drainAudit(shared) }
                 group.addTask { await SessionSync.run(shared) }
+                group.addTask { await TokenSync.run(shared) }
             }
         } }
         // The console's settings before the first request, when the store answers soon (a

@@ -61,6 +61,8 @@ final class LoopContext: FlushScheduler {
     let stalledBudget: Int
     /// Sessions opened on this loop, by cookie value.
     let sessions = SessionCache()
+    /// Access tokens this loop looked up, by their text.
+    let tokens = TokenCache()
     /// This loop's shard of the upstream latency histogram.
     let upstreamLatency: LatencyHistogram.Shard
     /// This loop's copy of the running runtime, and the swap generation it was taken at:

@@ -59,7 +59,8 @@ struct RequestPlanner {
         }
         let runtime = shared.runtime(on: loop)
         if head.uri.hasPrefix("/organizations/"), let plan = ssoEndpoint(head, runtime: runtime) { return plan }
-        if head.uri.hasPrefix("/api/organizations/"), let (organization, _) = SettingsAPI.endpoint(pathOnly(head.uri)) {
+        if head.uri.hasPrefix("/api/organizations/"), let organization = SettingsAPI.endpoint(pathOnly(head.uri))?.organization
+            ?? Tokens.apiEndpoint(pathOnly(head.uri))?.organization {
             return .collectBody(organization: organization, head: head)
         }
         if head.method == .CONNECT {
@@ -86,10 +87,12 @@ struct RequestPlanner {
         // A WebSocket is never a page: without a grant for protected content it gets the
         // 401 JSON (an API client's answer), never a banner or a redirect, never an upgrade.
         let webSocket = HeaderPolicy.isWebSocketUpgrade(head) && body == .none
+        let credential = Credential(authorization: head.headers.first(name: "authorization")?[...])
         let (decision, sessionCookie) = runtime.flow.decide(
             path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
             accept: webSocket ? "application/json" : head.headers.first(name: "accept"),
-            sessionCookie: RequestFields.cookie(named: runtime.flow.cookieName, in: head.headers), cache: loop.sessions)
+            sessionCookie: RequestFields.cookie(named: runtime.flow.cookieName, in: head.headers), cache: loop.sessions,
+            credential: credential, tokenCache: loop.tokens)
         let clearing: [(String, String)] = sessionCookie.map { [("Set-Cookie", $0)] } ?? []
         var identity: [(String, String)] = []
         var bannerHTML: String?
@@ -97,11 +100,12 @@ struct RequestPlanner {
         var claims: UpstreamClaims?
         var grantSessions: [String] = []
         switch decision {
-        case .forward(let headers, let expires, let grantClaims, let sessions):
+        case .forward(let headers, let expires, let grantClaims, let sessions, let token):
             identity = headers
             grantExpires = expires
             claims = grantClaims
             grantSessions = sessions
+            if let token { shared.tokenUsed(token) }
         case .banner(let organization, let loginURL):
             // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
             if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }
@@ -110,14 +114,25 @@ struct RequestPlanner {
                             head: head, close: false)
         case .ambiguousPath:
             return reject(head, .badRequest, "ambiguous path", reason: "path names different organizations with and without its ; parameters")
-        case .unauthorized(let json):
-            return .respond(LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")] + clearing, body: json),
+        case .unauthorized(let organization, let json, let badToken):
+            // A wrong token is a guess: counted like a login attempt from this client.
+            if badToken, let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
+                shared.metrics.loginTurnedAway(endpoint: "token", reason: refusal.code)
+                return .respond(LocalResponse(status: .tooManyRequests, headers: [("Content-Type", "application/json"), ("Retry-After", "60")],
+                                              body: Array("{\"error\":\"\(refusal.code)\"}".utf8)), head: head, close: false)
+            }
+            // `git` asks for a user name and password on Basic: the token goes in the password.
+            return .respond(LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                                                                           ("WWW-Authenticate", "Basic realm=\"ssogate \(organization)\"")] + clearing,
+                                          body: json), head: head, close: false)
+        case .forbidden(let json):
+            return .respond(LocalResponse(status: .forbidden, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: json),
                             head: head, close: false)
         }
         let upstreamHead = HeaderPolicy.upstreamRequestHead(
             from: head, peer: peerText, peerTrusted: runtime.isTrusted(peer: peerBytes),
             scheme: scheme, bodyFraming: body, defaultHost: runtime.publicHost, dropCookies: runtime.reservedCookies, identity: identity,
-            askIdentityEncoding: bannerHTML != nil, webSocket: webSocket)
+            askIdentityEncoding: bannerHTML != nil, webSocket: webSocket, dropAuthorization: credential?.isToken == true)
         var webSocketAccept: [UInt8]?
         var tunnelEnds: NIODeadline?
         if webSocket {
@@ -175,7 +190,7 @@ struct RequestPlanner {
             return .respond(runtime.flow.spMetadata(organization: organization), head: head, close: false)
         default:
             // The console pages; other settings pages are the application's.
-            if rest.hasPrefix("settings/"), Console.page(rest, method: head.method) != nil {
+            if rest.hasPrefix("settings/"), Console.page(rest, method: head.method) != nil || Tokens.page(rest, method: head.method) != nil {
                 return .collectBody(organization: organization, head: head)
             }
             return nil
@@ -193,6 +208,24 @@ struct RequestPlanner {
         }
         if path == "/organizations/\(organization)/saml/slo" {
             return singleLogout(organization: organization, head: head, body: body, on: loop)
+        }
+        if path.hasPrefix("/organizations/\(organization)/settings/tokens"),
+           let page = Tokens.page(String(path.dropFirst("/organizations/\(organization)/".count)), method: head.method) {
+            let tokens = Tokens(shared: shared, peer: peerText)
+            let requestID = RequestFields.requestID()
+            let bytes = Array(body.readableBytesView)
+            return loop.makeFutureWithTask { await tokens.answerPage(head, body: bytes, organization: organization, page: page, requestID: requestID) }
+        }
+        if head.uri.hasPrefix("/api/"), let (_, id) = Tokens.apiEndpoint(path) {
+            let runtime = shared.runtime(on: self.loop)
+            if let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
+                shared.metrics.loginTurnedAway(endpoint: "api", reason: refusal.code)
+                return loop.makeSucceededFuture(SettingsAPI.json(refusal == .busy ? .serviceUnavailable : .tooManyRequests, ["error": refusal.code]))
+            }
+            let tokens = Tokens(shared: shared, peer: peerText)
+            let requestID = RequestFields.requestID()
+            let bytes = Array(body.readableBytesView)
+            return loop.makeFutureWithTask { await tokens.answerAPI(head, body: bytes, organization: organization, id: id, requestID: requestID) }
         }
         let consolePrefix = "/organizations/\(organization)/settings/"
         if path.hasPrefix(consolePrefix), let page = Console.page(String(path.dropFirst("/organizations/\(organization)/".count)), method: head.method) {

@@ -92,6 +92,10 @@ enum SessionSync {
                        requestID: String) async -> [SessionRecord]? {
         let ended = await end(shared, .subject(organization: organization, subject: subject))
         if let ended { shared.metrics.sessionsEnded(ended.count, how: "revoke") }
+        // Their access tokens end with their access (docs/SPEC.md: a token never outlives it).
+        if ended != nil, let revoked = try? await shared.store.revokeTokens(organization: organization, subject: subject), revoked > 0 {
+            await TokenSync.poll(shared, after: -1)
+        }
         shared.audit(AuditEvent(time: now(shared), action: "session.revoke", organization: organization, actor: actor,
                                 result: ended == nil ? "failure" : "success", reason: ended == nil ? "state_store_unavailable" : nil,
                                 subject: subject, ip: ip, requestID: requestID))

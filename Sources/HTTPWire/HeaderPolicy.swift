@@ -33,7 +33,8 @@ package enum HeaderPolicy {
     package static func upstreamRequestHead(from head: HTTPRequestHead, peer: String?, peerTrusted: Bool,
                                             scheme: String, bodyFraming: RequestFraming.Body, defaultHost: String = "localhost",
                                             dropCookies: [String] = [], identity: [(String, String)] = [],
-                                            askIdentityEncoding: Bool = false, webSocket: Bool = false) -> HTTPRequestHead {
+                                            askIdentityEncoding: Bool = false, webSocket: Bool = false,
+                                            dropAuthorization: Bool = false) -> HTTPRequestHead {
         let listed = connectionListed(head.headers)
         // Gathered as pairs and handed to HTTPHeaders once: its `add` scans every name
         // again (names here are the parser's tokens or the gateway's own).
@@ -67,6 +68,8 @@ package enum HeaderPolicy {
                 continue  // replaced below: the banner goes into an uncompressed page
             case .other, .cookie, .setCookie, .contentType, .contentEncoding, .acceptEncoding:
                 if let listed, listed.contains(name.lowercased()) { continue }
+                // The gateway's access token is its own credential, never the application's.
+                if dropAuthorization, kind == .other, name.utf8.count == 13, name.lowercased() == "authorization" { continue }
                 headers.append((name, value))
             }
         }

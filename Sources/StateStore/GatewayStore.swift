@@ -5,7 +5,7 @@ import SAML
 
 /// Everything the gateway keeps in its state store (docs/SPEC.md "State store"), one
 /// interface with three implementations held to the same tests: memory, SQLite, PostgreSQL.
-package typealias GatewayStore = ReplayStore & SettingsStore & AuditLog & AdminTokens & AdminLinks & SessionStore
+package typealias GatewayStore = ReplayStore & SettingsStore & AuditLog & AdminTokens & AdminLinks & SessionStore & TokenStore
 
 /// Organization settings edited in the console and the API.
 package protocol SettingsStore: Sendable {

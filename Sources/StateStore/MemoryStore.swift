@@ -19,6 +19,8 @@ package final class MemoryStore: GatewayStore {
     private let state = Mutex(State())
     /// Sessions, and the endings in the order they happened (MemoryStore+Sessions.swift).
     let sessionState = Mutex(MemorySessions())
+    /// Members' access tokens (MemoryStore+Tokens.swift).
+    let tokenState = Mutex(MemoryTokens())
     private let auditCapacity: Int
 
     package init(replay: MemoryReplayCache = MemoryReplayCache(), auditCapacity: Int = 100_000) {

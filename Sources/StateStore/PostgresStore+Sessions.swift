@@ -3,7 +3,7 @@ import Sessions
 
 extension PostgresStore {
     package func recordSession(_ record: SessionRecord) async throws {
-        try await withTimeout(Self.timeout) { () async throws -> Void in
+        try await withTimeout(self.timeout) { () async throws -> Void in
             try await self.client.query("""
                 INSERT INTO ssogate_sessions (id, organization, subject, session_index, created, expires)
                 VALUES (\(record.id), \(record.organization), \(record.subject), \(record.sessionIndex), \(record.created), \(record.expires))
@@ -33,7 +33,7 @@ extension PostgresStore {
         }
         query.sql += " " + returning
         let statement = query
-        return try await withTimeout(Self.timeout) {
+        return try await withTimeout(self.timeout) {
             try await self.transaction { connection in
                 // One ending at a time: their sequence numbers then commit in order, so a
                 // replica that read up to one has not missed a lower one still uncommitted.
@@ -51,7 +51,7 @@ extension PostgresStore {
     }
 
     package func endedSessions(after cursor: Int64, limit: Int) async throws -> (cursor: Int64, ended: [EndedSession]) {
-        try await withTimeout(Self.timeout) {
+        try await withTimeout(self.timeout) {
             var last = cursor
             var ended: [EndedSession] = []
             let rows = try await self.client.query("SELECT seq, id, expires FROM ssogate_ended_sessions WHERE seq > \(cursor) ORDER BY seq LIMIT \(limit)",
@@ -65,7 +65,7 @@ extension PostgresStore {
     }
 
     package func liveSessions(organization: String, subject: String?, now: Int64, limit: Int) async throws -> [SessionRecord] {
-        try await withTimeout(Self.timeout) {
+        try await withTimeout(self.timeout) {
             try await Self.records(try await self.client.query("""
                 SELECT id, organization, subject, session_index, created, expires FROM ssogate_sessions
                 WHERE organization = \(organization) AND (\(subject)::text IS NULL OR subject = \(subject)) AND ended IS NULL AND expires > \(now)
@@ -84,7 +84,7 @@ extension PostgresStore {
     }
 
     package func purgeSessions(now: Int64) async throws -> Int {
-        try await withTimeout(Self.timeout) {
+        try await withTimeout(self.timeout) {
             try await self.transaction { connection in
                 var count = 0
                 for try await _ in try await connection.query("DELETE FROM ssogate_sessions WHERE expires <= \(now) RETURNING id", logger: self.logger)

@@ -18,14 +18,18 @@ import SAML
 /// the pool reconnects by itself.
 package final class PostgresStore: GatewayStore {
     static let timeout: Duration = .seconds(3)
+    /// How long a call may take before it counts as no answer (`timeout`; tests that load
+    /// two cores with hundreds of other tests give it more).
+    let timeout: Duration
     static let purgeEvery: Duration = .seconds(60)
     /// The schema this code expects; a migration brings an older database up to it.
-    static let schemaVersion = 4
+    static let schemaVersion = 5
 
     let client: PostgresClient
     let logger: Logger
 
-    package init(_ settings: GatewayConfiguration.Postgres, group: EventLoopGroup, logger: Logger) {
+    package init(_ settings: GatewayConfiguration.Postgres, group: EventLoopGroup, logger: Logger, timeout: Duration = PostgresStore.timeout) {
+        self.timeout = timeout
         var configuration = PostgresClient.Configuration(host: settings.host, port: settings.port, username: settings.user,
                                                          password: settings.password, database: settings.database,
                                                          tls: Self.tls(settings.tls))
@@ -156,6 +160,20 @@ package final class PostgresStore: GatewayStore {
                     """, logger: self.logger)
                 try await connection.query("CREATE INDEX ssogate_ended_sessions_expires ON ssogate_ended_sessions (expires)", logger: self.logger)
             }
+            if current < 5 {
+                // Members' access tokens (AccessToken as JSON), found by hash; `changed` is the
+                // token version of the last change (one row lock orders them), which replicas poll.
+                try await connection.query("""
+                    CREATE TABLE ssogate_tokens (
+                        id text PRIMARY KEY, hash text NOT NULL UNIQUE, organization text NOT NULL, subject text NOT NULL,
+                        expires bigint NOT NULL, changed bigint NOT NULL, token text NOT NULL)
+                    """, logger: self.logger)
+                try await connection.query("CREATE INDEX ssogate_tokens_changed ON ssogate_tokens (changed)", logger: self.logger)
+                try await connection.query("CREATE INDEX ssogate_tokens_member ON ssogate_tokens (organization, subject)", logger: self.logger)
+                try await connection.query("CREATE TABLE ssogate_token_version (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL)",
+                                           logger: self.logger)
+                try await connection.query("INSERT INTO ssogate_token_version (id, version) VALUES (1, 0)", logger: self.logger)
+            }
             try await connection.query("DELETE FROM ssogate_schema", logger: self.logger)
             try await connection.query("INSERT INTO ssogate_schema (version) VALUES (\(Self.schemaVersion))", logger: self.logger)
         }
@@ -189,7 +207,7 @@ package final class PostgresStore: GatewayStore {
         do {
             // All or none: when an ID comes back live, the transaction (and whatever it
             // inserted) is rolled back.
-            try await withTimeout(Self.timeout) { () async throws -> Void in
+            try await withTimeout(self.timeout) { () async throws -> Void in
                 try await self.transaction { connection -> Void in
                     let rows = try await connection.query("""
                         INSERT INTO ssogate_spent_ids (id, expires)
@@ -214,7 +232,7 @@ package final class PostgresStore: GatewayStore {
     // MARK: - Settings
 
     package func loadSettings() async throws -> (version: Int64, settings: [String: OrganizationSettings]) {
-        try await withTimeout(Self.timeout) {
+        try await withTimeout(self.timeout) {
             try await self.transaction { connection in
                 var version: Int64 = 0
                 for try await v in try await connection.query("SELECT version FROM ssogate_settings_version WHERE id = 1", logger: self.logger).decode(Int64.self) {
@@ -231,7 +249,7 @@ package final class PostgresStore: GatewayStore {
     }
 
     package func settingsVersion() async throws -> Int64 {
-        try await withTimeout(Self.timeout) {
+        try await withTimeout(self.timeout) {
             var version: Int64 = 0
             for try await v in try await self.client.query("SELECT version FROM ssogate_settings_version WHERE id = 1", logger: self.logger).decode(Int64.self) {
                 version = v
@@ -242,7 +260,7 @@ package final class PostgresStore: GatewayStore {
 
     package func seed(_ seeds: [String: OrganizationSettings]) async throws {
         let encoded = try seeds.mapValues(SQLiteStore.encode)
-        try await withTimeout(Self.timeout) { () async throws -> Void in
+        try await withTimeout(self.timeout) { () async throws -> Void in
             try await self.transaction { connection -> Void in
                 for (organization, text) in encoded {
                     let rows = try await connection.query("""
@@ -288,7 +306,7 @@ package final class PostgresStore: GatewayStore {
     /// them (nil: nothing changes) and moves the version, in one transaction.
     private func modifying(_ organization: String,
                            _ change: @escaping @Sendable (OrganizationSettings?) -> OrganizationSettings?) async throws -> OrganizationSettings? {
-        try await withTimeout(Self.timeout) {
+        try await withTimeout(self.timeout) {
             try await self.transaction { connection in
                 var current: OrganizationSettings?
                 let rows = try await connection.query("SELECT settings FROM ssogate_org_settings WHERE organization = \(organization) FOR UPDATE",
@@ -313,7 +331,7 @@ package final class PostgresStore: GatewayStore {
     // MARK: - Audit
 
     package func record(_ event: AuditEvent) async throws {
-        try await withTimeout(Self.timeout) { () async throws -> Void in
+        try await withTimeout(self.timeout) { () async throws -> Void in
             try await self.client.query("""
                 INSERT INTO ssogate_audit_events (time, action, organization, actor, result, reason, subject, ip, request_id)
                 VALUES (\(event.time), \(event.action), \(event.organization), \(event.actor), \(event.result), \(event.reason),
@@ -323,7 +341,7 @@ package final class PostgresStore: GatewayStore {
     }
 
     package func events(_ query: AuditQuery) async throws -> [AuditEvent] {
-        try await withTimeout(Self.timeout) {
+        try await withTimeout(self.timeout) {
             // Absent filters are NULL and match everything.
             let rows = try await self.client.query("""
                 SELECT time, action, organization, actor, result, reason, subject, ip, request_id FROM ssogate_audit_events
@@ -345,7 +363,7 @@ package final class PostgresStore: GatewayStore {
     }
 
     package func purgeAudit(before: Int64) async throws -> Int {
-        try await withTimeout(Self.timeout) {
+        try await withTimeout(self.timeout) {
             let rows = try await self.client.query("DELETE FROM ssogate_audit_events WHERE time < \(before) RETURNING id", logger: self.logger)
             var count = 0
             for try await _ in rows.decode(Int64.self) { count += 1 }
@@ -356,7 +374,7 @@ package final class PostgresStore: GatewayStore {
     // MARK: - Admin tokens
 
     package func storeAdminToken(_ token: AdminToken) async throws {
-        try await withTimeout(Self.timeout) { () async throws -> Void in
+        try await withTimeout(self.timeout) { () async throws -> Void in
             try await self.client.query("""
                 INSERT INTO ssogate_admin_tokens (hash, id, organization, created, expires)
                 VALUES (\(token.hash), \(token.id), \(token.organization), \(token.created), \(token.expires))
@@ -365,7 +383,7 @@ package final class PostgresStore: GatewayStore {
     }
 
     package func adminToken(hash: String, now: Int64) async throws -> AdminToken? {
-        try await withTimeout(Self.timeout) {
+        try await withTimeout(self.timeout) {
             try await Self.credential(try await self.client.query("""
                 SELECT hash, id, organization, created, expires FROM ssogate_admin_tokens WHERE hash = \(hash) AND expires > \(now)
                 """, logger: self.logger))
@@ -383,7 +401,7 @@ package final class PostgresStore: GatewayStore {
     // MARK: - Admin links
 
     package func storeAdminLink(_ link: AdminToken) async throws {
-        try await withTimeout(Self.timeout) { () async throws -> Void in
+        try await withTimeout(self.timeout) { () async throws -> Void in
             try await self.client.query("""
                 INSERT INTO ssogate_admin_links (hash, id, organization, created, expires)
                 VALUES (\(link.hash), \(link.id), \(link.organization), \(link.created), \(link.expires))
@@ -392,7 +410,7 @@ package final class PostgresStore: GatewayStore {
     }
 
     package func consumeAdminLink(hash: String, now: Int64) async throws -> AdminToken? {
-        try await withTimeout(Self.timeout) {
+        try await withTimeout(self.timeout) {
             try await Self.credential(try await self.client.query("""
                 UPDATE ssogate_admin_links SET used = true WHERE hash = \(hash) AND NOT used AND expires > \(now)
                 RETURNING hash, id, organization, created, expires

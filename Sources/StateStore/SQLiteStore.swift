@@ -115,10 +115,23 @@ package final class SQLiteStore: GatewayStore {
                 CREATE INDEX ended_sessions_expires ON ended_sessions (expires);
                 """)
         }
+        migrator.registerMigration("5 tokens") { db in
+            // Members' access tokens: one JSON document each (AccessToken), found by hash;
+            // `changed` is the token version of its last change, which gateways poll.
+            try db.execute(sql: """
+                CREATE TABLE tokens (
+                    id TEXT PRIMARY KEY NOT NULL, hash TEXT NOT NULL UNIQUE, organization TEXT NOT NULL, subject TEXT NOT NULL,
+                    expires INTEGER NOT NULL, changed INTEGER NOT NULL, token TEXT NOT NULL) WITHOUT ROWID;
+                CREATE INDEX tokens_changed ON tokens (changed);
+                CREATE INDEX tokens_member ON tokens (organization, subject);
+                CREATE TABLE token_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+                INSERT INTO token_version (id, version) VALUES (1, 0);
+                """)
+        }
         return migrator
     }()
 
-    static let schemaVersion = "4 sessions"
+    static let schemaVersion = "5 tokens"
 
     /// The schema versions applied to the file, oldest first.
     package func appliedVersions() throws -> [String] {

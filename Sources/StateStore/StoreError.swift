@@ -54,4 +54,11 @@ package struct UnavailableStore: GatewayStore {
     package func endedSessions(after cursor: Int64, limit: Int) async throws -> (cursor: Int64, ended: [EndedSession]) { throw Self.down }
     package func liveSessions(organization: String, subject: String?, now: Int64, limit: Int) async throws -> [SessionRecord] { throw Self.down }
     package func purgeSessions(now: Int64) async throws -> Int { throw Self.down }
+    package func createToken(_ token: AccessToken) async throws { throw Self.down }
+    package func tokens(changedAfter version: Int64) async throws -> (version: Int64, tokens: [AccessToken]) { throw Self.down }
+    package func revokeToken(id: String, organization: String) async throws -> AccessToken? { throw Self.down }
+    package func revokeTokens(organization: String, subject: String) async throws -> Int { throw Self.down }
+    package func listTokens(organization: String, subject: String?) async throws -> [AccessToken] { throw Self.down }
+    package func touchTokens(_ lastUsed: [String: Int64]) async throws { throw Self.down }
+    package func purgeTokens(now: Int64) async throws -> Int { throw Self.down }
 }

@@ -61,6 +61,7 @@ struct SSOFlowTests {
             role_mapping: {attribute: groups, rules: [{value: engineering, role: write}, {value: hf-admins, role: admin}]}
           - name: globex
             unauthenticated: redirect
+            app_credentials: pass
             saml: {enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(fixture("rsa-2048.crt"))",
                    allow_idp_initiated: true}
           - name: dormant
@@ -175,7 +176,10 @@ struct SSOFlowTests {
         let r = try g.harness.request("GET /acme/models HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
         #expect(r.status == 401)
         #expect(r.header("content-type") == "application/json")
-        #expect(r.text == #"{"error":"sso_required","organization":"acme","sso_url":"https://hub.example.test/organizations/acme/sso"}"#)
+        // docs/SPEC.md's body, and (issue 17) where a CLI gets a token.
+        #expect(r.text == #"{"error":"sso_required","organization":"acme","sso_url":"https://hub.example.test/organizations/acme/sso","#
+                + #""token_url":"https://hub.example.test/organizations/acme/settings/tokens"}"#)
+        #expect(r.header("www-authenticate") == "Basic realm=\"ssogate acme\"")
         let post = try g.harness.request("POST /acme/upload HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\nContent-Length: 0\r\n\r\n")
         #expect(post.status == 401)
         #expect(g.upstream.requests.isEmpty)

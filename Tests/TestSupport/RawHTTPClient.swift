@@ -53,6 +53,7 @@ public final class RawHTTPClient {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw Failure(description: "send failed: errno \(errno)") }
             offset += n
         }
@@ -62,7 +63,9 @@ public final class RawHTTPClient {
     private func fill() throws -> Bool {
         if closedByPeer { return false }
         var chunk = [UInt8](repeating: 0, count: 65_536)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+        var n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+        // A signal (a child process of another test ending: SIGCHLD) interrupts it: again.
+        while n < 0 && errno == EINTR { n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) } }
         if n == 0 { closedByPeer = true; return false }
         if n < 0 {
             if errno == ECONNRESET { closedByPeer = true; return false }

@@ -1,0 +1,51 @@
+import Config
+import Sessions
+
+/// What a request's `Authorization` carries, as far as the gateway is concerned.
+package enum Credential: Sendable {
+    /// One of the gateway's access tokens (`Bearer ssg_…`, or Basic with it as password).
+    case token(Substring)
+    /// Something else: the application's own credential.
+    case foreign
+
+    package var isToken: Bool {
+        if case .token = self { return true }
+        return false
+    }
+
+    /// From the request's `Authorization` field, when there is one.
+    package init?(authorization: Substring?) {
+        guard let authorization else { return nil }
+        self = AccessToken.credential(authorization).map(Credential.token) ?? .foreign
+    }
+}
+
+extension SSOFlow {
+    /// A request for `org`'s content with an access token and no session grant for `org`.
+    func tokenDecision(_ text: Substring, org: GatewayConfiguration.Organization, method: String, path: Substring, now: Int64,
+                       cache: TokenCache?) -> AccessDecision {
+        guard let token = cache?.token(text, index: tokens) ?? tokens.token(text: text), token.organization == org.name, token.expires > now else {
+            return unauthorized(org.name, error: "invalid_token", badToken: true)
+        }
+        if token.readOnly, !Self.reads(method: method, path: path) {
+            return .forbidden(body: Array("{\"error\":\"token_read_only\",\"organization\":\"\(org.name)\"}".utf8))
+        }
+        let grant = token.grant
+        return .forward(identity: Self.identity(grant, organization: org.name), expires: token.expires,
+                        claims: UpstreamClaims(grant: grant, organization: org.name, grants: []), sessions: [grant.id], token: token)
+    }
+
+    /// What a read-only token may do: `GET`, `HEAD`, `OPTIONS`, and git's fetch (smart HTTP
+    /// posts its want/have negotiation to `.../git-upload-pack`; a push goes to
+    /// `git-receive-pack` and is refused).
+    static func reads(method: String, path: Substring) -> Bool {
+        ["GET", "HEAD", "OPTIONS"].contains(method) || (method == "POST" && path.hasSuffix("/git-upload-pack"))
+    }
+
+    /// The `401` JSON: why, where to log in, and where a CLI gets a token.
+    func unauthorized(_ organization: String, error: String, badToken: Bool) -> AccessDecision {
+        let body = "{\"error\":\"\(error)\",\"organization\":\"\(organization)\",\"sso_url\":\"\(Self.jsonEscape(ssoURL(organization, returnTo: nil)))\","
+            + "\"token_url\":\"\(Self.jsonEscape(configuration.publicURL + "/organizations/" + organization + "/settings/tokens"))\"}"
+        return .unauthorized(organization: organization, body: Array(body.utf8), badToken: badToken)
+    }
+}
