@@ -7,6 +7,8 @@ content (a valid session cookie, a protected path), in one run, against
     mellon     Apache 2.4 (event MPM) + mod_auth_mellon, its own session cookie, the same path
     ssogate    `ssogate serve` (--binary), with its session cookie
     baseline   a second ssogate binary (--baseline), e.g. the build before a change
+    ssogate token  the same `ssogate` with a member's access token (`Authorization: Bearer
+               ssg_...`) instead of the session cookie
 
     python3 benchmarks/auth-bench.py [--binary PATH] [--baseline PATH] [--rounds N] [--duration S]
                                      [--instructions N]
@@ -34,6 +36,7 @@ valgrind when missing.
 """
 import argparse
 import glob
+import json
 import os
 import re
 import shutil
@@ -266,7 +269,8 @@ def mellon_login(base):
 
 
 def fetch_ok(base, path, cookie):
-    status, _, body = request(base + path, headers={"Cookie": cookie} if cookie else {})
+    name, _, value = credential_header(cookie).partition(": ") if cookie else ("", "", "")
+    status, _, body = request(base + path, headers={name: value} if cookie else {})
     check(status == 200 and len(body) == 1024, f"{base}{path} gives the upstream's 1 KiB (got {status}: {body[:200]})")
 
 
@@ -304,10 +308,15 @@ def measured(proc, fn):
     return result + (sum(per_request), per_request[0], per_request[1])
 
 
+def credential_header(cookie):
+    """A session cookie pair, or a whole `Authorization: ...` field (an access token)."""
+    return cookie if cookie.startswith("Authorization:") else f"Cookie: {cookie}"
+
+
 def wrk_run(url, duration, cookie):
     args = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c64", f"-d{duration}s", "--latency"]
     if cookie:
-        args += ["-H", f"Cookie: {cookie}"]
+        args += ["-H", credential_header(cookie)]
     out = run(args + [url])
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     check(not bad, f"wrk {url}: {bad.group(0) if bad else ''}")
@@ -324,7 +333,7 @@ def wrk_run(url, duration, cookie):
 def h2load_run(url, duration, cookie):
     args = ["taskset", "-c", CLIENT_CPU, "h2load", "-c8", "-m8", "-D", str(duration)]
     if cookie:
-        args += ["-H", f"cookie: {cookie}"]
+        args += ["-H", credential_header(cookie)]
     out = run(args + [url])
     m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
     check(m and m.group(2) == m.group(3) == m.group(4) == "0", f"h2load {url}: {m.group(0) if m else out[-400:]}")
@@ -357,7 +366,7 @@ def count_instructions(work, name, args, port, path, cookie, n, cpu=SERVER_CPU):
     try:
         wait_for_port(port, proc, seconds=180)
         conn = socket.create_connection(("127.0.0.1", port))
-        raw = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + (f"Cookie: {cookie}\r\n" if cookie else "") + "\r\n").encode()
+        raw = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + (f"{credential_header(cookie)}\r\n" if cookie else "") + "\r\n").encode()
 
         def fetch(count):
             for _ in range(count):
@@ -433,6 +442,14 @@ def main():
             wait_for_port(ports[name], proc)
             base = f"http://127.0.0.1:{ports[name]}"
             servers[name] = (proc, base, ssogate_login(base), base)
+        # The same gateway with an access token instead of the cookie (issue 17's bar: a
+        # token request costs at most 5% more than a cookie request).
+        if "ssogate" in gateways:
+            proc, base, cookie, _ = servers["ssogate"]
+            status, _, body = request(base + "/api/organizations/acme/tokens", "POST", {
+                "Cookie": cookie, "Origin": base, "Content-Type": "application/json"}, '{"name": "bench"}')
+            check(status == 201, f"token for the bench: {status} {body[:200]}")
+            servers["ssogate token"] = (proc, base, "Authorization: Bearer " + json.loads(body)["token"], None)
         for name, (proc, base, cookie, _) in servers.items():
             fetch_ok(base, PROTECTED, cookie)
             fetch_ok(base, PUBLIC, None)
@@ -445,7 +462,8 @@ def main():
             for name in order:
                 proc, base, cookie, h2 = servers[name]
                 results[name]["auth"].append(measured(proc, lambda: wrk_run(base + PROTECTED, a.duration, cookie)))
-                results[name]["public"].append(measured(proc, lambda: wrk_run(base + PUBLIC, a.duration, None)))
+                if not name.endswith(" token"):
+                    results[name]["public"].append(measured(proc, lambda: wrk_run(base + PUBLIC, a.duration, None)))
                 if h2:
                     results[name]["h2"].append(measured(proc, lambda: h2load_run(h2 + PROTECTED, a.duration, cookie)))
             print(f"round {round_no + 1}/{a.rounds} done", flush=True)
@@ -458,6 +476,9 @@ def main():
             for name, binary in gateways.items():
                 instructions[name] = count_instructions(work, name, [binary, "serve", "--config", configs[name]],
                                                         ports[name], PROTECTED, servers[name][2], a.instructions)
+                if name == "ssogate" and "ssogate token" in servers:
+                    instructions["ssogate token"] = count_instructions(work, "ssogate-token", [binary, "serve", "--config", configs[name]],
+                                                                       ports[name], PROTECTED, servers["ssogate token"][2], a.instructions)
             # One process (no master): the one callgrind_control zeroes and dumps.
             single = os.path.join(work, "nginx-single.conf")
             write(single, open(os.path.join(work, "nginx.conf")).read().replace("daemon off;", "daemon off; master_process off;"))
@@ -496,8 +517,11 @@ def report(a, servers, results, instructions):
         h2 = med(r["h2"], 0)
         lines.append(f"| {name} | {auth:,.0f} | {auth / ref['auth']:.2f} | {p99:.2f} | {p99 / ref_p99['auth']:.2f} "
                      f"| {cpu:.1f} ({user:.1f} + {kernel:.1f}) "
-                     f"| {pub:,.0f} | {pub / ref['public']:.2f} | "
+                     + (f"| {pub:,.0f} | {pub / ref['public']:.2f} | " if pub else "| – | – | ")
                      + (f"{h2:,.0f} | {h2 / ref['h2']:.2f} |" if h2 else "– | – |"))
+    if "ssogate token" in results:
+        token, cookie = med(results["ssogate token"]["auth"], 0), med(results["ssogate"]["auth"], 0)
+        lines += ["", f"Access token vs session cookie, same gateway: {token:,.0f} vs {cookie:,.0f} req/s ({token / cookie:.3f})."]
     if instructions:
         lines += ["", f"Instructions per protected GET (callgrind, {a.instructions} keep-alive requests after 200 uncounted):", ""]
         lines += [f"- {name}: {count:,.0f}" + (f" ({count / instructions['nginx']:.1f}x nginx)" if name != "nginx" else "")

@@ -12,9 +12,8 @@ package enum AccessDecision {
     /// Forward; `identity` are the headers the upstream gets (none when anonymous), valid
     /// until `expires` (the grant's end in Unix seconds; a WebSocket is closed then); `claims`
     /// the same identity for a signed `X-SSO-Assertion`.
-    /// `sessions`: the IDs of the grants it relies on (a WebSocket is closed when one ends);
-    /// `token`: the access token it came with, when it did.
-    case forward(identity: [(String, String)], expires: Int64?, claims: UpstreamClaims?, sessions: [String] = [], token: AccessToken? = nil)
+    /// `sessions`: the IDs of the grants it relies on (a WebSocket is closed when one ends).
+    case forward(identity: [(String, String)], expires: Int64?, claims: UpstreamClaims?, sessions: [String] = [])
     /// Forward anonymously; the HTML answer should carry the "Login with SSO" banner.
     case banner(organization: String, loginURL: String)
     case redirect(location: String)

@@ -24,15 +24,25 @@ extension SSOFlow {
     /// A request for `org`'s content with an access token and no session grant for `org`.
     func tokenDecision(_ text: Substring, org: GatewayConfiguration.Organization, method: String, path: Substring, now: Int64,
                        cache: TokenCache?) -> AccessDecision {
-        guard let token = cache?.token(text, index: tokens) ?? tokens.token(text: text), token.organization == org.name, token.expires > now else {
+        let entry = cache?.entry(text, index: tokens)
+        guard let token = entry?.token ?? tokens.token(text: text), token.organization == org.name, token.expires > now else {
             return unauthorized(org.name, error: "invalid_token", badToken: true)
         }
         if token.readOnly, !Self.reads(method: method, path: path) {
             return .forbidden(body: Array("{\"error\":\"token_read_only\",\"organization\":\"\(org.name)\"}".utf8))
         }
+        // Its use, for the token list: once a minute per event loop.
+        let minute = now / 60 * 60
+        if entry?.minute != minute {
+            entry?.minute = minute
+            tokens.used(token.id, minute: minute)
+        }
+        if let known = entry?.forward { return known }
         let grant = token.grant
-        return .forward(identity: Self.identity(grant, organization: org.name), expires: token.expires,
-                        claims: UpstreamClaims(grant: grant, organization: org.name, grants: []), sessions: [grant.id], token: token)
+        let forward = AccessDecision.forward(identity: Self.identity(grant, organization: org.name), expires: token.expires,
+                                             claims: UpstreamClaims(grant: grant, organization: org.name, grants: []), sessions: [grant.id])
+        entry?.forward = forward
+        return forward
     }
 
     /// What a read-only token may do: `GET`, `HEAD`, `OPTIONS`, and git's fetch (smart HTTP

@@ -10,6 +10,8 @@ import Synchronization
 package final class TokenIndex: Sendable {
     private let byHash = Mutex<[String: AccessToken]>([:])
     private let moves = Atomic<UInt64>(0)
+    /// When each token was last used here (to the minute), until TokenSync writes it.
+    private let usage = Mutex<[String: Int64]>([:])
 
     package init() {}
 
@@ -37,6 +39,24 @@ package final class TokenIndex: Sendable {
         if gone { moves.add(1, ordering: .releasing) }
     }
 
+    /// `id` was used in `minute` (reported once a minute per event loop).
+    package func used(_ id: String, minute: Int64) {
+        usage.withLock { used in used[id] = max(used[id] ?? 0, minute) }
+    }
+
+    /// The uses reported since the last call.
+    package func takeUsage() -> [String: Int64] {
+        usage.withLock { used in
+            defer { used.removeAll() }
+            return used
+        }
+    }
+
+    /// Puts back uses the store did not take.
+    package func restoreUsage(_ used: [String: Int64]) {
+        usage.withLock { pending in pending.merge(used) { max($0, $1) } }
+    }
+
     /// The live token whose text this is.
     package func token(text: Substring) -> AccessToken? {
         guard let hash = try? AccessToken.hash(String(text)) else { return nil }
@@ -45,16 +65,25 @@ package final class TokenIndex: Sendable {
 }
 
 /// Tokens one event loop looked up recently, by their text: loop-confined (no lock), emptied
-/// when the index's generation moves (a token revoked or changed anywhere). At most
-/// `capacity` entries; only tokens the index knows get in.
+/// when the index's generation moves (a token revoked or changed anywhere). Each entry also
+/// keeps the forward decision made from it (the identity headers are built once) and the
+/// minute its use was last reported. At most `capacity` entries; only tokens the index
+/// knows get in.
 package final class TokenCache {
-    private var entries: [Substring: AccessToken] = [:]
+    package final class Entry {
+        package let token: AccessToken
+        package var forward: AccessDecision?
+        package var minute: Int64 = 0
+        init(token: AccessToken) { self.token = token }
+    }
+
+    private var entries: [Substring: Entry] = [:]
     private var generation: UInt64 = 0
     package let capacity: Int
 
     package init(capacity: Int = 1024) { self.capacity = capacity }
 
-    package func token(_ text: Substring, index: TokenIndex) -> AccessToken? {
+    package func entry(_ text: Substring, index: TokenIndex) -> Entry? {
         let current = index.generation
         if current != generation {
             entries.removeAll(keepingCapacity: true)
@@ -63,7 +92,8 @@ package final class TokenCache {
         if let known = entries[text] { return known }
         guard let found = index.token(text: text) else { return nil }
         if entries.count >= capacity { entries.remove(at: entries.startIndex) }
-        entries[Substring(String(text))] = found
-        return found
+        let entry = Entry(token: found)
+        entries[Substring(String(text))] = entry
+        return entry
     }
 }

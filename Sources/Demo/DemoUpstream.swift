@@ -1,3 +1,4 @@
+import Dispatch
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -80,13 +81,39 @@ public enum DemoUpstream {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         private var head: HTTPRequestHead?
+        private var body: [UInt8] = []
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
-            case .head(let h): head = h
-            case .body: break
+            case .head(let h):
+                head = h
+                body = []
+            case .body(var part):
+                // Only git's requests carry bodies here; a demo bounds them anyway.
+                if body.count < 16 << 20 { body += part.readBytes(length: part.readableBytes) ?? [] }
             case .end:
                 guard let head else { return }
+                self.head = nil
+                if head.uri.hasPrefix(DemoGit.path + "/"), head.headers.first(name: "X-SSO-Organization") == "acme" {
+                    // git http-backend blocks: run it off the event loop, answer on it.
+                    let loop = context.eventLoop
+                    let bound = NIOLoopBound(context, eventLoop: loop)
+                    let request = body
+                    DispatchQueue.global().async {
+                        let answer = DemoGit.serve(head, body: request)
+                        loop.execute {
+                            let context = bound.value
+                            var headers = HTTPHeaders(answer.headers)
+                            headers.replaceOrAdd(name: "Content-Length", value: String(answer.body.count))
+                            context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1,
+                                                                                               status: HTTPResponseStatus(statusCode: answer.status),
+                                                                                               headers: headers))), promise: nil)
+                            context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.body)))), promise: nil)
+                            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+                        }
+                    }
+                    return
+                }
                 let (status, body) = DemoUpstream.page(for: head)
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: "text/html; charset=utf-8")
@@ -94,7 +121,6 @@ public enum DemoUpstream {
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-                self.head = nil
             }
         }
     }

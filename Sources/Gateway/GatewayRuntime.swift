@@ -137,10 +137,9 @@ final class GatewayShared: Sendable {
     /// Sessions ended anywhere (SessionSync keeps it current from the store), kept across
     /// reloads: every flow asks it.
     let revocations = Revocations()
-    /// The live access tokens (TokenSync keeps it current from the store), and when each was
-    /// last used here (to the minute), written to the store once a minute.
+    /// The live access tokens (TokenSync keeps it current from the store, and writes when
+    /// each was last used here once a minute).
     let tokens = TokenIndex()
-    let tokenUsage = Mutex<[String: Int64]>([:])
     /// Endings the store did not take (it was down): in force here already, written when
     /// it answers again (SessionSync).
     let pendingEndings = Mutex<[SessionSelector]>([])
@@ -225,13 +224,6 @@ final class GatewayShared: Sendable {
     }
 
     /// Queues an audit event for the store, and logs it now.
-    /// A request came with `token`: its last-used minute, for the store.
-    func tokenUsed(_ token: AccessToken) {
-        let minute = Int64(clock().timeIntervalSince1970) / 60 * 60
-        guard token.lastUsed != minute else { return }
-        tokenUsage.withLock { used in if used[token.id] != minute { used[token.id] = minute } }
-    }
-
     func audit(_ event: AuditEvent) {
         SettingsSync.log(self, event)
         if case .dropped = auditQueue.yield(event) { metrics.auditDropped() }

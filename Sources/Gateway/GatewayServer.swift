@@ -74,6 +74,9 @@ public final class GatewayServer: Sendable {
                 return await SettingsSync.refresh(shared)
             }
         }
+        // Access tokens before the first request too: a restart must not answer a member's
+        // git with 401 for the first second.
+        _ = try? await withTimeout(.seconds(3)) { await TokenSync.poll(shared, after: -1) }
         let connections = self.connections
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)

@@ -100,12 +100,11 @@ struct RequestPlanner {
         var claims: UpstreamClaims?
         var grantSessions: [String] = []
         switch decision {
-        case .forward(let headers, let expires, let grantClaims, let sessions, let token):
+        case .forward(let headers, let expires, let grantClaims, let sessions):
             identity = headers
             grantExpires = expires
             claims = grantClaims
             grantSessions = sessions
-            if let token { shared.tokenUsed(token) }
         case .banner(let organization, let loginURL):
             // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
             if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }

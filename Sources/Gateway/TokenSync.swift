@@ -42,16 +42,13 @@ enum TokenSync {
     static func flush(_ shared: GatewayShared) async {
         let now = Int64(shared.clock().timeIntervalSince1970)
         shared.tokens.purge(now: now)
-        let used = shared.tokenUsage.withLock { used -> [String: Int64] in
-            defer { used.removeAll() }
-            return used
-        }
+        let used = shared.tokens.takeUsage()
         if !used.isEmpty {
             do {
                 try await shared.store.touchTokens(used)
             } catch {
                 // Only a convenience for the token list: put back, tried again next minute.
-                shared.tokenUsage.withLock { pending in pending.merge(used) { max($0, $1) } }
+                shared.tokens.restoreUsage(used)
             }
         }
         _ = try? await shared.store.purgeTokens(now: now)

@@ -133,21 +133,7 @@ public struct ResponseValidator: Sendable {
 
     /// Rule 1: well-formed, no DOCTYPE, a samlp:Response at the root.
     private static func parse(_ xml: [UInt8]) throws(SAMLError) -> XMLElement {
-        let document: XMLDocument
-        do {
-            document = try XMLDocument.parse(xml)
-        } catch {
-            switch error {
-            case .dtdForbidden: throw SAMLError("dtd_forbidden", error.reason)
-            case .tooLarge: throw SAMLError("too_large", error.reason)
-            // Past a bound of XMLLimits.message: refused before libxml2 spends on it.
-            case .tooComplex, .tooDeep: throw SAMLError("too_complex", error.reason)
-            default: throw SAMLError("malformed", error.reason)
-            }
-        }
-        guard document.root.isNamed("Response", in: SAMLNS.protocol_) else {
-            throw SAMLError("malformed", "root element is \(document.root.localName), not samlp:Response")
-        }
+        let document = try protocolMessage(xml, named: "Response")
         return document.root
     }
 
@@ -349,6 +335,26 @@ public struct ResponseValidator: Sendable {
         return ValidatedAssertion(assertionID: id, issuer: issuer, nameID: nameID, nameIDFormat: nameIDElement.attribute("Format"),
                                   sessionIndex: sessionIndex, attributes: attributes, notOnOrAfter: validUntil,
                                   inResponseTo: inResponseTo, verifiedBy: verifiedBy)
+    }
+
+    /// A SAML protocol message whose root is `samlp:{name}`: well-formed, no DOCTYPE, within
+    /// XMLLimits.message (past a bound it is refused before libxml2 spends on it).
+    static func protocolMessage(_ xml: [UInt8], named name: String) throws(SAMLError) -> XMLDocument {
+        let document: XMLDocument
+        do {
+            document = try XMLDocument.parse(xml)
+        } catch {
+            switch error {
+            case .dtdForbidden: throw SAMLError("dtd_forbidden", error.reason)
+            case .tooLarge: throw SAMLError("too_large", error.reason)
+            case .tooComplex, .tooDeep: throw SAMLError("too_complex", error.reason)
+            default: throw SAMLError("malformed", error.reason)
+            }
+        }
+        guard document.root.isNamed(name, in: SAMLNS.protocol_) else {
+            throw SAMLError("malformed", "root element is \(document.root.localName), not samlp:\(name)")
+        }
+        return document
     }
 
     static func mapping<T>(_ body: () throws(DSigError) -> T) throws(SAMLError) -> T {

@@ -156,21 +156,7 @@ public struct SingleLogout: Sendable {
     }
 
     static func root(_ xml: [UInt8], named name: String) throws(SAMLError) -> XMLElement {
-        let document: XMLDocument
-        do {
-            document = try XMLDocument.parse(xml)
-        } catch {
-            switch error {
-            case .dtdForbidden: throw SAMLError("dtd_forbidden", error.reason)
-            case .tooLarge: throw SAMLError("too_large", error.reason)
-            case .tooComplex, .tooDeep: throw SAMLError("too_complex", error.reason)
-            default: throw SAMLError("malformed", error.reason)
-            }
-        }
-        guard document.root.isNamed(name, in: SAMLNS.protocol_) else {
-            throw SAMLError("malformed", "root element is \(document.root.localName), not samlp:\(name)")
-        }
-        return document.root
+        try ResponseValidator.protocolMessage(xml, named: name).root
     }
 
     /// `name=value` pairs of a query with the values as sent (still percent-encoded). A

@@ -67,18 +67,26 @@ public struct AccessToken: Sendable, Equatable, Codable {
     public static func credential(_ authorization: Substring) -> Substring? {
         let value = authorization.drop { $0 == " " }
         guard let space = value.firstIndex(of: " ") else { return nil }
-        let scheme = value[..<space].lowercased()
+        let scheme = value[..<space]
         let rest = value[value.index(after: space)...].drop { $0 == " " }
-        switch scheme {
-        case "bearer":
-            return rest.hasPrefix(prefix) ? rest : nil
-        case "basic":
-            guard rest.utf8.count <= 512, let decoded = Base64.decode(String(rest)),
-                  let text = String(bytes: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":") else { return nil }
-            let password = text[text.index(after: colon)...]
-            return password.hasPrefix(prefix) ? Substring(String(password)) : nil
-        default:
-            return nil
+        if scheme.caseInsensitiveEquals("bearer") { return rest.hasPrefix(prefix) ? rest : nil }
+        guard scheme.caseInsensitiveEquals("basic"), rest.utf8.count <= 512, let decoded = Base64.decode(String(rest)),
+              let text = String(bytes: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":") else { return nil }
+        let password = text[text.index(after: colon)...]
+        return password.hasPrefix(prefix) ? Substring(String(password)) : nil
+    }
+}
+
+extension Substring {
+    /// ASCII case-insensitive equality with a lower-case `word`, without allocating.
+    func caseInsensitiveEquals(_ word: StaticString) -> Bool {
+        guard utf8.count == word.utf8CodeUnitCount else { return false }
+        var expected = word.utf8Start
+        for byte in utf8 {
+            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            guard lower == expected.pointee else { return false }
+            expected += 1
         }
+        return true
     }
 }

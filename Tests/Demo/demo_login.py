@@ -58,10 +58,10 @@ class Browser:
         return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), text
 
 
-def sign_in(start_url, user):
+def sign_in(start_url, user, browser=None):
     """Banner link on start_url -> IdP login page -> user's button -> POST back -> landing page.
     Returns (ACS status, landing page text or ACS body)."""
-    b = Browser()
+    b = browser or Browser()
     status, _, page = b.request("GET", start_url)
     check("Login with SSO" in page, f"anonymous page shows the banner (status {status})")
     link = html.unescape(re.search(r'href="([^"]*/organizations/acme/sso[^"]*)"', page).group(1))
@@ -90,6 +90,29 @@ def login(gw, user, expected_email, expected_role):
     role = re.search(r'<b id="role">([^<]*)</b>', page).group(1)
     check(email == expected_email and role == expected_role, f"{user}: got {email} / {role}")
     check("Login with SSO" not in page, "no banner once signed in")
+
+
+def clone_with_a_token(gw, work):
+    """The repository page's advice, followed: alice makes an access token and git clones the
+    demo repository through the gateway with it."""
+    browser = Browser()
+    sign_in(gw + "/acme/private-model", "alice", browser)
+    status, _, page = browser.request("GET", gw + "/acme/private-model")
+    check(status == 200 and 'href="/organizations/acme/settings/tokens"' in page and "private-model.git" in page,
+          f"the repository page says how to use git: {status}")
+    u = urllib.parse.urlsplit(gw)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    cookie = "; ".join(f"{k}={v}" for k, v in browser.jar.get(u.hostname, {}).items())
+    conn.request("POST", "/api/organizations/acme/tokens", body='{"name": "demo git"}',
+                 headers={"Cookie": cookie, "Origin": gw, "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    check(resp.status == 201, f"token made: {resp.status} {body[:200]}")
+    token = re.search(r'"token":"(ssg_[^"]+)"', body).group(1)
+    target = os.path.join(work, "clone")
+    out = subprocess.run(["git", "-c", "credential.helper=", "clone", "-q", f"http://alice:{token}@{u.netloc}/acme/private-model.git", target],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    check(out.returncode == 0 and os.path.exists(os.path.join(target, "README.md")), f"git clone with the token: {out.stderr}")
 
 
 def idp_initiated(gw, idp_base):
@@ -198,6 +221,7 @@ def main():
             ("carol signs in from the IdP tile", lambda: idp_initiated(gw, idp_base)),
             ("dev-idp serves a running gateway from its metadata URL", lambda: dev_idp_in_front_of_a_gateway(work)),
             ("the printed one-time link opens acme's SSO console", lambda: console_link(link)),
+            ("alice makes an access token and git clones the demo repository with it", lambda: clone_with_a_token(gw, work)),
         ]
         for name, case in cases:
             try:

@@ -40,9 +40,14 @@ struct SettingsAPITests {
     }
 
     static func start(store: String = "memory", extra: String = "", publicURL: String = "https://hub.example.test") async throws -> SSOFlowTests.Gateway {
+        try await start { upstreamPort in yaml(upstreamPort: upstreamPort, store: store, extra: extra, publicURL: publicURL) }
+    }
+
+    /// A gateway from the configuration `yaml` makes for the test upstream's port, its clock
+    /// pinned to SSOFlowTests.now.
+    static func start(yaml: (Int) -> String) async throws -> SSOFlowTests.Gateway {
         let upstream = try await TestUpstream.start()
-        let configuration = try ConfigLoader.load(yaml: yaml(upstreamPort: upstream.port, store: store, extra: extra, publicURL: publicURL), environment: [:],
-                                                  baseDirectory: ".")
+        let configuration = try ConfigLoader.load(yaml: yaml(upstream.port), environment: [:], baseDirectory: ".")
         let logs = CapturedLogs()
         let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
                                    logger: Logger(label: "t") { _ in CapturingLogHandler(sink: logs) },

@@ -1,11 +1,7 @@
 import Compression
-import Config
 import CryptoCore
 import Foundation
 @testable import Gateway
-import Logging
-import NIOCore
-import NIOPosix
 @testable import SAML
 import StateStore
 import TestFixtures
@@ -25,28 +21,21 @@ struct SingleLogoutGatewayTests {
 
     /// acme with an SP key pair and the IdP's Single Logout URL.
     static func start() async throws -> SSOFlowTests.Gateway {
-        let upstream = try await TestUpstream.start()
-        let yaml = """
-        listen: "127.0.0.1:0"
-        public_url: "https://hub.example.test"
-        upstream: "http://127.0.0.1:\(upstream.port)"
-        session: {secrets: ["0123456789abcdef0123456789abcdef-test"]}
-        store: memory
-        protected_paths: ["/{org}/"]
-        organizations:
-          - name: acme
-            saml: {enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(SSOFlowTests.fixture("rsa-2048.crt"))",
-                   idp_entity_id: "http://www.okta.com/exk-test", slo_url: "https://idp.example.test/slo",
-                   sp_certificate_file: "\(Fixture.path("saml/keys/sp-rsa.crt"))", sp_private_key_file: "\(Fixture.path("saml/keys/sp-rsa.key"))"}
-        """
-        let configuration = try ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: ".")
-        let logs = CapturedLogs()
-        let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
-                                   logger: Logger(label: "t") { _ in CapturingLogHandler(sink: logs) },
-                                   accessLogger: Logger(label: "a") { _ in CapturingLogHandler(sink: CapturedLogs()) },
-                                   clock: { SSOFlowTests.now })
-        let address = try await server.start()
-        return SSOFlowTests.Gateway(harness: Harness(server: server, port: address.port!, logs: logs, accessLogs: CapturedLogs()), upstream: upstream)
+        try await API.start { upstreamPort in
+            """
+            listen: "127.0.0.1:0"
+            public_url: "https://hub.example.test"
+            upstream: "http://127.0.0.1:\(upstreamPort)"
+            session: {secrets: ["0123456789abcdef0123456789abcdef-test"]}
+            store: memory
+            protected_paths: ["/{org}/"]
+            organizations:
+              - name: acme
+                saml: {enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(SSOFlowTests.fixture("rsa-2048.crt"))",
+                       idp_entity_id: "http://www.okta.com/exk-test", slo_url: "https://idp.example.test/slo",
+                       sp_certificate_file: "\(Fixture.path("saml/keys/sp-rsa.crt"))", sp_private_key_file: "\(Fixture.path("saml/keys/sp-rsa.key"))"}
+            """
+        }
     }
 
     /// An IdP's LogoutRequest for `nameID`, signed by `key` (nil: unsigned), as a form body.
