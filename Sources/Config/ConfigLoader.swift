@@ -123,7 +123,8 @@ struct Provisioner {
                             idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated, allowSHA1: s.allowSHA1,
                             spCertificateFile: s.spCertificateFile.map(absolute), spPrivateKeyFile: s.spPrivateKeyFile.map(absolute),
                             spKeyPair: keyPair, requireEncryptedAssertions: s.requireEncryptedAssertions,
-                            metadataURL: s.metadataURL, metadataRefresh: s.metadataRefresh, sloURL: s.sloURL),
+                            metadataURL: s.metadataURL, metadataRefresh: s.metadataRefresh, sloURL: s.sloURL,
+                            sloRevokesTokens: s.sloRevokesTokens),
                 unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, sessionIdleTimeout: org.sessionIdleTimeout,
                 appCredentials: org.appCredentials, roleMapping: org.roleMapping,
                 managed: org.managed))

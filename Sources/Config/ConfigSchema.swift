@@ -17,7 +17,7 @@ public enum ConfigSchema {
     static let saml: Set<String> = [
         "enabled", "sign_on_url", "certificate", "certificates", "certificate_file", "idp_entity_id",
         "allow_idp_initiated", "allow_sha1", "sp_certificate_file", "sp_private_key_file", "require_encrypted_assertions",
-        "metadata_url", "metadata_refresh", "slo_url",
+        "metadata_url", "metadata_refresh", "slo_url", "slo_revokes_tokens",
     ]
     static let roleMapping: Set<String> = ["attribute", "rules", "default_role"]
     static let rule: Set<String> = ["value", "role"]

@@ -22,6 +22,7 @@ struct ValidatedConfig {
         var metadataURL: String?
         var metadataRefresh: Duration
         var sloURL: String?
+        var sloRevokesTokens: Bool
     }
     struct Organization {
         var keyPath: String
@@ -594,7 +595,8 @@ struct ConfigValidator {
                      idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated ?? false,
                      allowSHA1: s.allowSHA1 ?? false, spCertificateFile: s.spCertificateFile,
                      spPrivateKeyFile: s.spPrivateKeyFile, requireEncryptedAssertions: s.requireEncryptedAssertions ?? false,
-                     metadataURL: s.metadataURL, metadataRefresh: refresh, sloURL: s.sloURL)
+                     metadataURL: s.metadataURL, metadataRefresh: refresh, sloURL: s.sloURL,
+                     sloRevokesTokens: s.sloRevokesTokens ?? false)
     }
 
     /// An IdP address: absolute https, or plain http to a loopback IdP (development).

@@ -44,6 +44,8 @@ public struct GatewayConfiguration: Sendable {
         public let metadataRefresh: Duration
         /// The IdP's Single Logout URL (HTTP-Redirect), when configured; else its metadata's.
         public let sloURL: String?
+        /// An IdP's LogoutRequest also revokes the member's access tokens for the organization.
+        public let sloRevokesTokens: Bool
     }
 
     public struct SPKeyPair: Sendable {

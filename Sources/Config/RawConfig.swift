@@ -96,6 +96,7 @@ struct RawConfig {
         var metadataURL: String?
         var metadataRefresh: String?
         var sloURL: String?
+        var sloRevokesTokens: Bool?
     }
 
     struct RawRoleMapping {
@@ -219,6 +220,7 @@ extension RawConfig {
             s.enabled = reader.bool(saml["enabled"], at: "\(samlPath).enabled")
             s.signOnURL = reader.string(saml["sign_on_url"], at: "\(samlPath).sign_on_url")
             s.sloURL = reader.string(saml["slo_url"], at: "\(samlPath).slo_url")
+            s.sloRevokesTokens = reader.bool(saml["slo_revokes_tokens"], at: "\(samlPath).slo_revokes_tokens")
             s.certificate = reader.string(saml["certificate"], at: "\(samlPath).certificate")
             s.certificates = reader.strings(saml["certificates"], at: "\(samlPath).certificates")
             s.certificateFile = reader.string(saml["certificate_file"], at: "\(samlPath).certificate_file")

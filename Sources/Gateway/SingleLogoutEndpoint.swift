@@ -1,4 +1,5 @@
 import Access
+import Config
 import Foundation
 import HTTPWire
 import Logging
@@ -77,6 +78,11 @@ extension RequestPlanner {
                 let ended = await SessionSync.end(shared, .sessionIndexes(organization: organization, subject: request.nameID,
                                                                           indexes: request.sessionIndexes))
                 shared.metrics.sessionsEnded(ended?.count ?? 0, how: "slo")
+                // `slo_revokes_tokens`: the member's access tokens end with the IdP session too.
+                if ended != nil, runtime.configuration.organization(named: organization)?.saml.sloRevokesTokens == true,
+                   let revoked = try? await shared.store.revokeTokens(organization: organization, subject: request.nameID), revoked > 0 {
+                    await TokenSync.poll(shared, after: -1)
+                }
                 audit(ended == nil ? "failure" : "success", reason: ended == nil ? "state_store_unavailable" : "slo", subject: request.nameID)
                 return flow.answerLogoutRequest(request, organization: organization, relayState: fields["RelayState"],
                                                 cookie: cookies[flow.cookieName], ended: ended != nil)

@@ -32,7 +32,7 @@ struct SingleLogoutGatewayTests {
             organizations:
               - name: acme
                 saml: {enabled: true, sign_on_url: "https://idp.example.test/sso", certificate_file: "\(SSOFlowTests.fixture("rsa-2048.crt"))",
-                       idp_entity_id: "http://www.okta.com/exk-test", slo_url: "https://idp.example.test/slo",
+                       idp_entity_id: "http://www.okta.com/exk-test", slo_url: "https://idp.example.test/slo", slo_revokes_tokens: true,
                        sp_certificate_file: "\(Fixture.path("saml/keys/sp-rsa.crt"))", sp_private_key_file: "\(Fixture.path("saml/keys/sp-rsa.key"))"}
             """
         }
@@ -64,6 +64,8 @@ struct SingleLogoutGatewayTests {
         let g = try await Self.start()
         let cookie = try await SessionEndTests.logIn(g)
         let bob = try await SessionEndTests.logIn(g, nameID: "bob@example.test")
+        let token = try TokenTests.token(try await TokenTests.make(g, cookie: cookie))
+        #expect(try await TokenTests.get(g, "/acme/x", "Bearer \(token.text)").0 == 200)
         let body = try Self.logoutRequest()
         let answered = try await Self.post(g, body, cookie: cookie)
         #expect(answered.status == 302, "\(answered)")
@@ -73,6 +75,7 @@ struct SingleLogoutGatewayTests {
         #expect(SSOFlowTests.cookie(answered, "ssogate_session")?.contains("Max-Age=0") == true, "this browser's grant is dropped")
         #expect(try await SessionEndTests.user(g, cookie) == nil, "the session ended (a copy of the cookie too)")
         #expect(try await SessionEndTests.user(g, bob) == "bob@example.test", "another member's did not")
+        #expect(try await TokenTests.get(g, "/acme/x", "Bearer \(token.text)").0 == 401, "slo_revokes_tokens: her token ended too")
         // The answer is a LogoutResponse to that request, signed with the SP key.
         let query = String(location.split(separator: "?", maxSplits: 1)[1])
         let fields = try SingleLogout.rawFields(query)
