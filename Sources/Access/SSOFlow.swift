@@ -158,8 +158,8 @@ package struct SSOFlow: Sendable {
     /// for its IDs to be spent: `finish` turns the store's outcome into the answer.
     package enum ConsumeStep: Sendable {
         case done(ConsumeOutcome)
-        /// `session`: the session the login begins, to record with the spent IDs (none for
-        /// a test).
+        /// `session`: the session the login begins, recorded before its IDs are spent (none
+        /// for a test).
         case spend([ReplaySpend], session: SessionRecord?, finish: @Sendable (StoreOutcome) -> ConsumeOutcome)
     }
 
