@@ -157,13 +157,7 @@ package enum ConsolePage {
 
     static func e(_ text: String) -> String { Markup.escape(text) }
 
-    static func day(_ seconds: Int64) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
-    }
+    static func day(_ seconds: Int64) -> String { CertificateSummary.day(seconds, time: true) }
 
     /// A settings table: where logins go, whom they trust, how the last test went.
     static func settingsTable(_ s: IdPSettings, tested: TestResult?) -> String {

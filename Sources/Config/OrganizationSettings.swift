@@ -218,12 +218,12 @@ public struct CertificateSummary: Sendable, Equatable {
         return "-----BEGIN CERTIFICATE-----\n" + lines.joined(separator: "\n") + "\n-----END CERTIFICATE-----\n"
     }
 
-    /// `2027-03-01`, as a person reads a date.
-    static func day(_ seconds: Int64) -> String {
+    /// `2027-03-01` (with `time`: `2027-03-01 10:00 UTC`), as a person reads a date.
+    public static func day(_ seconds: Int64, time: Bool = false) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd"
+        formatter.dateFormat = time ? "yyyy-MM-dd HH:mm 'UTC'" : "yyyy-MM-dd"
         return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
     }
 }

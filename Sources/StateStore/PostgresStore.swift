@@ -374,12 +374,7 @@ package final class PostgresStore: GatewayStore {
     // MARK: - Admin tokens
 
     package func storeAdminToken(_ token: AdminToken) async throws {
-        try await withTimeout(self.timeout) { () async throws -> Void in
-            try await self.client.query("""
-                INSERT INTO ssogate_admin_tokens (hash, id, organization, created, expires)
-                VALUES (\(token.hash), \(token.id), \(token.organization), \(token.created), \(token.expires))
-                """, logger: self.logger)
-        }
+        try await storeCredential(token, table: "ssogate_admin_tokens")
     }
 
     package func adminToken(hash: String, now: Int64) async throws -> AdminToken? {
@@ -401,10 +396,15 @@ package final class PostgresStore: GatewayStore {
     // MARK: - Admin links
 
     package func storeAdminLink(_ link: AdminToken) async throws {
+        try await storeCredential(link, table: "ssogate_admin_links")
+    }
+
+    /// An admin token or a one-time link, into its table (a constant of this file, never input).
+    private func storeCredential(_ credential: AdminToken, table: StaticString) async throws {
         try await withTimeout(self.timeout) { () async throws -> Void in
             try await self.client.query("""
-                INSERT INTO ssogate_admin_links (hash, id, organization, created, expires)
-                VALUES (\(link.hash), \(link.id), \(link.organization), \(link.created), \(link.expires))
+                INSERT INTO \(unescaped: "\(table)") (hash, id, organization, created, expires)
+                VALUES (\(credential.hash), \(credential.id), \(credential.organization), \(credential.created), \(credential.expires))
                 """, logger: self.logger)
         }
     }

@@ -73,13 +73,7 @@ extension SQLiteStore {
             """, arguments: [token.id, token.hash, token.organization, token.subject, token.expires, version, try encodeToken(token)])
     }
 
-    static func encodeToken(_ token: AccessToken) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: try encoder.encode(token), as: UTF8.self)
-    }
+    static func encodeToken(_ token: AccessToken) throws -> String { try encode(token) }
 
-    static func decodeToken(_ text: String) throws -> AccessToken {
-        try JSONDecoder().decode(AccessToken.self, from: Data(text.utf8))
-    }
+    static func decodeToken(_ text: String) throws -> AccessToken { try decode(AccessToken.self, text) }
 }

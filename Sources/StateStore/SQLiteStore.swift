@@ -266,14 +266,17 @@ package final class SQLiteStore: GatewayStore {
         try db.execute(sql: "UPDATE settings_version SET version = version + 1 WHERE id = 1")
     }
 
-    static func encode(_ settings: OrganizationSettings) throws -> String {
+    /// A stored JSON document (settings, tokens): sorted keys, so equal values store equal text.
+    static func encode(_ value: some Encodable) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        return String(decoding: try encoder.encode(settings), as: UTF8.self)
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    static func decode(_ text: String) throws -> OrganizationSettings {
-        try JSONDecoder().decode(OrganizationSettings.self, from: Data(text.utf8))
+    static func decode(_ text: String) throws -> OrganizationSettings { try decode(OrganizationSettings.self, text) }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        try JSONDecoder().decode(type, from: Data(text.utf8))
     }
 
     // MARK: - Audit
@@ -313,39 +316,39 @@ package final class SQLiteStore: GatewayStore {
         }
     }
 
-    // MARK: - Admin tokens
+    // MARK: - Admin tokens and links
 
     package func storeAdminToken(_ token: AdminToken) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "INSERT INTO admin_tokens (hash, id, organization, created, expires) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [token.hash, token.id, token.organization, token.created, token.expires])
-        }
+        try await storeCredential(token, table: "admin_tokens")
     }
 
     package func adminToken(hash: String, now: Int64) async throws -> AdminToken? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM admin_tokens WHERE hash = ? AND expires > ?", arguments: [hash, now]).map { row in
-                AdminToken(id: row["id"], organization: row["organization"], hash: row["hash"], created: row["created"], expires: row["expires"])
-            }
+            try Row.fetchOne(db, sql: "SELECT * FROM admin_tokens WHERE hash = ? AND expires > ?", arguments: [hash, now]).map(Self.credential)
         }
     }
 
-    // MARK: - Admin links
-
     package func storeAdminLink(_ link: AdminToken) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "INSERT INTO admin_links (hash, id, organization, created, expires) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [link.hash, link.id, link.organization, link.created, link.expires])
-        }
+        try await storeCredential(link, table: "admin_links")
     }
 
     package func consumeAdminLink(hash: String, now: Int64) async throws -> AdminToken? {
         try await pool.write { db in
             try Row.fetchOne(db, sql: "UPDATE admin_links SET used = 1 WHERE hash = ? AND used = 0 AND expires > ? RETURNING *",
-                             arguments: [hash, now]).map { row in
-                AdminToken(id: row["id"], organization: row["organization"], hash: row["hash"], created: row["created"], expires: row["expires"])
-            }
+                             arguments: [hash, now]).map(Self.credential)
         }
+    }
+
+    /// An admin token or a one-time link, into its table (`admin_tokens`, `admin_links`).
+    private func storeCredential(_ credential: AdminToken, table: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO \(table) (hash, id, organization, created, expires) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [credential.hash, credential.id, credential.organization, credential.created, credential.expires])
+        }
+    }
+
+    private static func credential(_ row: Row) -> AdminToken {
+        AdminToken(id: row["id"], organization: row["organization"], hash: row["hash"], created: row["created"], expires: row["expires"])
     }
 
     package func close() throws {

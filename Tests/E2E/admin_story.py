@@ -21,22 +21,15 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from browser import chromium
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ssogate_support import Tally  # noqa: E402
+
 IDP, GW, BIN, CONFIG, OUT = (os.environ[k] for k in ("E2E_IDP", "E2E_GW", "E2E_BIN", "E2E_CONFIG", "E2E_OUT"))
 IDP_CERT = open(os.environ["E2E_IDP_CERT"]).read()
 WRONG_CERT = open(os.environ["E2E_WRONG_CERT"]).read()     # a valid certificate, not the IdP's
 CONSOLE = GW + "/organizations/hooli/settings/sso"
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   admin: {name}")
-    else:
-        failed += 1
-        print(f"FAIL admin: {name}: {detail}")
-        shot("failure-admin-" + str(failed))
+tally = Tally("admin", on_failure=lambda n: shot(f"failure-admin-{n}"))
+check = tally.check
 
 
 driver = chromium("1000,1400")
@@ -152,11 +145,9 @@ try:
     missing = [w for w in wanted if not any(all(part in row for part in w.split()) for row in rows)]
     check("the audit page lists each step", not missing, f"missing {missing} in {rows}")
 except Exception as error:
-    failed += 1
     shot("failure-admin-exception")
-    print(f"FAIL admin story: {type(error).__name__}: {error}")
+    tally.fail(f"admin story: {type(error).__name__}: {error}")
 finally:
     driver.quit()
 
-print(f"admin: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+tally.finish()

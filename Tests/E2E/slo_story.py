@@ -23,18 +23,12 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from browser import chromium
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ssogate_support import Tally  # noqa: E402
+
 IDP, GW, OUT = (os.environ[k] for k in ("E2E_IDP", "E2E_GW", "E2E_OUT"))
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   slo: {name}")
-    else:
-        failed += 1
-        print(f"FAIL slo: {name} {detail}")
+tally = Tally("slo")
+check = tally.check
 
 
 driver = chromium("1000,800")
@@ -98,11 +92,9 @@ try:
     check("SP-initiated logout: the gateway's session is gone", gateway_status(cookie) == 401)
     check("after it, the IdP asks for the password again (its session ended)", login_through_idp())
 except Exception as error:
-    failed += 1
     shot("failure-slo-exception")
-    print(f"FAIL slo: {type(error).__name__}: {error} at {driver.current_url}")
+    tally.fail(f"{type(error).__name__}: {error} at {driver.current_url}")
 finally:
     driver.quit()
 
-print(f"slo: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+tally.finish()

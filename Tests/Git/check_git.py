@@ -30,20 +30,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "Replicas"))
 from harness import (ROOT, Proc, check, free_port, obtain_response, placeholder_certificate, post_acs, request,  # noqa: E402
                      set_cookies, sp_metadata, start_dev_idp, wait_for_port)
+from ssogate_support import Tally  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/ssogate"))
-passed = failed = 0
 SEEN_AUTHORIZATION = []
-
-
-def ok(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   git: {name}")
-    else:
-        failed += 1
-        print(f"FAIL git: {name} {detail}")
+tally = Tally("git")
+ok = tally.check
 
 
 class GitBackend(http.server.BaseHTTPRequestHandler):
@@ -236,8 +228,7 @@ organizations:
         if server:
             server.shutdown()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"git: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    tally.finish()
 
 
 if __name__ == "__main__":

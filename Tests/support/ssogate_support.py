@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import threading
+import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -186,3 +187,30 @@ def placeholder_certificate():
     pem = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----",
                     open(os.path.join(ROOT, "Config/minimal.yaml")).read(), re.S).group(0)
     return "\n".join(line.strip() for line in pem.splitlines()) + "\n"
+
+
+class Tally:
+    """A script's checks: `ok`/`FAIL` lines under a prefix, counted; `on_failure(n)` runs
+    after the n-th failure (a screenshot); `finish()` prints the sum and exits 1 on any."""
+
+    def __init__(self, prefix, on_failure=None):
+        self.prefix, self.on_failure = prefix, on_failure
+        self.passed = self.failed = 0
+
+    def check(self, name, condition, detail=""):
+        if condition:
+            self.passed += 1
+            print(f"ok   {self.prefix}: {name}")
+        else:
+            self.fail(f"{name}: {detail}")
+        return condition
+
+    def fail(self, text):
+        self.failed += 1
+        print(f"FAIL {self.prefix}: {text}")
+        if self.on_failure:
+            self.on_failure(self.failed)
+
+    def finish(self):
+        print(f"{self.prefix}: {self.passed} passed, {self.failed} failed")
+        sys.exit(1 if self.failed else 0)
