@@ -106,6 +106,8 @@ def main():
         driver.get(console_link.split("/settings/")[0] + "/settings/sso")
         driver.execute_script("document.getElementById('ssogate-roles').scrollIntoView()")
         shot("9-console-roles")
+        driver.execute_script("document.getElementById('ssogate-sessions').scrollIntoView()")
+        shot("18-console-sessions")
         # "Fill in from IdP metadata" with the demo IdP's own metadata URL (its entity ID).
         metadata_url = driver.find_element(By.ID, "idp_entity_id").get_attribute("value")
         driver.find_element(By.ID, "metadata_url").send_keys(metadata_url)
@@ -145,6 +147,23 @@ def main():
         driver.get(base + "/_ssogate/logout")
         wait.until(EC.presence_of_element_located((By.ID, "ssogate-logout")))
         shot("14-logout")
+        # Pages a browser reaches only when something is wrong, fetched as a script would and
+        # shown from a file: a logout another site sent, a logout request that is not signed.
+        for name, url, method in (("16-logout-refused", base + "/_ssogate/logout", "POST"),
+                                  ("17-slo-refused", base + "/organizations/acme/saml/slo?SAMLRequest=bm90IGEgcmVxdWVzdA%3D%3D", "GET")):
+            request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None,
+                                             headers={"Origin": "https://elsewhere.example"})
+            try:
+                page = urllib.request.urlopen(request, timeout=10).read()
+            except urllib.error.HTTPError as error:
+                page = error.read()
+            path = os.path.join(OUT, name + ".html")
+            with open(path, "wb") as f:
+                f.write(page)
+            driver.get("file://" + path)
+            wait.until(EC.presence_of_element_located((By.TAG_NAME, "h1")))
+            shot(name)
+            os.remove(path)
     finally:
         if driver:
             driver.quit()
