@@ -27,7 +27,15 @@ public final class RawHTTPClient {
     private var closedByPeer = false
 
     public init(port: Int, timeout: Double = 10) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = try Self.connected(port: port)
+        setTimeout(timeout)
+    }
+
+    /// A socket connected to `port`, or nothing left open. It is made before `fd` is set: a
+    /// class whose init throws after its properties are set still runs `deinit`, and closing
+    /// there as well would close whatever socket another test opened with that number since.
+    private static func connected(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket() failed") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -36,8 +44,12 @@ public final class RawHTTPClient {
         let ok = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard ok == 0 else { close(fd); throw Failure(description: "connect to \(port) failed: errno \(errno)") }
-        setTimeout(timeout)
+        guard ok == 0 else {
+            let failure = errno
+            close(fd)
+            throw Failure(description: "connect to \(port) failed: errno \(failure)")
+        }
+        return fd
     }
 
     deinit { close(fd) }
