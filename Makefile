@@ -10,7 +10,7 @@ SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev l
 # Jetty (libjetty9-java, servlet API, a JDK to compile the test servlet) and Node.js are real
 # upstream application servers in Tests/Wire, beside Flask/Werkzeug from PyPI.
 TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd nghttp2-client libnss3-tools postgresql \
-  libjetty9-java libservlet-api-java openjdk-17-jdk-headless nodejs git
+  libjetty9-java libservlet-api-java openjdk-17-jdk-headless nodejs git curl
 # Selenium drives Chromium in Tests/E2E; h2, httpx and websockets are the HTTP/2 and
 # WebSocket clients of Tests/HTTP2; joserfc verifies X-SSO-Assertion in the E2E upstream. These versions resolve against this machine's PyPI mirror.
 SELENIUM := selenium==4.27.1

@@ -32,14 +32,18 @@ package struct UpstreamClaims: Sendable, Hashable {
     package let groups: [String]
     package let organization: String?
     package let role: String?
+    /// The organization whose IdP vouched for an external collaborator (`idp_org`).
+    package let vouchedBy: String?
     package let grants: [Grant]
 
-    package init(grant: SessionGrant?, organization: String?, grants: [Grant]) {
+    /// `role`: what the access policy gives on the requested path.
+    package init(grant: SessionGrant?, organization: String?, role: String? = nil, vouchedBy: String? = nil, grants: [Grant]) {
         subject = grant?.subject
         email = grant?.email
         groups = grant?.groups ?? []
         self.organization = organization
-        role = grant?.role
+        self.role = role
+        self.vouchedBy = vouchedBy
         self.grants = grants
     }
 }
@@ -117,7 +121,7 @@ package final class AssertionMinter: Sendable {
         let now = Date(timeIntervalSince1970: clock().timeIntervalSince1970.rounded(.down))
         let payload = UpstreamAssertionPayload(
             sub: claims.subject.map { SubjectClaim(value: $0) }, email: claims.email, groups: claims.subject == nil ? nil : claims.groups,
-            org: claims.organization, role: claims.role, grants: claims.grants.isEmpty ? nil : claims.grants, iss: IssuerClaim(value: issuer), aud: AudienceClaim(value: audience),
+            org: claims.organization, idp_org: claims.vouchedBy, role: claims.role, grants: claims.grants.isEmpty ? nil : claims.grants, iss: IssuerClaim(value: issuer), aud: AudienceClaim(value: audience),
             iat: IssuedAtClaim(value: now), exp: ExpirationClaim(value: now.addingTimeInterval(ttl)))
         if !keysAdded.withLockedValue({ $0 }) {
             // Two first requests may both add the keys: the same kid replaces itself.
@@ -144,6 +148,8 @@ package struct UpstreamAssertionPayload: JWTPayload {
     package var email: String?
     package var groups: [String]?
     package var org: String?
+    /// An external collaborator's own organization, whose IdP vouched for them.
+    package var idp_org: String?
     package var role: String?
     /// Off protected paths: every organization's grant, each with its own subject.
     package var grants: [UpstreamClaims.Grant]?

@@ -30,6 +30,8 @@ package enum ConsolePage {
         package var actor: String
         /// The role mapping as the form shows it (in force, or as sent when refused).
         package var roles = Roles(attribute: "groups", rules: "", defaultRole: "read")
+        /// The access policy as the form shows it.
+        package var policy = Policy(AccessPolicy.open)
 
         package init(organization: String, id: String?, managedInConsole: Bool, spEntityID: String, acsURL: String, metadataURL: String,
                      enabled: Bool, active: IdPSettings?, activeTested: TestResult?, draft: IdPSettings?, draftTested: TestResult?,
@@ -66,7 +68,8 @@ package enum ConsolePage {
         }
 
         package init(_ mapping: StoredRoleMapping) {
-            self.init(attribute: mapping.attribute, rules: mapping.rules.map { "\($0.value) = \($0.role)" }.joined(separator: "\n"),
+            self.init(attribute: mapping.attribute,
+                      rules: mapping.rules.map { "\($0.value) = \($0.role)" + ($0.resourceGroup.map { " in \($0)" } ?? "") }.joined(separator: "\n"),
                       defaultRole: mapping.defaultRole)
         }
 
@@ -78,9 +81,77 @@ package enum ConsolePage {
                 attribute: attribute.trimmingCharacters(in: .whitespaces),
                 rules: rows.map { row in
                     let parts = row.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                    return StoredRoleMapping.Rule(value: parts.first ?? "", role: parts.count > 1 ? parts[1] : "")
+                    // `group = write in secret`: the role inside the resource group `secret` only.
+                    let role = parts.count > 1 ? parts[1].components(separatedBy: " in ") : [""]
+                    return StoredRoleMapping.Rule(value: parts.first ?? "", role: role[0].trimmingCharacters(in: .whitespaces),
+                                                  resourceGroup: role.count > 1 ? role[1].trimmingCharacters(in: .whitespaces) : nil)
                 },
                 defaultRole: defaultRole)
+        }
+    }
+
+    /// The access policy's form: lists as text, one entry a line.
+    package struct Policy: Sendable, Equatable {
+        package var refuseUnmapped: Bool
+        package var domains: String
+        package var enforceRoles: Bool
+        package var ssoOptional: Bool
+        /// `email = role`, or `email = role from ORG`.
+        package var collaborators: String
+        /// `name: /acme/secret-*, /datasets/acme/secret-*`.
+        package var groups: String
+        package var contact: String
+        /// A role name set in the file for unmapped members, kept as it is.
+        var defaultRole: String?
+
+        package init(refuseUnmapped: Bool, domains: String, enforceRoles: Bool, ssoOptional: Bool, collaborators: String, groups: String,
+                     contact: String) {
+            self.refuseUnmapped = refuseUnmapped
+            self.domains = domains
+            self.enforceRoles = enforceRoles
+            self.ssoOptional = ssoOptional
+            self.collaborators = collaborators
+            self.groups = groups
+            self.contact = contact
+        }
+
+        package init(_ policy: AccessPolicy) {
+            self.init(refuseUnmapped: policy.refusesUnmapped, domains: policy.allowedEmailDomains.joined(separator: "\n"),
+                      enforceRoles: policy.enforceRoles, ssoOptional: policy.sso == .optional,
+                      collaborators: policy.externalCollaborators.map { "\($0.email) = \($0.role)" + ($0.organization.map { " from \($0)" } ?? "") }
+                          .joined(separator: "\n"),
+                      groups: policy.resourceGroups.map { "\($0.name): \($0.paths.joined(separator: ", "))" }.joined(separator: "\n"),
+                      contact: policy.contact ?? "")
+            defaultRole = policy.refusesUnmapped ? nil : policy.defaultRole
+        }
+
+        /// A role name the file gave unmapped members stays, unless the form now refuses them.
+        package mutating func keepDefaultRole(of policy: AccessPolicy) {
+            defaultRole = policy.refusesUnmapped ? nil : policy.defaultRole
+        }
+
+        private static func lines(_ text: String) -> [String] {
+            text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+
+        /// The policy the form describes; what does not parse is left for `problems` to name.
+        package var policy: AccessPolicy {
+            let domainList = Self.lines(domains.replacingOccurrences(of: ",", with: "\n"))
+            let people = Self.lines(collaborators).map { row -> AccessPolicy.Collaborator in
+                let parts = row.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                let rest = parts.count > 1 ? parts[1].components(separatedBy: " from ") : ["read"]
+                return AccessPolicy.Collaborator(email: parts[0], role: rest[0].trimmingCharacters(in: .whitespaces),
+                                                 organization: rest.count > 1 ? rest[1].trimmingCharacters(in: .whitespaces) : nil)
+            }
+            let groupList = Self.lines(groups).map { row -> AccessPolicy.ResourceGroup in
+                let parts = row.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                let paths = parts.count > 1 ? parts[1].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } : []
+                return AccessPolicy.ResourceGroup(name: parts[0], paths: paths)
+            }
+            let trimmed = contact.trimmingCharacters(in: .whitespaces)
+            return AccessPolicy(defaultRole: refuseUnmapped ? "none" : defaultRole, allowedEmailDomains: domainList, enforceRoles: enforceRoles,
+                                externalCollaborators: people, sso: ssoOptional ? .optional : .required, resourceGroups: groupList,
+                                contact: trimmed.isEmpty ? nil : trimmed)
         }
     }
 
@@ -218,6 +289,7 @@ package enum ConsolePage {
         }
         guard v.managedInConsole else {
             body += "<section><p class=warn>This organization's settings are managed in the gateway's configuration file: ask the operator to change them.</p></section>"
+            body += policySummary(v.policy.policy)
             body += sessionsSection(v)
             return frame(v.organization, "SAML settings", body, actor: v.actor)
         }
@@ -259,6 +331,7 @@ package enum ConsolePage {
             "<option value=\"\($0)\"\($0 == v.roles.defaultRole ? " selected" : "")>\($0)</option>" }.joined())</select>\(roleProblems)
         <button type="submit" class="secondary" id="ssogate-save-roles">Save roles</button></form></section>
         """
+        body += policySection(v)
         let canEnable = v.active != nil && v.activeTested?.ok == true
         if v.enabled {
             body += """
@@ -276,6 +349,43 @@ package enum ConsolePage {
         body += sessionsSection(v)
         body += "<p><a href=\"/organizations/\(e(v.organization))/settings/audit\">Audit log: who logged in, who changed what</a></p>"
         return frame(v.organization, "SAML settings", body, actor: v.actor)
+    }
+
+    /// "Who gets in": the access policy's form, in force at once on every request.
+    static func policySection(_ v: Settings) -> String {
+        let p = v.policy
+        let problems = v.problems.filter { $0.field.hasPrefix("access") }.map { "<p class=problem>\(e($0.description))</p>" }.joined()
+        return """
+        <section id="ssogate-policy"><h2>Who gets in</h2><p class=hint>The access policy: in force at once, for every request and token.
+        Refused members see a page that says why and whom to ask.</p>
+        <form method="post" action="/organizations/\(e(v.organization))/settings/sso/access"><input type="hidden" name="csrf" value="\(e(v.csrf))">
+        <label><input type="checkbox" name="refuse_unmapped" value="on" id="refuse_unmapped"\(p.refuseUnmapped ? " checked" : "")> Members no role row matches get no access (default role: none)</label>
+        <label for="allowed_domains">Allowed email domains, one a line (empty: any)</label>
+        <textarea id="allowed_domains" name="allowed_domains" style="height:3.5rem" placeholder="acme.com">\(e(p.domains))</textarea>
+        <label><input type="checkbox" name="enforce_roles" value="on" id="enforce_roles"\(p.enforceRoles ? " checked" : "")> Members with the read role may only read (GET, HEAD, git fetch)</label>
+        <label for="collaborators">External collaborators, one a line: <code>email = role</code>, or <code>email = role from ORGANIZATION</code> (the organization whose SSO vouches for them)</label>
+        <textarea id="collaborators" name="collaborators" style="height:3.5rem" placeholder="bob@partner.com = read from partner">\(e(p.collaborators))</textarea>
+        <label for="resource_groups">Resource groups, one a line: <code>name: /\(e(v.organization))/secret-*, ...</code>; give roles in them with role rows ending <code>in name</code></label>
+        <textarea id="resource_groups" name="resource_groups" style="height:3.5rem" placeholder="secret: /\(e(v.organization))/secret-*">\(e(p.groups))</textarea>
+        <label for="sso_mode">Single sign-on is</label><select id="sso_mode" name="sso_mode"><option value="required"\(p.ssoOptional ? "" : " selected")>required for the organization's content</option>
+        <option value="optional"\(p.ssoOptional ? " selected" : "")>optional: content is also reachable without signing in</option></select>
+        <label for="contact">Whom refused members should ask (shown to them)</label><input type="text" id="contact" name="contact" value="\(e(p.contact))" placeholder="it-help@acme.com">
+        \(problems)<button type="submit" class="secondary" id="ssogate-save-policy">Save access policy</button></form></section>
+        """
+    }
+
+    /// The policy of a file-managed organization, as it stands.
+    static func policySummary(_ policy: AccessPolicy) -> String {
+        var rows: [(String, String)] = []
+        rows.append(("Members no rule maps", policy.refusesUnmapped ? "no access" : "the default role"))
+        rows.append(("Allowed email domains", policy.allowedEmailDomains.isEmpty ? "any" : policy.allowedEmailDomains.joined(separator: ", ")))
+        rows.append(("Read role", policy.enforceRoles ? "may only read" : "not enforced here"))
+        rows.append(("External collaborators", policy.externalCollaborators.isEmpty ? "none"
+            : policy.externalCollaborators.map { "\($0.email) (\($0.role))" }.joined(separator: ", ")))
+        rows.append(("Resource groups", policy.resourceGroups.isEmpty ? "none" : policy.resourceGroups.map { "\($0.name): \($0.paths.joined(separator: ", "))" }.joined(separator: "; ")))
+        rows.append(("Single sign-on", policy.sso.rawValue))
+        return "<section id=\"ssogate-policy\"><h2>Who gets in</h2><table>"
+            + rows.map { "<tr><th>\(e($0.0))</th><td>\(e($0.1))</td></tr>" }.joined() + "</table></section>"
     }
 
     /// "End a member's sessions" (also for file-managed organizations).

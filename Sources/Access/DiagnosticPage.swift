@@ -13,7 +13,9 @@ package enum DiagnosticPage {
         """
     }
 
-    package static func success(organization: String, assertion: ValidatedAssertion, role: String?, email: String?, back: String? = nil) -> String {
+    /// - Parameter refusedBy: the reason code when the access policy would refuse this member.
+    package static func success(organization: String, assertion: ValidatedAssertion, role: String?, email: String?, back: String? = nil,
+                                refusedBy: String? = nil) -> String {
         var rows = "<tr><td>NameID</td><td><code>\(Markup.escape(assertion.nameID))</code></td></tr>"
         rows += "<tr><td>NameID format</td><td>\(Markup.escape(assertion.nameIDFormat ?? "-"))</td></tr>"
         rows += "<tr><td>Email</td><td>\(Markup.escape(email ?? "-"))</td></tr>"
@@ -26,6 +28,7 @@ package enum DiagnosticPage {
         return frame("SAML test succeeded", """
         <h1>SAML configuration works for \(Markup.escape(organization))</h1>
         <p id="ssogate-test-result">success</p><p>No session was issued. What the IdP asserted:</p><table>\(rows)</table>
+        \(refusedBy.map { "<p id=\"ssogate-policy\">The IdP works, but the access policy would refuse this member's login: <code>\(Markup.escape($0))</code>. Members it admits log in normally.</p>" } ?? "")
         \(back.map { "<p>These settings are now the active ones: members' logins use them whenever SAML SSO is enabled. <a id=\"ssogate-back\" href=\"\(Markup.escape($0))\">Back to the SSO settings</a></p>" } ?? "")
         """)
     }

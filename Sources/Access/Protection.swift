@@ -113,11 +113,4 @@ package enum Protection {
               value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }), !value.contains("\\") else { return "/" }
         return value
     }
-
-    /// The role of Hugging Face's SSO role mapping: the most privileged matching rule wins;
-    /// `default_role` when none matches.
-    package static func role(for attributes: [String: [String]], mapping: GatewayConfiguration.RoleMapping) -> GatewayConfiguration.Role {
-        let values = Set(attributes[mapping.attribute] ?? [])
-        return mapping.rules.filter { values.contains($0.value) }.map(\.role).max() ?? mapping.defaultRole
-    }
 }

@@ -22,8 +22,21 @@ package enum AccessDecision {
     case unauthorized(organization: String, body: [UInt8], badToken: Bool)
     /// A read-only access token asked to change something: `403`.
     case forbidden(body: [UInt8])
+    /// The organization's access policy refuses this member here: `403`, a page or JSON.
+    case refused(AccessRefusal)
     /// The path names two organizations, depending on how `;` parameters are read.
     case ambiguousPath
+}
+
+/// A grant's forward decision for one organization and resource group, as a loop's cache
+/// keeps it, with what the method check (`enforce_roles`) needs.
+package struct Granted {
+    package let forward: AccessDecision
+    /// The role is `read` under `enforce_roles`: only `GET`, `HEAD`, `OPTIONS`.
+    package let readsOnly: Bool
+    let grant: SessionGrant
+    let vouchedBy: String
+    let role: String?
 }
 
 /// The SSO flow (docs/SPEC.md "HTTP endpoints" and "A request for protected content"), as plain
@@ -51,6 +64,8 @@ package struct SSOFlow: Sendable {
     package let revocations: Revocations
     /// The live access tokens.
     package let tokens: TokenIndex
+    /// The organizations' access policies, compiled.
+    package let rules: AccessRules
 
     package static let loginStateSeconds: Int64 = 600
 
@@ -68,6 +83,7 @@ package struct SSOFlow: Sendable {
         self.clock = clock
         self.random = random
         organizations = Dictionary(uniqueKeysWithValues: configuration.organizations.map { ($0.name, $0) })
+        rules = AccessRules(organizations: organizations)
         var validators: [String: ResponseValidator] = [:]
         var keys: [String: PrivateKey] = [:]
         var signOnURLs: [String: String] = [:]
@@ -201,6 +217,24 @@ package struct SSOFlow: Sendable {
         }
         let existingSession = cookies[cookieName].map(String.init)
         let seconds = Int64(now.timeIntervalSince1970)
+        // A member the access policy refuses begins no session; the login's IDs are spent
+        // all the same, so the response cannot be posted again once the policy changes.
+        let values = checked.0.attributes[org.roleMapping?.attribute ?? "groups"] ?? []
+        if !testing, let refusal = rules.admitsLogin(org, email: Self.email(of: checked.0), values: values) {
+            let who = AccessRefusal(organization: name, refusal: refusal, subject: checked.0.nameID, email: Self.email(of: checked.0), vouchedBy: name,
+                                    role: nil, resourceGroup: nil, method: "POST", session: "-")
+            return .spend(checked.1, session: nil) { outcome in
+                switch outcome {
+                case .spent:
+                    return self.refusedLogin(who, org: org, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
+                case .alreadySpent(let spend):
+                    return self.failure(spend.refusal, org: name, test: false, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
+                case .unavailable:
+                    return self.failure(SAMLError("state_store_unavailable", "the replay store could not record this login's IDs"), org: name,
+                                        test: false, acceptsJSON: acceptsJSON, requestID: requestID, clear: clearState)
+                }
+            }
+        }
         let begun: SessionRecord?
         do {
             begun = testing ? nil : SessionRecord(id: try SessionGrant.newID(), organization: name, subject: checked.0.nameID,
@@ -233,10 +267,12 @@ package struct SSOFlow: Sendable {
         let solicited = assertion.inResponseTo == nil ? nil : state
         let groupsAttribute = org.roleMapping?.attribute ?? "groups"
         let groups = assertion.attributes[groupsAttribute] ?? []
-        let role = org.roleMapping.map { Protection.role(for: assertion.attributes, mapping: $0).name }
+        let role = org.roleMapping.flatMap { AccessRules.organizationRole(Set(groups), mapping: $0, policy: org.access)?.name }
         let email = Self.email(of: assertion)
         guard !testing, let begun else {
-            let page = DiagnosticPage.success(organization: name, assertion: assertion, role: role, email: email, back: consolePage(name))
+            let policy = rules.admitsLogin(org, email: email, values: groups)
+            let page = DiagnosticPage.success(organization: name, assertion: assertion, role: role, email: email, back: consolePage(name),
+                                              refusedBy: policy?.rawValue)
             return ConsumeOutcome(response: LocalResponse(status: .ok, headers: [("Content-Type", "text/html; charset=utf-8"),
                                                                                  ("Set-Cookie", clearState), ("Cache-Control", "no-store")],
                                                           body: Array(page.utf8)), result: "test_success", subject: assertion.nameID)
@@ -257,6 +293,27 @@ package struct SSOFlow: Sendable {
                            requestID: requestID, clear: clearState)
         }
         return ConsumeOutcome(response: LocalResponse(status: .seeOther, headers: headers, body: []), result: "success", subject: assertion.nameID)
+    }
+
+    /// 403 for a login the access policy refuses: the refusal page (or JSON), no session.
+    private func refusedLogin(_ refusal: AccessRefusal, org: GatewayConfiguration.Organization, acceptsJSON: Bool, requestID: String,
+                              clear: String) -> ConsumeOutcome {
+        var response = refusedResponse(refusal, html: !acceptsJSON, requestID: requestID)
+        response.headers.append(("Set-Cookie", clear))
+        return ConsumeOutcome(response: response, result: refusal.refusal.rawValue,
+                              detail: "the access policy refuses \(refusal.email ?? refusal.subject)", subject: refusal.subject)
+    }
+
+    /// The `403` of an access-policy refusal: the page for a browser, JSON otherwise.
+    package func refusedResponse(_ refusal: AccessRefusal, html: Bool, requestID: String) -> LocalResponse {
+        let policy = organizations[refusal.organization]?.access ?? .open
+        if html {
+            let page = refusal.html(policy, requestID: requestID, signIn: "/organizations/\(refusal.organization)/sso")
+            return LocalResponse(status: .forbidden, headers: [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")],
+                                 body: Array(page.utf8))
+        }
+        return LocalResponse(status: .forbidden, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+                             body: refusal.json(policy, requestID: requestID))
     }
 
     /// A login start or ACS post refused before any work (LoginGuard): 503 `login_busy` or
@@ -434,7 +491,7 @@ package struct SSOFlow: Sendable {
             // Not protected: no identity, since an identity travels only with the
             // organization whose IdP vouched for it; only which organizations this request
             // holds grants for, and in the signed assertion each grant with its own subject.
-            if let known = memo?.decisions[""] { return known }
+            if let known = memo?.unprotected { return known }
             let grants = session?.grants.sorted { $0.key < $1.key } ?? []
             guard !grants.isEmpty else { return .forward(identity: [], expires: nil, claims: nil) }
             let forward = AccessDecision.forward(identity: [("X-SSO-Organizations", grants.map(\.key).joined(separator: ","))],
@@ -442,15 +499,40 @@ package struct SSOFlow: Sendable {
                                                  claims: UpstreamClaims(grant: nil, organization: nil,
                                                                         grants: grants.map { UpstreamClaims.Grant(organization: $0.key, $0.value) }),
                                                  sessions: grants.map(\.value.id))
-            memo?.decisions[""] = forward
+            memo?.unprotected = forward
             return forward
         }
-        if let known = memo?.decisions[org.name] { return known }
-        if let grant = session?.grant(for: org.name, now: now) {
-            let forward = AccessDecision.forward(identity: Self.identity(grant, organization: org.name), expires: grant.expires,
-                                                 claims: UpstreamClaims(grant: grant, organization: org.name, grants: []), sessions: [grant.id])
-            memo?.decisions[org.name] = forward
-            return forward
+        let group = rules.resourceGroup(of: path, in: org)
+        let key = group.map { org.name + "/" + $0 } ?? org.name
+        if let known = memo?.decisions[key] { return checked(known, org: org, method: method, path: path, group: group) }
+        if let session {
+            if let grant = session.grant(for: org.name, now: now) {
+                switch rules.admit(org, grant: grant, vouchedBy: org.name, resourceGroup: group) {
+                case .allow(let role, _):
+                    let granted = self.granted(grant, org: org, vouchedBy: org.name, role: role)
+                    memo?.decisions[key] = granted
+                    return checked(granted, org: org, method: method, path: path, group: group)
+                case .refuse(let refusal):
+                    return .refused(AccessRefusal(organization: org.name, refusal: refusal, subject: grant.subject, email: grant.email,
+                                                  vouchedBy: org.name, role: nil, resourceGroup: group, method: method, session: grant.id))
+                }
+            }
+            // Another organization's member, let in as a listed external collaborator.
+            if !org.access.externalCollaborators.isEmpty {
+                for (name, grant) in session.grants.sorted(by: { $0.key < $1.key }) where name != org.name && grant.expires > Int64(now.timeIntervalSince1970) {
+                    switch rules.admit(org, grant: grant, vouchedBy: name, resourceGroup: group) {
+                    case .allow(let role, _):
+                        let granted = self.granted(grant, org: org, vouchedBy: name, role: role)
+                        memo?.decisions[key] = granted
+                        return checked(granted, org: org, method: method, path: path, group: group)
+                    case .refuse(.resourceGroupDenied):
+                        return .refused(AccessRefusal(organization: org.name, refusal: .resourceGroupDenied, subject: grant.subject, email: grant.email,
+                                                      vouchedBy: name, role: nil, resourceGroup: group, method: method, session: grant.id))
+                    case .refuse:
+                        continue
+                    }
+                }
+            }
         }
         switch credential {
         case .token(let text):
@@ -461,26 +543,55 @@ package struct SSOFlow: Sendable {
         case .foreign, nil:
             break
         }
+        let optional = org.access.sso == .optional
         guard Protection.isBrowserNavigation(method: method, accept: accept) else {
-            return unauthorized(org.name, error: "sso_required", badToken: false)
+            // `sso: optional`: API clients are forwarded anonymously instead of refused.
+            return optional ? .forward(identity: [], expires: nil, claims: nil) : unauthorized(org.name, error: "sso_required", badToken: false)
         }
-        switch org.unauthenticated {
+        // Optional SSO never sends a member away from content they may read anonymously.
+        switch optional ? .banner : org.unauthenticated {
         case .redirect: return .redirect(location: "/organizations/" + org.name + "/sso?return_to=" + Self.formEncode(uri))
         case .banner: return .banner(organization: org.name, loginURL: "/organizations/" + org.name + "/sso?return_to=" + Self.formEncode(uri))
         }
     }
 
-    /// Identity headers from a grant, for the organization of the matched protected path.
+    /// Where `grant` stands in its own organization outside resource groups (who may make
+    /// tokens, who is an org admin): the access policy's verdict.
+    package func standing(_ grant: SessionGrant, in org: GatewayConfiguration.Organization) -> AccessRules.Verdict {
+        rules.admit(org, grant: grant, vouchedBy: org.name, resourceGroup: nil)
+    }
+
+    /// The forward decision for `grant` on `org`'s content with `role`, as the caches keep it.
+    func granted(_ grant: SessionGrant, org: GatewayConfiguration.Organization, vouchedBy: String, role: GatewayConfiguration.Role?) -> Granted {
+        let external = vouchedBy == org.name ? nil : vouchedBy
+        let forward = AccessDecision.forward(identity: Self.identity(grant, organization: org.name, role: role?.name, vouchedBy: external),
+                                             expires: grant.expires,
+                                             claims: UpstreamClaims(grant: grant, organization: org.name, role: role?.name, vouchedBy: external, grants: []),
+                                             sessions: [grant.id])
+        return Granted(forward: forward, readsOnly: AccessRules.onlyReads(role, org.access), grant: grant, vouchedBy: vouchedBy, role: role?.name)
+    }
+
+    /// A kept decision for a request with `method`: a `read` role under `enforce_roles` only reads.
+    func checked(_ granted: Granted, org: GatewayConfiguration.Organization, method: String, path: Substring, group: String?) -> AccessDecision {
+        guard granted.readsOnly, !AccessRules.reads(method: method, path: path) else { return granted.forward }
+        return .refused(AccessRefusal(organization: org.name, refusal: .readOnlyRole, subject: granted.grant.subject, email: granted.grant.email,
+                                      vouchedBy: granted.vouchedBy, role: granted.role, resourceGroup: group, method: method, session: granted.grant.id))
+    }
+
+    /// Identity headers from a grant, for the organization of the matched protected path,
+    /// with the role the policy gives there; `vouchedBy` names the organization whose IdP
+    /// vouched for an external collaborator (`X-SSO-Identity-Organization`).
     /// Values are sent byte-exact when a header can carry them, else percent-encoded
     /// (IdentityHeaderValue); logins with control characters were refused.
-    package static func identity(_ grant: SessionGrant, organization: String) -> [(String, String)] {
+    package static func identity(_ grant: SessionGrant, organization: String, role: String?, vouchedBy: String? = nil) -> [(String, String)] {
         var headers: [(String, String)] = [("X-Forwarded-User", IdentityHeaderValue.encode(grant.subject))]
         if let email = grant.email { headers.append(("X-Forwarded-Email", IdentityHeaderValue.encode(email))) }
         if !grant.groups.isEmpty {
             headers.append(("X-Forwarded-Groups", grant.groups.map(IdentityHeaderValue.encode).joined(separator: ",")))
         }
         headers.append(("X-SSO-Organization", organization))
-        if let role = grant.role { headers.append(("X-SSO-Role", role)) }
+        if let vouchedBy { headers.append(("X-SSO-Identity-Organization", vouchedBy)) }
+        if let role { headers.append(("X-SSO-Role", role)) }
         return headers
     }
 

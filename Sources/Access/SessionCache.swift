@@ -18,13 +18,16 @@ package final class SessionCache {
     package final class Owner: Sendable {}
 
     /// A session as opened, and the access decisions already made from it, by organization
-    /// (`""` for unprotected paths): a decision depends only on the session and the flow,
-    /// and both are fixed for the entry's life.
+    /// and resource group, and off protected paths: a decision depends only on the
+    /// session, the flow and the method (checked after), and both are fixed for the entry's life.
     package final class Remembered {
         package let session: Session
         /// The earliest expiry among its grants (seconds since 1970).
         package let expires: Int64
-        package var decisions: [String: AccessDecision] = [:]
+        /// By organization, or `org/group` inside a resource group.
+        package var decisions: [String: Granted] = [:]
+        /// Off protected paths.
+        package var unprotected: AccessDecision?
 
         package init(session: Session, expires: Int64) {
             self.session = session

@@ -28,7 +28,7 @@ extension SSOFlow {
         guard let token = entry?.token ?? tokens.token(text: text), token.organization == org.name, token.expires > now else {
             return unauthorized(org.name, error: "invalid_token", badToken: true)
         }
-        if token.readOnly, !Self.reads(method: method, path: path) {
+        if token.readOnly, !AccessRules.reads(method: method, path: path) {
             return .forbidden(body: Array("{\"error\":\"token_read_only\",\"organization\":\"\(org.name)\"}".utf8))
         }
         // Its use, for the token list: once a minute per event loop.
@@ -37,19 +37,24 @@ extension SSOFlow {
             entry?.minute = minute
             tokens.used(token.id, minute: minute)
         }
-        if let known = entry?.forward { return known }
+        // The member's grant as the token carries it, through the same policy as a session's.
+        let group = rules.resourceGroup(of: path, in: org)
+        let key = group.map { org.name + "/" + $0 } ?? org.name
+        if entry?.owner !== cacheOwner {
+            entry?.owner = cacheOwner
+            entry?.decisions.removeAll()
+        }
+        if let known = entry?.decisions[key] { return checked(known, org: org, method: method, path: path, group: group) }
         let grant = token.grant
-        let forward = AccessDecision.forward(identity: Self.identity(grant, organization: org.name), expires: token.expires,
-                                             claims: UpstreamClaims(grant: grant, organization: org.name, grants: []), sessions: [grant.id])
-        entry?.forward = forward
-        return forward
-    }
-
-    /// What a read-only token may do: `GET`, `HEAD`, `OPTIONS`, and git's fetch (smart HTTP
-    /// posts its want/have negotiation to `.../git-upload-pack`; a push goes to
-    /// `git-receive-pack` and is refused).
-    static func reads(method: String, path: Substring) -> Bool {
-        ["GET", "HEAD", "OPTIONS"].contains(method) || (method == "POST" && path.hasSuffix("/git-upload-pack"))
+        switch rules.admit(org, grant: grant, vouchedBy: org.name, resourceGroup: group) {
+        case .allow(let role, _):
+            let granted = self.granted(grant, org: org, vouchedBy: org.name, role: role)
+            entry?.decisions[key] = granted
+            return checked(granted, org: org, method: method, path: path, group: group)
+        case .refuse(let refusal):
+            return .refused(AccessRefusal(organization: org.name, refusal: refusal, subject: grant.subject, email: grant.email,
+                                          vouchedBy: org.name, role: nil, resourceGroup: group, method: method, session: grant.id))
+        }
     }
 
     /// The `401` JSON: why, where to log in, and where a CLI gets a token.

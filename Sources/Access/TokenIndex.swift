@@ -66,13 +66,16 @@ package final class TokenIndex: Sendable {
 
 /// Tokens one event loop looked up recently, by their text: loop-confined (no lock), emptied
 /// when the index's generation moves (a token revoked or changed anywhere). Each entry also
-/// keeps the forward decision made from it (the identity headers are built once) and the
+/// keeps the decisions made from it by one flow, per organization and resource group (the
+/// identity headers are built once), and the
 /// minute its use was last reported. At most `capacity` entries; only tokens the index
 /// knows get in.
 package final class TokenCache {
     package final class Entry {
         package let token: AccessToken
-        package var forward: AccessDecision?
+        /// Which flow made `decisions`: a reload may change the policy they came from.
+        var owner: SessionCache.Owner?
+        package var decisions: [String: Granted] = [:]
         package var minute: Int64 = 0
         init(token: AccessToken) { self.token = token }
     }

@@ -126,7 +126,7 @@ struct Provisioner {
                             metadataURL: s.metadataURL, metadataRefresh: s.metadataRefresh, sloURL: s.sloURL,
                             sloRevokesTokens: s.sloRevokesTokens),
                 unauthenticated: org.unauthenticated, sessionTTL: org.sessionTTL, sessionIdleTimeout: org.sessionIdleTimeout,
-                appCredentials: org.appCredentials, roleMapping: org.roleMapping,
+                appCredentials: org.appCredentials, roleMapping: org.roleMapping, access: org.access,
                 managed: org.managed))
         }
         var tls: GatewayConfiguration.TLS?

@@ -34,6 +34,7 @@ struct ValidatedConfig {
         var sessionIdleTimeout: Duration?
         var appCredentials: GatewayConfiguration.AppCredentials
         var roleMapping: GatewayConfiguration.RoleMapping?
+        var access: AccessPolicy
         var managed: GatewayConfiguration.Management
     }
 
@@ -163,6 +164,13 @@ struct ConfigValidator {
                 return nil
             }
             return cidr
+        }
+        // Policies refer to other organizations and to the protected paths: checked once all are read.
+        let domains = Dictionary(organizations.map { ($0.name, $0.access.allowedEmailDomains) }, uniquingKeysWith: { a, _ in a })
+        for org in organizations {
+            let context = AccessPolicy.Context(organization: org.name, roleMapping: org.roleMapping, protectedPaths: patterns,
+                                               domainsByOrganization: domains)
+            for problem in org.access.problems(in: context) { report("\(org.keyPath).access.\(problem.field)", problem.message) }
         }
         if (raw.protectedPaths ?? []).isEmpty, let index = organizations.firstIndex(where: { $0.saml.enabled }) {
             report("protected_paths", "is empty while organizations[\(index)] has SSO enabled: nothing would be protected")
@@ -533,7 +541,7 @@ struct ConfigValidator {
         let roleMapping = org.roleMapping.flatMap { self.roleMapping($0, at: "\(path).role_mapping") }
         guard issues.count == before, let name = org.name, let mode, let ttl, let saml, let managed, let idleTimeout, let appCredentials else { return nil }
         return .init(keyPath: path, name: name, id: org.id, saml: saml, unauthenticated: mode, sessionTTL: ttl, sessionIdleTimeout: idleTimeout, appCredentials: appCredentials, roleMapping: roleMapping,
-                     managed: managed)
+                     access: org.access ?? .open, managed: managed)
     }
 
     /// `seedOnly`: the organization is managed in the console, so the IdP's URL and
@@ -619,12 +627,14 @@ struct ConfigValidator {
             return r
         }
         if m.attribute == nil { required("\(path).attribute", "is required (the SAML attribute holding groups)") }
-        var rules: [(value: String, role: GatewayConfiguration.Role)] = []
+        var rules: [GatewayConfiguration.RoleMapping.Rule] = []
         for (index, rule) in m.rules.enumerated() {
             let p = "\(path).rules[\(index)]"
             if rule.value == nil { required("\(p).value", "is required") }
             if rule.role == nil { required("\(p).role", "is required") }
-            if let value = rule.value, let r = role(rule.role, at: "\(p).role") { rules.append((value, r)) }
+            if let value = rule.value, let r = role(rule.role, at: "\(p).role") {
+                rules.append(.init(value: value, role: r, resourceGroup: rule.resourceGroup))
+            }
         }
         let defaultRole = m.defaultRole == nil ? .read : role(m.defaultRole, at: "\(path).default_role")
         guard issues.count == before, let attribute = m.attribute, let defaultRole else { return nil }

@@ -54,9 +54,28 @@ public struct GatewayConfiguration: Sendable {
     }
 
     public struct RoleMapping: Sendable {
+        /// `value → role`; with `resourceGroup`, the role holds inside that resource group only.
+        public struct Rule: Sendable, Equatable {
+            public let value: String
+            public let role: Role
+            public let resourceGroup: String?
+
+            public init(value: String, role: Role, resourceGroup: String? = nil) {
+                self.value = value
+                self.role = role
+                self.resourceGroup = resourceGroup
+            }
+        }
+
         public let attribute: String
-        public let rules: [(value: String, role: Role)]
+        public let rules: [Rule]
         public let defaultRole: Role
+
+        public init(attribute: String, rules: [Rule], defaultRole: Role) {
+            self.attribute = attribute
+            self.rules = rules
+            self.defaultRole = defaultRole
+        }
     }
 
     public struct Organization: Sendable {
@@ -71,6 +90,8 @@ public struct GatewayConfiguration: Sendable {
         /// organization's content: refused as unauthenticated, or passed to the application.
         public let appCredentials: AppCredentials
         public internal(set) var roleMapping: RoleMapping?
+        /// Who gets in and with which role (docs/SPEC.md "Access policy"); `.open` when unset.
+        public internal(set) var access: AccessPolicy
         /// Who changes the IdP settings: the configuration file, or org admins in the console
         /// (then the file's values only seed the store).
         public let managed: Management

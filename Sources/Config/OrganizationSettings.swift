@@ -112,9 +112,11 @@ public struct OrganizationSettings: Sendable, Equatable, Codable {
     /// The role mapping set in the console (nil: the file's). In force at once: it changes
     /// what members may do, not which IdP is trusted, so it needs no test login.
     public var roleMapping: StoredRoleMapping?
+    /// The access policy set in the console (nil: the file's), in force at once like the role mapping.
+    public var access: AccessPolicy?
 
     public init(active: IdPSettings?, activeTested: TestResult?, draft: IdPSettings?, draftTested: TestResult?,
-                draftRevision: Int64, enabled: Bool, roleMapping: StoredRoleMapping? = nil) {
+                draftRevision: Int64, enabled: Bool, roleMapping: StoredRoleMapping? = nil, access: AccessPolicy? = nil) {
         self.active = active
         self.activeTested = activeTested
         self.draft = draft
@@ -122,6 +124,7 @@ public struct OrganizationSettings: Sendable, Equatable, Codable {
         self.draftRevision = draftRevision
         self.enabled = enabled
         self.roleMapping = roleMapping
+        self.access = access
     }
 }
 
@@ -132,9 +135,15 @@ public struct StoredRoleMapping: Sendable, Equatable, Codable {
     public struct Rule: Sendable, Equatable, Codable {
         public var value: String
         public var role: String
-        public init(value: String, role: String) {
+        /// The role holds inside this resource group only.
+        public var resourceGroup: String?
+
+        enum CodingKeys: String, CodingKey { case value, role, resourceGroup = "resource_group" }
+
+        public init(value: String, role: String, resourceGroup: String? = nil) {
             self.value = value
             self.role = role
+            self.resourceGroup = resourceGroup
         }
     }
     public var attribute: String
@@ -150,7 +159,7 @@ public struct StoredRoleMapping: Sendable, Equatable, Codable {
     }
 
     public init(_ mapping: GatewayConfiguration.RoleMapping) {
-        self.init(attribute: mapping.attribute, rules: mapping.rules.map { Rule(value: $0.value, role: $0.role.name) },
+        self.init(attribute: mapping.attribute, rules: mapping.rules.map { Rule(value: $0.value, role: $0.role.name, resourceGroup: $0.resourceGroup) },
                   defaultRole: mapping.defaultRole.name)
     }
 
@@ -176,10 +185,10 @@ public struct StoredRoleMapping: Sendable, Equatable, Codable {
 
     /// The mapping the gateway applies; nil when a role name is unknown.
     public var mapping: GatewayConfiguration.RoleMapping? {
-        var parsed: [(value: String, role: GatewayConfiguration.Role)] = []
+        var parsed: [GatewayConfiguration.RoleMapping.Rule] = []
         for rule in rules {
             guard let role = Self.role(rule.role) else { return nil }
-            parsed.append((rule.value, role))
+            parsed.append(.init(value: rule.value, role: role, resourceGroup: rule.resourceGroup))
         }
         guard let fallback = Self.role(defaultRole) else { return nil }
         return GatewayConfiguration.RoleMapping(attribute: attribute, rules: parsed, defaultRole: fallback)
@@ -256,6 +265,7 @@ extension GatewayConfiguration {
             guard org.managed == .console, let settings = stored[org.name] else { return org }
             var org = org
             if let mapping = settings.roleMapping?.mapping { org.roleMapping = mapping }
+            if let access = settings.access { org.access = access }
             if let active = settings.active, let certificates = active.parsedCertificates() {
                 org.saml.signOnURL = active.signOnURL
                 org.saml.idpEntityID = active.idpEntityID

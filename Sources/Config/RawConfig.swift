@@ -78,6 +78,7 @@ struct RawConfig {
         var sessionIdleTimeout: String?
         var appCredentials: String?
         var roleMapping: RawRoleMapping?
+        var access: AccessPolicy?
         var managed: String?
     }
 
@@ -101,7 +102,7 @@ struct RawConfig {
 
     struct RawRoleMapping {
         var attribute: String?
-        var rules: [(value: String?, role: String?)] = []
+        var rules: [(value: String?, role: String?, resourceGroup: String?)] = []
         var defaultRole: String?
     }
 }
@@ -244,11 +245,49 @@ extension RawConfig {
                 let rulePath = "\(rmPath).rules[\(index)]"
                 if let rule = reader.mapping(ruleNode, at: rulePath, keys: ConfigSchema.rule) {
                     mapping.rules.append((reader.string(rule["value"], at: "\(rulePath).value"),
-                                          reader.string(rule["role"], at: "\(rulePath).role")))
+                                          reader.string(rule["role"], at: "\(rulePath).role"),
+                                          reader.string(rule["resource_group"], at: "\(rulePath).resource_group")))
                 }
             }
             org.roleMapping = mapping
         }
+        org.access = decodeAccess(map["access"], at: "\(path).access", &reader)
         return org
+    }
+
+    /// `access:` as written; what its values mean is checked later (AccessPolicy.problems).
+    private static func decodeAccess(_ node: Node?, at path: String, _ reader: inout YAMLReader) -> AccessPolicy? {
+        guard let map = reader.mapping(node, at: path, keys: ConfigSchema.access) else { return nil }
+        var policy = AccessPolicy()
+        policy.defaultRole = reader.string(map["default_role"], at: "\(path).default_role")
+        policy.allowedEmailDomains = (reader.strings(map["allowed_email_domains"], at: "\(path).allowed_email_domains") ?? []).map(AccessPolicy.domain)
+        policy.enforceRoles = reader.bool(map["enforce_roles"], at: "\(path).enforce_roles") ?? false
+        policy.contact = reader.string(map["contact"], at: "\(path).contact")
+        if let sso = reader.string(map["sso"], at: "\(path).sso") {
+            if let mode = AccessPolicy.SSO(rawValue: sso) { policy.sso = mode } else { reader.report("\(path).sso", "must be required or optional") }
+        }
+        for (index, item) in (reader.sequence(map["external_collaborators"], at: "\(path).external_collaborators") ?? []).enumerated() {
+            let itemPath = "\(path).external_collaborators[\(index)]"
+            if case .scalar = item {
+                if let email = reader.string(item, at: itemPath) { policy.externalCollaborators.append(.init(email: email)) }
+            } else if let entry = reader.mapping(item, at: itemPath, keys: ConfigSchema.collaborator) {
+                guard let email = reader.string(entry["email"], at: "\(itemPath).email") else {
+                    if entry["email"] == nil { reader.report("\(itemPath).email", "is required") }
+                    continue
+                }
+                policy.externalCollaborators.append(.init(email: email, role: reader.string(entry["role"], at: "\(itemPath).role") ?? "read",
+                                                          organization: reader.string(entry["organization"], at: "\(itemPath).organization")))
+            }
+        }
+        for (index, item) in (reader.sequence(map["resource_groups"], at: "\(path).resource_groups") ?? []).enumerated() {
+            let itemPath = "\(path).resource_groups[\(index)]"
+            guard let entry = reader.mapping(item, at: itemPath, keys: ConfigSchema.resourceGroup) else { continue }
+            let name = reader.string(entry["name"], at: "\(itemPath).name")
+            let paths = reader.strings(entry["paths"], at: "\(itemPath).paths")
+            if entry["name"] == nil { reader.report("\(itemPath).name", "is required") }
+            if entry["paths"] == nil { reader.report("\(itemPath).paths", "is required") }
+            if let name, let paths { policy.resourceGroups.append(.init(name: name, paths: paths)) }
+        }
+        return policy
     }
 }

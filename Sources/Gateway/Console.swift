@@ -22,7 +22,7 @@ struct Console {
     let shared: GatewayShared
     let peer: String?
 
-    enum Page: Equatable { case settings, save, importMetadata, enable, disable, roles, sessions, audit, linkLogin }
+    enum Page: Equatable { case settings, save, importMetadata, enable, disable, roles, access, sessions, audit, linkLogin }
 
     /// The console page a path under `/organizations/{org}/` names, or nil (the
     /// application's own settings pages pass through).
@@ -33,6 +33,7 @@ struct Console {
         case ("settings/sso/enable", .POST): return .enable
         case ("settings/sso/disable", .POST): return .disable
         case ("settings/sso/roles", .POST): return .roles
+        case ("settings/sso/access", .POST): return .access
         case ("settings/sso/metadata", .POST): return .importMetadata
         case ("settings/sso/sessions", .POST): return .sessions
         case ("settings/audit", .GET), ("settings/audit", .HEAD): return .audit
@@ -77,9 +78,11 @@ struct Console {
         // A grant as requests see it: not ended (logout, revoke), not idle, SSO enabled.
         if actor == nil, let value = cookies[runtime.flow.cookieName],
            let session = runtime.flow.live(runtime.flow.sessions.open(value, now: shared.clock())), let grant = session.grants[org.name] {
-            guard grant.role == "admin" else {
+            let standing = runtime.flow.standing(grant, in: org)
+            guard standing == .allow(role: .admin, external: nil) else {
+                let role = if case .allow(let role?, _) = standing { role.name } else { "none" }
                 return Self.page(.forbidden, ConsolePage.forbidden(organization: org.name, actor: grant.subject,
-                                                                   reason: "You are signed in as \(grant.subject), whose role in \(org.name) is \(grant.role ?? "none"), not admin."))
+                                                                   reason: "You are signed in as \(grant.subject), whose role in \(org.name) is \(role), not admin."))
             }
             actor = grant.subject
         }
@@ -114,6 +117,7 @@ struct Console {
                 case .save: return try await save(form, org: org, actor: actor, csrf: csrf, requestID: requestID)
                 case .enable, .disable: return try await toggle(page == .enable, org: org, actor: actor, requestID: requestID)
                 case .roles: return try await roles(form, org: org, actor: actor, csrf: csrf, requestID: requestID)
+                case .access: return try await access(form, org: org, actor: actor, csrf: csrf, requestID: requestID)
                 case .importMetadata:
                     return await importMetadata(file: multipart?["metadata_file"]?.content ?? [], url: form["metadata_url"] ?? "", org: org,
                                                 actor: actor, csrf: csrf)
@@ -132,7 +136,8 @@ struct Console {
             let query = RequestFields.query(head.uri)
             let notice = query["done"].flatMap { ["enabled": "SAML SSO is enabled: members log in through your IdP.",
                                                  "disabled": "SAML SSO is disabled.",
-                                                 "roles": "Roles saved: they apply from members' next login."][$0] }
+                                                 "roles": "Roles saved: in force now.",
+                                                 "access": "Access policy saved: in force now, on every gateway within seconds."][$0] }
             return Self.page(.ok, ConsolePage.settings(view(org, runtime: shared.runtime, form: nil, problems: [], notice: notice, csrf: csrf, actor: actor)))
         }
     }
@@ -231,12 +236,12 @@ struct Console {
     }
 
     /// The role mapping rows: in force at once (they change what members may do, not whom
-    /// the gateway trusts), from each member's next login.
+    /// the gateway trusts): roles are worked out per request from the values asserted at login.
     private func roles(_ form: [String: String], org: GatewayConfiguration.Organization, actor: String, csrf: String,
                        requestID: String) async throws -> LocalResponse {
         let values = ConsolePage.Roles(attribute: form["role_attribute"] ?? "", rules: form["role_rules"] ?? "", defaultRole: form["default_role"] ?? "")
         let mapping = values.mapping
-        let problems = mapping.problems()
+        let problems = mapping.problems() + SettingsAPI.unknownGroups(mapping, policy: org.access)
         guard problems.isEmpty else {
             await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_role_mapping", requestID: requestID)
             var page = view(org, runtime: shared.runtime, form: nil, problems: problems, notice: nil, csrf: csrf, actor: actor)
@@ -247,6 +252,28 @@ struct Console {
         await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: "role_mapping", requestID: requestID)
         await SettingsSync.refresh(shared)
         return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/settings/sso?done=roles"), ("Cache-Control", "no-store")],
+                             body: [])
+    }
+
+    /// "Who gets in": checked as `ssogate check` checks the file's policy, then in force at once.
+    private func access(_ form: [String: String], org: GatewayConfiguration.Organization, actor: String, csrf: String,
+                        requestID: String) async throws -> LocalResponse {
+        var values = ConsolePage.Policy(refuseUnmapped: form["refuse_unmapped"] == "on", domains: form["allowed_domains"] ?? "",
+                                        enforceRoles: form["enforce_roles"] == "on", ssoOptional: form["sso_mode"] == "optional",
+                                        collaborators: form["collaborators"] ?? "", groups: form["resource_groups"] ?? "", contact: form["contact"] ?? "")
+        values.keepDefaultRole(of: org.access)
+        let policy = values.policy
+        let problems = policy.problems(in: shared.runtime.configuration.accessContext(for: org.name)).map { SettingsProblem("access.\($0.field)", $0.message) }
+        guard problems.isEmpty else {
+            await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_access_policy", requestID: requestID)
+            var page = view(org, runtime: shared.runtime, form: nil, problems: problems, notice: nil, csrf: csrf, actor: actor)
+            page.policy = values
+            return Self.page(.unprocessableEntity, ConsolePage.settings(page))
+        }
+        _ = try await shared.store.setAccessPolicy(policy, organization: org.name)
+        await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: "access_policy", requestID: requestID)
+        await SettingsSync.refresh(shared)
+        return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/settings/sso?done=access"), ("Cache-Control", "no-store")],
                              body: [])
     }
 
@@ -331,6 +358,7 @@ struct Console {
             form: form ?? ConsolePage.Form(stored?.draft ?? active), problems: problems, notice: notice, csrf: csrf, actor: actor)
         // The mapping in force (the runtime's organization has the console's applied).
         if let mapping = org.roleMapping { page.roles = ConsolePage.Roles(StoredRoleMapping(mapping)) }
+        page.policy = ConsolePage.Policy(org.access)
         return page
     }
 

@@ -21,6 +21,7 @@ public final class GatewayMetrics: Sendable {
     private let loginRefusals = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let clientTimeouts = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let auditLost = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    private let accessRefusals = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     let certificates: CertificateGauges
     /// Session endings waiting for the state store (SessionSync).
     private let endingsPending: Prometheus.Gauge
@@ -78,6 +79,10 @@ public final class GatewayMetrics: Sendable {
     func sessionEndingsPending(_ count: Int) { endingsPending.set(Double(count)) }
     func sessionsEnded(_ count: Int, how: String) {
         counter(sessionEndings, "ssogate_sessions_ended_total", ("how", how)).increment(by: Int64(count))
+    }
+    /// A request the access policy refused, by reason code, per organization.
+    func accessRefused(organization: String, reason: String) {
+        counter(accessRefusals, "ssogate_access_refusals_total", ("organization", organization), ("reason", reason)).increment()
     }
     func auditDropped() { counter(auditLost, "ssogate_audit_events_lost_total").increment() }
     func clientTimedOut(reason: String) { counter(clientTimeouts, "ssogate_client_timeouts_total", ("reason", reason)).increment() }

@@ -223,6 +223,26 @@ final class GatewayShared: Sendable {
         if let problem { throw problem }
     }
 
+    /// When each refusal was last audited (by session, organization, reason and group), so
+    /// a page whose every asset is refused is one audit event a minute, not one per request.
+    private let refusalsAudited = Mutex<[String: Int64]>([:])
+
+    /// An access-policy refusal: counted always, audited once a minute per member and kind.
+    func audit(_ refusal: AccessRefusal, peer: String?, requestID: String) {
+        metrics.accessRefused(organization: refusal.organization, reason: refusal.refusal.rawValue)
+        let now = Int64(clock().timeIntervalSince1970)
+        let key = [refusal.session, refusal.organization, refusal.refusal.rawValue, refusal.resourceGroup ?? ""].joined(separator: "\u{0}")
+        let fresh = refusalsAudited.withLock { seen in
+            if seen[key].map({ now - $0 < 60 }) == true { return false }
+            if seen.count >= 10_000 { seen.removeAll() }
+            seen[key] = now
+            return true
+        }
+        guard fresh else { return }
+        audit(AuditEvent(time: now, action: "access.denied", organization: refusal.organization, actor: refusal.subject, result: "failure",
+                         reason: refusal.refusal.rawValue, subject: refusal.email ?? refusal.subject, ip: peer, requestID: requestID))
+    }
+
     /// Queues an audit event for the store, and logs it now.
     func audit(_ event: AuditEvent) {
         SettingsSync.log(self, event)

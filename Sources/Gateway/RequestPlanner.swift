@@ -124,6 +124,13 @@ struct RequestPlanner {
             return .respond(LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
                                                                            ("WWW-Authenticate", "Basic realm=\"ssogate \(organization)\"")] + clearing,
                                           body: json), head: head, close: false)
+        case .refused(let refusal):
+            let requestID = RequestFields.requestID()
+            shared.audit(refusal, peer: peerText, requestID: requestID)
+            let html = Protection.isBrowserNavigation(method: head.method.rawValue, accept: head.headers.first(name: "accept"))
+            var response = runtime.flow.refusedResponse(refusal, html: html, requestID: requestID)
+            response.headers += clearing
+            return .respond(response, head: head, close: false)
         case .forbidden(let json):
             return .respond(LocalResponse(status: .forbidden, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: json),
                             head: head, close: false)

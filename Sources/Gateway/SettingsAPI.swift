@@ -17,12 +17,12 @@ struct SettingsAPI {
     /// The API endpoint a request names, or nil when the path is the application's (the
     /// upstream's own `/api/organizations/...` routes pass through untouched).
     enum Endpoint: Equatable {
-        case settings, roles, test, enable, disable, audit, sessions, revoke
+        case settings, roles, access, test, enable, disable, audit, sessions, revoke
     }
 
     /// Every operation, as docs/openapi.yaml lists them (a test keeps the two in step).
     static let operations: [(path: String, method: HTTPMethod)] = [
-        ("sso", .GET), ("sso", .PUT), ("sso/roles", .PUT), ("sso/test", .POST), ("sso/enable", .POST), ("sso/disable", .POST), ("audit", .GET),
+        ("sso", .GET), ("sso", .PUT), ("sso/roles", .PUT), ("sso/access", .PUT), ("sso/test", .POST), ("sso/enable", .POST), ("sso/disable", .POST), ("audit", .GET),
         ("sessions", .GET), ("sessions/revoke", .POST),
     ]
 
@@ -33,6 +33,7 @@ struct SettingsAPI {
         switch parts[4...].joined(separator: "/") {
         case "sso": endpoint = .settings
         case "sso/roles": endpoint = .roles
+        case "sso/access": endpoint = .access
         case "sso/test": endpoint = .test
         case "sso/enable": endpoint = .enable
         case "sso/disable": endpoint = .disable
@@ -99,7 +100,7 @@ struct SettingsAPI {
                 await SettingsSync.refresh(shared)
                 return Self.json(.ok, state(org, runtime: shared.runtime))
             case (.roles, .PUT):
-                // In force at once, from each member's next login (as in the console).
+                // In force at once, on members' next requests (as in the console).
                 let mapping: StoredRoleMapping
                 switch Self.parseRoles(body) {
                 case .success(let parsed): mapping = parsed
@@ -107,8 +108,26 @@ struct SettingsAPI {
                     await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_role_mapping", requestID: requestID)
                     return Self.json(.unprocessableEntity, problems)
                 }
+                let unknown = Self.unknownGroups(mapping, policy: runtime.configuration.organization(named: org.name)?.access ?? org.access)
+                guard unknown.isEmpty else {
+                    await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_role_mapping", requestID: requestID)
+                    return Self.json(.unprocessableEntity, Problems(errors: unknown))
+                }
                 _ = try await shared.store.setRoleMapping(mapping, organization: org.name)
                 await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: "role_mapping", requestID: requestID)
+                await SettingsSync.refresh(shared)
+                return Self.json(.ok, state(org, runtime: shared.runtime))
+            case (.access, .PUT):
+                // In force at once, on every request (not only from the next login).
+                let policy: AccessPolicy
+                switch Self.parseAccess(body, organization: org.name, configuration: runtime.configuration) {
+                case .success(let parsed): policy = parsed
+                case .failure(let problems):
+                    await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_access_policy", requestID: requestID)
+                    return Self.json(.unprocessableEntity, problems)
+                }
+                _ = try await shared.store.setAccessPolicy(policy, organization: org.name)
+                await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: "access_policy", requestID: requestID)
                 await SettingsSync.refresh(shared)
                 return Self.json(.ok, state(org, runtime: shared.runtime))
             case (.test, .POST):
@@ -145,17 +164,19 @@ struct SettingsAPI {
         let base = runtime.configuration.publicURL + "/organizations/" + org.name + "/saml"
         let sp = SSOState.SP(entityID: base + "/metadata", acsURL: base + "/consume", metadataURL: base + "/metadata")
         // The mapping in force: the runtime's organization has the console's applied.
-        let roles = runtime.configuration.organization(named: org.name)?.roleMapping.map(StoredRoleMapping.init)
+        let live = runtime.configuration.organization(named: org.name)
+        let roles = live?.roleMapping.map(StoredRoleMapping.init)
+        let access = live?.access ?? org.access
         guard org.managed == .console, let stored = runtime.settings[org.name] else {
             // File-managed (or not seeded yet): the file's settings are the active ones.
             return SSOState(organization: org.name, id: org.id, managed: org.managed.rawValue, sp: sp,
                             active: org.idpSettings.map { SSOState.Settings($0, tested: nil) }, draft: nil, enabled: org.saml.enabled,
-                            roleMapping: roles)
+                            roleMapping: roles, access: access)
         }
         return SSOState(organization: org.name, id: org.id, managed: org.managed.rawValue, sp: sp,
                         active: stored.active.map { SSOState.Settings($0, tested: stored.activeTested) },
                         draft: stored.draft.map { SSOState.Settings($0, tested: stored.draftTested) },
-                        enabled: stored.enabled, roleMapping: roles)
+                        enabled: stored.enabled, roleMapping: roles, access: access)
     }
 
     struct SSOState: Encodable {
@@ -200,6 +221,7 @@ struct SettingsAPI {
         }
         let organization: String, id: String?, managed: String, sp: SP, active: Settings?, draft: Settings?, enabled: Bool
         let roleMapping: StoredRoleMapping?
+        let access: AccessPolicy
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(organization, forKey: .organization)
@@ -210,8 +232,9 @@ struct SettingsAPI {
             try c.encode(draft, forKey: .draft)
             try c.encode(enabled, forKey: .enabled)
             try c.encode(roleMapping, forKey: .roleMapping)
+            try c.encode(access, forKey: .access)
         }
-        enum CodingKeys: String, CodingKey { case organization, id, managed, sp, active, draft, enabled, roleMapping = "role_mapping" }
+        enum CodingKeys: String, CodingKey { case organization, id, managed, sp, active, draft, enabled, roleMapping = "role_mapping", access }
     }
 
     struct Problems: Encodable, Error {
@@ -260,6 +283,36 @@ struct SettingsAPI {
     }
 
     /// A `PUT .../sso/roles` body as a role mapping, or every problem with it by field.
+    /// Role-mapping rows naming a resource group the organization's policy does not define.
+    static func unknownGroups(_ mapping: StoredRoleMapping, policy: AccessPolicy) -> [SettingsProblem] {
+        let defined = Set(policy.resourceGroups.map(\.name))
+        return mapping.rules.enumerated().compactMap { index, rule in
+            guard let group = rule.resourceGroup, !defined.contains(group) else { return nil }
+            return SettingsProblem("role_mapping.rules[\(index)]", "\"\(group)\" is not one of this organization's resource groups: define it in the access policy first")
+        }
+    }
+
+    /// `PUT .../sso/access`: a policy object, checked against the rest of the configuration
+    /// as `ssogate check` checks the file's; problems are named `access.FIELD`.
+    static func parseAccess(_ body: [UInt8], organization: String, configuration: GatewayConfiguration) -> Result<AccessPolicy, Problems> {
+        let shape = "a JSON object with the access policy's fields (default_role, allowed_email_domains, enforce_roles, external_collaborators, sso, resource_groups, contact)"
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            return .failure(Problems(errors: [SettingsProblem("body", "must be \(shape)")]))
+        }
+        let fields = Set(AccessPolicy.CodingKeys.allCases.map(\.rawValue))
+        let unknown = object.keys.sorted().filter { !fields.contains($0) }
+        let policy: AccessPolicy
+        do {
+            policy = try JSONDecoder().decode(AccessPolicy.self, from: Data(body))
+        } catch {
+            return .failure(Problems(errors: unknown.isEmpty ? [SettingsProblem("body", "must be \(shape)")]
+                : unknown.map { SettingsProblem($0, "is not an access policy field") }))
+        }
+        guard unknown.isEmpty else { return .failure(Problems(errors: unknown.map { SettingsProblem($0, "is not an access policy field") })) }
+        let problems = policy.problems(in: configuration.accessContext(for: organization))
+        return problems.isEmpty ? .success(policy) : .failure(Problems(errors: problems.map { SettingsProblem("access.\($0.field)", $0.message) }))
+    }
+
     static func parseRoles(_ body: [UInt8]) -> Result<StoredRoleMapping, Problems> {
         let shape = "a JSON object with attribute, rules ([{\"value\", \"role\"}]) and default_role"
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {

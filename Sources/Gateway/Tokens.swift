@@ -47,10 +47,18 @@ struct Tokens {
     }
 
     /// The member asking: their live grant for `org`.
-    private func member(_ head: HTTPRequestHead, org: String) -> SessionGrant? {
+    /// The member's grant, while the access policy lets them into the organization.
+    private func member(_ head: HTTPRequestHead, org: GatewayConfiguration.Organization) -> SessionGrant? {
         let flow = shared.runtime.flow
-        guard let value = RequestFields.cookies(head.headers)[flow.cookieName] else { return nil }
-        return flow.live(flow.sessions.open(value, now: shared.clock()))?.grants[org]
+        guard let value = RequestFields.cookies(head.headers)[flow.cookieName],
+              let grant = flow.live(flow.sessions.open(value, now: shared.clock()))?.grants[org.name],
+              case .allow = flow.standing(grant, in: org) else { return nil }
+        return grant
+    }
+
+    private func isAdmin(_ grant: SessionGrant?, in org: GatewayConfiguration.Organization) -> Bool {
+        guard let grant else { return false }
+        return shared.runtime.flow.standing(grant, in: org) == .allow(role: .admin, external: nil)
     }
 
     private var now: Int64 { Int64(shared.clock().timeIntervalSince1970) }
@@ -60,10 +68,10 @@ struct Tokens {
     func answerPage(_ head: HTTPRequestHead, body: [UInt8], organization name: String, page: Page, requestID: String) async -> LocalResponse {
         let runtime = shared.runtime
         guard let org = runtime.configuration.organization(named: name), org.saml.enabled else { return .text(.notFound, "unknown organization") }
-        guard let grant = member(head, org: org.name) else {
+        guard let grant = member(head, org: org) else {
             return Console.page(.unauthorized, ConsolePage.signIn(organization: org.name, loginURL: "/organizations/\(org.name)/sso?return_to=/organizations/\(org.name)/settings/tokens"))
         }
-        let admin = grant.role == "admin"
+        let admin = isAdmin(grant, in: org)
         let intents = SealedCodec<Intent>(secrets: runtime.configuration.session.secrets, purpose: "tokens-csrf")
         let csrf = (try? intents.seal(Intent(organization: org.name, subject: grant.subject, expires: now + 4 * 3600))) ?? ""
         var created: (text: String, token: AccessToken)?
@@ -110,7 +118,7 @@ struct Tokens {
             return SettingsAPI.json(.notFound, ["error": "unknown_organization"])
         }
         // A member by cookie, or an admin token.
-        let grant = member(head, org: org.name)
+        let grant = member(head, org: org)
         var adminToken: AdminToken?
         if grant == nil, let bearer = SettingsAPI.bearer(head), bearer.hasPrefix("ssga_") {
             adminToken = try? await shared.store.adminToken(hash: try AdminToken.hash(bearer), now: now)
@@ -123,7 +131,7 @@ struct Tokens {
         if head.method != .GET, grant != nil, !SiteProof.sameSite(head.headers, publicURL: runtime.configuration.publicURL) {
             return SettingsAPI.json(.forbidden, ["error": "same_origin_required", "detail": "send Origin: \(runtime.configuration.publicURL)"])
         }
-        let admin = adminToken != nil || grant?.role == "admin"
+        let admin = adminToken != nil || isAdmin(grant, in: org)
         let actor = grant?.subject ?? "admin-token:\(adminToken!.id)"
         do {
             switch (head.method, id) {

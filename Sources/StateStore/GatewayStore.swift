@@ -24,6 +24,8 @@ package protocol SettingsStore: Sendable {
     func setEnabled(_ enabled: Bool, organization: String) async throws -> EnableOutcome
     /// The role mapping set in the console (nil: back to the file's), in force at once.
     func setRoleMapping(_ mapping: StoredRoleMapping?, organization: String) async throws -> OrganizationSettings
+    /// The access policy set in the console (nil: the file's again), in force at once.
+    func setAccessPolicy(_ policy: AccessPolicy?, organization: String) async throws -> OrganizationSettings
 }
 
 package enum EnableOutcome: Sendable, Equatable {

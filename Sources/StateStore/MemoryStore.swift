@@ -86,6 +86,16 @@ package final class MemoryStore: GatewayStore {
         }
     }
 
+    package func setAccessPolicy(_ policy: AccessPolicy?, organization: String) async throws -> OrganizationSettings {
+        state.withLock { s in
+            var settings = s.settings[organization] ?? .empty
+            settings.access = policy
+            s.settings[organization] = settings
+            s.version += 1
+            return settings
+        }
+    }
+
     package func record(_ event: AuditEvent) async throws {
         state.withLock { s in
             s.audit.append(event)

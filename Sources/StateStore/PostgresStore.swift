@@ -302,6 +302,14 @@ package final class PostgresStore: GatewayStore {
         }!
     }
 
+    package func setAccessPolicy(_ policy: AccessPolicy?, organization: String) async throws -> OrganizationSettings {
+        try await modifying(organization) { settings in
+            var settings = settings ?? .empty
+            settings.access = policy
+            return settings
+        }!
+    }
+
     /// Reads one organization's settings under a row lock, stores what `change` makes of
     /// them (nil: nothing changes) and moves the version, in one transaction.
     private func modifying(_ organization: String,

@@ -252,6 +252,15 @@ package final class SQLiteStore: GatewayStore {
         }
     }
 
+    package func setAccessPolicy(_ policy: AccessPolicy?, organization: String) async throws -> OrganizationSettings {
+        try await pool.write { db in
+            var settings = try Self.settings(db, organization) ?? .empty
+            settings.access = policy
+            try Self.store(db, organization, settings)
+            return settings
+        }
+    }
+
     private static func settings(_ db: Database, _ organization: String) throws -> OrganizationSettings? {
         try String.fetchOne(db, sql: "SELECT settings FROM org_settings WHERE organization = ?", arguments: [organization]).map(decode)
     }

@@ -42,6 +42,7 @@ package struct UnavailableStore: GatewayStore {
     package func recordTest(organization: String, revision: Int64, result: TestResult) async throws -> OrganizationSettings? { throw Self.down }
     package func setEnabled(_ enabled: Bool, organization: String) async throws -> EnableOutcome { throw Self.down }
     package func setRoleMapping(_ mapping: StoredRoleMapping?, organization: String) async throws -> OrganizationSettings { throw Self.down }
+    package func setAccessPolicy(_ policy: AccessPolicy?, organization: String) async throws -> OrganizationSettings { throw Self.down }
     package func record(_ event: AuditEvent) async throws { throw Self.down }
     package func events(_ query: AuditQuery) async throws -> [AuditEvent] { throw Self.down }
     package func purgeAudit(before: Int64) async throws -> Int { throw Self.down }

@@ -60,6 +60,10 @@ struct OpenAPITests {
         #expect(Set(problem.keys) == (try Self.required("Problem")))
         let roles = try API.object(try await API.api(g, "PUT", "/api/organizations/initech/sso/roles", token: token, json: API.rolesJSON))
         #expect(Set((roles["role_mapping"] as? [String: Any] ?? [:]).keys) == (try Self.required("RoleMapping")))
+        let access = try API.object(try await API.api(g, "PUT", "/api/organizations/initech/sso/access", token: token,
+                                                      json: #"{"allowed_email_domains": ["initech.test"], "sso": "optional"}"#))
+        let policy = try #require(access["access"] as? [String: Any])
+        #expect(policy["allowed_email_domains"] as? [String] == ["initech.test"] && policy["sso"] as? String == "optional")
         let audit = try API.object(try await API.api(g, "GET", "/api/organizations/initech/audit", token: token))
         let event = try #require((audit["events"] as? [[String: Any]])?.first)
         #expect(Set(event.keys) == (try Self.required("AuditEvent")))
@@ -79,6 +83,7 @@ struct OpenAPITests {
         func bodyFor(_ path: String, _ method: HTTPMethod) -> String? {
             switch (path, method) {
             case ("sso/roles", .PUT): return API.rolesJSON
+            case ("sso/access", .PUT): return #"{"allowed_email_domains": ["initech.test"], "enforce_roles": true}"#
             case ("sessions/revoke", .POST): return #"{"subject": "alice@acme.test"}"#
             case (_, .PUT): return body
             default: return nil

@@ -147,10 +147,11 @@ struct ProtectionTests {
 
     @Test func theMostPrivilegedMatchingRoleWins() throws {
         let mapping = try #require(Self.orgs["acme"]?.roleMapping)
-        #expect(Protection.role(for: ["groups": ["engineering", "hf-admins"]], mapping: mapping) == .admin)
-        #expect(Protection.role(for: ["groups": ["interns", "engineering"]], mapping: mapping) == .write)
-        #expect(Protection.role(for: ["groups": ["nobody"]], mapping: mapping) == .read)
-        #expect(Protection.role(for: [:], mapping: mapping) == .read)
+        #expect(AccessRules.organizationRole(["engineering", "hf-admins"], mapping: mapping, policy: .open) == .admin)
+        #expect(AccessRules.organizationRole(["interns", "engineering"], mapping: mapping, policy: .open) == .write)
+        #expect(AccessRules.organizationRole(["nobody"], mapping: mapping, policy: .open) == .read)
+        #expect(AccessRules.organizationRole([], mapping: mapping, policy: .open) == .read)
+        #expect(AccessRules.organizationRole([], mapping: mapping, policy: AccessPolicy(defaultRole: "none")) == nil)
     }
 }
 
