@@ -108,6 +108,8 @@ def main():
         shot("9-console-roles")
         driver.execute_script("document.getElementById('ssogate-sessions').scrollIntoView()")
         shot("18-console-sessions")
+        driver.execute_script("document.getElementById('ssogate-policy').scrollIntoView()")
+        shot("20-console-policy")
         # "Fill in from IdP metadata" with the demo IdP's own metadata URL (its entity ID).
         metadata_url = driver.find_element(By.ID, "idp_entity_id").get_attribute("value")
         driver.find_element(By.ID, "metadata_url").send_keys(metadata_url)
@@ -124,6 +126,14 @@ def main():
         driver.get(console_link.split("/settings/")[0] + "/settings/sso")
         wait.until(EC.presence_of_element_located((By.ID, "ssogate-console-login")))
         shot("11-console-sign-in")
+        # mallory's email is outside acme's allowed domains: the refusal says so, and whom to
+        # ask; no session begins (bob logs in next on a clean slate).
+        driver.set_window_size(900, 560)
+        driver.get(base_url(start) + "/organizations/acme/sso?return_to=/acme/models")
+        wait.until(EC.presence_of_element_located((By.ID, "login-mallory"))).click()
+        wait.until(EC.presence_of_element_located((By.ID, "ssogate-refused")))
+        shot("19-policy-refused")
+        driver.set_window_size(900, 520)
         driver.get(base_url(start) + "/organizations/acme/sso?return_to=/organizations/acme/settings/sso")
         wait.until(EC.presence_of_element_located((By.ID, "login-bob"))).click()
         wait.until(EC.presence_of_element_located((By.TAG_NAME, "h1")))

@@ -28,7 +28,10 @@ package enum DiagnosticPage {
         return frame("SAML test succeeded", """
         <h1>SAML configuration works for \(Markup.escape(organization))</h1>
         <p id="ssogate-test-result">success</p><p>No session was issued. What the IdP asserted:</p><table>\(rows)</table>
-        \(refusedBy.map { "<p id=\"ssogate-policy\">The IdP works, but the access policy would refuse this member's login: <code>\(Markup.escape($0))</code>. Members it admits log in normally.</p>" } ?? "")
+        \(refusedBy.map { code in
+            "<p id=\"ssogate-policy\">The IdP works, but the access policy would refuse this member's login: <code>\(Markup.escape(code))</code>. Members it admits log in normally.</p>"
+                + (LoginAdvice.advice(for: code).map { "<p><b>Why:</b> \(Markup.escape($0.cause))</p><p><b>What to try:</b> \(Markup.escape($0.fix))</p>" } ?? "")
+        } ?? "")
         \(back.map { "<p>These settings are now the active ones: members' logins use them whenever SAML SSO is enabled. <a id=\"ssogate-back\" href=\"\(Markup.escape($0))\">Back to the SSO settings</a></p>" } ?? "")
         """)
     }

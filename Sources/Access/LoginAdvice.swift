@@ -50,6 +50,12 @@ package enum LoginAdvice {
                          fix: "Fix the attribute at the IdP (Okta: the profile field mapped to it).")
         case "session_too_large":
             return .init(cause: "The user's NameID, email or role is too large for a cookie.", fix: "Send a shorter NameID (Okta: Application username = Email).")
+        case "access_denied":
+            return .init(cause: "The access policy gives no access to members none of whose groups has a role row (default role: none).",
+                         fix: "Add a role row for one of the member's groups, or put the member in a group that has one.")
+        case "email_domain_not_allowed":
+            return .init(cause: "The member's email is not in the organization's allowed email domains (or the IdP sent no email).",
+                         fix: "Add the domain under \"Who gets in\", or have the IdP send the member's address in that domain (an email attribute or an email NameID).")
         case "login_busy", "login_rate_limited":
             return .init(cause: "Too many logins at once.", fix: "Wait a few seconds and test again.")
         default:

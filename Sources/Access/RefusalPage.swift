@@ -19,8 +19,10 @@ package struct AccessRefusal: Sendable {
     /// The resource group of the path, when the refusal is about one.
     package let resourceGroup: String?
     package let method: String
-    /// Their session (or `token:ID`), for the audit log.
+    /// Their session (or `token:ID`; `noSession` for a refused login), for the audit log.
     package let session: String
+
+    package static let noSession = "-"
 
     /// What the organization requires, in a member's words.
     func requirement(_ policy: AccessPolicy) -> String {
@@ -60,10 +62,11 @@ package struct AccessRefusal: Sendable {
     package func html(_ policy: AccessPolicy, requestID: String, signIn: String) -> String {
         let who = email.map { $0 == subject ? Markup.escape($0) : "\(Markup.escape(subject)) (\(Markup.escape($0)))" } ?? Markup.escape(subject)
         let title = refusal == .readOnlyRole ? "You can view this, but not change it" : "You don't have access to this"
-        let another = refusal == .emailDomainNotAllowed || (refusal == .accessDenied && vouchedBy != organization)
-            ? "<p><a id=\"ssogate-sign-in\" href=\"\(Markup.escape(signIn))\">Sign in to \(Markup.escape(organization)) with another account</a>"
-                + " &middot; <a href=\"/_ssogate/logout\">Log out</a></p>"
-            : "<p><a href=\"/_ssogate/logout\">Log out</a></p>"
+        // A refused login has no session here to log out of.
+        let logout = session == Self.noSession ? "" : "<a href=\"/_ssogate/logout\">Log out</a>"
+        let signInAgain = refusal == .emailDomainNotAllowed || (refusal == .accessDenied && vouchedBy != organization)
+            ? "<a id=\"ssogate-sign-in\" href=\"\(Markup.escape(signIn))\">Sign in to \(Markup.escape(organization)) with another account</a>" : ""
+        let another = "<p>" + [signInAgain, logout].filter { !$0.isEmpty }.joined(separator: " &middot; ") + "</p>"
         return LogoutPage.frame(title, """
         <h1 id="ssogate-refused">\(Markup.escape(title))</h1>
         <p>You are signed in as <b>\(who)</b>\(vouchedBy == organization ? "" : " through \(Markup.escape(vouchedBy))").</p>

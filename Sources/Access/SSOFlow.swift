@@ -222,7 +222,7 @@ package struct SSOFlow: Sendable {
         let values = checked.0.attributes[org.roleMapping?.attribute ?? "groups"] ?? []
         if !testing, let refusal = rules.admitsLogin(org, email: Self.email(of: checked.0), values: values) {
             let who = AccessRefusal(organization: name, refusal: refusal, subject: checked.0.nameID, email: Self.email(of: checked.0), vouchedBy: name,
-                                    role: nil, resourceGroup: nil, method: "POST", session: "-")
+                                    role: nil, resourceGroup: nil, method: "POST", session: AccessRefusal.noSession)
             return .spend(checked.1, session: nil) { outcome in
                 switch outcome {
                 case .spent:

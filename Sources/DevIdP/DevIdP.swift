@@ -16,6 +16,7 @@ public struct DevUser: Sendable {
         DevUser(id: "alice", email: "alice@example.test", groups: ["hf-admins", "engineering"], description: "admin of acme"),
         DevUser(id: "bob", email: "bob@example.test", groups: ["viewers"], description: "read-only member"),
         DevUser(id: "carol", email: "carol@example.test", groups: ["engineering"], description: "engineer"),
+        DevUser(id: "mallory", email: "mallory@elsewhere.test", groups: ["engineering"], description: "outside acme's email domain"),
     ]
 }
 

@@ -144,6 +144,10 @@ struct Demo: AsyncParsableCommand {
               attribute: groups
               rules: [{value: hf-admins, role: admin}, {value: engineering, role: write}]
               default_role: read
+            access:
+              allowed_email_domains: [example.test]
+              enforce_roles: true
+              contact: "alice@example.test"
         """
         let configuration: GatewayConfiguration
         do {

@@ -90,7 +90,7 @@ struct DevIdPTests {
                                       issueInstant: Date(), random: { Array(repeating: 2, count: 20) })
         #expect(idp.handle(method: "GET", path: "/sso", query: query(of: try redirected.redirectURL(to: idp.ssoURL, relayState: nil)),
                            form: [:]).status == 400)
-        #expect(idp.handle(method: "POST", path: "/login", query: [:], form: ["user": "mallory", "sp": sp.entityID]).status == 400)
+        #expect(idp.handle(method: "POST", path: "/login", query: [:], form: ["user": "nobody", "sp": sp.entityID]).status == 400)
     }
 
     @Test func metadataCarriesTheSigningCertificateAndSSOLocation() throws {

@@ -117,6 +117,15 @@ organizations:
   - name: hooli
     id: "64f0c2hooli"
     managed: console
+  - name: umbrella
+    unauthenticated: redirect
+    saml:
+      enabled: true
+      sign_on_url: "$IDP/saml2/idp/SSOService.php"
+      idp_entity_id: "$IDP/saml2/idp/metadata.php"
+      certificate_file: "$WORK/idp/cert/idp.crt"
+    role_mapping: {attribute: groups, rules: [{value: engineering, role: write}]}
+    access: {allowed_email_domains: [example.test], contact: "it-help@example.test"}
 YAML
 }
 # The http gateway's tokens live 10s (the shortest ttl allowed): e2e.py presents its first
@@ -142,6 +151,9 @@ E2E_IDP="$IDP" E2E_GW="$GW" E2E_GWS="$GWS" E2E_CA="$TLS/ca.crt" E2E_HOME="$WORK/
 # is shared by the CLI's admin-link and the running gateway).
 E2E_IDP="$IDP" E2E_GW="$GW" E2E_BIN="$BIN" E2E_CONFIG="$WORK/ssogate.yaml" E2E_HOME="$WORK/home" E2E_OUT="$OUT" \
   E2E_IDP_CERT="$WORK/idp/cert/idp.crt" E2E_WRONG_CERT="$WORK/sp/sp.crt" python3 "$ROOT/Tests/E2E/admin_story.py" || status=$?
+# The access policy: umbrella admits example.test only; mallory is refused with a page that
+# says why, alice gets in.
+E2E_IDP="$IDP" E2E_GW="$GW" E2E_HOME="$WORK/home" E2E_OUT="$OUT" python3 "$ROOT/Tests/E2E/policy_story.py" || status=$?
 # Single Logout both ways with SimpleSAMLphp (initech, which has an SP key pair).
 E2E_IDP="$IDP" E2E_GW="$GW" E2E_HOME="$WORK/home" E2E_OUT="$OUT" python3 "$ROOT/Tests/E2E/slo_story.py" || status=$?
 if [ "$status" != 0 ]; then
