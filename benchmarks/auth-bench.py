@@ -11,7 +11,12 @@ content (a valid session cookie, a protected path), in one run, against
                ssg_...`) instead of the session cookie
 
     python3 benchmarks/auth-bench.py [--binary PATH] [--baseline PATH] [--rounds N] [--duration S]
-                                     [--instructions N]
+                                     [--instructions N] [--policy]
+
+`--policy` gives the `--binary` gateway's acme an access policy with every per-request rule
+in force (allowed email domains, default role none, enforce_roles, and a resource group
+holding the measured path, in which alice's engineering group gives her write); the
+baseline keeps none, so an older binary that knows no `access` key can run beside it.
 
 Each ssogate keeps its own SQLite store (the default store), so a baseline of an older
 schema version runs beside the binary under test. Both sessions come from real logins: `ssogate dev-idp` is the IdP of the gateways and of
@@ -71,6 +76,7 @@ def parse_args():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk/h2load measurement")
     p.add_argument("--instructions", type=int, default=2000, help="requests counted under callgrind (0: skip)")
+    p.add_argument("--policy", action="store_true", help="an access policy for --binary's acme (see above)")
     a = p.parse_args()
     if not 1 <= a.rounds <= 50 or not 1 <= a.duration <= 300:
         p.error("--rounds 1..50, --duration 1..300")
@@ -210,7 +216,16 @@ ProxyPass /public/ http://127.0.0.1:{upstream_port}/public/
     return proc
 
 
-def gateway_config(work, name, port, idp, cert):
+POLICY = """
+    access:
+      default_role: none
+      allowed_email_domains: [example.test]
+      enforce_roles: true
+      resource_groups: [{name: private, paths: ["/acme/secret*"]}]
+"""
+
+
+def gateway_config(work, name, port, idp, cert, policy=False):
     path = os.path.join(work, f"{name}.yaml")
     write(path, f"""listen: "127.0.0.1:{port}"
 workers: 1
@@ -224,8 +239,8 @@ protected_paths: ["/{{org}}/"]
 organizations:
   - name: acme
     saml: {{enabled: true, sign_on_url: "{idp}/sso", idp_entity_id: "{idp}/metadata", certificate_file: "{cert}"}}
-    role_mapping: {{attribute: groups, rules: [{{value: hf-admins, role: admin}}]}}
-""")
+    role_mapping: {{attribute: groups, rules: [{{value: hf-admins, role: admin}}{{policy_rule}}]}}
+""".replace("{policy_rule}", ", {value: engineering, role: write, resource_group: private}" if policy else "") + (POLICY if policy else ""))
     return path
 
 
@@ -416,7 +431,7 @@ def main():
             gateways["baseline"] = a.baseline
         configs = {}
         for name in gateways:
-            configs[name] = gateway_config(work, name, ports[name], idp_base, cert)
+            configs[name] = gateway_config(work, name, ports[name], idp_base, cert, policy=a.policy and name == "ssogate")
             text = open(configs[name]).read().replace("{upstream}", str(ports["upstream"]))
             write(configs[name], text)
         sp_metadata(a.binary, configs["ssogate"], os.path.join(work, "ssogate-sp.xml"))
