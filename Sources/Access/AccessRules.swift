@@ -31,8 +31,11 @@ package struct AccessRules: Sendable {
         case refuse(Refusal)
     }
 
-    private struct Group: Sendable {
-        let name: String
+    /// A resource group as requests are matched against it.
+    package struct Group: Sendable {
+        package let name: String
+        /// `org/name`: its key in the loop caches, made once.
+        package let key: String
         let patterns: [[[UInt8]]]
     }
 
@@ -44,7 +47,7 @@ package struct AccessRules: Sendable {
         self.organizations = organizations
         var groups: [String: [Group]] = [:]
         for (name, org) in organizations where !org.access.resourceGroups.isEmpty {
-            groups[name] = org.access.resourceGroups.map { Group(name: $0.name, patterns: $0.paths.map(ResourcePattern.compiled)) }
+            groups[name] = org.access.resourceGroups.map { Group(name: $0.name, key: name + "/" + $0.name, patterns: $0.paths.map(ResourcePattern.compiled)) }
         }
         self.groups = groups
     }
@@ -54,7 +57,7 @@ package struct AccessRules: Sendable {
     /// Whether `grant`, which `vouchedBy`'s IdP asserted, may make this request of `org`'s content.
     package func decide(_ org: GatewayConfiguration.Organization, grant: SessionGrant, vouchedBy: String,
                         path: Substring, method: String) -> Verdict {
-        let verdict = admit(org, grant: grant, vouchedBy: vouchedBy, resourceGroup: resourceGroup(of: path, in: org))
+        let verdict = admit(org, grant: grant, vouchedBy: vouchedBy, resourceGroup: resourceGroup(of: path, in: org)?.name)
         guard case .allow(let role, _) = verdict, Self.onlyReads(role, org.access), !Self.reads(method: method, path: path) else { return verdict }
         return .refuse(.readOnlyRole)
     }
@@ -135,8 +138,8 @@ package struct AccessRules: Sendable {
     }
 
     /// The resource group `path` is in, read as sent and as a servlet container reads it.
-    package func resourceGroup(of path: Substring, in org: GatewayConfiguration.Organization) -> String? {
-        guard let groups = groups[org.name] else { return nil }
+    package func resourceGroup(of path: Substring, in org: GatewayConfiguration.Organization) -> Group? {
+        guard !groups.isEmpty, let groups = groups[org.name] else { return nil }
         var path = path
         return path.withUTF8 { bytes in
             if let literal = Self.group(of: bytes, in: groups) { return literal }
@@ -145,7 +148,7 @@ package struct AccessRules: Sendable {
         }
     }
 
-    private static func group(of path: UnsafeBufferPointer<UInt8>, in groups: [Group]) -> String? {
-        groups.first { $0.patterns.contains { ResourcePattern.matches($0, path: path) } }?.name
+    private static func group(of path: UnsafeBufferPointer<UInt8>, in groups: [Group]) -> Group? {
+        groups.first { $0.patterns.contains { ResourcePattern.matches($0, path: path) } }
     }
 }

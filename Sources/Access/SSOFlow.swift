@@ -492,7 +492,11 @@ package struct SSOFlow: Sendable {
             // organization whose IdP vouched for it; only which organizations this request
             // holds grants for, and in the signed assertion each grant with its own subject.
             if let known = memo?.unprotected { return known }
-            let grants = session?.grants.sorted { $0.key < $1.key } ?? []
+            // Only grants the access policy would let log in count (their email still in the
+            // allowed domains, some role row still theirs).
+            let grants = session?.grants.sorted { $0.key < $1.key }.filter { name, grant in
+                organizations[name].map { rules.admitsLogin($0, email: grant.email, values: grant.groups) == nil } ?? false
+            } ?? []
             guard !grants.isEmpty else { return .forward(identity: [], expires: nil, claims: nil) }
             let forward = AccessDecision.forward(identity: [("X-SSO-Organizations", grants.map(\.key).joined(separator: ","))],
                                                  expires: grants.map(\.value.expires).min(),
@@ -502,8 +506,9 @@ package struct SSOFlow: Sendable {
             memo?.unprotected = forward
             return forward
         }
-        let group = rules.resourceGroup(of: path, in: org)
-        let key = group.map { org.name + "/" + $0 } ?? org.name
+        let inGroup = rules.resourceGroup(of: path, in: org)
+        let group = inGroup?.name
+        let key = inGroup?.key ?? org.name
         if let known = memo?.decisions[key] { return checked(known, org: org, method: method, path: path, group: group) }
         if let session {
             if let grant = session.grant(for: org.name, now: now) {
@@ -562,11 +567,16 @@ package struct SSOFlow: Sendable {
     }
 
     /// The forward decision for `grant` on `org`'s content with `role`, as the caches keep it.
+    /// An external collaborator's groups are their own organization's: never sent as this
+    /// one's (an upstream mapping `hf-admins` to admin would make another company's admins
+    /// admins here); their role here is `X-SSO-Role`.
     func granted(_ grant: SessionGrant, org: GatewayConfiguration.Organization, vouchedBy: String, role: GatewayConfiguration.Role?) -> Granted {
         let external = vouchedBy == org.name ? nil : vouchedBy
-        let forward = AccessDecision.forward(identity: Self.identity(grant, organization: org.name, role: role?.name, vouchedBy: external),
+        var sent = grant
+        if external != nil { sent.groups = [] }
+        let forward = AccessDecision.forward(identity: Self.identity(sent, organization: org.name, role: role?.name, vouchedBy: external),
                                              expires: grant.expires,
-                                             claims: UpstreamClaims(grant: grant, organization: org.name, role: role?.name, vouchedBy: external, grants: []),
+                                             claims: UpstreamClaims(grant: sent, organization: org.name, role: role?.name, vouchedBy: external, grants: []),
                                              sessions: [grant.id])
         return Granted(forward: forward, readsOnly: AccessRules.onlyReads(role, org.access), grant: grant, vouchedBy: vouchedBy, role: role?.name)
     }

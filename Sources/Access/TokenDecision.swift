@@ -38,8 +38,9 @@ extension SSOFlow {
             tokens.used(token.id, minute: minute)
         }
         // The member's grant as the token carries it, through the same policy as a session's.
-        let group = rules.resourceGroup(of: path, in: org)
-        let key = group.map { org.name + "/" + $0 } ?? org.name
+        let inGroup = rules.resourceGroup(of: path, in: org)
+        let group = inGroup?.name
+        let key = inGroup?.key ?? org.name
         if entry?.owner !== cacheOwner {
             entry?.owner = cacheOwner
             entry?.decisions.removeAll()

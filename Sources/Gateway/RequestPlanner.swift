@@ -127,7 +127,8 @@ struct RequestPlanner {
         case .refused(let refusal):
             let requestID = RequestFields.requestID()
             shared.audit(refusal, peer: peerText, requestID: requestID)
-            let html = Protection.isBrowserNavigation(method: head.method.rawValue, accept: head.headers.first(name: "accept"))
+            // A page for whatever a browser sent (a form's POST too), JSON for the rest.
+            let html = !webSocket && (head.headers.first(name: "accept")?.lowercased().contains("text/html") ?? false)
             var response = runtime.flow.refusedResponse(refusal, html: html, requestID: requestID)
             response.headers += clearing
             return .respond(response, head: head, close: false)

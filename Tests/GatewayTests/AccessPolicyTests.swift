@@ -232,6 +232,8 @@ struct AccessPolicyTests {
         #expect(g.upstream.requests.last?.values("x-sso-role") == ["read"])
         let write = try await Self.send(g, "POST", "/acme/model/upload", cookie: reader)
         #expect(write.status == 403 && API.field(write, "error") == "role_read_only" && API.field(write, "role") == "read")
+        let form = try await Self.send(g, "POST", "/acme/model/upload", cookie: reader, accept: "text/html,application/xhtml+xml")
+        #expect(form.status == 403 && form.text.contains("You can view this, but not change it"), "a browser's form post gets the page")
         // Resource groups: the group's own role inside, the organization's outside.
         let secret = try Self.session(try await Self.logIn(g, org: "acme", email: "sam@acme.test", groups: ["readers", "secret-team"]))
         #expect(try await Self.send(g, "POST", "/acme/secret-model/upload", cookie: secret).status == 200)
@@ -243,10 +245,11 @@ struct AccessPolicyTests {
         #expect(page.status == 403 && page.text.contains("resource group &quot;secret&quot;") && page.text.contains("ann@acme.test"))
         #expect(page.header("content-type") == "text/html; charset=utf-8")
         // External collaborators: bob through globex reads acme with the role and who vouched.
-        let bob = try Self.session(try await Self.logIn(g, org: "globex", email: "bob@globex.test", groups: []))
+        let bob = try Self.session(try await Self.logIn(g, org: "globex", email: "bob@globex.test", groups: ["hf-admins"]))
         #expect(try await Self.send(g, "GET", "/acme/model", cookie: bob).status == 200)
         let seen = try #require(g.upstream.requests.last)
         #expect(seen.values("x-forwarded-user") == ["bob@globex.test"] && seen.values("x-sso-role") == ["read"])
+        #expect(seen.values("x-forwarded-groups").isEmpty, "globex's groups are not acme's: never sent for acme's content")
         #expect(seen.values("x-sso-organization") == ["acme"] && seen.values("x-sso-identity-organization") == ["globex"])
         // dan of globex is no collaborator: acme asks him to log in to acme (its 401).
         let dan = try Self.session(try await Self.logIn(g, org: "globex", email: "dan@globex.test", groups: []))
@@ -260,7 +263,7 @@ struct AccessPolicyTests {
         #expect(denied.map(\.reason).sorted { ($0 ?? "") < ($1 ?? "") } == ["resource_group_denied", "role_read_only"])
         #expect(denied.contains { $0.subject == "rex@acme.test" && $0.result == "failure" })
         let metrics = try await API.request(g, "GET /_ssogate/metrics HTTP/1.1\r\nHost: h\r\n\r\n")
-        #expect(metrics.text.contains("ssogate_access_refusals_total{organization=\"acme\",reason=\"role_read_only\"} 2"), "\(metrics.text.suffix(800))")
+        #expect(metrics.text.contains("ssogate_access_refusals_total{organization=\"acme\",reason=\"role_read_only\"} 3"), "\(metrics.text.suffix(800))")
         await SSOFlowTests().stop(g)
     }
 
@@ -341,6 +344,16 @@ struct AccessPolicyTests {
         #expect(access["contact"] as? String == "ops@acme.test" && access["enforce_roles"] as? Bool == false)
         let outsider = try await Self.logIn(g, org: "acme", email: "mallory@evil.test", groups: ["engineering"])
         #expect(outsider.status == 303, "the saved policy is in force at once")
+        let mallory = try Self.session(outsider)
+        #expect(try await Self.send(g, "GET", "/acme/model", cookie: mallory).status == 200)
+        #expect(try await Self.send(g, "GET", "/elsewhere", cookie: mallory).status == 200)
+        #expect(g.upstream.requests.last?.values("x-sso-organizations") == ["acme"])
+        // Closed again: her session's requests are refused at once, and off protected paths
+        // her acme grant is no longer one the request holds.
+        #expect(try await put(#"{"allowed_email_domains": ["acme.test"], "# + groups + "}").status == 200)
+        #expect(try await Self.send(g, "GET", "/acme/model", cookie: mallory).status == 403)
+        #expect(try await Self.send(g, "GET", "/elsewhere", cookie: mallory).status == 200)
+        #expect(g.upstream.requests.last?.values("x-sso-organizations").isEmpty == true)
         let events = try await Self.events(g, "acme", action: "sso.settings.update", count: 2)
         #expect(events.contains { $0.reason == "access_policy" && $0.result == "success" })
         await SSOFlowTests().stop(g)
