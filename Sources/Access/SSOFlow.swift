@@ -29,14 +29,23 @@ package enum AccessDecision {
 }
 
 /// A grant's forward decision for one organization and resource group, as a loop's cache
-/// keeps it, with what the method check (`enforce_roles`) needs.
-package struct Granted {
+/// keeps it, with what the method check (`enforce_roles`) needs. A class: a request takes it
+/// from the cache with one reference count, not one per field.
+package final class Granted {
     package let forward: AccessDecision
     /// The role is `read` under `enforce_roles`: only `GET`, `HEAD`, `OPTIONS`.
     package let readsOnly: Bool
     let grant: SessionGrant
     let vouchedBy: String
     let role: String?
+
+    init(forward: AccessDecision, readsOnly: Bool, grant: SessionGrant, vouchedBy: String, role: String?) {
+        self.forward = forward
+        self.readsOnly = readsOnly
+        self.grant = grant
+        self.vouchedBy = vouchedBy
+        self.role = role
+    }
 }
 
 /// The SSO flow (docs/SPEC.md "HTTP endpoints" and "A request for protected content"), as plain

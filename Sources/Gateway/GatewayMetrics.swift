@@ -22,6 +22,7 @@ public final class GatewayMetrics: Sendable {
     private let clientTimeouts = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let auditLost = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let accessRefusals = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    private let forwardAuth = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     let certificates: CertificateGauges
     /// Session endings waiting for the state store (SessionSync).
     private let endingsPending: Prometheus.Gauge
@@ -83,6 +84,10 @@ public final class GatewayMetrics: Sendable {
     /// A request the access policy refused, by reason code, per organization.
     func accessRefused(organization: String, reason: String) {
         counter(accessRefusals, "ssogate_access_refusals_total", ("organization", organization), ("reason", reason)).increment()
+    }
+    /// A forward-auth answer: `allowed`, `anonymous`, `login`, `unauthorized`, `refused`, `bad_request`.
+    func forwardAuthDecided(result: String) {
+        counter(forwardAuth, "ssogate_forward_auth_total", ("result", result)).increment()
     }
     func auditDropped() { counter(auditLost, "ssogate_audit_events_lost_total").increment() }
     func clientTimedOut(reason: String) { counter(clientTimeouts, "ssogate_client_timeouts_total", ("reason", reason)).increment() }

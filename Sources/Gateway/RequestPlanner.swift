@@ -55,6 +55,7 @@ struct RequestPlanner {
             if pathOnly(head.uri) == "/_ssogate/logout", head.method == .GET || head.method == .POST {
                 return .collectBody(organization: "", head: head)
             }
+            if Self.isForwardAuth(head.uri) { return .respond(forwardAuth(head), head: head, close: false) }
             return .respond(internalEndpoint(head), head: head, close: false)
         }
         let runtime = shared.runtime(on: loop)
@@ -108,33 +109,9 @@ struct RequestPlanner {
         case .banner(let organization, let loginURL):
             // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
             if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }
-        case .redirect(let location):
-            return .respond(LocalResponse(status: .found, headers: [("Location", location), ("Cache-Control", "no-store")] + clearing, body: []),
-                            head: head, close: false)
-        case .ambiguousPath:
-            return reject(head, .badRequest, "ambiguous path", reason: "path names different organizations with and without its ; parameters")
-        case .unauthorized(let organization, let json, let badToken):
-            // A wrong token is a guess: counted like a login attempt from this client.
-            if badToken, let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
-                shared.metrics.loginTurnedAway(endpoint: "token", reason: refusal.code)
-                return .respond(LocalResponse(status: .tooManyRequests, headers: [("Content-Type", "application/json"), ("Retry-After", "60")],
-                                              body: Array("{\"error\":\"\(refusal.code)\"}".utf8)), head: head, close: false)
-            }
-            // `git` asks for a user name and password on Basic: the token goes in the password.
-            return .respond(LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-                                                                           ("WWW-Authenticate", "Basic realm=\"ssogate \(organization)\"")] + clearing,
-                                          body: json), head: head, close: false)
-        case .refused(let refusal):
-            let requestID = RequestFields.requestID()
-            shared.audit(refusal, peer: peerText, requestID: requestID)
-            // A page for whatever a browser sent (a form's POST too), JSON for the rest.
-            let html = !webSocket && (head.headers.first(name: "accept")?.lowercased().contains("text/html") ?? false)
-            var response = runtime.flow.refusedResponse(refusal, html: html, requestID: requestID)
-            response.headers += clearing
-            return .respond(response, head: head, close: false)
-        case .forbidden(let json):
-            return .respond(LocalResponse(status: .forbidden, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: json),
-                            head: head, close: false)
+        case .redirect, .ambiguousPath, .unauthorized, .refused, .forbidden:
+            let (response, close) = answer(decision, head: head, runtime: runtime, clearing: clearing, html: !webSocket)
+            return .respond(response, head: head, close: close)
         }
         let upstreamHead = HeaderPolicy.upstreamRequestHead(
             from: head, peer: peerText, peerTrusted: runtime.isTrusted(peer: peerBytes),
@@ -164,6 +141,43 @@ struct RequestPlanner {
         if webSocket { exchange.tunnelSessions = grantSessions }
         if runtime.minter != nil { exchange.assertionClaims = claims }
         return .proxy(exchange, expectContinue: expectContinue)
+    }
+
+    /// The answer made here to a decision that does not forward (the proxy's and
+    /// forward-auth's alike); `close` ends an HTTP/1 connection after it.
+    /// - Parameter html: a page may answer (not a WebSocket), when the client accepts one.
+    func answer(_ decision: AccessDecision, head: HTTPRequestHead, runtime: GatewayRuntime, clearing: [(String, String)],
+                html: Bool) -> (LocalResponse, close: Bool) {
+        switch decision {
+        case .forward, .banner:
+            preconditionFailure("a forwarding decision has no local answer")
+        case .redirect(let location):
+            return (LocalResponse(status: .found, headers: [("Location", location), ("Cache-Control", "no-store")] + clearing, body: []), false)
+        case .ambiguousPath:
+            rejected(.badRequest, reason: "path names different organizations with and without its ; parameters")
+            return (.plain(.badRequest, "ambiguous path"), true)
+        case .unauthorized(let organization, let json, let badToken):
+            // A wrong token is a guess: counted like a login attempt from this client.
+            if badToken, let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
+                shared.metrics.loginTurnedAway(endpoint: "token", reason: refusal.code)
+                return (LocalResponse(status: .tooManyRequests, headers: [("Content-Type", "application/json"), ("Retry-After", "60")],
+                                      body: Array("{\"error\":\"\(refusal.code)\"}".utf8)), false)
+            }
+            // `git` asks for a user name and password on Basic: the token goes in the password.
+            return (LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                                                                   ("WWW-Authenticate", "Basic realm=\"ssogate \(organization)\"")] + clearing,
+                                  body: json), false)
+        case .refused(let refusal):
+            let requestID = RequestFields.requestID()
+            shared.audit(refusal, peer: peerText, requestID: requestID)
+            // A page for whatever a browser sent (a form's POST too), JSON for the rest.
+            let page = html && (head.headers.first(name: "accept")?.lowercased().contains("text/html") ?? false)
+            var response = runtime.flow.refusedResponse(refusal, html: page, requestID: requestID)
+            response.headers += clearing
+            return (response, false)
+        case .forbidden(let json):
+            return (LocalResponse(status: .forbidden, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: json), false)
+        }
     }
 
     /// `/organizations/{org}/sso`, `/saml/consume`, `/saml/metadata`; nil for any other
