@@ -10,7 +10,7 @@ SYSTEM_PACKAGES := libxml2-dev libssl-dev libnghttp2-dev pkg-config zlib1g-dev l
 # Jetty (libjetty9-java, servlet API, a JDK to compile the test servlet) and Node.js are real
 # upstream application servers in Tests/Wire, beside Flask/Werkzeug from PyPI.
 TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver python3-yaml systemd nghttp2-client libnss3-tools postgresql \
-  libjetty9-java libservlet-api-java openjdk-17-jdk-headless nodejs git curl
+  libjetty9-java libservlet-api-java openjdk-17-jdk-headless nodejs git curl nginx caddy
 # Selenium drives Chromium in Tests/E2E; h2, httpx and websockets are the HTTP/2 and
 # WebSocket clients of Tests/HTTP2; joserfc verifies X-SSO-Assertion in the E2E upstream. These versions resolve against this machine's PyPI mirror.
 SELENIUM := selenium==4.27.1
@@ -71,6 +71,8 @@ test: test-deps
 	timeout 180 python3 Tests/Replicas/check_replicas.py .build/debug/ssogate
 	@# Debian's git clones and pushes through the gateway with an access token.
 	timeout 300 python3 Tests/Git/check_git.py .build/debug/ssogate
+	@# Debian's nginx (auth_request) and Caddy (forward_auth) running the README's snippets.
+	timeout 180 python3 Tests/ForwardAuth/check_forward_auth.py .build/debug/ssogate
 	bash Tests/E2E/run-e2e.sh
 
 # The browser login against SimpleSAMLphp alone (screenshots in .build/e2e/).

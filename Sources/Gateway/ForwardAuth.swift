@@ -9,9 +9,8 @@ import Sessions
 /// `forward_auth`, Envoy `ext_authz`), about a request it describes. The decision is the
 /// built-in proxy's (`SSOFlow.decide`: protected paths, sessions, tokens, the access policy);
 /// only the answer's shape differs:
-/// - allowed: `200` with the identity headers for the ingress to copy upstream (and every
-///   other identity header name it was told to copy stays absent, so a client's copy is
-///   replaced by nothing);
+/// - allowed: `200` with the identity headers for the ingress to copy upstream, every one
+///   of them named (empty when it does not apply), so a client's copy is replaced by nothing;
 /// - a browser without a session: `302` to the login (the banner cannot be injected into a
 ///   response this gateway never sees), or for nginx, which relays only `2xx`/`401`/`403`,
 ///   `401` with the login in `Location`;
@@ -20,6 +19,9 @@ import Sessions
 /// Only `trusted_proxies` may ask: the answer says who a cookie or token belongs to.
 extension RequestPlanner {
     static let forwardAuthPath = "/_ssogate/auth"
+    /// The identity headers an ingress copies from an allowed answer.
+    static let identityNames = ["X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-SSO-Organization",
+                                "X-SSO-Identity-Organization", "X-SSO-Organizations", "X-SSO-Role"]
 
     static func isForwardAuth(_ uri: String) -> Bool {
         let path = pathOnly(uri)
@@ -55,7 +57,11 @@ extension RequestPlanner {
         shared.metrics.forwardAuthDecided(result: Self.result(decision))
         switch decision {
         case .forward(let identity, _, _, _):
-            return LocalResponse(status: .ok, headers: identity + clearing + [("Cache-Control", "no-store")], body: [])
+            // Every name, empty when it does not apply: an ingress that copies a listed header
+            // then replaces the client's copy with nothing (Traefik, and Caddy 2.6, which
+            // otherwise copies its own placeholder text) instead of leaving it.
+            let absent = Self.identityNames.filter { name in !identity.contains { $0.0.lowercased() == name.lowercased() } }
+            return LocalResponse(status: .ok, headers: identity + absent.map { ($0, "") } + clearing + [("Cache-Control", "no-store")], body: [])
         case .banner(_, let loginURL):
             return login(loginURL, nginx: described.onlyStatusCodes, clearing: clearing)
         case .redirect(let location):
