@@ -75,6 +75,9 @@ package struct SSOFlow: Sendable {
     package let tokens: TokenIndex
     /// The organizations' access policies, compiled.
     package let rules: AccessRules
+    /// What protects the top-level `upstream`'s paths, and each route's (`routes[]`, in order).
+    package let defaultScope: RouteScope
+    package let routeScopes: [RouteScope]
 
     package static let loginStateSeconds: Int64 = 600
 
@@ -93,6 +96,8 @@ package struct SSOFlow: Sendable {
         self.random = random
         organizations = Dictionary(uniqueKeysWithValues: configuration.organizations.map { ($0.name, $0) })
         rules = AccessRules(organizations: organizations)
+        defaultScope = RouteScope(patterns: configuration.protectedPaths, organizations: organizations)
+        routeScopes = RouteScope.routes(of: configuration, organizations: organizations)
         var validators: [String: ResponseValidator] = [:]
         var keys: [String: PrivateKey] = [:]
         var signOnURLs: [String: String] = [:]
@@ -411,9 +416,10 @@ package struct SSOFlow: Sendable {
     /// - Parameters:
     ///   - credential: what the request's `Authorization` carries, when it has one.
     ///   - tokenCache: this event loop's access tokens already looked up.
+    ///   - route: the index of the request's route in `routes[]`; nil: the top-level upstream's.
     package func decide(path: Substring, uri: String, method: String, accept: String?,
                         sessionCookie value: Substring?, cache: SessionCache? = nil,
-                        credential: Credential? = nil, tokenCache: TokenCache? = nil) -> (AccessDecision, setCookie: String?) {
+                        credential: Credential? = nil, tokenCache: TokenCache? = nil, route: Int? = nil) -> (AccessDecision, setCookie: String?) {
         let now = clock()
         let seconds = Int64(now.timeIntervalSince1970)
         var session: Session?
@@ -438,8 +444,9 @@ package struct SSOFlow: Sendable {
                 }
             }
         }
+        let scope = route.map { routeScopes[$0] } ?? defaultScope
         return (decision(path: path, uri: uri, method: method, accept: accept, session: session, now: now, memo: remembered,
-                         credential: credential, tokenCache: tokenCache), setCookie)
+                         credential: credential, tokenCache: tokenCache, scope: scope), setCookie)
     }
 
     /// The Set-Cookie value that removes the session cookie.
@@ -491,9 +498,9 @@ package struct SSOFlow: Sendable {
     /// - Parameter memo: where the decisions already made for this session are kept (a
     ///   session from the loop's cache); a forward decision found there is reused.
     private func decision(path: Substring, uri: String, method: String, accept: String?, session: Session?, now: Date,
-                          memo: SessionCache.Remembered? = nil, credential: Credential? = nil, tokenCache: TokenCache? = nil) -> AccessDecision {
+                          memo: SessionCache.Remembered? = nil, credential: Credential? = nil, tokenCache: TokenCache? = nil, scope: RouteScope) -> AccessDecision {
         let org: GatewayConfiguration.Organization
-        switch Protection.match(path, patterns: configuration.protectedPaths, organizations: organizations) {
+        switch scope.match(path) {
         case .organization(let matched): org = matched
         case .ambiguous: return .ambiguousPath
         case .unprotected:

@@ -162,7 +162,7 @@ struct Provisioner {
             clockSkew: v.clockSkew, protectedPaths: v.protectedPaths, unauthenticated: v.unauthenticated,
             organizations: organizations, trustedProxies: v.trustedProxies, tls: tls, hsts: v.hsts, http2: v.http2,
             upstreamAssertion: upstreamAssertion, store: resolved(v.store), logins: v.logins,
-            auditRetention: v.auditRetention, tokenMaxTTL: v.tokenMaxTTL)
+            auditRetention: v.auditRetention, tokenMaxTTL: v.tokenMaxTTL, routes: v.routes)
     }
 
     /// The store with its file paths made absolute against the configuration's folder (and

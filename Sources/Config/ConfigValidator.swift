@@ -67,6 +67,7 @@ struct ValidatedConfig {
     var logins: GatewayConfiguration.Logins
     var auditRetention: Duration
     var tokenMaxTTL: Duration
+    var routes: [GatewayConfiguration.Route]
 }
 
 /// Pure validation: takes the decoded file and the process environment (for `${ENV}`),
@@ -172,7 +173,7 @@ struct ConfigValidator {
                                                domainsByOrganization: domains)
             for problem in org.access.problems(in: context) { report("\(org.keyPath).access.\(problem.field)", problem.message) }
         }
-        if (raw.protectedPaths ?? []).isEmpty, let index = organizations.firstIndex(where: { $0.saml.enabled }) {
+        if (raw.protectedPaths ?? []).isEmpty, raw.routes.isEmpty, let index = organizations.firstIndex(where: { $0.saml.enabled }) {
             report("protected_paths", "is empty while organizations[\(index)] has SSO enabled: nothing would be protected")
         }
 
@@ -184,6 +185,7 @@ struct ConfigValidator {
         let logins = logins(raw.logins)
         let auditRetention = duration(raw.auditRetention, default: .seconds(365 * 86400), at: "audit_retention")
         if let auditRetention, auditRetention < .seconds(86400) { report("audit_retention", "must be at least 1d (the audit log is kept that long at least)") }
+        let routes = self.routes(raw.routes, organizations: organizations, defaultPatterns: patterns)
         let tokenMaxTTL = duration(raw.tokenMaxTTL, default: .seconds(90 * 86400), at: "token_max_ttl")
         if let tokenMaxTTL, tokenMaxTTL < .seconds(3600) { report("token_max_ttl", "must be at least 1h") }
 
@@ -197,7 +199,7 @@ struct ConfigValidator {
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
             unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies,
             tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion, store: store, logins: logins,
-            auditRetention: auditRetention, tokenMaxTTL: tokenMaxTTL), [])
+            auditRetention: auditRetention, tokenMaxTTL: tokenMaxTTL, routes: routes), [])
     }
 
     private mutating func tls(_ raw: RawConfig.RawTLS?, publicURL: String?) -> (certificate: String, privateKey: String)? {
@@ -411,30 +413,88 @@ struct ConfigValidator {
         return text.hasSuffix("/") ? String(text.dropLast()) : text
     }
 
-    private mutating func upstreamEndpoint(_ text: String?) -> GatewayConfiguration.Endpoint? {
+    private mutating func upstreamEndpoint(_ text: String?, at key: String = "upstream") -> GatewayConfiguration.Endpoint? {
         guard let text else {
-            required("upstream", "is required (the protected application, \"http://127.0.0.1:9000\")")
+            required(key, key == "upstream" ? "is required (the protected application, \"http://127.0.0.1:9000\"; with routes, where the requests no route matches go)"
+                : "is required (\"http://app.internal:9000\")")
             return nil
         }
         guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
               let host = url.host, !host.isEmpty else {
-            report("upstream", "must be an absolute URL (\"http://127.0.0.1:9000\")")
+            report(key, "must be an absolute URL (\"http://127.0.0.1:9000\")")
             return nil
         }
         guard scheme == "http" else {
-            report("upstream", "only http:// upstreams are supported")
+            report(key, "only http:// upstreams are supported")
             return nil
         }
         guard url.path.isEmpty || url.path == "/", url.query == nil, url.fragment == nil, url.user == nil else {
-            report("upstream", "must not have a path, query, fragment or user; requests keep their own path")
+            report(key, "must not have a path, query, fragment or user; requests keep their own path")
             return nil
         }
         let port = url.port ?? 80
         guard (1...65535).contains(port) else {
-            report("upstream", "port out of range")
+            report(key, "port out of range")
             return nil
         }
         return .init(host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host, port: port)
+    }
+
+    /// `routes`: each with an upstream, a host (or any), a path prefix, and what protects it:
+    /// its own `protected_paths` over some organizations, or one whole-host organization.
+    /// Two routes for the same host and prefix are an error (the second would never be used).
+    private mutating func routes(_ raw: [RawConfig.RawRoute], organizations: [ValidatedConfig.Organization],
+                                 defaultPatterns: [GatewayConfiguration.PathPattern]) -> [GatewayConfiguration.Route] {
+        let names = Set(organizations.map(\.name))
+        var out: [GatewayConfiguration.Route] = []
+        var seen: [String: Int] = [:]
+        for (index, r) in raw.enumerated() {
+            let path = "routes[\(index)]"
+            let before = issues.count
+            let host = r.host.map { $0.lowercased() }
+            if let host, !Self.isRouteHost(host) {
+                report("\(path).host", "must be a host name (\"app.example.com\", or \"*.example.com\" for its subdomains), without scheme or port")
+            }
+            let prefix = r.pathPrefix ?? "/"
+            if !prefix.hasPrefix("/") || prefix.contains(where: { "?#%;\\".contains($0) }) || prefix.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) {
+                report("\(path).path_prefix", "must be a path starting with / (no ?, #, %, ;, backslash, . or .. segments)")
+            }
+            let upstream = upstreamEndpoint(r.upstream, at: "\(path).upstream")
+            var patterns: [GatewayConfiguration.PathPattern] = []
+            for (p, text) in (r.protectedPaths ?? []).enumerated() {
+                if let pattern = pathPattern(text, at: "\(path).protected_paths[\(p)]") { patterns.append(pattern) }
+            }
+            if r.protectedPaths == nil { patterns = defaultPatterns }
+            for (o, name) in (r.organizations ?? []).enumerated() where !names.contains(name) {
+                report("\(path).organizations[\(o)]", "\"\(name)\" is not a configured organization")
+            }
+            if let whole = r.organization {
+                if !names.contains(whole) { report("\(path).organization", "\"\(whole)\" is not a configured organization") }
+                if r.protectedPaths != nil || r.organizations != nil {
+                    report("\(path).organization", "a whole-host route belongs to one organization: give organization, or protected_paths and organizations, not both")
+                }
+            }
+            let key = (host ?? "*any*") + " " + (prefix.hasSuffix("/") || prefix == "/" ? prefix : prefix + "/")
+            if let first = seen[key] {
+                report(path, "routes[\(first)] already takes host \(host ?? "(any)") and path_prefix \(prefix): this route would never be used")
+            } else {
+                seen[key] = index
+            }
+            guard issues.count == before, let upstream else { continue }
+            out.append(.init(host: host, pathPrefix: prefix, upstream: upstream, protectedPaths: r.organization == nil ? patterns : [],
+                             organizations: r.organization.map { [$0] } ?? r.organizations ?? organizations.map(\.name),
+                             organization: r.organization))
+        }
+        return out
+    }
+
+    /// `app.example.com`, `*.example.com`, `localhost`, an IPv4 address.
+    static func isRouteHost(_ host: String) -> Bool {
+        let name = host.hasPrefix("*.") ? String(host.dropFirst(2)) : host
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        return !name.isEmpty && name.count <= 253 && labels.allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.utf8.allSatisfy { isNameByte($0) && $0 != UInt8(ascii: ".") && $0 != UInt8(ascii: "_") }
+        }
     }
 
     /// `${NAME}` as a whole value reads the environment; anything else is literal.

@@ -101,6 +101,21 @@ public struct GatewayConfiguration: Sendable {
 
     public enum AppCredentials: String, Sendable { case refuse, pass }
 
+    /// One application behind the gateway (`routes[]`): the requests for `host` (any host
+    /// when nil; `*.example.com` covers its subdomains) whose path starts with `pathPrefix`,
+    /// the longest prefix winning, go to `upstream`, protected by this route's own
+    /// `protectedPaths` for `organizations`, or wholly by `organization`.
+    public struct Route: Sendable {
+        public let host: String?
+        public let pathPrefix: String
+        public let upstream: Endpoint
+        public let protectedPaths: [PathPattern]
+        /// The configured organizations whose `{org}` this route's paths may name.
+        public let organizations: [String]
+        /// A whole-host route: every path belongs to this organization (no `{org}` segment).
+        public let organization: String?
+    }
+
     /// A `protected_paths` entry, split into segments; exactly one is `{org}`.
     public struct PathPattern: Sendable, Equatable {
         public let text: String
@@ -260,6 +275,8 @@ public struct GatewayConfiguration: Sendable {
     public let auditRetention: Duration
     /// The longest lifetime a member may give an access token.
     public let tokenMaxTTL: Duration
+    /// Applications besides `upstream` (which takes the requests no route matches).
+    public let routes: [Route]
 
     public func organization(named name: some StringProtocol) -> Organization? {
         organizations.first { $0.name == name }

@@ -31,6 +31,16 @@ struct RawConfig {
     var logins: RawLogins?
     var auditRetention: String?
     var tokenMaxTTL: String?
+    var routes: [RawRoute] = []
+
+    struct RawRoute {
+        var host: String?
+        var pathPrefix: String?
+        var upstream: String?
+        var protectedPaths: [String]?
+        var organizations: [String]?
+        var organization: String?
+    }
 
     struct RawLogins {
         var workers: Int?
@@ -127,6 +137,19 @@ extension RawConfig {
         raw.workers = reader.int(top["workers"], at: "workers")
         raw.publicURL = reader.string(top["public_url"], at: "public_url")
         raw.upstream = reader.string(top["upstream"], at: "upstream")
+        for (index, node) in (reader.sequence(top["routes"], at: "routes") ?? []).enumerated() {
+            let path = "routes[\(index)]"
+            var route = RawRoute()
+            if let map = reader.mapping(node, at: path, keys: ConfigSchema.route) {
+                route.host = reader.string(map["host"], at: "\(path).host")
+                route.pathPrefix = reader.string(map["path_prefix"], at: "\(path).path_prefix")
+                route.upstream = reader.string(map["upstream"], at: "\(path).upstream")
+                route.protectedPaths = reader.strings(map["protected_paths"], at: "\(path).protected_paths")
+                route.organizations = reader.strings(map["organizations"], at: "\(path).organizations")
+                route.organization = reader.string(map["organization"], at: "\(path).organization")
+            }
+            raw.routes.append(route)
+        }
         raw.upstreamTimeout = reader.string(top["upstream_timeout"], at: "upstream_timeout")
         raw.headerTimeout = reader.string(top["header_timeout"], at: "header_timeout")
         raw.bodyTimeout = reader.string(top["body_timeout"], at: "body_timeout")

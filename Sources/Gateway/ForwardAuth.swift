@@ -52,7 +52,8 @@ extension RequestPlanner {
         let (decision, sessionCookie) = runtime.flow.decide(
             path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue, accept: head.headers.first(name: "accept"),
             sessionCookie: RequestFields.cookie(named: runtime.flow.cookieName, in: head.headers), cache: loop.sessions,
-            credential: credential, tokenCache: loop.tokens)
+            credential: credential, tokenCache: loop.tokens,
+            route: runtime.router.route(host: head.headers.first(name: "host"), path: pathOnly(head.uri)))
         let clearing: [(String, String)] = sessionCookie.map { [("Set-Cookie", $0)] } ?? []
         shared.metrics.forwardAuthDecided(result: Self.result(decision))
         switch decision {

@@ -34,6 +34,8 @@ final class GatewayRuntime: Sendable {
     let tlsContext: NIOSSLContext?
     /// Signs `X-SSO-Assertion` when `upstream_assertion` is on.
     let minter: AssertionMinter?
+    /// Which of `configuration.routes` a request takes.
+    let router: Router
     /// Why a library refused configured key material (the TLS certificate and key, a JWT
     /// signing key): start and reload then fail, naming the key.
     let problem: ConfigError?
@@ -58,6 +60,7 @@ final class GatewayRuntime: Sendable {
                                 configuration.session.cookieName + "_logout"]
         self.upstreamTimeout = configuration.upstreamTimeout.timeAmount
         self.trustedProxies = configuration.trustedProxies
+        self.router = Router(configuration.routes)
         self.hstsValue = configuration.publicURLIsHTTPS ? configuration.hsts?.headerValue : nil
         let afterScheme = configuration.publicURL.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
         self.publicHost = afterScheme.count > 2 ? String(afterScheme[2]) : "localhost"
@@ -90,8 +93,11 @@ final class GatewayRuntime: Sendable {
         return try NIOSSLContext(configuration: configuration)
     }
 
-    /// Where exchanges planned with this runtime go.
-    var route: UpstreamRoute { UpstreamRoute(endpoint: configuration.upstream, timeout: upstreamTimeout, minter: minter) }
+    /// Where exchanges planned with this runtime go: the route's upstream (`routes[index]`), or
+    /// the top-level one.
+    func route(_ index: Int?) -> UpstreamRoute {
+        UpstreamRoute(endpoint: index.map { configuration.routes[$0].upstream } ?? configuration.upstream, timeout: upstreamTimeout, minter: minter)
+    }
 
     func isTrusted(peer: [UInt8]?) -> Bool {
         guard let peer, !trustedProxies.isEmpty else { return false }

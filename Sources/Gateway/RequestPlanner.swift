@@ -89,11 +89,12 @@ struct RequestPlanner {
         // 401 JSON (an API client's answer), never a banner or a redirect, never an upgrade.
         let webSocket = HeaderPolicy.isWebSocketUpgrade(head) && body == .none
         let credential = Credential(authorization: head.headers.first(name: "authorization")?[...])
+        let route = runtime.router.route(host: head.headers.first(name: "host"), path: pathOnly(head.uri))
         let (decision, sessionCookie) = runtime.flow.decide(
             path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
             accept: webSocket ? "application/json" : head.headers.first(name: "accept"),
             sessionCookie: RequestFields.cookie(named: runtime.flow.cookieName, in: head.headers), cache: loop.sessions,
-            credential: credential, tokenCache: loop.tokens)
+            credential: credential, tokenCache: loop.tokens, route: route)
         let clearing: [(String, String)] = sessionCookie.map { [("Set-Cookie", $0)] } ?? []
         var identity: [(String, String)] = []
         var bannerHTML: String?
@@ -131,7 +132,7 @@ struct RequestPlanner {
         }
         let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
                                 clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
-                                requestBody: body, start: start, route: runtime.route, tunnelEnds: tunnelEnds)
+                                requestBody: body, start: start, route: runtime.route(route), tunnelEnds: tunnelEnds)
         exchange.reservedCookies = runtime.reservedCookies
         exchange.bannerHTML = bannerHTML
         exchange.sessionCookie = sessionCookie
