@@ -528,15 +528,7 @@ package struct SSOFlow: Sendable {
         if let known = memo?.decisions[key] { return checked(known, org: org, method: method, path: path, group: group) }
         if let session {
             if let grant = session.grant(for: org.name, now: now) {
-                switch rules.admit(org, grant: grant, vouchedBy: org.name, resourceGroup: group) {
-                case .allow(let role, _):
-                    let granted = self.granted(grant, org: org, vouchedBy: org.name, role: role)
-                    memo?.decisions[key] = granted
-                    return checked(granted, org: org, method: method, path: path, group: group)
-                case .refuse(let refusal):
-                    return .refused(AccessRefusal(organization: org.name, refusal: refusal, subject: grant.subject, email: grant.email,
-                                                  vouchedBy: org.name, role: nil, resourceGroup: group, method: method, session: grant.id))
-                }
+                return memberDecision(grant, org: org, group: group, method: method, path: path) { memo?.decisions[key] = $0 }
             }
             // Another organization's member, let in as a listed external collaborator.
             if !org.access.externalCollaborators.isEmpty {
@@ -580,6 +572,21 @@ package struct SSOFlow: Sendable {
     /// tokens, who is an org admin): the access policy's verdict.
     package func standing(_ grant: SessionGrant, in org: GatewayConfiguration.Organization) -> AccessRules.Verdict {
         rules.admit(org, grant: grant, vouchedBy: org.name, resourceGroup: nil)
+    }
+
+    /// A member's grant (a session's, or the one a token carries) on their organization's
+    /// content in `group`: the policy's verdict, an allowed one handed to `keep` for the cache.
+    func memberDecision(_ grant: SessionGrant, org: GatewayConfiguration.Organization, group: String?, method: String, path: Substring,
+                        keep: (Granted) -> Void) -> AccessDecision {
+        switch rules.admit(org, grant: grant, vouchedBy: org.name, resourceGroup: group) {
+        case .allow(let role, _):
+            let granted = self.granted(grant, org: org, vouchedBy: org.name, role: role)
+            keep(granted)
+            return checked(granted, org: org, method: method, path: path, group: group)
+        case .refuse(let refusal):
+            return .refused(AccessRefusal(organization: org.name, refusal: refusal, subject: grant.subject, email: grant.email,
+                                          vouchedBy: org.name, role: nil, resourceGroup: group, method: method, session: grant.id))
+        }
     }
 
     /// The forward decision for `grant` on `org`'s content with `role`, as the caches keep it.

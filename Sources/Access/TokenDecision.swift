@@ -46,16 +46,7 @@ extension SSOFlow {
             entry?.decisions.removeAll()
         }
         if let known = entry?.decisions[key] { return checked(known, org: org, method: method, path: path, group: group) }
-        let grant = token.grant
-        switch rules.admit(org, grant: grant, vouchedBy: org.name, resourceGroup: group) {
-        case .allow(let role, _):
-            let granted = self.granted(grant, org: org, vouchedBy: org.name, role: role)
-            entry?.decisions[key] = granted
-            return checked(granted, org: org, method: method, path: path, group: group)
-        case .refuse(let refusal):
-            return .refused(AccessRefusal(organization: org.name, refusal: refusal, subject: grant.subject, email: grant.email,
-                                          vouchedBy: org.name, role: nil, resourceGroup: group, method: method, session: grant.id))
-        }
+        return memberDecision(token.grant, org: org, group: group, method: method, path: path) { entry?.decisions[key] = $0 }
     }
 
     /// The `401` JSON: why, where to log in, and where a CLI gets a token.

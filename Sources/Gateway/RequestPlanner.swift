@@ -89,7 +89,8 @@ struct RequestPlanner {
         // 401 JSON (an API client's answer), never a banner or a redirect, never an upgrade.
         let webSocket = HeaderPolicy.isWebSocketUpgrade(head) && body == .none
         let credential = Credential(authorization: head.headers.first(name: "authorization")?[...])
-        let route = runtime.router.route(host: head.headers.first(name: "host"), path: pathOnly(head.uri))
+        // Without routes, no Host lookup: every request goes to `upstream`.
+        let route = runtime.router.isEmpty ? nil : runtime.router.route(host: head.headers.first(name: "host"), path: pathOnly(head.uri))
         let (decision, sessionCookie) = runtime.flow.decide(
             path: pathOnly(head.uri), uri: head.uri, method: head.method.rawValue,
             accept: webSocket ? "application/json" : head.headers.first(name: "accept"),

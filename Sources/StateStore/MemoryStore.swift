@@ -77,19 +77,18 @@ package final class MemoryStore: GatewayStore {
     }
 
     package func setRoleMapping(_ mapping: StoredRoleMapping?, organization: String) async throws -> OrganizationSettings {
-        state.withLock { s in
-            var settings = s.settings[organization] ?? .empty
-            settings.roleMapping = mapping
-            s.settings[organization] = settings
-            s.version += 1
-            return settings
-        }
+        changing(organization) { $0.roleMapping = mapping }
     }
 
     package func setAccessPolicy(_ policy: AccessPolicy?, organization: String) async throws -> OrganizationSettings {
+        changing(organization) { $0.access = policy }
+    }
+
+    /// One organization's settings as `change` leaves them, the version moved.
+    private func changing(_ organization: String, _ change: (inout OrganizationSettings) -> Void) -> OrganizationSettings {
         state.withLock { s in
             var settings = s.settings[organization] ?? .empty
-            settings.access = policy
+            change(&settings)
             s.settings[organization] = settings
             s.version += 1
             return settings

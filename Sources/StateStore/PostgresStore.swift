@@ -296,17 +296,17 @@ package final class PostgresStore: GatewayStore {
 
     package func setRoleMapping(_ mapping: StoredRoleMapping?, organization: String) async throws -> OrganizationSettings {
         try await modifying(organization) { settings in
-            var settings = settings ?? .empty
-            settings.roleMapping = mapping
-            return settings
+            var changed = settings ?? .empty
+            changed.roleMapping = mapping
+            return changed
         }!
     }
 
     package func setAccessPolicy(_ policy: AccessPolicy?, organization: String) async throws -> OrganizationSettings {
         try await modifying(organization) { settings in
-            var settings = settings ?? .empty
-            settings.access = policy
-            return settings
+            var changed = settings ?? .empty
+            changed.access = policy
+            return changed
         }!
     }
 

@@ -244,18 +244,19 @@ package final class SQLiteStore: GatewayStore {
     }
 
     package func setRoleMapping(_ mapping: StoredRoleMapping?, organization: String) async throws -> OrganizationSettings {
-        try await pool.write { db in
-            var settings = try Self.settings(db, organization) ?? .empty
-            settings.roleMapping = mapping
-            try Self.store(db, organization, settings)
-            return settings
-        }
+        try await changing(organization) { $0.roleMapping = mapping }
     }
 
     package func setAccessPolicy(_ policy: AccessPolicy?, organization: String) async throws -> OrganizationSettings {
+        try await changing(organization) { $0.access = policy }
+    }
+
+    /// One organization's settings as `change` leaves them, stored with the version moved.
+    private func changing(_ organization: String,
+                          _ change: @escaping @Sendable (inout OrganizationSettings) -> Void) async throws -> OrganizationSettings {
         try await pool.write { db in
             var settings = try Self.settings(db, organization) ?? .empty
-            settings.access = policy
+            change(&settings)
             try Self.store(db, organization, settings)
             return settings
         }

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import urllib.parse
 
 import http.cookiejar
@@ -33,6 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/ssogate"))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "Replicas"))
+from harness import start_dev_idp  # noqa: E402
 from ssogate_support import Proc, Tally, forms, free_port, placeholder_certificate, wait_for_port  # noqa: E402
 
 SECRET = "forward-auth-test-secret-0123456789abcdef0123"
@@ -161,24 +162,8 @@ def main():
                 f.write(out.stdout)
         upstream = spawn(Proc("upstream", [sys.executable, os.path.join(ROOT, "Tests", "HTTP2", "upstream.py"), str(app_port)]))
         upstream.drain()
-        args = [BIN, "dev-idp", "--listen", f"127.0.0.1:{idp_port}", "--base-url", idp]
-        for m in metadata:
-            args += ["--sp-metadata", m]
-        dev_idp = spawn(Proc("dev-idp", args))
-        printed = []
-
-        def read_block():
-            for line in dev_idp.popen.stdout:
-                printed.append(line)
-                if "END CERTIFICATE" in line:
-                    break
-        reader = threading.Thread(target=read_block, daemon=True)
-        reader.start()
-        reader.join(timeout=20)
-        pem = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", "".join(printed), re.S).group(0)
-        with open(os.path.join(work, "idp.crt"), "w") as f:
-            f.write("\n".join(line.strip() for line in pem.splitlines()) + "\n")
-        dev_idp.drain()
+        dev_idp, _ = start_dev_idp(BIN, idp_port, metadata, os.path.join(work, "idp.crt"))
+        spawn(dev_idp)
         for name, (ingress, gateway) in ports.items():
             spawn(Proc(f"ssogate-{name}", [BIN, "serve", "--config", configs[name]], cwd=work)).drain()
         # nginx: the snippet inside a minimal main configuration of its own.
@@ -200,7 +185,6 @@ def main():
                         "ssogate-caddy": ports["caddy"][1]}[p.name]
                 wait_for_port(port, p)
         wait_for_port(app_port, upstream)
-        wait_for_port(idp_port, dev_idp)
 
         for name, (ingress, _) in ports.items():
             base = f"http://127.0.0.1:{ingress}"

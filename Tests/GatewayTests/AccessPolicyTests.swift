@@ -21,12 +21,14 @@ import Testing
 struct AccessPolicyTests {
     typealias API = SettingsAPITests
 
+    /// An organization's `saml:` line: the fixture IdP, logins from its tile allowed.
+    static func saml(_ org: String, enabled: Bool = true) -> String {
+        "saml: {enabled: \(enabled), sign_on_url: \"https://idp.example.test/\(org)\", certificate_file: \"\(SSOFlowTests.fixture("rsa-2048.crt"))\", "
+            + "allow_idp_initiated: true}"
+    }
+
     static func yaml(upstreamPort: Int) -> String {
-        let cert = SSOFlowTests.fixture("rsa-2048.crt")
-        func saml(_ org: String) -> String {
-            "saml: {enabled: true, sign_on_url: \"https://idp.example.test/\(org)\", certificate_file: \"\(cert)\", allow_idp_initiated: true}"
-        }
-        return """
+        """
         listen: "127.0.0.1:0"
         public_url: "https://hub.example.test"
         upstream: "http://127.0.0.1:\(upstreamPort)"

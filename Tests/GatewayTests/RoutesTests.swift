@@ -14,11 +14,7 @@ struct RoutesTests {
     typealias Policy = AccessPolicyTests
 
     static func yaml(defaultPort: Int, models: Int, wiki: Int) -> String {
-        let cert = SSOFlowTests.fixture("rsa-2048.crt")
-        func saml(_ org: String, enabled: Bool = true) -> String {
-            "saml: {enabled: \(enabled), sign_on_url: \"https://idp.example.test/\(org)\", certificate_file: \"\(cert)\", allow_idp_initiated: true}"
-        }
-        return """
+        """
         listen: "127.0.0.1:0"
         public_url: "https://hub.example.test"
         upstream: "http://127.0.0.1:\(defaultPort)"
@@ -33,11 +29,11 @@ struct RoutesTests {
           - {host: "closed.example.test", upstream: "http://127.0.0.1:\(wiki)", organization: dormant}
         organizations:
           - name: acme
-            \(saml("acme"))
+            \(Policy.saml("acme"))
           - name: globex
-            \(saml("globex"))
+            \(Policy.saml("globex"))
           - name: dormant
-            \(saml("dormant", enabled: false))
+            \(Policy.saml("dormant", enabled: false))
         """
     }
 
