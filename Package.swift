@@ -77,6 +77,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
         ]),
         // What the gateway remembers: spent IDs now, later settings, audit events, tokens.
         // SQLite (embedded, the default) or PostgreSQL (replicas); no event loop waits on it.
@@ -135,6 +137,7 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], path: "Tests/TestSupport"),
         // Tests/Fixtures as files, and the one SAML response builder of the tests.
         .target(name: "TestFixtures", dependencies: ["XMLDSig", "XMLCore", "CryptoCore"], path: "Tests/TestFixtures"),

@@ -151,10 +151,17 @@ struct Provisioner {
             }
             upstreamAssertion = GatewayConfiguration.UpstreamAssertion(signingKeyPEMs: pems, audience: settings.audience, ttl: settings.ttl)
         }
+        let upstreamTLS = v.upstreamTLS.flatMap { provision($0, at: "upstream_tls") }
+        let routes = v.routes.enumerated().map { index, pair -> GatewayConfiguration.Route in
+            let (route, files) = pair
+            return .init(host: route.host, pathPrefix: route.pathPrefix, upstream: route.upstream,
+                         upstreamTLS: files.flatMap { provision($0, at: "routes[\(index)].upstream_tls") },
+                         protectedPaths: route.protectedPaths, organizations: route.organizations, organization: route.organization)
+        }
         guard issues.isEmpty else { return nil }
         return GatewayConfiguration(
             listen: v.listen, workers: v.workers, publicURL: v.publicURL, publicURLIsHTTPS: v.publicURL.lowercased().hasPrefix("https:"),
-            upstream: v.upstream, upstreamTimeout: v.upstreamTimeout, headerTimeout: v.headerTimeout,
+            upstream: v.upstream, upstreamTLS: upstreamTLS, upstreamTimeout: v.upstreamTimeout, headerTimeout: v.headerTimeout,
             bodyTimeout: v.bodyTimeout, writeTimeout: v.writeTimeout,
             idleTimeout: v.idleTimeout, shutdownTimeout: v.shutdownTimeout, logFormat: v.logFormat,
             logLevel: v.logLevel, accessLog: v.accessLog,
@@ -162,7 +169,7 @@ struct Provisioner {
             clockSkew: v.clockSkew, protectedPaths: v.protectedPaths, unauthenticated: v.unauthenticated,
             organizations: organizations, trustedProxies: v.trustedProxies, tls: tls, hsts: v.hsts, http2: v.http2,
             upstreamAssertion: upstreamAssertion, store: resolved(v.store), logins: v.logins,
-            auditRetention: v.auditRetention, tokenMaxTTL: v.tokenMaxTTL, routes: v.routes)
+            auditRetention: v.auditRetention, tokenMaxTTL: v.tokenMaxTTL, routes: routes)
     }
 
     /// The store with its file paths made absolute against the configuration's folder (and
@@ -204,6 +211,26 @@ struct Provisioner {
     }
 
     /// The listener's certificate chain and key: a matching pair.
+    /// An https upstream's TLS files read: the CA certificates must parse, the client pair match.
+    private mutating func provision(_ files: UpstreamTLSFiles, at path: String) -> GatewayConfiguration.UpstreamTLS? {
+        let before = issues.count
+        var ca: String?
+        if let file = files.caFile, let text = read(file, at: "\(path).ca_file") {
+            if (try? X509Certificate.parseAll(pem: text)) == nil {
+                issues.append(ConfigIssue("\(path).ca_file", "holds no PEM certificate (the CA that signed the upstream's certificate)"))
+            }
+            ca = text
+        }
+        var pair: (String, String)?
+        if let certificateFile = files.clientCertificateFile, let keyFile = files.clientKeyFile,
+           let certificate = read(certificateFile, at: "\(path).client_certificate_file"), let key = read(keyFile, at: "\(path).client_key_file"),
+           matchedPair(certificate, key, certificatePath: "\(path).client_certificate_file", keyPath: "\(path).client_key_file") != nil {
+            pair = (certificate, key)
+        }
+        guard issues.count == before else { return nil }
+        return GatewayConfiguration.UpstreamTLS(caPEM: ca, serverName: files.serverName, clientCertificatePEM: pair?.0, clientKeyPEM: pair?.1)
+    }
+
     private mutating func checkTLS(certificateFile: String, chain: String, privateKeyFile: String, key: String) -> GatewayConfiguration.TLS? {
         guard matchedPair(chain, key, certificatePath: "tls.certificate_file", keyPath: "tls.private_key_file") != nil else { return nil }
         return GatewayConfiguration.TLS(certificateFile: absolute(certificateFile), privateKeyFile: absolute(privateKeyFile),

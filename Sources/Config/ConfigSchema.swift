@@ -5,9 +5,10 @@ public enum ConfigSchema {
         "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "body_timeout", "write_timeout", "idle_timeout",
         "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
         "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2", "upstream_assertion", "store",
-        "logins", "audit_retention", "token_max_ttl", "routes",
+        "logins", "audit_retention", "token_max_ttl", "routes", "upstream_tls",
     ]
-    static let route: Set<String> = ["host", "path_prefix", "upstream", "protected_paths", "organizations", "organization"]
+    static let route: Set<String> = ["host", "path_prefix", "upstream", "upstream_tls", "protected_paths", "organizations", "organization"]
+    static let upstreamTLS: Set<String> = ["ca_file", "server_name", "client_certificate_file", "client_key_file"]
     static let upstreamAssertion: Set<String> = ["enabled", "signing_key_files", "audience", "ttl"]
     static let tls: Set<String> = ["certificate_file", "private_key_file"]
     static let logins: Set<String> = ["workers", "queue", "per_client", "total"]
@@ -29,7 +30,8 @@ public enum ConfigSchema {
     /// Every key path, written as the reference writes them (`organizations[].saml.enabled`).
     public static var keyPaths: [String] {
         top.sorted() + session.map { "session." + $0 } + tls.map { "tls." + $0 } + hsts.map { "hsts." + $0 }
-            + http2.map { "http2." + $0 } + route.map { "routes[]." + $0 } + upstreamAssertion.map { "upstream_assertion." + $0 } + logins.map { "logins." + $0 } + organization.map { "organizations[]." + $0 }
+            + http2.map { "http2." + $0 } + route.map { "routes[]." + $0 }
+            + upstreamTLS.map { "upstream_tls." + $0 } + upstreamTLS.map { "routes[].upstream_tls." + $0 } + upstreamAssertion.map { "upstream_assertion." + $0 } + logins.map { "logins." + $0 } + organization.map { "organizations[]." + $0 }
             + saml.map { "organizations[].saml." + $0 } + roleMapping.map { "organizations[].role_mapping." + $0 }
             + rule.map { "organizations[].role_mapping.rules[]." + $0 } + access.map { "organizations[].access." + $0 }
             + collaborator.map { "organizations[].access.external_collaborators[]." + $0 }

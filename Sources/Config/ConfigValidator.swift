@@ -67,7 +67,17 @@ struct ValidatedConfig {
     var logins: GatewayConfiguration.Logins
     var auditRetention: Duration
     var tokenMaxTTL: Duration
-    var routes: [GatewayConfiguration.Route]
+    /// Each route, with the files of its upstream's TLS (read by the loader).
+    var routes: [(GatewayConfiguration.Route, UpstreamTLSFiles?)]
+    var upstreamTLS: UpstreamTLSFiles?
+}
+
+/// `upstream_tls` as validated: paths the loader reads.
+struct UpstreamTLSFiles {
+    var caFile: String?
+    var serverName: String?
+    var clientCertificateFile: String?
+    var clientKeyFile: String?
 }
 
 /// Pure validation: takes the decoded file and the process environment (for `${ENV}`),
@@ -96,6 +106,7 @@ struct ConfigValidator {
         if !(0...256).contains(workers) { report("workers", "must be between 0 (one per CPU core) and 256") }
         let publicURL = self.publicURL(raw.publicURL)
         let upstream = upstreamEndpoint(raw.upstream)
+        let upstreamTLSFiles = upstreamTLS(raw.upstreamTLS, for: upstream, at: "upstream_tls")
         let upstreamTimeout = duration(raw.upstreamTimeout, default: .seconds(60), at: "upstream_timeout")
         let headerTimeout = duration(raw.headerTimeout, default: .seconds(15), at: "header_timeout")
         let bodyTimeout = duration(raw.bodyTimeout, default: .seconds(60), at: "body_timeout")
@@ -199,7 +210,7 @@ struct ConfigValidator {
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
             unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies,
             tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion, store: store, logins: logins,
-            auditRetention: auditRetention, tokenMaxTTL: tokenMaxTTL, routes: routes), [])
+            auditRetention: auditRetention, tokenMaxTTL: tokenMaxTTL, routes: routes, upstreamTLS: upstreamTLSFiles), [])
     }
 
     private mutating func tls(_ raw: RawConfig.RawTLS?, publicURL: String?) -> (certificate: String, privateKey: String)? {
@@ -424,29 +435,50 @@ struct ConfigValidator {
             report(key, "must be an absolute URL (\"http://127.0.0.1:9000\")")
             return nil
         }
-        guard scheme == "http" else {
-            report(key, "only http:// upstreams are supported")
+        guard scheme == "http" || scheme == "https" else {
+            report(key, "must be http:// or https://")
             return nil
         }
         guard url.path.isEmpty || url.path == "/", url.query == nil, url.fragment == nil, url.user == nil else {
             report(key, "must not have a path, query, fragment or user; requests keep their own path")
             return nil
         }
-        let port = url.port ?? 80
+        let port = url.port ?? (scheme == "https" ? 443 : 80)
         guard (1...65535).contains(port) else {
             report(key, "port out of range")
             return nil
         }
-        return .init(host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host, port: port)
+        return .init(host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host, port: port, secure: scheme == "https")
+    }
+
+    /// `upstream_tls` of an `https://` upstream: checked here, its files read by the loader.
+    private mutating func upstreamTLS(_ raw: RawConfig.RawUpstreamTLS?, for upstream: GatewayConfiguration.Endpoint?,
+                                      at path: String) -> UpstreamTLSFiles? {
+        guard let upstream, upstream.secure else {
+            if raw != nil, upstream != nil { report(path, "applies to an https:// upstream only") }
+            return nil
+        }
+        guard let raw else { return UpstreamTLSFiles(caFile: nil, serverName: nil, clientCertificateFile: nil, clientKeyFile: nil) }
+        if let name = raw.serverName, !Self.isRouteHost(name.lowercased()) || name.hasPrefix("*.") {
+            report("\(path).server_name", "must be the host name the upstream's certificate names (\"app.internal\")")
+        }
+        switch (raw.clientCertificateFile, raw.clientKeyFile) {
+        case (.some, nil): report("\(path).client_key_file", "is required with client_certificate_file")
+        case (nil, .some): report("\(path).client_certificate_file", "is required with client_key_file")
+        default: break
+        }
+        return UpstreamTLSFiles(caFile: raw.caFile.flatMap { filePath($0, at: "\(path).ca_file") }, serverName: raw.serverName,
+                                clientCertificateFile: raw.clientCertificateFile.flatMap { filePath($0, at: "\(path).client_certificate_file") },
+                                clientKeyFile: raw.clientKeyFile.flatMap { filePath($0, at: "\(path).client_key_file") })
     }
 
     /// `routes`: each with an upstream, a host (or any), a path prefix, and what protects it:
     /// its own `protected_paths` over some organizations, or one whole-host organization.
     /// Two routes for the same host and prefix are an error (the second would never be used).
     private mutating func routes(_ raw: [RawConfig.RawRoute], organizations: [ValidatedConfig.Organization],
-                                 defaultPatterns: [GatewayConfiguration.PathPattern]) -> [GatewayConfiguration.Route] {
+                                 defaultPatterns: [GatewayConfiguration.PathPattern]) -> [(GatewayConfiguration.Route, UpstreamTLSFiles?)] {
         let names = Set(organizations.map(\.name))
-        var out: [GatewayConfiguration.Route] = []
+        var out: [(GatewayConfiguration.Route, UpstreamTLSFiles?)] = []
         var seen: [String: Int] = [:]
         for (index, r) in raw.enumerated() {
             let path = "routes[\(index)]"
@@ -460,6 +492,7 @@ struct ConfigValidator {
                 report("\(path).path_prefix", "must be a path starting with / (no ?, #, %, ;, backslash, . or .. segments)")
             }
             let upstream = upstreamEndpoint(r.upstream, at: "\(path).upstream")
+            let tls = upstreamTLS(r.upstreamTLS, for: upstream, at: "\(path).upstream_tls")
             var patterns: [GatewayConfiguration.PathPattern] = []
             for (p, text) in (r.protectedPaths ?? []).enumerated() {
                 if let pattern = pathPattern(text, at: "\(path).protected_paths[\(p)]") { patterns.append(pattern) }
@@ -481,9 +514,10 @@ struct ConfigValidator {
                 seen[key] = index
             }
             guard issues.count == before, let upstream else { continue }
-            out.append(.init(host: host, pathPrefix: prefix, upstream: upstream, protectedPaths: r.organization == nil ? patterns : [],
-                             organizations: r.organization.map { [$0] } ?? r.organizations ?? organizations.map(\.name),
-                             organization: r.organization))
+            out.append((.init(host: host, pathPrefix: prefix, upstream: upstream, upstreamTLS: nil,
+                              protectedPaths: r.organization == nil ? patterns : [],
+                              organizations: r.organization.map { [$0] } ?? r.organizations ?? organizations.map(\.name),
+                              organization: r.organization), tls))
         }
         return out
     }

@@ -6,6 +6,35 @@ public struct GatewayConfiguration: Sendable {
     public struct Endpoint: Sendable, Equatable {
         public let host: String
         public let port: Int
+        /// An `https://` upstream: TLS to it (`UpstreamTLS`).
+        public let secure: Bool
+
+        public init(host: String, port: Int, secure: Bool = false) {
+            self.host = host
+            self.port = port
+            self.secure = secure
+        }
+    }
+
+    /// How the gateway speaks TLS to an `https://` upstream (`upstream_tls`,
+    /// `routes[].upstream_tls`): the certificate must chain to `caPEM` (the system's CA
+    /// certificates when nil) and name `serverName` (else the upstream's host; an IP address
+    /// must be in the certificate's IP SANs), which SNI also sends; a client certificate when
+    /// the upstream asks for one. Files are read at load (and so again at each reload).
+    public struct UpstreamTLS: Sendable {
+        public let caPEM: String?
+        public let serverName: String?
+        public let clientCertificatePEM: String?
+        public let clientKeyPEM: String?
+
+        public static let systemDefaults = UpstreamTLS(caPEM: nil, serverName: nil, clientCertificatePEM: nil, clientKeyPEM: nil)
+
+        public init(caPEM: String?, serverName: String?, clientCertificatePEM: String?, clientKeyPEM: String?) {
+            self.caPEM = caPEM
+            self.serverName = serverName
+            self.clientCertificatePEM = clientCertificatePEM
+            self.clientKeyPEM = clientKeyPEM
+        }
     }
 
     public enum LogFormat: String, Sendable { case text, json }
@@ -109,6 +138,8 @@ public struct GatewayConfiguration: Sendable {
         public let host: String?
         public let pathPrefix: String
         public let upstream: Endpoint
+        /// For an `https://` upstream.
+        public let upstreamTLS: UpstreamTLS?
         public let protectedPaths: [PathPattern]
         /// The configured organizations whose `{org}` this route's paths may name.
         public let organizations: [String]
@@ -247,6 +278,8 @@ public struct GatewayConfiguration: Sendable {
     public let publicURL: String
     public let publicURLIsHTTPS: Bool
     public let upstream: Endpoint
+    /// For an `https://` upstream.
+    public let upstreamTLS: UpstreamTLS?
     public let upstreamTimeout: Duration
     public let headerTimeout: Duration
     /// Longest wait for the next bytes of a request body the gateway is ready to read.

@@ -32,6 +32,14 @@ struct RawConfig {
     var auditRetention: String?
     var tokenMaxTTL: String?
     var routes: [RawRoute] = []
+    var upstreamTLS: RawUpstreamTLS?
+
+    struct RawUpstreamTLS {
+        var caFile: String?
+        var serverName: String?
+        var clientCertificateFile: String?
+        var clientKeyFile: String?
+    }
 
     struct RawRoute {
         var host: String?
@@ -40,6 +48,7 @@ struct RawConfig {
         var protectedPaths: [String]?
         var organizations: [String]?
         var organization: String?
+        var upstreamTLS: RawUpstreamTLS?
     }
 
     struct RawLogins {
@@ -137,6 +146,7 @@ extension RawConfig {
         raw.workers = reader.int(top["workers"], at: "workers")
         raw.publicURL = reader.string(top["public_url"], at: "public_url")
         raw.upstream = reader.string(top["upstream"], at: "upstream")
+        raw.upstreamTLS = decodeUpstreamTLS(top["upstream_tls"], at: "upstream_tls", &reader)
         for (index, node) in (reader.sequence(top["routes"], at: "routes") ?? []).enumerated() {
             let path = "routes[\(index)]"
             var route = RawRoute()
@@ -147,6 +157,7 @@ extension RawConfig {
                 route.protectedPaths = reader.strings(map["protected_paths"], at: "\(path).protected_paths")
                 route.organizations = reader.strings(map["organizations"], at: "\(path).organizations")
                 route.organization = reader.string(map["organization"], at: "\(path).organization")
+                route.upstreamTLS = decodeUpstreamTLS(map["upstream_tls"], at: "\(path).upstream_tls", &reader)
             }
             raw.routes.append(route)
         }
@@ -225,6 +236,14 @@ extension RawConfig {
         default:
             return "not valid YAML"
         }
+    }
+
+    private static func decodeUpstreamTLS(_ node: Node?, at path: String, _ reader: inout YAMLReader) -> RawUpstreamTLS? {
+        guard let map = reader.mapping(node, at: path, keys: ConfigSchema.upstreamTLS) else { return nil }
+        return RawUpstreamTLS(caFile: reader.string(map["ca_file"], at: "\(path).ca_file"),
+                              serverName: reader.string(map["server_name"], at: "\(path).server_name"),
+                              clientCertificateFile: reader.string(map["client_certificate_file"], at: "\(path).client_certificate_file"),
+                              clientKeyFile: reader.string(map["client_key_file"], at: "\(path).client_key_file"))
     }
 
     private static func decodeOrganization(_ node: Node, at path: String, _ reader: inout YAMLReader) -> RawOrganization {

@@ -28,11 +28,11 @@ extension ExchangeDriver {
     /// `.acquireUpstream`: an idle pooled connection (unless `fresh`), or a new one.
     func acquireUpstream(for exchange: Exchange, fresh: Bool) {
         let pool = eventLoopContext.pool
-        if !fresh, let idle = pool.takeIdle(for: exchange.route.endpoint) {
+        if !fresh, let idle = pool.takeIdle(for: exchange.route.endpoint, tls: exchange.route.tls) {
             attach(idle, to: exchange, reused: true)
             return
         }
-        pool.connect(to: exchange.route.endpoint, timeout: min(exchange.route.timeout, .seconds(10)))
+        pool.connect(to: exchange.route.endpoint, timeout: min(exchange.route.timeout, .seconds(10)), tls: exchange.route.tls)
             .assumeIsolated()
             .whenComplete { result in
                 guard self.isServing(exchange) else {

@@ -36,6 +36,9 @@ final class GatewayRuntime: Sendable {
     let minter: AssertionMinter?
     /// Which of `configuration.routes` a request takes.
     let router: Router
+    /// TLS to the top-level upstream and to each route's, when `https://`.
+    let upstreamTLS: UpstreamTLSContext?
+    let routeTLS: [UpstreamTLSContext?]
     /// Why a library refused configured key material (the TLS certificate and key, a JWT
     /// signing key): start and reload then fail, naming the key.
     let problem: ConfigError?
@@ -79,6 +82,17 @@ final class GatewayRuntime: Sendable {
             self.minter = nil
             problems.append(ConfigIssue("upstream_assertion.signing_key_files", "refused by the JWT library: \(error)"))
         }
+        func tls(_ endpoint: GatewayConfiguration.Endpoint, _ settings: GatewayConfiguration.UpstreamTLS?, at path: String) -> UpstreamTLSContext? {
+            guard endpoint.secure else { return nil }
+            do {
+                return try UpstreamTLSContext(settings ?? .systemDefaults, host: endpoint.host)
+            } catch {
+                problems.append(ConfigIssue(path, "refused by the TLS library: \(error)"))
+                return nil
+            }
+        }
+        self.upstreamTLS = tls(configuration.upstream, configuration.upstreamTLS, at: "upstream_tls")
+        self.routeTLS = configuration.routes.enumerated().map { index, route in tls(route.upstream, route.upstreamTLS, at: "routes[\(index)].upstream_tls") }
         self.problem = problems.isEmpty ? nil : ConfigError(issues: problems)
     }
 
@@ -96,7 +110,8 @@ final class GatewayRuntime: Sendable {
     /// Where exchanges planned with this runtime go: the route's upstream (`routes[index]`), or
     /// the top-level one.
     func route(_ index: Int?) -> UpstreamRoute {
-        UpstreamRoute(endpoint: index.map { configuration.routes[$0].upstream } ?? configuration.upstream, timeout: upstreamTimeout, minter: minter)
+        UpstreamRoute(endpoint: index.map { configuration.routes[$0].upstream } ?? configuration.upstream, timeout: upstreamTimeout, minter: minter,
+                      tls: index.map { routeTLS[$0] } ?? upstreamTLS)
     }
 
     func isTrusted(peer: [UInt8]?) -> Bool {

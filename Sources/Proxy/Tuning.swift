@@ -42,11 +42,14 @@ package struct UpstreamRoute {
     package let timeout: TimeAmount
     /// Signs `X-SSO-Assertion` when `upstream_assertion` is on.
     package let minter: AssertionMinter?
+    /// TLS to an `https://` upstream.
+    package let tls: UpstreamTLSContext?
 
-    package init(endpoint: GatewayConfiguration.Endpoint, timeout: TimeAmount, minter: AssertionMinter?) {
+    package init(endpoint: GatewayConfiguration.Endpoint, timeout: TimeAmount, minter: AssertionMinter?, tls: UpstreamTLSContext? = nil) {
         self.endpoint = endpoint
         self.timeout = timeout
         self.minter = minter
+        self.tls = tls
     }
 }
 

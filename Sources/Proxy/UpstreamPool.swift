@@ -3,18 +3,22 @@ import HTTPWire
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A keep-alive connection to the upstream, with the handler that relays its responses.
 package final class UpstreamConnection {
     package let channel: Channel
     package let handler: UpstreamHandler
     package let endpoint: GatewayConfiguration.Endpoint
+    /// The TLS context it was made with (a reload makes new ones: older connections are not reused).
+    let tls: NIOSSLContext?
     fileprivate var idleSince = NIODeadline.distantPast
 
-    package init(channel: Channel, handler: UpstreamHandler, endpoint: GatewayConfiguration.Endpoint) {
+    package init(channel: Channel, handler: UpstreamHandler, endpoint: GatewayConfiguration.Endpoint, tls: NIOSSLContext? = nil) {
         self.channel = channel
         self.handler = handler
         self.endpoint = endpoint
+        self.tls = tls
     }
 }
 
@@ -39,16 +43,18 @@ package final class UpstreamPool {
 
     /// The most recently used live idle connection to `endpoint`, if any (LIFO keeps the
     /// warm ones warm and lets the rest reach their idle timeout).
-    package func takeIdle(for endpoint: GatewayConfiguration.Endpoint) -> UpstreamConnection? {
+    package func takeIdle(for endpoint: GatewayConfiguration.Endpoint, tls: UpstreamTLSContext? = nil) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
         while let connection = idle.popLast() {
-            if connection.channel.isActive && connection.endpoint == endpoint { return connection }
+            if connection.channel.isActive && connection.endpoint == endpoint && connection.tls === tls?.context { return connection }
             connection.channel.close(promise: nil)
         }
         return nil
     }
 
-    package func connect(to endpoint: GatewayConfiguration.Endpoint, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+    /// A new connection; over TLS (`tls`), once its handshake is done.
+    package func connect(to endpoint: GatewayConfiguration.Endpoint, timeout: TimeAmount,
+                         tls: UpstreamTLSContext? = nil) -> EventLoopFuture<UpstreamConnection> {
         let loop = eventLoop
         let pressure = self.pressure
         // Only an embedded loop (the wire fuzz targets) has no sockets: connecting fails there.
@@ -68,13 +74,24 @@ package final class UpstreamPool {
                 // One handler: requests are serialized and responses parsed right here, so a
                 // relayed response is never decoded into strings and encoded again.
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
+                        try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(ready: channel.eventLoop.makePromise()))
+                    }
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler(pressure: pressure))
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)
-            .flatMapThrowing { channel in
-                let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                return UpstreamConnection(channel: channel, handler: handler, endpoint: endpoint)
+            .flatMap { channel -> EventLoopFuture<UpstreamConnection> in
+                let made = channel.eventLoop.makeCompletedFuture {
+                    UpstreamConnection(channel: channel, handler: try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self),
+                                       endpoint: endpoint, tls: tls?.context)
+                }
+                guard tls != nil, let waiter = try? channel.pipeline.syncOperations.handler(type: HandshakeWaiter.self) else { return made }
+                return waiter.ready.futureResult.flatMap { made }.flatMapError { error in
+                    channel.close(promise: nil)
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
             }
     }
 

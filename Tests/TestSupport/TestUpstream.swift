@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import TestFixtures
 
 /// A real HTTP server on loopback that plays the protected application in tests.
@@ -32,13 +33,37 @@ public final class TestUpstream: Sendable {
     private let channel: Channel
     private let state: NIOLockedValueBox<(requests: [Seen], connections: Int)>
 
-    public static func start(group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> TestUpstream {
+    /// TLS on the upstream's listener: its certificate chain and key (PEM), and, to ask every
+    /// client for a certificate, the CA it must chain to.
+    public struct TLS: Sendable {
+        public let certificateChainPEM: String
+        public let keyPEM: String
+        public let clientCAPEM: String?
+        public init(certificateChainPEM: String, keyPEM: String, clientCAPEM: String? = nil) {
+            self.certificateChainPEM = certificateChainPEM
+            self.keyPEM = keyPEM
+            self.clientCAPEM = clientCAPEM
+        }
+    }
+
+    public static func start(group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, tls: TLS? = nil) async throws -> TestUpstream {
         let state = NIOLockedValueBox<(requests: [Seen], connections: Int)>(([], 0))
+        let context = try tls.map { tls -> NIOSSLContext in
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(tls.certificateChainPEM.utf8)).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(tls.keyPEM.utf8), format: .pem)))
+            if let ca = tls.clientCAPEM {
+                configuration.certificateVerification = .noHostnameVerification
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(ca.utf8)))
+            }
+            return try NIOSSLContext(configuration: configuration)
+        }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 state.withLockedValue { $0.connections += 1 }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(state: state))
                 }
