@@ -80,10 +80,22 @@ struct Check: AsyncParsableCommand {
         // Valid, but worth knowing before it stops logins: certificates near their end.
         var warnings = CertificateWatch(configuration).warnings(now: Date())
         if let problem = sqliteFolderProblem(configuration.store) { warnings.append(problem) }
+        if let problem = plainPublicURLProblem(configuration.publicURL) { warnings.append(problem) }
         for warning in warnings {
             FileHandle.standardError.write(Data("\(config): warning: \(warning)\n".utf8))
         }
     }
+}
+
+/// A plain-http `public_url` on a host other than loopback: browsers drop the `Secure`
+/// login-state cookie there (it must survive the IdP's cross-site POST as `SameSite=None;
+/// Secure`), so every SP-initiated login would end in `login_state_missing`.
+func plainPublicURLProblem(_ publicURL: String) -> String? {
+    guard publicURL.lowercased().hasPrefix("http://"), let host = URLComponents(string: publicURL)?.host?.lowercased() else { return nil }
+    let loopback = host == "localhost" || host.hasSuffix(".localhost") || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
+    guard !loopback else { return nil }
+    return "public_url: \(publicURL) is plain http on a host that is not this machine: browsers refuse the login's Secure cookie there, "
+        + "so every login started here would end in login_state_missing; serve ssogate over https (tls, or a TLS proxy in front)"
 }
 
 /// Whether `serve`, run as this user, could open the SQLite store: its folder must exist

@@ -22,6 +22,21 @@ struct ReferenceTests {
         #expect(Set(accepted).subtracting(documented).sorted() == [], "accepted but not documented")
         #expect(documented.count == Set(documented).count, "a key is listed twice")
     }
+
+    /// Config/ssogate.example.yaml says it shows every key: each one the decoder accepts
+    /// stands in it as a key, set or commented out (`# key:`), so a new key cannot be
+    /// forgotten there.
+    @Test func theExampleConfigurationShowsEveryKey() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let example = try String(contentsOf: root.appendingPathComponent("Config/ssogate.example.yaml"), encoding: .utf8)
+        let leaves = Set(ConfigSchema.keyPaths.map { path in
+            String(path.split(separator: ".").last!.replacingOccurrences(of: "[]", with: ""))
+        })
+        let missing = leaves.filter { key in
+            example.range(of: #"(^|[\s{,#-])"# + NSRegularExpression.escapedPattern(for: key) + ":", options: .regularExpression) == nil
+        }
+        #expect(missing.sorted() == [], "keys the example does not show")
+    }
 }
 
 @Suite("The repository stands on its own")

@@ -293,6 +293,22 @@ struct ProcessTests {
         #expect(output.contains("warning: organization acme: idp certificate") && output.contains(soon.sha256Fingerprint), "\(output)")
     }
 
+    @Test(arguments: [("http://hub.example.com", true), ("https://hub.example.com", false), ("http://127.0.0.1:8080", false),
+                      ("http://localhost:8080", false), ("http://10.1.2.3", true)])
+    func checkWarnsAboutAPlainHTTPPublicURLOffThisMachine(url: String, warned: Bool) throws {
+        let path = NSTemporaryDirectory() + "ssogate-check-\(UUID().uuidString).yaml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try """
+        public_url: "\(url)"
+        upstream: "http://127.0.0.1:9000"
+        session: {secrets: ["0123456789abcdef0123456789abcdef"]}
+        store: memory
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let (status, output) = try runCheck(path)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("warning: public_url:") == warned && (!warned || output.contains("login_state_missing")), "\(output)")
+    }
+
     @Test func checkParsesTheCertificate() throws {
         let path = NSTemporaryDirectory() + "ssogate-check-\(UUID().uuidString).yaml"
         try """
