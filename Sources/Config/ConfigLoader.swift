@@ -160,7 +160,7 @@ struct Provisioner {
         }
         guard issues.isEmpty else { return nil }
         return GatewayConfiguration(
-            listen: v.listen, workers: v.workers, publicURL: v.publicURL, publicURLIsHTTPS: v.publicURL.lowercased().hasPrefix("https:"),
+            listen: v.listen, adminListen: v.adminListen, workers: v.workers, publicURL: v.publicURL, publicURLIsHTTPS: v.publicURL.lowercased().hasPrefix("https:"),
             upstream: v.upstream, upstreamTLS: upstreamTLS, upstreamTimeout: v.upstreamTimeout, headerTimeout: v.headerTimeout,
             bodyTimeout: v.bodyTimeout, writeTimeout: v.writeTimeout,
             idleTimeout: v.idleTimeout, shutdownTimeout: v.shutdownTimeout, logFormat: v.logFormat,

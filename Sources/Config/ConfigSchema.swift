@@ -5,7 +5,7 @@ public enum ConfigSchema {
         "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "body_timeout", "write_timeout", "idle_timeout",
         "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
         "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2", "upstream_assertion", "store",
-        "logins", "audit_retention", "token_max_ttl", "routes", "upstream_tls",
+        "logins", "audit_retention", "token_max_ttl", "routes", "upstream_tls", "admin_listen",
     ]
     static let route: Set<String> = ["host", "path_prefix", "upstream", "upstream_tls", "protected_paths", "organizations", "organization"]
     static let upstreamTLS: Set<String> = ["ca_file", "server_name", "client_certificate_file", "client_key_file"]

@@ -39,6 +39,7 @@ struct ValidatedConfig {
     }
 
     var listen: GatewayConfiguration.Endpoint
+    var adminListen: GatewayConfiguration.Endpoint?
     var workers: Int
     var publicURL: String
     var upstream: GatewayConfiguration.Endpoint
@@ -102,6 +103,10 @@ struct ConfigValidator {
 
     mutating func validate(_ raw: RawConfig) -> (ValidatedConfig?, [ConfigIssue]) {
         let listen = endpoint(raw.listen ?? "127.0.0.1:8080", at: "listen")
+        let adminListen = raw.adminListen.flatMap { endpoint($0, at: "admin_listen") }
+        if let adminListen, let listen, adminListen == listen, listen.port != 0 {
+            report("admin_listen", "must differ from listen: it keeps metrics and readiness off the public port")
+        }
         let workers = raw.workers ?? 0
         if !(0...256).contains(workers) { report("workers", "must be between 0 (one per CPU core) and 256") }
         let publicURL = self.publicURL(raw.publicURL)
@@ -204,7 +209,7 @@ struct ConfigValidator {
               let idleTimeout, let shutdownTimeout, let logFormat, let sessionTTL, let clockSkew, let unauthenticated
         else { return (nil, issues) }
         return (ValidatedConfig(
-            listen: listen, workers: workers, publicURL: publicURL, upstream: upstream, upstreamTimeout: upstreamTimeout,
+            listen: listen, adminListen: adminListen, workers: workers, publicURL: publicURL, upstream: upstream, upstreamTimeout: upstreamTimeout,
             headerTimeout: headerTimeout, bodyTimeout: bodyTimeout, writeTimeout: writeTimeout, idleTimeout: idleTimeout, shutdownTimeout: shutdownTimeout,
             logFormat: logFormat, logLevel: logLevel, accessLog: raw.accessLog ?? true, cookieName: cookieName,
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,

@@ -272,6 +272,8 @@ public struct GatewayConfiguration: Sendable {
     }
 
     public let listen: Endpoint
+    /// Where metrics, health and readiness are served instead of the public port; nil: on it.
+    public let adminListen: Endpoint?
     /// Event-loop threads; 0 means one per CPU core. Fixed at start.
     public let workers: Int
     /// Scheme, host and port browsers use, no trailing slash (`https://hub.example.com`).

@@ -5,6 +5,7 @@ import Yams
 /// `Config/ssogate.example.yaml`.
 struct RawConfig {
     var listen: String?
+    var adminListen: String?
     var workers: Int?
     var publicURL: String?
     var upstream: String?
@@ -143,6 +144,7 @@ extension RawConfig {
         var raw = RawConfig()
         let top = reader.mapping(root, at: "", keys: ConfigSchema.top) ?? [:]
         raw.listen = reader.string(top["listen"], at: "listen")
+        raw.adminListen = reader.string(top["admin_listen"], at: "admin_listen")
         raw.workers = reader.int(top["workers"], at: "workers")
         raw.publicURL = reader.string(top["public_url"], at: "public_url")
         raw.upstream = reader.string(top["upstream"], at: "upstream")

@@ -270,6 +270,9 @@ final class GatewayShared: Sendable {
         if case .dropped = auditQueue.yield(event) { metrics.auditDropped() }
     }
 
+    /// The organizations whose IdP metadata has been loaded (readiness).
+    var metadataLoaded: Set<String> { metadata.withLockedValue { Set($0.keys) } }
+
     /// The configuration as the file gave it, without the console's settings.
     var fileConfiguration: GatewayConfiguration { file.withLockedValue { $0 } }
 

@@ -21,6 +21,10 @@ public final class GatewayServer: Sendable {
     private let shared: GatewayShared
     private let group: EventLoopGroup
     private let serverChannel: NIOLockedValueBox<Channel?> = .init(nil)
+    private let adminServerChannel: NIOLockedValueBox<Channel?> = .init(nil)
+
+    /// The admin listener's address, when `admin_listen` is set (tests bind port 0).
+    public var adminAddress: SocketAddress? { adminServerChannel.withLockedValue { $0?.localAddress } }
     private let certificateCheck: NIOLockedValueBox<RepeatedTask?> = .init(nil)
     private let refresher: MetadataRefresher
     private let refreshing: NIOLockedValueBox<Task<Void, Never>?> = .init(nil)
@@ -96,6 +100,12 @@ public final class GatewayServer: Sendable {
             .bind(host: configuration.listen.host, port: configuration.listen.port)
             .get()
         serverChannel.withLockedValue { $0 = channel }
+        if let admin = configuration.adminListen {
+            let adminChannel = try await AdminHandler.bind(admin, group: group, shared: shared)
+            adminServerChannel.withLockedValue { $0 = adminChannel }
+            logger.info("admin listening", metadata: ["address": "\(adminChannel.localAddress?.ipAddress ?? "?"):\(adminChannel.localAddress?.port ?? 0)",
+                                                      "serves": "healthz, ready, metrics"])
+        }
         watchCertificates(configuration)
         // Certificates run out while the gateway runs: look again once a day.
         let daily = group.next().scheduleRepeatedTask(initialDelay: .hours(24), delay: .hours(24)) { [weak self] _ in
@@ -238,6 +248,7 @@ public final class GatewayServer: Sendable {
             return value
         }
         try? await channel?.close()
+        try? await adminServerChannel.withLockedValue({ value -> Channel? in defer { value = nil }; return value })?.close()
         certificateCheck.withLockedValue { $0?.cancel(); $0 = nil }
         refreshing.withLockedValue { $0?.cancel(); $0 = nil }
         let open = connections.quiesceAll()

@@ -56,6 +56,11 @@ struct RequestPlanner {
                 return .collectBody(organization: "", head: head)
             }
             if Self.isForwardAuth(head.uri) { return .respond(forwardAuth(head), head: head, close: false) }
+            // Readiness asks the store: answered by a task (on the admin listener instead, when there is one).
+            if pathOnly(head.uri) == "/_ssogate/ready", shared.runtime(on: loop).configuration.adminListen == nil,
+               head.method == .GET || head.method == .HEAD {
+                return .collectBody(organization: "", head: head)
+            }
             return .respond(internalEndpoint(head), head: head, close: false)
         }
         let runtime = shared.runtime(on: loop)
@@ -223,6 +228,10 @@ struct RequestPlanner {
     /// A request whose body was collected: the settings API, a console page, or the ACS.
     func answerCollected(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let path = pathOnly(head.uri)
+        if path == "/_ssogate/ready" {
+            let shared = self.shared
+            return loop.makeFutureWithTask { await AdminEndpoints.ready(shared) }
+        }
         if path == "/_ssogate/logout" {
             let logout = Logout(shared: shared, peer: peerText)
             let bytes = Array(body.readableBytesView)
@@ -406,7 +415,7 @@ struct RequestPlanner {
             guard let minter = shared.runtime(on: loop).minter else { return .plain(.notFound, "not found (upstream_assertion is off)") }
             return LocalResponse(status: .ok, headers: [("Content-Type", "application/jwk-set+json"), ("Cache-Control", "public, max-age=300")],
                                  body: minter.jwks)
-        case (.GET, "/_ssogate/metrics"):
+        case (.GET, "/_ssogate/metrics") where shared.runtime(on: loop).configuration.adminListen == nil:
             return LocalResponse(status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
                                  body: shared.metrics.exposition())
         default:

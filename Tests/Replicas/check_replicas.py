@@ -206,7 +206,13 @@ class Replicas:
         self.note(f"postgres.sh pause: {time.monotonic() - t0:.1f} s")
         marks = {n: len(g.lines) for n, g in self.gw.items()}
 
-        # During: new logins fail closed, on both replicas; JSON and HTML.
+        # During: readiness says the store is gone (the replica leaves the rotation) ...
+        for name in ("A", "B"):
+            status, _, body = request(self.base[name] + "/_ssogate/ready", timeout=10)
+            check(status == 503 and "state store" in body, f"{name}: /_ssogate/ready during the outage: {status} {body[:200]}")
+        self.note("outage, /_ssogate/ready on A and B: 503, naming the state store")
+
+        # ... new logins fail closed, on both replicas; JSON and HTML.
         refused = []
         for name, accept in (("A", "application/json"), ("B", "application/json"), ("A", "text/html")):
             signed = obtain_response(self.base[name], user="alice", return_to="/acme/during")
@@ -274,6 +280,17 @@ class Replicas:
                                 f"(attempts: {' '.join(attempts[name][-10:])}):\n    {self.gw[name].tail()}")
             self.note(f"after resume, first accepted login on {name} {back[name]:.2f} s after postgres.sh resume returned "
                       f"({len(attempts[name])} attempt(s): {' '.join(attempts[name][:6])}{' ...' if len(attempts[name]) > 6 else ''})")
+
+        # Readiness is back too.
+        for name in ("A", "B"):
+            ready_at = None
+            while time.monotonic() - resumed < RECOVERY_BOUND:
+                if request(self.base[name] + "/_ssogate/ready", timeout=10)[0] == 200:
+                    ready_at = time.monotonic() - resumed
+                    break
+                time.sleep(0.2)
+            check(ready_at is not None, f"{name}: /_ssogate/ready not 200 within {RECOVERY_BOUND:.0f} s of the resume")
+            self.note(f"after resume, /_ssogate/ready on {name}: 200 {ready_at or 0:.2f} s after the resume")
 
         # The queued logout reaches the store, then B, within a few seconds of the resume.
         refused_at = None
