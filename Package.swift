@@ -117,13 +117,15 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .executableTarget(name: "ssogate", dependencies: [
-            "Config", "Gateway", "StateStore", "XMLCore", "Demo", "DevIdP", "CryptoCore", "SAML",
+            "Config", "Gateway", "StateStore", "XMLCore", "Demo", "DevIdP", "CryptoCore", "SAML", "HTTP2Session",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        ], plugins: ["VersionStamp"]),
+        // `git describe` at build time, for `ssogate --version`.
+        .plugin(name: "VersionStamp", capability: .buildTool()),
         // Fuzzing: `make fuzz` builds ssogate-fuzz with -sanitize=fuzzer,address -DFUZZING
         // (libFuzzer's entry point); otherwise it replays the inputs it is given.
         .target(name: "FuzzTargets", dependencies: ["SAML", "XMLDSig", "XMLCore", "CryptoCore"]),

@@ -40,3 +40,11 @@ public enum Digest {
         return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 } }
     }
 }
+
+/// The OpenSSL library the process runs against (`ssogate --version`).
+public enum CryptoLibrary {
+    /// "OpenSSL 3.0.x 1 Jan 2025", as the library says it.
+    public static var runtimeVersion: String {
+        OpenSSL_version(Int32(OPENSSL_VERSION)).map { String(cString: $0) } ?? "unknown"
+    }
+}

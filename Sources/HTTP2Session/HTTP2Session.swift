@@ -290,3 +290,10 @@ package protocol HTTP2SessionDelegate: AnyObject {
     /// Copies up to `buffer.count` bytes of the stream's response body into `buffer`.
     func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2Session.BodyRead
 }
+
+/// The libnghttp2 the process runs against (`ssogate --version`).
+package enum HTTP2Library {
+    package static var runtimeVersion: String {
+        nghttp2_version(0).map { String(cString: $0.pointee.version_str) } ?? "unknown"
+    }
+}

@@ -5,6 +5,7 @@ import Demo
 import DevIdP
 import Foundation
 import Gateway
+import HTTP2Session
 import Logging
 import NIOCore
 import NIOPosix
@@ -19,9 +20,13 @@ struct SSOGateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ssogate",
         abstract: "An authenticating reverse proxy that puts SAML single sign-on in front of a web application.",
-        version: "0.1.0",
+        version: versionText,
         subcommands: [Serve.self, Check.self, Metadata.self, ImportIdPMetadata.self, AdminLinkCommand.self, AdminTokenCommand.self, Demo.self, DevIdPCommand.self])
 }
+
+/// `ssogate --version`: the build's `git describe` (stamped by the VersionStamp plugin) and
+/// the C libraries this process runs against, which decide much of what it trusts.
+let versionText = "ssogate \(buildVersion)\nlibxml2 \(XMLLibrary.runtimeVersion)\n\(CryptoLibrary.runtimeVersion)\nnghttp2 \(HTTP2Library.runtimeVersion)"
 
 /// Reads and loads a configuration file, printing every problem with its key path.
 func loadOrExit(_ path: String) throws -> GatewayConfiguration {

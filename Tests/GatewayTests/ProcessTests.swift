@@ -357,6 +357,23 @@ struct ProcessTests {
         #expect(try run(["metadata", "--config", example, "--org", "nope"]).0 == 2)
     }
 
+    @Test func versionNamesTheBuildAndTheLibrariesItRunsOn() throws {
+        let (status, output) = try run(["--version"])
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(status == 0 && lines.count == 4, "\(output)")
+        // The build's git describe, as the VersionStamp plugin read it.
+        let git = Process()
+        git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        git.arguments = ["-C", Fixture.repository.path, "describe", "--tags", "--always", "--dirty"]
+        let pipe = Pipe()
+        git.standardOutput = pipe
+        try git.run()
+        let described = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        git.waitUntilExit()
+        #expect(lines.first == "ssogate \(described)", "\(output)")
+        #expect(lines.count == 4 && lines[1].hasPrefix("libxml2 2.") && lines[2].hasPrefix("OpenSSL 3.") && lines[3].hasPrefix("nghttp2 1."), "\(output)")
+    }
+
     private func runCheck(_ path: String) throws -> (Int32, String) { try run(["check", "--config", path]) }
 
     private func run(_ arguments: [String]) throws -> (Int32, String) {
