@@ -65,7 +65,11 @@ public final class GatewayMetrics: Sendable {
 
     /// Logins by outcome: `success`, `test_success` or the reason code. Reason codes are a
     /// fixed, small set, so the label cannot grow without bound.
-    func loginFinished(result: String) { counter(logins, "ssogate_logins_total", ("result", result)).increment() }
+    /// A login's end, per organization (a configured name, or `unknown`: the path's name is
+    /// the client's, and must not make a label of its own).
+    func loginFinished(organization: String, result: String) {
+        counter(logins, "ssogate_logins_total", ("organization", organization), ("result", result)).increment()
+    }
     /// A login start or ACS post turned away before any work: `login_rate_limited` or
     /// `login_busy`, per endpoint (`start`, `acs`).
     func loginTurnedAway(endpoint: String, reason: String) {

@@ -390,7 +390,8 @@ struct RequestPlanner {
     }
 
     private func finished(_ outcome: SSOFlow.ConsumeOutcome, organization: String, requestID: String, test: Bool = false) -> LocalResponse {
-        shared.metrics.loginFinished(result: outcome.result)
+        let known = shared.runtime(on: loop).configuration.organization(named: organization) != nil
+        shared.metrics.loginFinished(organization: known ? organization : "unknown", result: outcome.result)
         let passed = outcome.result == "success" || outcome.result == "test_success"
         // The reason code, never the assertion (docs/SPEC.md: a failed login names its reason).
         shared.audit(AuditEvent(time: Int64(shared.clock().timeIntervalSince1970), action: test || outcome.result == "test_success" ? "sso.test" : "sso.login",

@@ -220,6 +220,13 @@ struct AccessPolicyTests {
         let unmapped = try await Self.logIn(g, org: "acme", email: "ann@acme.test", groups: ["marketing"], accept: "application/json")
         #expect(unmapped.status == 403)
         #expect(API.field(unmapped, "error") == "access_denied" && API.field(unmapped, "subject") == "ann@acme.test")
+        let metrics = try await API.request(g, "GET /_ssogate/metrics HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(metrics.text.contains("ssogate_logins_total{organization=\"acme\",result=\"email_domain_not_allowed\"} 1"), "\(metrics.text)")
+        // A name no organization has is counted as unknown, not as a label of its own.
+        _ = try await Self.logIn(g, org: "nobody-\(UUID().uuidString.prefix(8))", email: "x@acme.test", groups: [])
+        let after = try await API.request(g, "GET /_ssogate/metrics HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(after.text.contains("ssogate_logins_total{organization=\"unknown\",result=\"unknown_organization\"} 1") && !after.text.contains("nobody-"),
+                "\(after.text)")
         let logins = try await Self.events(g, "acme", action: "sso.login", count: 2)
         #expect(Set(logins.compactMap(\.reason)) == ["email_domain_not_allowed", "access_denied"])
         #expect(g.upstream.requests.isEmpty)
