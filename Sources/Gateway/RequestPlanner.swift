@@ -394,9 +394,11 @@ struct RequestPlanner {
         shared.metrics.loginFinished(organization: known ? organization : "unknown", result: outcome.result)
         let passed = outcome.result == "success" || outcome.result == "test_success"
         // The reason code, never the assertion (docs/SPEC.md: a failed login names its reason).
-        shared.audit(AuditEvent(time: Int64(shared.clock().timeIntervalSince1970), action: test || outcome.result == "test_success" ? "sso.test" : "sso.login",
+        // A name no organization has gets no audit event: no org admin could read it, and the
+        // store would keep the client's text (the log line below says what happened).
+        if known { shared.audit(AuditEvent(time: Int64(shared.clock().timeIntervalSince1970), action: test || outcome.result == "test_success" ? "sso.test" : "sso.login",
                                 organization: organization, actor: outcome.subject, result: passed ? "success" : "failure",
-                                reason: passed ? nil : outcome.result, subject: outcome.subject, ip: peerText, requestID: requestID))
+                                reason: passed ? nil : outcome.result, subject: outcome.subject, ip: peerText, requestID: requestID)) }
         if outcome.result == "success" || outcome.result == "test_success" {
             shared.logger.info("login", metadata: ["organization": "\(organization)", "result": "\(outcome.result)", "request_id": "\(requestID)"])
         } else {
