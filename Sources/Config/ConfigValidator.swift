@@ -87,7 +87,7 @@ struct ConfigValidator {
     let environment: [String: String]
     /// Key paths the decoder already reported (present but malformed): not "required" again.
     let alreadyReported: Set<String>
-    private var issues: [ConfigIssue] = []
+    var issues: [ConfigIssue] = []
 
     init(environment: [String: String], alreadyReported: Set<String> = []) {
         self.environment = environment
@@ -218,7 +218,7 @@ struct ConfigValidator {
             auditRetention: auditRetention, tokenMaxTTL: tokenMaxTTL, routes: routes, upstreamTLS: upstreamTLSFiles), [])
     }
 
-    private mutating func tls(_ raw: RawConfig.RawTLS?, publicURL: String?) -> (certificate: String, privateKey: String)? {
+    mutating func tls(_ raw: RawConfig.RawTLS?, publicURL: String?) -> (certificate: String, privateKey: String)? {
         guard let raw else { return nil }
         if raw.certificateFile == nil { required("tls.certificate_file", "is required (a PEM file: the certificate, then its chain)") }
         if raw.privateKeyFile == nil { required("tls.private_key_file", "is required (the certificate's PEM private key)") }
@@ -229,7 +229,7 @@ struct ConfigValidator {
         return (certificate, key)
     }
 
-    private mutating func hsts(_ raw: RawConfig.RawHSTS?, publicURL: String?) -> GatewayConfiguration.HSTS? {
+    mutating func hsts(_ raw: RawConfig.RawHSTS?, publicURL: String?) -> GatewayConfiguration.HSTS? {
         guard let raw else { return nil }
         if let publicURL, !publicURL.lowercased().hasPrefix("https:") {
             report("hsts", "needs an https public_url; browsers ignore the header over http")
@@ -240,7 +240,7 @@ struct ConfigValidator {
 
     /// Off unless `enabled: true`; then at least one key file, and a lifetime of at most
     /// five minutes (the token is a bearer credential to the upstream).
-    private mutating func upstreamAssertion(_ raw: RawConfig.RawUpstreamAssertion?, upstream: String?)
+    mutating func upstreamAssertion(_ raw: RawConfig.RawUpstreamAssertion?, upstream: String?)
         -> (keyFiles: [String], audience: String, ttl: Duration)? {
         guard let raw, raw.enabled == true else { return nil }
         let files = raw.signingKeyFiles ?? []
@@ -258,7 +258,7 @@ struct ConfigValidator {
     /// `sqlite:PATH` (the default, `sqlite:ssogate.db`), `memory`, or a PostgreSQL URL,
     /// usually given whole as `${ENV}` (it holds the password); the URL never appears in a
     /// message. Relative paths are resolved by provisioning, against the file's folder.
-    private mutating func store(_ raw: String?) -> GatewayConfiguration.Store {
+    mutating func store(_ raw: String?) -> GatewayConfiguration.Store {
         let usage = "must be sqlite:PATH, memory or postgres://user[:password]@host[:port]/database[?sslmode=...&sslrootcert=...]"
         guard let raw else { return .sqlite(path: "ssogate.db") }
         guard let text = resolveEnv(raw, at: "store") else { return .memory }
@@ -308,7 +308,7 @@ struct ConfigValidator {
 
     /// Defaults no real user reaches: a member logs in a few times an hour, an office behind
     /// one address a few times a second at nine o'clock.
-    private mutating func logins(_ raw: RawConfig.RawLogins?) -> GatewayConfiguration.Logins {
+    mutating func logins(_ raw: RawConfig.RawLogins?) -> GatewayConfiguration.Logins {
         let workers = raw?.workers ?? 2
         if !(1...64).contains(workers) { report("logins.workers", "must be between 1 and 64") }
         let queue = raw?.queue ?? 64
@@ -319,7 +319,7 @@ struct ConfigValidator {
     }
 
     /// `N/s`, `N/m` or `N/h`; `off` for no limit.
-    private mutating func rate(_ text: String?, default value: String, at path: String) -> GatewayConfiguration.Rate? {
+    mutating func rate(_ text: String?, default value: String, at path: String) -> GatewayConfiguration.Rate? {
         let text = text ?? value
         if text == "off" { return nil }
         let parts = text.split(separator: "/")
@@ -331,7 +331,7 @@ struct ConfigValidator {
         return GatewayConfiguration.Rate(count: count, seconds: seconds)
     }
 
-    private mutating func http2(_ raw: RawConfig.RawHTTP2?) -> GatewayConfiguration.HTTP2 {
+    mutating func http2(_ raw: RawConfig.RawHTTP2?) -> GatewayConfiguration.HTTP2 {
         let streams = raw?.maxConcurrentStreams ?? 100
         if !(1...1000).contains(streams) { report("http2.max_concurrent_streams", "must be between 1 and 1000") }
         return GatewayConfiguration.HTTP2(enabled: raw?.enabled ?? true, maxConcurrentStreams: streams)
@@ -339,19 +339,19 @@ struct ConfigValidator {
 
     // MARK: - Pieces
 
-    private mutating func report(_ path: String, _ message: String) {
+    mutating func report(_ path: String, _ message: String) {
         issues.append(ConfigIssue(path, message))
     }
 
     /// Reports a missing key, unless it (or a mapping above it) was present but malformed.
-    private mutating func required(_ path: String, _ message: String) {
+    mutating func required(_ path: String, _ message: String) {
         let covered = alreadyReported.contains { $0.isEmpty || path == $0 || path.hasPrefix($0 + ".") || path.hasPrefix($0 + "[") }
         if !covered { report(path, message) }
     }
 
     /// An idle timeout: a duration of at least 2m (the cookie's activity time moves once a
     /// minute), or `off`. The outer optional is nil when the text is wrong.
-    private mutating func idle(_ text: String?, default value: Duration?, at path: String) -> Duration?? {
+    mutating func idle(_ text: String?, default value: Duration?, at path: String) -> Duration?? {
         guard let text else { return .some(value) }
         if text == "off" { return .some(nil) }
         guard let parsed = duration(text, default: .zero, at: path) else { return nil }
@@ -362,7 +362,7 @@ struct ConfigValidator {
         return .some(parsed)
     }
 
-    private mutating func duration(_ text: String?, default value: Duration, at path: String, allowZero: Bool = false) -> Duration? {
+    mutating func duration(_ text: String?, default value: Duration, at path: String, allowZero: Bool = false) -> Duration? {
         guard let text else { return value }
         guard let parsed = DurationText.parse(text) else {
             report(path, "not a duration (\"500ms\", \"90s\", \"15m\", \"8h\", \"7d\", \"1h30m\")")
@@ -375,7 +375,7 @@ struct ConfigValidator {
         return parsed
     }
 
-    private mutating func oneOf<T>(_ text: String?, default value: T, at path: String,
+    mutating func oneOf<T>(_ text: String?, default value: T, at path: String,
                                    _ make: (String) -> T?, _ allowed: String) -> T? {
         guard let text else { return value }
         guard let parsed = make(text) else {
@@ -385,7 +385,7 @@ struct ConfigValidator {
         return parsed
     }
 
-    private mutating func endpoint(_ text: String, at path: String) -> GatewayConfiguration.Endpoint? {
+    mutating func endpoint(_ text: String, at path: String) -> GatewayConfiguration.Endpoint? {
         guard let (host, port) = Self.splitHostPort(text), !host.isEmpty, let port else {
             report(path, "must be host:port (\"127.0.0.1:8080\", \"[::1]:8080\")")
             return nil
@@ -414,7 +414,7 @@ struct ConfigValidator {
         return (String(parts[0]), port)
     }
 
-    private mutating func publicURL(_ text: String?) -> String? {
+    mutating func publicURL(_ text: String?) -> String? {
         guard let text else {
             required("public_url", "is required (how browsers reach the gateway, \"https://hub.example.com\")")
             return nil
@@ -429,115 +429,8 @@ struct ConfigValidator {
         return text.hasSuffix("/") ? String(text.dropLast()) : text
     }
 
-    private mutating func upstreamEndpoint(_ text: String?, at key: String = "upstream") -> GatewayConfiguration.Endpoint? {
-        guard let text else {
-            required(key, key == "upstream" ? "is required (the protected application, \"http://127.0.0.1:9000\"; with routes, where the requests no route matches go)"
-                : "is required (\"http://app.internal:9000\")")
-            return nil
-        }
-        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
-              let host = url.host, !host.isEmpty else {
-            report(key, "must be an absolute URL (\"http://127.0.0.1:9000\")")
-            return nil
-        }
-        guard scheme == "http" || scheme == "https" else {
-            report(key, "must be http:// or https://")
-            return nil
-        }
-        guard url.path.isEmpty || url.path == "/", url.query == nil, url.fragment == nil, url.user == nil else {
-            report(key, "must not have a path, query, fragment or user; requests keep their own path")
-            return nil
-        }
-        let port = url.port ?? (scheme == "https" ? 443 : 80)
-        guard (1...65535).contains(port) else {
-            report(key, "port out of range")
-            return nil
-        }
-        return .init(host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host, port: port, secure: scheme == "https")
-    }
-
-    /// `upstream_tls` of an `https://` upstream: checked here, its files read by the loader.
-    private mutating func upstreamTLS(_ raw: RawConfig.RawUpstreamTLS?, for upstream: GatewayConfiguration.Endpoint?,
-                                      at path: String) -> UpstreamTLSFiles? {
-        guard let upstream, upstream.secure else {
-            if raw != nil, upstream != nil { report(path, "applies to an https:// upstream only") }
-            return nil
-        }
-        guard let raw else { return UpstreamTLSFiles(caFile: nil, serverName: nil, clientCertificateFile: nil, clientKeyFile: nil) }
-        if let name = raw.serverName, !Self.isRouteHost(name.lowercased()) || name.hasPrefix("*.") {
-            report("\(path).server_name", "must be the host name the upstream's certificate names (\"app.internal\")")
-        }
-        switch (raw.clientCertificateFile, raw.clientKeyFile) {
-        case (.some, nil): report("\(path).client_key_file", "is required with client_certificate_file")
-        case (nil, .some): report("\(path).client_certificate_file", "is required with client_key_file")
-        default: break
-        }
-        return UpstreamTLSFiles(caFile: raw.caFile.flatMap { filePath($0, at: "\(path).ca_file") }, serverName: raw.serverName,
-                                clientCertificateFile: raw.clientCertificateFile.flatMap { filePath($0, at: "\(path).client_certificate_file") },
-                                clientKeyFile: raw.clientKeyFile.flatMap { filePath($0, at: "\(path).client_key_file") })
-    }
-
-    /// `routes`: each with an upstream, a host (or any), a path prefix, and what protects it:
-    /// its own `protected_paths` over some organizations, or one whole-host organization.
-    /// Two routes for the same host and prefix are an error (the second would never be used).
-    private mutating func routes(_ raw: [RawConfig.RawRoute], organizations: [ValidatedConfig.Organization],
-                                 defaultPatterns: [GatewayConfiguration.PathPattern]) -> [(GatewayConfiguration.Route, UpstreamTLSFiles?)] {
-        let names = Set(organizations.map(\.name))
-        var out: [(GatewayConfiguration.Route, UpstreamTLSFiles?)] = []
-        var seen: [String: Int] = [:]
-        for (index, r) in raw.enumerated() {
-            let path = "routes[\(index)]"
-            let before = issues.count
-            let host = r.host.map { $0.lowercased() }
-            if let host, !Self.isRouteHost(host) {
-                report("\(path).host", "must be a host name (\"app.example.com\", or \"*.example.com\" for its subdomains), without scheme or port")
-            }
-            let prefix = r.pathPrefix ?? "/"
-            if !prefix.hasPrefix("/") || prefix.contains(where: { "?#%;\\".contains($0) }) || prefix.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) {
-                report("\(path).path_prefix", "must be a path starting with / (no ?, #, %, ;, backslash, . or .. segments)")
-            }
-            let upstream = upstreamEndpoint(r.upstream, at: "\(path).upstream")
-            let tls = upstreamTLS(r.upstreamTLS, for: upstream, at: "\(path).upstream_tls")
-            var patterns: [GatewayConfiguration.PathPattern] = []
-            for (p, text) in (r.protectedPaths ?? []).enumerated() {
-                if let pattern = pathPattern(text, at: "\(path).protected_paths[\(p)]") { patterns.append(pattern) }
-            }
-            if r.protectedPaths == nil { patterns = defaultPatterns }
-            for (o, name) in (r.organizations ?? []).enumerated() where !names.contains(name) {
-                report("\(path).organizations[\(o)]", "\"\(name)\" is not a configured organization")
-            }
-            if let whole = r.organization {
-                if !names.contains(whole) { report("\(path).organization", "\"\(whole)\" is not a configured organization") }
-                if r.protectedPaths != nil || r.organizations != nil {
-                    report("\(path).organization", "a whole-host route belongs to one organization: give organization, or protected_paths and organizations, not both")
-                }
-            }
-            let key = (host ?? "*any*") + " " + (prefix.hasSuffix("/") || prefix == "/" ? prefix : prefix + "/")
-            if let first = seen[key] {
-                report(path, "routes[\(first)] already takes host \(host ?? "(any)") and path_prefix \(prefix): this route would never be used")
-            } else {
-                seen[key] = index
-            }
-            guard issues.count == before, let upstream else { continue }
-            out.append((.init(host: host, pathPrefix: prefix, upstream: upstream, upstreamTLS: nil,
-                              protectedPaths: r.organization == nil ? patterns : [],
-                              organizations: r.organization.map { [$0] } ?? r.organizations ?? organizations.map(\.name),
-                              organization: r.organization), tls))
-        }
-        return out
-    }
-
-    /// `app.example.com`, `*.example.com`, `localhost`, an IPv4 address.
-    static func isRouteHost(_ host: String) -> Bool {
-        let name = host.hasPrefix("*.") ? String(host.dropFirst(2)) : host
-        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
-        return !name.isEmpty && name.count <= 253 && labels.allSatisfy { label in
-            !label.isEmpty && label.count <= 63 && label.utf8.allSatisfy { isNameByte($0) && $0 != UInt8(ascii: ".") && $0 != UInt8(ascii: "_") }
-        }
-    }
-
     /// `${NAME}` as a whole value reads the environment; anything else is literal.
-    private mutating func resolveEnv(_ text: String, at path: String) -> String? {
+    mutating func resolveEnv(_ text: String, at path: String) -> String? {
         guard text.hasPrefix("${"), text.hasSuffix("}") else { return text }
         let name = String(text.dropFirst(2).dropLast())
         guard !name.isEmpty, name.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }) else {
@@ -552,7 +445,7 @@ struct ConfigValidator {
     }
 
     /// `*_file` values are paths, never `${ENV}` references (a file named `${X}` is a mistake).
-    private mutating func filePath(_ text: String, at path: String) -> String? {
+    mutating func filePath(_ text: String, at path: String) -> String? {
         guard !text.contains("${") else {
             report(path, "a file path cannot hold a ${ENV} reference; give the value itself as ${ENV} instead")
             return nil
@@ -560,7 +453,7 @@ struct ConfigValidator {
         return text
     }
 
-    private mutating func secrets(_ session: RawConfig.RawSession) -> [(keyPath: String, source: MaterialSource)] {
+    mutating func secrets(_ session: RawConfig.RawSession) -> [(keyPath: String, source: MaterialSource)] {
         var out: [(keyPath: String, source: MaterialSource)] = []
         switch (session.secrets, session.secretsFile) {
         case (nil, nil):
@@ -584,7 +477,7 @@ struct ConfigValidator {
         return out
     }
 
-    private mutating func pathPattern(_ text: String, at path: String) -> GatewayConfiguration.PathPattern? {
+    mutating func pathPattern(_ text: String, at path: String) -> GatewayConfiguration.PathPattern? {
         guard text.hasPrefix("/") else {
             report(path, "must start with /")
             return nil
@@ -608,136 +501,6 @@ struct ConfigValidator {
             return nil
         }
         return .init(text: text, segments: segments, coversSubtree: coversSubtree)
-    }
-
-    private mutating func organization(_ org: RawConfig.RawOrganization, at path: String,
-                                       defaultMode: GatewayConfiguration.UnauthenticatedMode?,
-                                       defaultTTL: Duration?, defaultIdle: Duration?) -> ValidatedConfig.Organization? {
-        let before = issues.count
-        if let name = org.name {
-            let allowed = name.utf8.allSatisfy { Self.isNameByte($0) } && !name.hasPrefix(".") && !name.isEmpty
-            if !allowed {
-                report("\(path).name", "must be a URL path segment of letters, digits, '-', '_' or '.', not starting with '.'")
-            } else if Self.reservedNames.contains(name.lowercased()) {
-                report("\(path).name", "\"\(name)\" is reserved for the gateway's own URLs")
-            }
-        } else {
-            required("\(path).name", "is required")
-        }
-        let mode = oneOf(org.unauthenticated, default: defaultMode ?? .banner, at: "\(path).unauthenticated",
-                         GatewayConfiguration.UnauthenticatedMode.init(rawValue:), "banner, redirect")
-        let ttl = duration(org.sessionTTL, default: defaultTTL ?? .seconds(8 * 3600), at: "\(path).session_ttl")
-        let idleTimeout = idle(org.sessionIdleTimeout, default: defaultIdle, at: "\(path).session_idle_timeout")
-        let appCredentials = oneOf(org.appCredentials, default: .refuse, at: "\(path).app_credentials",
-                                   GatewayConfiguration.AppCredentials.init(rawValue:), "refuse, pass")
-        let managed = oneOf(org.managed, default: .file, at: "\(path).managed", GatewayConfiguration.Management.init(rawValue:), "file, console")
-        // Managed in the console, the file's saml section only seeds the first settings:
-        // it may be absent or partial (the org admin pastes the rest).
-        let console = managed == .console
-        let saml = console ? self.saml(org.saml ?? RawConfig.RawSAML(), at: "\(path).saml", seedOnly: true)
-            : org.saml.flatMap { self.saml($0, at: "\(path).saml", seedOnly: false) }
-        if org.saml == nil && !console { required("\(path).saml", "is required (or managed: console, where an org admin sets it up)") }
-        let roleMapping = org.roleMapping.flatMap { self.roleMapping($0, at: "\(path).role_mapping") }
-        guard issues.count == before, let name = org.name, let mode, let ttl, let saml, let managed, let idleTimeout, let appCredentials else { return nil }
-        return .init(keyPath: path, name: name, id: org.id, saml: saml, unauthenticated: mode, sessionTTL: ttl, sessionIdleTimeout: idleTimeout, appCredentials: appCredentials, roleMapping: roleMapping,
-                     access: org.access ?? .open, managed: managed)
-    }
-
-    /// `seedOnly`: the organization is managed in the console, so the IdP's URL and
-    /// certificate may be missing (they are pasted there), but not `enabled: true` without them.
-    private mutating func saml(_ s: RawConfig.RawSAML, at path: String, seedOnly: Bool) -> ValidatedConfig.SAML? {
-        let before = issues.count
-        // With metadata_url the IdP's metadata supplies the SSO URL and certificates; the
-        // static ones, when given too, stay in force beside it.
-        let fromMetadata = s.metadataURL != nil || (seedOnly && s.enabled != true)
-        if seedOnly, s.metadataURL != nil {
-            report("\(path).metadata_url", "is not offered for an organization managed in the console (paste the certificate there)")
-        }
-        if let url = s.metadataURL, !Self.isIdPURL(url) {
-            report("\(path).metadata_url", "must be an absolute https URL (the IdP's metadata; http only for a loopback IdP)")
-        }
-        let refresh = duration(s.metadataRefresh, default: .seconds(3600), at: "\(path).metadata_refresh")
-        if let url = s.signOnURL {
-            if !Self.isIdPURL(url) {
-                report("\(path).sign_on_url", "must be an absolute https URL (the IdP's Single Sign-On URL; http only for a loopback IdP)")
-            }
-        } else if !fromMetadata {
-            required("\(path).sign_on_url", "is required (the IdP's Single Sign-On URL), unless metadata_url gives it")
-        }
-        if let url = s.sloURL, !Self.isIdPURL(url) {
-            report("\(path).slo_url", "must be an absolute https URL (the IdP's Single Logout URL; http only for a loopback IdP)")
-        }
-        var sources: [(keyPath: String, source: MaterialSource)] = []
-        let forms = [s.certificate != nil, s.certificates != nil, s.certificateFile != nil].filter { $0 }.count
-        if forms == 0 {
-            if !fromMetadata {
-                required("\(path).certificate", "is required (the IdP's X.509 signing certificate, PEM): give certificate, certificates or certificate_file, or metadata_url")
-            }
-        } else if forms > 1 {
-            report(path, "give only one of certificate, certificates, certificate_file")
-        } else if let one = s.certificate {
-            if let value = resolveEnv(one, at: "\(path).certificate") { sources.append(("\(path).certificate", .inline(value))) }
-        } else if let many = s.certificates {
-            if many.isEmpty { report("\(path).certificates", "must hold at least one certificate") }
-            for (index, text) in many.enumerated() {
-                let p = "\(path).certificates[\(index)]"
-                if let value = resolveEnv(text, at: p) { sources.append((p, .inline(value))) }
-            }
-        } else if let file = s.certificateFile, let checked = filePath(file, at: "\(path).certificate_file") {
-            sources.append(("\(path).certificate_file", .file(checked)))
-        }
-        switch (s.spCertificateFile, s.spPrivateKeyFile) {
-        case (.some, nil): report("\(path).sp_private_key_file", "is required with sp_certificate_file (the SP key pair goes together)")
-        case (nil, .some): report("\(path).sp_certificate_file", "is required with sp_private_key_file (the SP key pair goes together)")
-        case (let cert?, let key?):
-            _ = filePath(cert, at: "\(path).sp_certificate_file")
-            _ = filePath(key, at: "\(path).sp_private_key_file")
-        case (nil, nil):
-            if s.requireEncryptedAssertions == true {
-                report("\(path).require_encrypted_assertions", "needs sp_certificate_file and sp_private_key_file: the IdP encrypts to the SP's certificate")
-            }
-        }
-        guard issues.count == before, let refresh else { return nil }
-        return .init(enabled: s.enabled ?? false, signOnURL: s.signOnURL, certificateSources: sources,
-                     idpEntityID: s.idpEntityID, allowIdPInitiated: s.allowIdPInitiated ?? false,
-                     allowSHA1: s.allowSHA1 ?? false, spCertificateFile: s.spCertificateFile,
-                     spPrivateKeyFile: s.spPrivateKeyFile, requireEncryptedAssertions: s.requireEncryptedAssertions ?? false,
-                     metadataURL: s.metadataURL, metadataRefresh: refresh, sloURL: s.sloURL,
-                     sloRevokesTokens: s.sloRevokesTokens ?? false)
-    }
-
-    /// An IdP address: absolute https, or plain http to a loopback IdP (development).
-    static func isIdPURL(_ url: String) -> Bool {
-        let c = URLComponents(string: url)
-        let scheme = c?.scheme?.lowercased()
-        let host = c?.host?.lowercased() ?? ""
-        let loopback = host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
-        return c != nil && !host.isEmpty && c?.fragment == nil && (scheme == "https" || (scheme == "http" && loopback))
-    }
-
-    private mutating func roleMapping(_ m: RawConfig.RawRoleMapping, at path: String) -> GatewayConfiguration.RoleMapping? {
-        let before = issues.count
-        func role(_ text: String?, at p: String) -> GatewayConfiguration.Role? {
-            guard let text else { return nil }
-            guard let r = GatewayConfiguration.Role.allCases.first(where: { $0.name == text }) else {
-                report(p, "must be one of read, contributor, write, admin")
-                return nil
-            }
-            return r
-        }
-        if m.attribute == nil { required("\(path).attribute", "is required (the SAML attribute holding groups)") }
-        var rules: [GatewayConfiguration.RoleMapping.Rule] = []
-        for (index, rule) in m.rules.enumerated() {
-            let p = "\(path).rules[\(index)]"
-            if rule.value == nil { required("\(p).value", "is required") }
-            if rule.role == nil { required("\(p).role", "is required") }
-            if let value = rule.value, let r = role(rule.role, at: "\(p).role") {
-                rules.append(.init(value: value, role: r, resourceGroup: rule.resourceGroup))
-            }
-        }
-        let defaultRole = m.defaultRole == nil ? .read : role(m.defaultRole, at: "\(path).default_role")
-        guard issues.count == before, let attribute = m.attribute, let defaultRole else { return nil }
-        return .init(attribute: attribute, rules: rules, defaultRole: defaultRole)
     }
 
     // RFC 9110 token characters, for cookie names.
