@@ -12,8 +12,9 @@ package enum AccessDecision {
     /// Forward; `identity` are the headers the upstream gets (none when anonymous), valid
     /// until `expires` (the grant's end in Unix seconds; a WebSocket is closed then); `claims`
     /// the same identity for a signed `X-SSO-Assertion`.
-    /// `sessions`: the IDs of the grants it relies on (a WebSocket is closed when one ends).
-    case forward(identity: [(String, String)], expires: Int64?, claims: UpstreamClaims?, sessions: [String] = [])
+    /// `sessions`: the IDs of the grants it relies on (a WebSocket is closed when one ends);
+    /// `token`: the access token's id, when a token (not a session) let it in.
+    case forward(identity: [(String, String)], expires: Int64?, claims: UpstreamClaims?, sessions: [String] = [], token: String? = nil)
     /// Forward anonymously; the HTML answer should carry the "Login with SSO" banner.
     case banner(organization: String, loginURL: String)
     case redirect(location: String)
@@ -576,11 +577,12 @@ package struct SSOFlow: Sendable {
 
     /// A member's grant (a session's, or the one a token carries) on their organization's
     /// content in `group`: the policy's verdict, an allowed one handed to `keep` for the cache.
+    /// `token`: the id of the access token that carries the grant, for the access log.
     func memberDecision(_ grant: SessionGrant, org: GatewayConfiguration.Organization, group: String?, method: String, path: Substring,
-                        keep: (Granted) -> Void) -> AccessDecision {
+                        token: String? = nil, keep: (Granted) -> Void) -> AccessDecision {
         switch rules.admit(org, grant: grant, vouchedBy: org.name, resourceGroup: group) {
         case .allow(let role, _):
-            let granted = self.granted(grant, org: org, vouchedBy: org.name, role: role)
+            let granted = self.granted(grant, org: org, vouchedBy: org.name, role: role, token: token)
             keep(granted)
             return checked(granted, org: org, method: method, path: path, group: group)
         case .refuse(let refusal):
@@ -593,14 +595,15 @@ package struct SSOFlow: Sendable {
     /// An external collaborator's groups are their own organization's: never sent as this
     /// one's (an upstream mapping `hf-admins` to admin would make another company's admins
     /// admins here); their role here is `X-SSO-Role`.
-    func granted(_ grant: SessionGrant, org: GatewayConfiguration.Organization, vouchedBy: String, role: GatewayConfiguration.Role?) -> Granted {
+    func granted(_ grant: SessionGrant, org: GatewayConfiguration.Organization, vouchedBy: String, role: GatewayConfiguration.Role?,
+                 token: String? = nil) -> Granted {
         let external = vouchedBy == org.name ? nil : vouchedBy
         var sent = grant
         if external != nil { sent.groups = [] }
         let forward = AccessDecision.forward(identity: Self.identity(sent, organization: org.name, role: role?.name, vouchedBy: external),
                                              expires: grant.expires,
                                              claims: UpstreamClaims(grant: sent, organization: org.name, role: role?.name, vouchedBy: external, grants: []),
-                                             sessions: [grant.id])
+                                             sessions: [grant.id], token: token)
         return Granted(forward: forward, readsOnly: AccessRules.onlyReads(role, org.access), grant: grant, vouchedBy: vouchedBy, role: role?.name)
     }
 

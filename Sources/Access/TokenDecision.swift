@@ -46,7 +46,7 @@ extension SSOFlow {
             entry?.decisions.removeAll()
         }
         if let known = entry?.decisions[key] { return checked(known, org: org, method: method, path: path, group: group) }
-        return memberDecision(token.grant, org: org, group: group, method: method, path: path) { entry?.decisions[key] = $0 }
+        return memberDecision(token.grant, org: org, group: group, method: method, path: path, token: token.id) { entry?.decisions[key] = $0 }
     }
 
     /// The `401` JSON: why, where to log in, and where a CLI gets a token.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Access
 import Config
 import HTTPWire
 import Logging
@@ -8,6 +9,45 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Proxy
+
+/// Whom a request was for and the id that ties its lines together: what the access log
+/// names beside the method and path. Set by the planner: the request id first, the
+/// organization, subject and token once the SSO decision is made.
+struct RequestLabel {
+    var id: String
+    /// The organization whose content or endpoint the request concerned.
+    var organization: String?
+    /// The member it was served for (a session's or an access token's subject).
+    var subject: String?
+    /// The access token's id, when a token (not a session) let the request in.
+    var token: String?
+
+    init(id: String, organization: String? = nil, subject: String? = nil, token: String? = nil) {
+        self.id = id
+        self.organization = organization
+        self.subject = subject
+        self.token = token
+    }
+}
+
+extension RequestLabel {
+    /// Whom the SSO decision found the request is for.
+    mutating func name(_ decision: AccessDecision) {
+        switch decision {
+        case .forward(_, _, let claims, _, let token):
+            organization = claims?.organization
+            subject = claims?.subject
+            self.token = token
+        case .banner(let org, _), .unauthorized(let org, _, _):
+            organization = org
+        case .refused(let refusal):
+            organization = refusal.organization
+            subject = refusal.subject
+        case .redirect, .forbidden, .ambiguousPath:
+            break
+        }
+    }
+}
 
 /// One access-log record, formatted once as text or JSON. The access log is the one
 /// place where the line is the message: building a `Logger.Metadata` dictionary per
@@ -20,6 +60,7 @@ struct AccessRecord {
     var durationMicros: Int64
     var upstreamMicros: Int64?
     var peer: String
+    var label: RequestLabel
 
     func line(format: GatewayConfiguration.LogFormat, timestamp: String) -> String {
         var s = ""
@@ -30,18 +71,26 @@ struct AccessRecord {
             s += timestamp; s += " info ssogate.access: request bytes="; s += String(bytes)
             s += " duration_ms="; s += Self.millis(durationMicros)
             s += " method="; s += method
+            if let organization = label.organization { s += " organization="; s += Self.textValue(organization[...]) }
             s += " path="; s += Self.textValue(path)
             s += " peer="; s += peer
+            s += " request_id="; s += Self.textValue(label.id[...])
             s += " status="; s += String(status)
+            if let subject = label.subject { s += " subject="; s += Self.textValue(subject[...]) }
+            if let token = label.token { s += " token="; s += token }
             if let upstreamMicros { s += " upstream_ms="; s += Self.millis(upstreamMicros) }
         case .json:
             s += "{\"ts\":\""; s += timestamp; s += "\",\"level\":\"info\",\"logger\":\"ssogate.access\",\"msg\":\"request\""
             s += ",\"bytes\":"; s += String(bytes)
             s += ",\"duration_ms\":"; s += Self.millis(durationMicros)
             s += ",\"method\":"; s += GatewayLogHandler.jsonString(method)
+            if let organization = label.organization { s += ",\"organization\":"; s += GatewayLogHandler.jsonString(organization) }
             s += ",\"path\":"; s += GatewayLogHandler.jsonString(String(path))
             s += ",\"peer\":\""; s += peer; s += "\""
+            s += ",\"request_id\":"; s += GatewayLogHandler.jsonString(label.id)
             s += ",\"status\":"; s += String(status)
+            if let subject = label.subject { s += ",\"subject\":"; s += GatewayLogHandler.jsonString(subject) }
+            if let token = label.token { s += ",\"token\":"; s += GatewayLogHandler.jsonString(token) }
             if let upstreamMicros { s += ",\"upstream_ms\":"; s += Self.millis(upstreamMicros) }
             s += "}"
         }
@@ -105,12 +154,12 @@ extension GatewayShared {
 
     /// Counts a finished request and writes its access record (when the access log is on).
     func logAccess(loop: LoopContext, method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline,
-                   upstreamNanoseconds: Int64?, peer: String?) {
+                   upstreamNanoseconds: Int64?, peer: String?, label: RequestLabel) {
         metrics.requestFinished(status: status)
         guard loop.accessSink != nil || accessLogger != nil else { return }
         let record = AccessRecord(method: method.rawValue, path: pathOnly(uri), status: status, bytes: bytes,
                                   durationMicros: (NIODeadline.now() - start).nanoseconds / 1000,
-                                  upstreamMicros: upstreamNanoseconds.map { $0 / 1000 }, peer: peer ?? "-")
+                                  upstreamMicros: upstreamNanoseconds.map { $0 / 1000 }, peer: peer ?? "-", label: label)
         let line = record.line(format: logFormat, timestamp: loop.clock.now())
         if loop.accessSink != nil {
             loop.appendAccessLine(line)

@@ -60,6 +60,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
     var readPending = false
     var closeAfterResponse = false
     var planner: RequestPlanner
+    /// The request being served: its id and whom it is for (one at a time: later pipelined
+    /// requests wait in `queued` until this one is logged).
+    var label = RequestLabel(id: "-")
 
     var timers: ClientTimers
 
@@ -378,6 +381,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
         shared.logger.warning("rejected malformed request", metadata: [
             "reason": "\(tooLarge ? "request head over 32 KiB" : "\(error)")", "peer": "\(planner.peerText ?? "-")",
         ])
+        label = RequestLabel(id: loop.requestIDs.next())
         respond(.plain(tooLarge ? .requestHeaderFieldsTooLarge : .badRequest, tooLarge ? "request header fields too large" : "bad request"),
                 method: .GET, uri: "-", start: .now(), close: true)
     }
@@ -393,7 +397,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
             || (received.version < .http1_1 && received.headers.contains(name: "transfer-encoding")) {
             closeAfterResponse = true
         }
-        switch planner.plan(received, start: start) {
+        switch planner.plan(received, start: start, label: &label) {
         case .respond(let local, let head, let close):
             respond(local, method: head.method, uri: head.uri, start: start, close: close)
         case .collectBody(let organization, let head):
@@ -451,6 +455,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeDriver, Deadl
 
     func logAccess(method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline, upstreamNanoseconds: Int64?) {
         shared.logAccess(loop: loop, method: method, uri: uri, status: status, bytes: bytes, start: start,
-                         upstreamNanoseconds: upstreamNanoseconds, peer: planner.peerText)
+                         upstreamNanoseconds: upstreamNanoseconds, peer: planner.peerText, label: label)
     }
 }

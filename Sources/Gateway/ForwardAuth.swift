@@ -28,7 +28,7 @@ extension RequestPlanner {
         return path == forwardAuthPath || path.hasPrefix(forwardAuthPath + "/")
     }
 
-    func forwardAuth(_ received: HTTPRequestHead) -> LocalResponse {
+    func forwardAuth(_ received: HTTPRequestHead, label: inout RequestLabel) -> LocalResponse {
         let runtime = shared.runtime(on: loop)
         guard runtime.isTrusted(peer: peerBytes) else {
             rejected(.forbidden, reason: "forward-auth request from a peer outside trusted_proxies")
@@ -56,8 +56,9 @@ extension RequestPlanner {
             route: runtime.router.route(host: head.headers.first(name: "host"), path: pathOnly(head.uri)))
         let clearing: [(String, String)] = sessionCookie.map { [("Set-Cookie", $0)] } ?? []
         shared.metrics.forwardAuthDecided(result: Self.result(decision))
+        label.name(decision)
         switch decision {
-        case .forward(let identity, _, _, _):
+        case .forward(let identity, _, _, _, _):
             // Every name, empty when it does not apply: an ingress that copies a listed header
             // then replaces the client's copy with nothing (Traefik, and Caddy 2.6, which
             // otherwise copies its own placeholder text) instead of leaving it.
@@ -68,7 +69,7 @@ extension RequestPlanner {
         case .redirect(let location):
             return login(location, nginx: described.onlyStatusCodes, clearing: clearing)
         case .ambiguousPath, .unauthorized, .refused, .forbidden:
-            var (response, _) = answer(decision, head: head, runtime: runtime, clearing: clearing, html: true)
+            var (response, _) = answer(decision, head: head, runtime: runtime, clearing: clearing, html: true, requestID: label.id)
             if described.onlyStatusCodes, response.headers.contains(where: { $0.0 == "Content-Type" && $0.1 == "application/json" }) {
                 response.headers.append(("X-SSO-Error", String(decoding: response.body, as: UTF8.self)))
             }
@@ -83,7 +84,7 @@ extension RequestPlanner {
 
     private static func result(_ decision: AccessDecision) -> String {
         switch decision {
-        case .forward(let identity, _, _, _): return identity.isEmpty ? "anonymous" : "allowed"
+        case .forward(let identity, _, _, _, _): return identity.isEmpty ? "anonymous" : "allowed"
         case .banner, .redirect: return "login"
         case .unauthorized: return "unauthorized"
         case .refused, .forbidden: return "refused"

@@ -24,6 +24,8 @@ final class HTTP2Stream: ExchangeDriver {
     private unowned let connection: HTTP2Connection
     private var state: State = .head
     private let start = NIODeadline.now()
+    /// The request's id and whom it is for (set by the planner), for the access log.
+    private var label = RequestLabel(id: "-")
 
     // The request head as received.
     private var method: Substring?
@@ -87,22 +89,9 @@ final class HTTP2Stream: ExchangeDriver {
 
     func headersComplete(endStream: Bool) {
         requestEnd = endStream
-        if let malformed {
-            let status: HTTPResponseStatus = malformed.contains("too large") ? .requestHeaderFieldsTooLarge : .badRequest
-            connection.planner.rejected(status, reason: malformed)
-            respond(.plain(status, malformed == "header value is not UTF-8" ? "bad request" : malformed), method: .GET, uri: path ?? "-")
-            return
-        }
-        // RFC 9113 §8.5: CONNECT has no :path. The gateway tunnels nothing: refused at once,
-        // before anything waits on a path that will not come.
-        if method == "CONNECT" {
-            connection.planner.rejected(.methodNotAllowed, reason: "CONNECT method")
-            respond(.plain(.methodNotAllowed, "CONNECT is not supported"), method: .CONNECT, uri: authority ?? "-")
-            return
-        }
-        guard let method, let path else {
-            // nghttp2 refuses a request without them; should one pass, it is still answered.
-            respond(.plain(.badRequest, "bad request"), method: .GET, uri: "-")
+        guard let method, let path, malformed == nil, method != "CONNECT" else {
+            label.id = connection.loop.requestIDs.next()
+            refuseHead()
             return
         }
         if let authority {
@@ -120,7 +109,7 @@ final class HTTP2Stream: ExchangeDriver {
         } else {
             framing = .chunked
         }
-        switch connection.planner.plan(head, start: start, bodyFraming: framing) {
+        switch connection.planner.plan(head, start: start, bodyFraming: framing, label: &label) {
         case .respond(let local, let head, _):
             respond(local, method: head.method, uri: head.uri)
         case .collectBody(let organization, let head):
@@ -131,6 +120,23 @@ final class HTTP2Stream: ExchangeDriver {
             if requestEnd { _ = exchange.machine.handle(.requestEnd) }
             if expectContinue { connection.submitContinue(self) }
             perform(exchange.machine.handle(.start(needsAssertion: exchange.needsAssertion)), exchange)
+        }
+    }
+
+    /// A head that is never planned: malformed, CONNECT, or without `:method` or `:path`.
+    private func refuseHead() {
+        if let malformed {
+            let status: HTTPResponseStatus = malformed.contains("too large") ? .requestHeaderFieldsTooLarge : .badRequest
+            connection.planner.rejected(status, reason: malformed)
+            respond(.plain(status, malformed == "header value is not UTF-8" ? "bad request" : malformed), method: .GET, uri: path ?? "-")
+        } else if method == "CONNECT" {
+            // RFC 9113 §8.5: CONNECT has no :path. The gateway tunnels nothing: refused at
+            // once, before anything waits on a path that will not come.
+            connection.planner.rejected(.methodNotAllowed, reason: "CONNECT method")
+            respond(.plain(.methodNotAllowed, "CONNECT is not supported"), method: .CONNECT, uri: authority ?? "-")
+        } else {
+            // nghttp2 refuses a request without them; should one pass, it is still answered.
+            respond(.plain(.badRequest, "bad request"), method: .GET, uri: "-")
         }
     }
 
@@ -170,7 +176,8 @@ final class HTTP2Stream: ExchangeDriver {
         switch state {
         case .collectingForm(let organization, let head, let body):
             state = .local
-            connection.planner.answerCollected(organization: organization, head: head, body: body, on: connection.loop.eventLoop)
+            connection.planner.answerCollected(organization: organization, head: head, body: body, requestID: label.id,
+                                               on: connection.loop.eventLoop)
                 .assumeIsolated().whenComplete { result in
                     guard case .local = self.state else { return }  // the stream closed meanwhile
                     let answer = (try? result.get()) ?? .plain(.internalServerError, "could not finish the login")
@@ -407,7 +414,7 @@ final class HTTP2Stream: ExchangeDriver {
                                   hasBody: hasBody)
         connection.shared.logAccess(loop: connection.loop, method: method, uri: uri, status: Int(local.status.code),
                                     bytes: hasBody ? local.body.count : 0, start: start, upstreamNanoseconds: upstreamNanoseconds,
-                                    peer: connection.planner.peerText)
+                                    peer: connection.planner.peerText, label: label)
     }
 
     /// The session's data source: copies what is pending, up to the frame's room, into a
@@ -458,7 +465,8 @@ final class HTTP2Stream: ExchangeDriver {
 
     private func logAccess(status: Int, bytes: Int, exchange: Exchange) {
         connection.shared.logAccess(loop: connection.loop, method: exchange.method, uri: exchange.uri, status: status, bytes: bytes,
-                                    start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds, peer: connection.planner.peerText)
+                                    start: exchange.start, upstreamNanoseconds: exchange.upstreamNanoseconds, peer: connection.planner.peerText,
+                                    label: label)
     }
 
     /// The upstream's relay fields (`Name: value\r\n` lines, hop-by-hop and framing fields

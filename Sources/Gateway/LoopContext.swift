@@ -65,6 +65,8 @@ final class LoopContext: FlushScheduler {
     let tokens = TokenCache()
     /// This loop's shard of the upstream latency histogram.
     let upstreamLatency: LatencyHistogram.Shard
+    /// Ids for the requests this loop serves (a trusted proxy's are used instead when sent).
+    var requestIDs = RequestIDSource()
     /// This loop's copy of the running runtime, and the swap generation it was taken at:
     /// requests read it without a lock (GatewayShared.runtime(on:)).
     private var runtimeCopy: (generation: UInt64, runtime: GatewayRuntime)?

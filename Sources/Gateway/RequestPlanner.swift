@@ -43,7 +43,12 @@ struct RequestPlanner {
 
     /// - Parameter bodyFraming: how the request body is delimited when the protocol says so
     ///   itself (HTTP/2); `nil` reads it from the HTTP/1 fields, refusing ambiguous framing.
-    func plan(_ received: HTTPRequestHead, start: NIODeadline, bodyFraming: RequestFraming.Body? = nil) -> Plan {
+    /// - Parameter label: set to the request's id, then to whom the SSO decision found it is
+    ///   for, for the access log.
+    func plan(_ received: HTTPRequestHead, start: NIODeadline, bodyFraming: RequestFraming.Body? = nil, label: inout RequestLabel) -> Plan {
+        let runtime = shared.runtime(on: loop)
+        let trusted = runtime.isTrusted(peer: peerBytes)
+        label = RequestLabel(id: requestID(received, trusted: trusted))
         let head: HTTPRequestHead
         switch RequestTarget.normalise(received) {
         case .success(let normalised): head = normalised
@@ -55,7 +60,7 @@ struct RequestPlanner {
             if pathOnly(head.uri) == "/_ssogate/logout", head.method == .GET || head.method == .POST {
                 return .collectBody(organization: "", head: head)
             }
-            if Self.isForwardAuth(head.uri) { return .respond(forwardAuth(head), head: head, close: false) }
+            if Self.isForwardAuth(head.uri) { return .respond(forwardAuth(head, label: &label), head: head, close: false) }
             // Readiness asks the store: answered by a task (on the admin listener instead, when there is one).
             if pathOnly(head.uri) == "/_ssogate/ready", shared.runtime(on: loop).configuration.adminListen == nil,
                head.method == .GET || head.method == .HEAD {
@@ -63,10 +68,10 @@ struct RequestPlanner {
             }
             return .respond(internalEndpoint(head), head: head, close: false)
         }
-        let runtime = shared.runtime(on: loop)
-        if head.uri.hasPrefix("/organizations/"), let plan = ssoEndpoint(head, runtime: runtime) { return plan }
+        if head.uri.hasPrefix("/organizations/"), let plan = ssoEndpoint(head, runtime: runtime, label: &label) { return plan }
         if head.uri.hasPrefix("/api/organizations/"), let organization = SettingsAPI.endpoint(pathOnly(head.uri))?.organization
             ?? Tokens.apiEndpoint(pathOnly(head.uri))?.organization {
+            label.organization = organization
             return .collectBody(organization: organization, head: head)
         }
         if head.method == .CONNECT {
@@ -107,8 +112,9 @@ struct RequestPlanner {
         var grantExpires: Int64?
         var claims: UpstreamClaims?
         var grantSessions: [String] = []
+        label.name(decision)
         switch decision {
-        case .forward(let headers, let expires, let grantClaims, let sessions):
+        case .forward(let headers, let expires, let grantClaims, let sessions, _):
             identity = headers
             grantExpires = expires
             claims = grantClaims
@@ -117,11 +123,11 @@ struct RequestPlanner {
             // Forwarded anonymously; an HTML answer gets the "Login with SSO" banner.
             if head.method == .GET { bannerHTML = BannerInjector.html(organization: organization, loginURL: loginURL) }
         case .redirect, .ambiguousPath, .unauthorized, .refused, .forbidden:
-            let (response, close) = answer(decision, head: head, runtime: runtime, clearing: clearing, html: !webSocket)
+            let (response, close) = answer(decision, head: head, runtime: runtime, clearing: clearing, html: !webSocket, requestID: label.id)
             return .respond(response, head: head, close: close)
         }
         let upstreamHead = HeaderPolicy.upstreamRequestHead(
-            from: head, peer: peerText, peerTrusted: runtime.isTrusted(peer: peerBytes),
+            from: head, peer: peerText, peerTrusted: trusted, requestID: label.id,
             scheme: scheme, bodyFraming: body, defaultHost: runtime.publicHost, dropCookies: runtime.reservedCookies, identity: identity,
             askIdentityEncoding: bannerHTML != nil, webSocket: webSocket, dropAuthorization: credential?.isToken == true)
         var webSocketAccept: [UInt8]?
@@ -154,7 +160,7 @@ struct RequestPlanner {
     /// forward-auth's alike); `close` ends an HTTP/1 connection after it.
     /// - Parameter html: a page may answer (not a WebSocket), when the client accepts one.
     func answer(_ decision: AccessDecision, head: HTTPRequestHead, runtime: GatewayRuntime, clearing: [(String, String)],
-                html: Bool) -> (LocalResponse, close: Bool) {
+                html: Bool, requestID: String) -> (LocalResponse, close: Bool) {
         switch decision {
         case .forward, .banner:
             preconditionFailure("a forwarding decision has no local answer")
@@ -175,7 +181,6 @@ struct RequestPlanner {
                                                                    ("WWW-Authenticate", "Basic realm=\"ssogate \(organization)\"")] + clearing,
                                   body: json), false)
         case .refused(let refusal):
-            let requestID = RequestFields.requestID()
             shared.audit(refusal, peer: peerText, requestID: requestID)
             // A page for whatever a browser sent (a form's POST too), JSON for the rest.
             let page = html && (head.headers.first(name: "accept")?.lowercased().contains("text/html") ?? false)
@@ -189,17 +194,19 @@ struct RequestPlanner {
 
     /// `/organizations/{org}/sso`, `/saml/consume`, `/saml/metadata`; nil for any other
     /// path under `/organizations/`, which is then proxied like everything else.
-    private func ssoEndpoint(_ head: HTTPRequestHead, runtime: GatewayRuntime) -> Plan? {
+    private func ssoEndpoint(_ head: HTTPRequestHead, runtime: GatewayRuntime, label: inout RequestLabel) -> Plan? {
         let parts = pathOnly(head.uri).split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count >= 4, parts[1] == "organizations" else { return nil }
         let organization = String(parts[2])
         let rest = parts[3...].joined(separator: "/")
+        // Only a name some organization has: the rest is the client's text.
+        if runtime.configuration.organization(named: organization) != nil { label.organization = organization }
         switch (head.method, rest) {
         case (.GET, "sso"), (.HEAD, "sso"):
             if let refusal = shared.logins.admit(client: clientAddress(head, runtime: runtime), now: shared.clock().timeIntervalSince1970) {
                 shared.metrics.loginTurnedAway(endpoint: "start", reason: refusal.code)
                 return .respond(runtime.flow.turnedAway(refusal, organization: organization, acceptsJSON: Self.acceptsJSON(head),
-                                                        requestID: RequestFields.requestID()), head: head, close: false)
+                                                        requestID: label.id), head: head, close: false)
             }
             let query = RequestFields.query(head.uri)
             // The console's "Update and Test": the flow built from the draft settings.
@@ -226,7 +233,8 @@ struct RequestPlanner {
     }
 
     /// A request whose body was collected: the settings API, a console page, or the ACS.
-    func answerCollected(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
+    func answerCollected(organization: String, head: HTTPRequestHead, body: ByteBuffer, requestID: String,
+                         on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let path = pathOnly(head.uri)
         if path == "/_ssogate/ready" {
             let shared = self.shared
@@ -235,16 +243,14 @@ struct RequestPlanner {
         if path == "/_ssogate/logout" {
             let logout = Logout(shared: shared, peer: peerText)
             let bytes = Array(body.readableBytesView)
-            let requestID = RequestFields.requestID()
             return loop.makeFutureWithTask { await logout.answer(head, body: bytes, requestID: requestID) }
         }
         if path == "/organizations/\(organization)/saml/slo" {
-            return singleLogout(organization: organization, head: head, body: body, on: loop)
+            return singleLogout(organization: organization, head: head, body: body, requestID: requestID, on: loop)
         }
         if path.hasPrefix("/organizations/\(organization)/settings/tokens"),
            let page = Tokens.page(String(path.dropFirst("/organizations/\(organization)/".count)), method: head.method) {
             let tokens = Tokens(shared: shared, peer: peerText)
-            let requestID = RequestFields.requestID()
             let bytes = Array(body.readableBytesView)
             return loop.makeFutureWithTask { await tokens.answerPage(head, body: bytes, organization: organization, page: page, requestID: requestID) }
         }
@@ -255,7 +261,6 @@ struct RequestPlanner {
                 return loop.makeSucceededFuture(SettingsAPI.json(refusal == .busy ? .serviceUnavailable : .tooManyRequests, ["error": refusal.code]))
             }
             let tokens = Tokens(shared: shared, peer: peerText)
-            let requestID = RequestFields.requestID()
             let bytes = Array(body.readableBytesView)
             return loop.makeFutureWithTask { await tokens.answerAPI(head, body: bytes, organization: organization, id: id, requestID: requestID) }
         }
@@ -269,14 +274,12 @@ struct RequestPlanner {
                 return loop.makeSucceededFuture(.text(refusal == .busy ? .serviceUnavailable : .tooManyRequests, "too many requests: try again shortly"))
             }
             let console = Console(shared: shared, peer: peerText)
-            let requestID = RequestFields.requestID()
             let bytes = Array(body.readableBytesView)
             return loop.makeFutureWithTask { await console.answer(head, body: bytes, organization: organization, page: page, requestID: requestID) }
         }
         guard head.uri.hasPrefix("/api/"), let (_, endpoint) = SettingsAPI.endpoint(path) else {
-            return consume(organization: organization, head: head, body: body, on: loop)
+            return consume(organization: organization, head: head, body: body, requestID: requestID, on: loop)
         }
-        let requestID = RequestFields.requestID()
         let runtime = shared.runtime(on: self.loop)
         // Each API request may read the store (its token): the login rates bound what an
         // unauthenticated client can make it do.
@@ -295,8 +298,7 @@ struct RequestPlanner {
     /// login worker (never on this event loop), then its IDs spent in the replay store (at
     /// once in memory, asynchronously in a shared store); logged, audited and counted. A
     /// test of draft settings is validated with them, and its result recorded.
-    func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
-        let requestID = RequestFields.requestID()
+    func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, requestID: String, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let acceptsJSON = Self.acceptsJSON(head)
         let runtime = shared.runtime(on: self.loop)
         let cookies = RequestFields.cookies(head.headers)
@@ -399,15 +401,23 @@ struct RequestPlanner {
         if known { shared.audit(AuditEvent(time: Int64(shared.clock().timeIntervalSince1970), action: test || outcome.result == "test_success" ? "sso.test" : "sso.login",
                                 organization: organization, actor: outcome.subject, result: passed ? "success" : "failure",
                                 reason: passed ? nil : outcome.result, subject: outcome.subject, ip: peerText, requestID: requestID)) }
+        // Login lines name the subject, when the assertion got far enough to name one.
         if outcome.result == "success" || outcome.result == "test_success" {
-            shared.logger.info("login", metadata: ["organization": "\(organization)", "result": "\(outcome.result)", "request_id": "\(requestID)"])
+            shared.logger.info("login", metadata: ["organization": "\(organization)", "result": "\(outcome.result)", "request_id": "\(requestID)",
+                                                   "subject": "\(outcome.subject ?? "-")"])
         } else {
             shared.logger.warning("login refused", metadata: [
                 "organization": "\(organization)", "reason": "\(outcome.result)", "detail": "\(outcome.detail ?? "-")",
-                "request_id": "\(requestID)", "peer": "\(peerText ?? "-")",
+                "request_id": "\(requestID)", "peer": "\(peerText ?? "-")", "subject": "\(outcome.subject ?? "-")",
             ])
         }
         return outcome.response
+    }
+
+    /// A trusted proxy's `X-Request-Id` when it sent a usable one, else the loop's next.
+    private func requestID(_ head: HTTPRequestHead, trusted: Bool) -> String {
+        if trusted, let given = head.headers.first(name: "x-request-id"), RequestIDSource.accepts(given) { return given }
+        return loop.requestIDs.next()
     }
 
     private func internalEndpoint(_ head: HTTPRequestHead) -> LocalResponse {

@@ -16,8 +16,8 @@ import StateStore
 /// logout. Counted against the login rates: an unauthenticated client makes the gateway
 /// verify a signature here.
 extension RequestPlanner {
-    func singleLogout(organization: String, head: HTTPRequestHead, body: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
-        let requestID = RequestFields.requestID()
+    func singleLogout(organization: String, head: HTTPRequestHead, body: ByteBuffer, requestID: String,
+                      on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let runtime = shared.runtime(on: self.loop)
         let flow = runtime.flow
         let shared = self.shared

@@ -10,6 +10,10 @@ package enum HeaderName: Equatable {
     /// an upstream that routes on it would serve a path the gateway never authorized.
     /// Never forwarded, whoever sends it.
     case urlOverride
+    /// `X-Request-Id`, `traceparent`, `tracestate`: which request and which trace this is.
+    /// The gateway sends its own upstream (a trusted proxy's values, kept by the planner,
+    /// or ones made here); a client's never pass as sent.
+    case requestContext
     case contentLength, transferEncoding, expect, host, connection, cookie, setCookie
     case contentType, contentEncoding, acceptEncoding
     case other
@@ -56,9 +60,9 @@ package enum HeaderName: Equatable {
         case 7: kind = equals("upgrade") ? .hopByHop : equals("trailer") ? .hopByHop : .other
         case 9: kind = equals("forwarded") ? .forwarded : equals("x-real-ip") ? .forwardedOther : .other
         case 10: kind = equals("connection") ? .connection : equals("keep-alive") ? .hopByHop
-            : equals("set-cookie") ? .setCookie : .other
-        case 11: kind = equals("x-client-ip") ? .forwardedOther : .other
-        case 12: kind = equals("content-type") ? .contentType : .other
+            : equals("set-cookie") ? .setCookie : equals("tracestate") ? .requestContext : .other
+        case 11: kind = equals("x-client-ip") ? .forwardedOther : equals("traceparent") ? .requestContext : .other
+        case 12: kind = equals("content-type") ? .contentType : equals("x-request-id") ? .requestContext : .other
         case 13: kind = equals("x-rewrite-url") ? .urlOverride : .other
         case 14:
             kind = equals("content-length") ? .contentLength : equals("true-client-ip") ? .forwardedOther

@@ -31,6 +31,7 @@ package enum HeaderPolicy {
     ///   - peer: the client's IP address as text; `peerTrusted` when it is in `trusted_proxies`.
     ///   - scheme: the listener's scheme (`http` or `https`).
     package static func upstreamRequestHead(from head: HTTPRequestHead, peer: String?, peerTrusted: Bool,
+                                            requestID: String? = nil, traceParent: String? = nil, traceState: String? = nil,
                                             scheme: String, bodyFraming: RequestFraming.Body, defaultHost: String = "localhost",
                                             dropCookies: [String] = [], identity: [(String, String)] = [],
                                             askIdentityEncoding: Bool = false, webSocket: Bool = false,
@@ -47,7 +48,7 @@ package enum HeaderPolicy {
         for (name, value) in head.headers {
             let (kind, underscore) = HeaderName.classify(name)
             switch kind {
-            case .hopByHop, .transferEncoding, .connection, .identity, .contentLength, .expect, .urlOverride:
+            case .hopByHop, .transferEncoding, .connection, .identity, .contentLength, .expect, .urlOverride, .requestContext:
                 // Content-Length is re-emitted once below; Expect is answered by the gateway.
                 continue
             case .forwardedFor, .forwardedProto, .forwardedHost, .forwarded, .forwardedOther:
@@ -84,6 +85,11 @@ package enum HeaderPolicy {
         headers.append(("X-Forwarded-Proto", clientProto ?? scheme))
         if let forwardedHost = clientHost ?? host {
             headers.append(("X-Forwarded-Host", forwardedHost))
+        }
+        if let requestID { headers.append(("X-Request-Id", requestID)) }
+        if let traceParent {
+            headers.append(("traceparent", traceParent))
+            if let traceState { headers.append(("tracestate", traceState)) }
         }
         for (name, value) in identity { headers.append((name, value)) }
         if askIdentityEncoding { headers.append(("Accept-Encoding", "identity")) }

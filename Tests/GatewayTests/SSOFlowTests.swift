@@ -36,12 +36,13 @@ struct SSOFlowTests {
         let configuration = try ConfigLoader.load(yaml: yaml(upstreamPort: upstreamPort ?? upstream.port, extra: extra, session: session),
                                                   environment: [:], baseDirectory: ".")
         let logs = CapturedLogs()
+        let accessLogs = CapturedLogs()
         let server = GatewayServer(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
                                    logger: Logger(label: "t") { _ in CapturingLogHandler(sink: logs) },
-                                   accessLogger: Logger(label: "a") { _ in CapturingLogHandler(sink: CapturedLogs()) },
+                                   accessLogger: Logger(label: "a") { _ in CapturingLogHandler(sink: accessLogs) },
                                    clock: clock)
         let address = try await server.start()
-        return Gateway(harness: Harness(server: server, port: address.port!, logs: logs, accessLogs: CapturedLogs()), upstream: upstream)
+        return Gateway(harness: Harness(server: server, port: address.port!, logs: logs, accessLogs: accessLogs), upstream: upstream)
     }
 
     /// acme (role mapping), globex (redirect mode), dormant (SSO disabled); `acme` and

@@ -30,7 +30,7 @@ struct SessionCacheTests {
     }
 
     static func forwarded(_ decision: AccessDecision) -> Bool {
-        if case .forward(let identity, _, _, _) = decision { return identity.contains { $0 == ("X-Forwarded-User", "alice@acme.test") } }
+        if case .forward(let identity, _, _, _, _) = decision { return identity.contains { $0 == ("X-Forwarded-User", "alice@acme.test") } }
         return false
     }
 
@@ -121,7 +121,7 @@ struct SessionCacheTests {
             guard case .unauthorized = other else { Issue.record("acme's grant served for globex: \(other)"); return }
             let (open, _) = flow.decide(path: "/public/x", uri: "/public/x", method: "GET", accept: "application/json",
                                         sessionCookie: value, cache: cache)
-            guard case .forward(let identity, _, _, _) = open else { Issue.record("public path: \(open)"); return }
+            guard case .forward(let identity, _, _, _, _) = open else { Issue.record("public path: \(open)"); return }
             #expect(identity.map(\.0) == ["X-SSO-Organizations"], "no identity on an unprotected path")
         }
     }
