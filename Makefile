@@ -15,6 +15,9 @@ TEST_PACKAGES := xmlsec1 simplesamlphp php-cli php-xml php-mbstring chromium chr
 # WebSocket clients of Tests/HTTP2; joserfc verifies X-SSO-Assertion in the E2E upstream. These versions resolve against this machine's PyPI mirror.
 SELENIUM := selenium==4.27.1
 PY_CLIENTS := "h2==4.1.0" "httpx[http2]==0.28.1" "websockets==17.4" "joserfc==1.6.5" "flask==3.1.3"
+# The OTLP receiver of the tracing tests decodes what the exporter sends with the
+# OpenTelemetry project's own protobuf definitions (Tests/Tracing/otlp_receiver.py).
+OTLP_PROTO := "opentelemetry-proto==1.45.2"
 PORT ?= 8080
 # apt-get needs root; use sudo only when not already root.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -30,6 +33,7 @@ test-deps: deps
 	@$(MAKE) --no-print-directory install-missing PACKAGES="$(TEST_PACKAGES)"
 	@python3 -c 'import selenium' 2>/dev/null || pip install -q --disable-pip-version-check "$(SELENIUM)"
 	@python3 -c 'import h2, httpx, websockets, joserfc, flask' 2>/dev/null || pip install -q --disable-pip-version-check $(PY_CLIENTS)
+	@python3 -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2' 2>/dev/null || pip install -q --disable-pip-version-check $(OTLP_PROTO)
 
 .PHONY: install-missing
 install-missing:

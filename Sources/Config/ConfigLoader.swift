@@ -168,7 +168,7 @@ struct Provisioner {
             session: .init(cookieName: v.cookieName, secrets: secrets, ttl: v.sessionTTL),
             clockSkew: v.clockSkew, protectedPaths: v.protectedPaths, unauthenticated: v.unauthenticated,
             organizations: organizations, trustedProxies: v.trustedProxies, tls: tls, hsts: v.hsts, http2: v.http2,
-            upstreamAssertion: upstreamAssertion, store: resolved(v.store), logins: v.logins,
+            upstreamAssertion: upstreamAssertion, tracing: v.tracing, store: resolved(v.store), logins: v.logins,
             auditRetention: v.auditRetention, tokenMaxTTL: v.tokenMaxTTL, routes: routes)
     }
 

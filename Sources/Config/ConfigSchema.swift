@@ -5,8 +5,9 @@ public enum ConfigSchema {
         "listen", "workers", "public_url", "upstream", "upstream_timeout", "header_timeout", "body_timeout", "write_timeout", "idle_timeout",
         "shutdown_timeout", "log_format", "log_level", "access_log", "session", "clock_skew",
         "protected_paths", "unauthenticated", "organizations", "trusted_proxies", "tls", "hsts", "http2", "upstream_assertion", "store",
-        "logins", "audit_retention", "token_max_ttl", "routes", "upstream_tls", "admin_listen",
+        "logins", "audit_retention", "token_max_ttl", "routes", "upstream_tls", "admin_listen", "tracing",
     ]
+    static let tracing: Set<String> = ["otlp_endpoint", "protocol", "service_name", "sample_ratio"]
     static let route: Set<String> = ["host", "path_prefix", "upstream", "upstream_tls", "protected_paths", "organizations", "organization"]
     static let upstreamTLS: Set<String> = ["ca_file", "server_name", "client_certificate_file", "client_key_file"]
     static let upstreamAssertion: Set<String> = ["enabled", "signing_key_files", "audience", "ttl"]
@@ -31,7 +32,7 @@ public enum ConfigSchema {
     public static var keyPaths: [String] {
         top.sorted() + session.map { "session." + $0 } + tls.map { "tls." + $0 } + hsts.map { "hsts." + $0 }
             + http2.map { "http2." + $0 } + route.map { "routes[]." + $0 }
-            + upstreamTLS.map { "upstream_tls." + $0 } + upstreamTLS.map { "routes[].upstream_tls." + $0 } + upstreamAssertion.map { "upstream_assertion." + $0 } + logins.map { "logins." + $0 } + organization.map { "organizations[]." + $0 }
+            + upstreamTLS.map { "upstream_tls." + $0 } + upstreamTLS.map { "routes[].upstream_tls." + $0 } + upstreamAssertion.map { "upstream_assertion." + $0 } + tracing.map { "tracing." + $0 } + logins.map { "logins." + $0 } + organization.map { "organizations[]." + $0 }
             + saml.map { "organizations[].saml." + $0 } + roleMapping.map { "organizations[].role_mapping." + $0 }
             + rule.map { "organizations[].role_mapping.rules[]." + $0 } + access.map { "organizations[].access." + $0 }
             + collaborator.map { "organizations[].access.external_collaborators[]." + $0 }

@@ -64,6 +64,7 @@ struct ValidatedConfig {
     var hsts: GatewayConfiguration.HSTS?
     var http2: GatewayConfiguration.HTTP2
     var upstreamAssertion: (keyFiles: [String], audience: String, ttl: Duration)?
+    var tracing: GatewayConfiguration.Tracing?
     var store: GatewayConfiguration.Store
     var logins: GatewayConfiguration.Logins
     var auditRetention: Duration
@@ -197,6 +198,7 @@ struct ConfigValidator {
         let hsts = hsts(raw.hsts, publicURL: publicURL)
         let http2 = http2(raw.http2)
         let upstreamAssertion = upstreamAssertion(raw.upstreamAssertion, upstream: raw.upstream)
+        let tracing = tracing(raw.tracing)
         let store = store(raw.store)
         let logins = logins(raw.logins)
         let auditRetention = duration(raw.auditRetention, default: .seconds(365 * 86400), at: "audit_retention")
@@ -214,7 +216,7 @@ struct ConfigValidator {
             logFormat: logFormat, logLevel: logLevel, accessLog: raw.accessLog ?? true, cookieName: cookieName,
             secretSources: secretSources, sessionTTL: sessionTTL, clockSkew: clockSkew, protectedPaths: patterns,
             unauthenticated: unauthenticated, organizations: organizations, trustedProxies: proxies,
-            tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion, store: store, logins: logins,
+            tlsFiles: tlsFiles, hsts: hsts, http2: http2, upstreamAssertion: upstreamAssertion, tracing: tracing, store: store, logins: logins,
             auditRetention: auditRetention, tokenMaxTTL: tokenMaxTTL, routes: routes, upstreamTLS: upstreamTLSFiles), [])
     }
 
@@ -236,6 +238,35 @@ struct ConfigValidator {
         }
         guard let maxAge = duration(raw.maxAge, default: .seconds(365 * 86_400), at: "hsts.max_age", allowZero: true) else { return nil }
         return GatewayConfiguration.HSTS(maxAge: maxAge, includeSubdomains: raw.includeSubdomains ?? false)
+    }
+
+    /// Off unless the section is there; then a collector URL (OTLP/HTTP: gRPC is not built in).
+    mutating func tracing(_ raw: RawConfig.RawTracing?) -> GatewayConfiguration.Tracing? {
+        guard let raw else { return nil }
+        guard let endpoint = raw.otlpEndpoint else {
+            required("tracing.otlp_endpoint", "is required: the collector's OTLP/HTTP traces URL (http://127.0.0.1:4318/v1/traces)")
+            return nil
+        }
+        let lower = endpoint.lowercased()
+        let url = URLComponents(string: endpoint)
+        if !(lower.hasPrefix("http://") || lower.hasPrefix("https://")) || url?.host?.isEmpty != false {
+            report("tracing.otlp_endpoint", "must be an http:// or https:// URL with a host (OTLP/HTTP; gRPC is not supported)")
+        } else if (url?.path ?? "").isEmpty || url?.path == "/" {
+            report("tracing.otlp_endpoint", "needs its path: a collector takes traces at /v1/traces")
+        }
+        var format = GatewayConfiguration.Tracing.WireFormat.protobuf
+        if let name = raw.protocolName {
+            if let known = GatewayConfiguration.Tracing.WireFormat(rawValue: name) {
+                format = known
+            } else {
+                report("tracing.protocol", "must be http/protobuf or http/json (got \(name))")
+            }
+        }
+        var ratio = 1.0
+        if let text = raw.sampleRatio {
+            if let value = Double(text), value >= 0, value <= 1 { ratio = value } else { report("tracing.sample_ratio", "must be a number from 0 to 1") }
+        }
+        return GatewayConfiguration.Tracing(endpoint: endpoint, format: format, serviceName: raw.serviceName ?? "ssogate", sampleRatio: ratio)
     }
 
     /// Off unless `enabled: true`; then at least one key file, and a lifetime of at most

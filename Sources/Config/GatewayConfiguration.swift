@@ -181,6 +181,17 @@ public struct GatewayConfiguration: Sendable {
         public let maxConcurrentStreams: Int
     }
 
+    /// OpenTelemetry spans, exported over OTLP/HTTP (README "Observability").
+    public struct Tracing: Sendable, Equatable {
+        public enum WireFormat: String, Sendable { case protobuf = "http/protobuf", json = "http/json" }
+        /// The collector's traces URL, path included (`http://127.0.0.1:4318/v1/traces`).
+        public let endpoint: String
+        public let format: WireFormat
+        public let serviceName: String
+        /// The share of new traces recorded (a trusted proxy's sampled flag decides for its own).
+        public let sampleRatio: Double
+    }
+
     /// A signed identity for the upstream (`X-SSO-Assertion`, an ES256 JWT), so the app can
     /// verify who is calling instead of trusting a network boundary.
     public struct UpstreamAssertion: Sendable {
@@ -304,6 +315,8 @@ public struct GatewayConfiguration: Sendable {
     public let hsts: HSTS?
     public let http2: HTTP2
     public let upstreamAssertion: UpstreamAssertion?
+    /// Off unless configured; fixed at start (a reload keeps the exporter it started with).
+    public let tracing: Tracing?
     public let store: Store
     public let logins: Logins
     /// How long audit events are kept in the state store.

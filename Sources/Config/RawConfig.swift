@@ -28,6 +28,7 @@ struct RawConfig {
     var hsts: RawHSTS?
     var http2: RawHTTP2?
     var upstreamAssertion: RawUpstreamAssertion?
+    var tracing: RawTracing?
     var store: String?
     var logins: RawLogins?
     var auditRetention: String?
@@ -57,6 +58,14 @@ struct RawConfig {
         var queue: Int?
         var perClient: String?
         var total: String?
+    }
+
+    struct RawTracing {
+        var otlpEndpoint: String?
+        var protocolName: String?
+        var serviceName: String?
+        /// As written: a number, read by the validator.
+        var sampleRatio: String?
     }
 
     struct RawUpstreamAssertion {
@@ -208,6 +217,12 @@ extension RawConfig {
                 ttl: reader.string(assertion["ttl"], at: "upstream_assertion.ttl"))
         }
 
+        if let tracing = reader.mapping(top["tracing"], at: "tracing", keys: ConfigSchema.tracing) {
+            raw.tracing = RawTracing(otlpEndpoint: reader.string(tracing["otlp_endpoint"], at: "tracing.otlp_endpoint"),
+                                     protocolName: reader.string(tracing["protocol"], at: "tracing.protocol"),
+                                     serviceName: reader.string(tracing["service_name"], at: "tracing.service_name"),
+                                     sampleRatio: reader.string(tracing["sample_ratio"], at: "tracing.sample_ratio"))
+        }
         raw.auditRetention = reader.string(top["audit_retention"], at: "audit_retention")
         raw.tokenMaxTTL = reader.string(top["token_max_ttl"], at: "token_max_ttl")
         if let logins = reader.mapping(top["logins"], at: "logins", keys: ConfigSchema.logins) {

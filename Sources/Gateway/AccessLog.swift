@@ -21,6 +21,8 @@ struct RequestLabel {
     var subject: String?
     /// The access token's id, when a token (not a session) let the request in.
     var token: String?
+    /// Its spans, when tracing is on (ended with the access line).
+    var trace: RequestTrace?
 
     init(id: String, organization: String? = nil, subject: String? = nil, token: String? = nil) {
         self.id = id
@@ -156,6 +158,7 @@ extension GatewayShared {
     func logAccess(loop: LoopContext, method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline,
                    upstreamNanoseconds: Int64?, peer: String?, label: RequestLabel) {
         metrics.requestFinished(status: status)
+        label.trace?.end(status: status, label: label, upstreamAnswered: upstreamNanoseconds != nil)
         guard loop.accessSink != nil || accessLogger != nil else { return }
         let record = AccessRecord(method: method.rawValue, path: pathOnly(uri), status: status, bytes: bytes,
                                   durationMicros: (NIODeadline.now() - start).nanoseconds / 1000,

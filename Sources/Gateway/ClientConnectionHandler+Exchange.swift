@@ -99,7 +99,8 @@ extension ClientConnectionHandler {
             return
         case .collectingForm(let organization, let head, let body, let start):
             state = .consuming
-            planner.answerCollected(organization: organization, head: head, body: body, requestID: label.id, on: loop.eventLoop).assumeIsolated().whenComplete { result in
+            planner.answerCollected(organization: organization, head: head, body: body, requestID: label.id, trace: label.trace?.parent,
+                                    on: loop.eventLoop).assumeIsolated().whenComplete { result in
                 guard case .consuming = self.state else { return }
                 self.state = .idle
                 let answer = (try? result.get()) ?? .plain(.internalServerError, "could not finish the login")

@@ -166,10 +166,12 @@ final class GatewayShared: Sendable {
     let pendingEndings = Mutex<[SessionSelector]>([])
     /// Login workers and rates, fixed at start.
     let logins: LoginGuard
+    /// OpenTelemetry spans, when `tracing` is configured; fixed at start.
+    let tracing: GatewayTracing?
     private let loops: [ObjectIdentifier: LoopContextBox]
 
     init(configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?,
-         accessLogSink: AccessLogSink?, group: EventLoopGroup, clock: @escaping @Sendable () -> Date) {
+         accessLogSink: AccessLogSink?, group: EventLoopGroup, clock: @escaping @Sendable () -> Date, tracing: GatewayTracing? = nil) {
         let replayCache = MemoryReplayCache()
         self.replayCache = replayCache
         switch configuration.store {
@@ -201,6 +203,7 @@ final class GatewayShared: Sendable {
         (auditEvents, auditQueue) = AsyncStream.makeStream(of: AuditEvent.self, bufferingPolicy: .bufferingOldest(10_000))
         self.clock = clock
         self.logins = LoginGuard(configuration.logins)
+        self.tracing = tracing
         let runtime = GatewayRuntime(configuration: configuration, replayCache: replayCache, revocations: revocations, tokens: tokens, clock: clock)
         self.current = NIOLockedValueBox(runtime)
         self.metrics = metrics

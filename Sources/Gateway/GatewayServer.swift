@@ -45,7 +45,8 @@ public final class GatewayServer: Sendable {
         let sink = accessLogger == nil && configuration.accessLog ? AccessLogSink() : nil
         self.shared = GatewayShared(configuration: configuration, metrics: metrics,
                                     logger: logger, accessLogger: configuration.accessLog ? accessLogger : nil,
-                                    accessLogSink: sink, group: group, clock: clock)
+                                    accessLogSink: sink, group: group, clock: clock,
+                                    tracing: configuration.tracing.flatMap { GatewayTracing.make($0, logger: logger) })
         self.refresher = MetadataRefresher(group: group, shared: shared, logger: logger)
     }
 
@@ -54,6 +55,7 @@ public final class GatewayServer: Sendable {
     public func start() async throws -> SocketAddress {
         let configuration = shared.runtime.configuration
         if let problem = shared.runtime.problem { throw problem }
+        shared.tracing?.start()
         // IdP metadata first, so the first logins can use it (each fetch is bounded).
         await refresher.refreshDue()
         let refresher = self.refresher
@@ -262,6 +264,8 @@ public final class GatewayServer: Sendable {
         await shared.stopSweeps()
         await refresher.shutdown()
         await shared.logins.shutdown()
+        // Last: the spans of the requests drained above go out before the process ends.
+        await shared.tracing?.shutdown()
     }
 }
 

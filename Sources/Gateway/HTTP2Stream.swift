@@ -176,7 +176,7 @@ final class HTTP2Stream: ExchangeDriver {
         switch state {
         case .collectingForm(let organization, let head, let body):
             state = .local
-            connection.planner.answerCollected(organization: organization, head: head, body: body, requestID: label.id,
+            connection.planner.answerCollected(organization: organization, head: head, body: body, requestID: label.id, trace: label.trace?.parent,
                                                on: connection.loop.eventLoop)
                 .assumeIsolated().whenComplete { result in
                     guard case .local = self.state else { return }  // the stream closed meanwhile

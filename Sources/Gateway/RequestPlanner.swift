@@ -49,6 +49,9 @@ struct RequestPlanner {
         let runtime = shared.runtime(on: loop)
         let trusted = runtime.isTrusted(peer: peerBytes)
         label = RequestLabel(id: requestID(received, trusted: trusted))
+        if let tracing = shared.tracing, !Self.untraced(received.uri) {
+            label.trace = tracing.startRequest(received, trusted: trusted, requestID: label.id)
+        }
         let head: HTTPRequestHead
         switch RequestTarget.normalise(received) {
         case .success(let normalised): head = normalised
@@ -126,8 +129,18 @@ struct RequestPlanner {
             let (response, close) = answer(decision, head: head, runtime: runtime, clearing: clearing, html: !webSocket, requestID: label.id)
             return .respond(response, head: head, close: close)
         }
+        // The trace goes on upstream: under the exchange's span when tracing is on, else as a
+        // trusted proxy sent it.
+        let routed = runtime.route(route)
+        var traceParent: String?, traceState: String?
+        if let trace = label.trace {
+            (traceParent, traceState) = trace.startUpstream(method: head.method, host: routed.endpoint.host, port: routed.endpoint.port)
+        } else if trusted, let parent = head.headers.first(name: "traceparent") {
+            traceParent = parent
+            traceState = head.headers.first(name: "tracestate")
+        }
         let upstreamHead = HeaderPolicy.upstreamRequestHead(
-            from: head, peer: peerText, peerTrusted: trusted, requestID: label.id,
+            from: head, peer: peerText, peerTrusted: trusted, requestID: label.id, traceParent: traceParent, traceState: traceState,
             scheme: scheme, bodyFraming: body, defaultHost: runtime.publicHost, dropCookies: runtime.reservedCookies, identity: identity,
             askIdentityEncoding: bannerHTML != nil, webSocket: webSocket, dropAuthorization: credential?.isToken == true)
         var webSocketAccept: [UInt8]?
@@ -144,7 +157,7 @@ struct RequestPlanner {
         }
         let exchange = Exchange(method: head.method, uri: head.uri, clientVersion: head.version,
                                 clientKeepAlive: head.isKeepAlive, upstreamHead: upstreamHead,
-                                requestBody: body, start: start, route: runtime.route(route), tunnelEnds: tunnelEnds)
+                                requestBody: body, start: start, route: routed, tunnelEnds: tunnelEnds)
         exchange.reservedCookies = runtime.reservedCookies
         exchange.bannerHTML = bannerHTML
         exchange.sessionCookie = sessionCookie
@@ -233,7 +246,8 @@ struct RequestPlanner {
     }
 
     /// A request whose body was collected: the settings API, a console page, or the ACS.
-    func answerCollected(organization: String, head: HTTPRequestHead, body: ByteBuffer, requestID: String,
+    /// - Parameter trace: the request's span, for the ACS's validation and store calls.
+    func answerCollected(organization: String, head: HTTPRequestHead, body: ByteBuffer, requestID: String, trace: SpanParent? = nil,
                          on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let path = pathOnly(head.uri)
         if path == "/_ssogate/ready" {
@@ -278,7 +292,7 @@ struct RequestPlanner {
             return loop.makeFutureWithTask { await console.answer(head, body: bytes, organization: organization, page: page, requestID: requestID) }
         }
         guard head.uri.hasPrefix("/api/"), let (_, endpoint) = SettingsAPI.endpoint(path) else {
-            return consume(organization: organization, head: head, body: body, requestID: requestID, on: loop)
+            return consume(organization: organization, head: head, body: body, requestID: requestID, trace: trace, on: loop)
         }
         let runtime = shared.runtime(on: self.loop)
         // Each API request may read the store (its token): the login rates bound what an
@@ -298,7 +312,8 @@ struct RequestPlanner {
     /// login worker (never on this event loop), then its IDs spent in the replay store (at
     /// once in memory, asynchronously in a shared store); logged, audited and counted. A
     /// test of draft settings is validated with them, and its result recorded.
-    func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, requestID: String, on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
+    func consume(organization: String, head: HTTPRequestHead, body: ByteBuffer, requestID: String, trace: SpanParent? = nil,
+                 on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let acceptsJSON = Self.acceptsJSON(head)
         let runtime = shared.runtime(on: self.loop)
         let cookies = RequestFields.cookies(head.headers)
@@ -308,8 +323,12 @@ struct RequestPlanner {
             return loop.makeSucceededFuture(turnedAway(refusal, flow: flow, organization: organization, acceptsJSON: acceptsJSON, requestID: requestID))
         }
         let validated = shared.logins.run(on: loop) {
-            flow.consume(organization: organization, form: RequestFields.form(String(buffer: body)), cookies: cookies,
-                         acceptsJSON: acceptsJSON, requestID: requestID)
+            let span = trace?.begin("saml.validate")
+            defer { span?.finish() }
+            let step = flow.consume(organization: organization, form: RequestFields.form(String(buffer: body)), cookies: cookies,
+                                    acceptsJSON: acceptsJSON, requestID: requestID)
+            if case .done(let outcome) = step { span?.set("ssogate.login.result", outcome.result) }
+            return step
         }
         guard let validated else {
             return loop.makeSucceededFuture(turnedAway(.busy, flow: flow, organization: organization, acceptsJSON: acceptsJSON, requestID: requestID))
@@ -326,6 +345,7 @@ struct RequestPlanner {
                 // the record fails the login with nothing spent; a record whose IDs turn out
                 // spent (a replay) is ended at once.
                 if let outcome = store.spendNow(spends, now: now) {
+                    trace?.begin("store.spend").finish()
                     // Only a store without I/O answers at once (memory), and it records at once too.
                     if case .spent = outcome, let record = begun { _ = store.recordSessionNow(record) }
                     return loop.makeSucceededFuture(finish(outcome))
@@ -333,13 +353,13 @@ struct RequestPlanner {
                 return loop.makeFutureWithTask {
                     if let record = begun {
                         do {
-                            try await store.recordSession(record)
+                            try await Self.measured(trace, "store.record_session") { try await store.recordSession(record) }
                         } catch {
                             shared.logger.error("state store did not record a session", metadata: ["error": "\(error)"])
                             return .unavailable
                         }
                     }
-                    let outcome = await store.spend(spends, now: now)
+                    let outcome = await Self.measured(trace, "store.spend") { await store.spend(spends, now: now) }
                     if let record = begun, !(outcome == .spent) {
                         _ = try? await store.endSessions(.ids([record.id]), now: record.created)
                     }
@@ -365,6 +385,12 @@ struct RequestPlanner {
                 return self.finished(outcome, organization: organization, requestID: requestID, test: true)
             }
         }
+    }
+
+    /// `work` under a child span of `trace` named `name`, or just `work` without tracing.
+    static func measured<T>(_ trace: SpanParent?, _ name: String, _ work: () async throws -> T) async rethrows -> T {
+        guard let trace else { return try await work() }
+        return try await trace.measure(name, work)
     }
 
     private func turnedAway(_ refusal: LoginGuard.Refusal, flow: SSOFlow, organization: String, acceptsJSON: Bool,
@@ -412,6 +438,13 @@ struct RequestPlanner {
             ])
         }
         return outcome.response
+    }
+
+    /// Health, readiness, metrics and keys: asked every few seconds, never worth a span.
+    static func untraced(_ uri: String) -> Bool {
+        guard uri.hasPrefix("/_ssogate/") else { return false }
+        let path = pathOnly(uri)
+        return path == "/_ssogate/healthz" || path == "/_ssogate/ready" || path == "/_ssogate/metrics" || path == "/_ssogate/jwks.json"
     }
 
     /// A trusted proxy's `X-Request-Id` when it sent a usable one, else the loop's next.

@@ -4,7 +4,7 @@ import HTTPWire
 import TestSupport
 import Testing
 
-/// Who did what, in the logs (docs/OPERATIONS.md "Logs"): the access line of a request names
+/// Who did what, in the logs (README "Observability"): the access line of a request names
 /// its organization, its member (or access token) and its request id; the upstream gets the
 /// same id in `X-Request-Id`; a client's id never passes, a trusted proxy's does; the login
 /// line names the subject under the ACS request's id.
