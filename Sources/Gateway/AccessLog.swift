@@ -158,6 +158,7 @@ extension GatewayShared {
     func logAccess(loop: LoopContext, method: HTTPMethod, uri: String, status: Int, bytes: Int, start: NIODeadline,
                    upstreamNanoseconds: Int64?, peer: String?, label: RequestLabel) {
         metrics.requestFinished(status: status)
+        if let organization = label.organization { loop.organizationRequests.record(organization: organization, status: status) }
         label.trace?.end(status: status, label: label, upstreamAnswered: upstreamNanoseconds != nil)
         guard loop.accessSink != nil || accessLogger != nil else { return }
         let record = AccessRecord(method: method.rawValue, path: pathOnly(uri), status: status, bytes: bytes,

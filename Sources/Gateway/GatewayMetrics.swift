@@ -11,6 +11,8 @@ public final class GatewayMetrics: Sendable {
     private let requestsByClass: [CoreMetrics.Counter]
     /// Per-loop shards, added up at a scrape (no lock when a request records).
     let upstreamLatency = LatencyHistogram()
+    /// Per-loop shards too: the requests that concerned each organization.
+    let organizationRequests = OrganizationRequests()
     private let upstreamFailures: [UpstreamFailure: CoreMetrics.Counter]
     private let connections: CoreMetrics.Meter
     private let reloads: [Bool: CoreMetrics.Counter]
@@ -117,6 +119,7 @@ public final class GatewayMetrics: Sendable {
     func exposition() -> [UInt8] {
         var out = registry.emitToBuffer()
         upstreamLatency.emit(into: &out)
+        organizationRequests.emit(into: &out)
         return out
     }
 }

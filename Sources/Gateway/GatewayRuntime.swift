@@ -214,7 +214,8 @@ final class GatewayShared: Sendable {
         let count = Array(group.makeIterator()).count
         for loop in group.makeIterator() {
             loops[ObjectIdentifier(loop)] = LoopContextBox(LoopContext(eventLoop: loop, loops: count, accessSink: accessLogSink,
-                                                                   latency: metrics.upstreamLatency))
+                                                                   latency: metrics.upstreamLatency,
+                                                                   organizationRequests: metrics.organizationRequests))
         }
         self.loops = loops
     }

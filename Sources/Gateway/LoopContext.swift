@@ -65,15 +65,19 @@ final class LoopContext: FlushScheduler {
     let tokens = TokenCache()
     /// This loop's shard of the upstream latency histogram.
     let upstreamLatency: LatencyHistogram.Shard
+    /// This loop's shard of the per-organization request counts.
+    let organizationRequests: OrganizationRequests.Shard
     /// Ids for the requests this loop serves (a trusted proxy's are used instead when sent).
     var requestIDs = RequestIDSource()
     /// This loop's copy of the running runtime, and the swap generation it was taken at:
     /// requests read it without a lock (GatewayShared.runtime(on:)).
     private var runtimeCopy: (generation: UInt64, runtime: GatewayRuntime)?
 
-    init(eventLoop: EventLoop, loops: Int = 1, accessSink: AccessLogSink? = nil, latency: LatencyHistogram = LatencyHistogram()) {
+    init(eventLoop: EventLoop, loops: Int = 1, accessSink: AccessLogSink? = nil, latency: LatencyHistogram = LatencyHistogram(),
+         organizationRequests: OrganizationRequests = OrganizationRequests()) {
         self.eventLoop = eventLoop
         self.upstreamLatency = latency.makeShard()
+        self.organizationRequests = organizationRequests.makeShard()
         self.stalledBudget = Self.stalledBudgetTotal / max(1, loops)
         self.pool = UpstreamPool(eventLoop: eventLoop)
         self.accessSink = accessSink

@@ -74,7 +74,8 @@ struct RequestPlanner {
         if head.uri.hasPrefix("/organizations/"), let plan = ssoEndpoint(head, runtime: runtime, label: &label) { return plan }
         if head.uri.hasPrefix("/api/organizations/"), let organization = SettingsAPI.endpoint(pathOnly(head.uri))?.organization
             ?? Tokens.apiEndpoint(pathOnly(head.uri))?.organization {
-            label.organization = organization
+            // Only a name some organization has: the rest is the client's text.
+            if runtime.configuration.organization(named: organization) != nil { label.organization = organization }
             return .collectBody(organization: organization, head: head)
         }
         if head.method == .CONNECT {

@@ -39,6 +39,28 @@ struct ReferenceTests {
     }
 }
 
+@Suite("The README's metrics")
+struct MetricsReferenceTests {
+    /// Every metric the sources define (a name ending as metric names here do) is listed
+    /// in the README, so a new one cannot be left out of "Observability".
+    @Test func everyMetricIsListedInTheReadme() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let pattern = try NSRegularExpression(pattern: #""(ssogate_[a-z0-9_]+_(total|seconds|connections|pending))""#)
+        var names = Set<String>()
+        let enumerator = FileManager.default.enumerator(atPath: root.appendingPathComponent("Sources").path)
+        while let name = enumerator?.nextObject() as? String {
+            guard name.hasSuffix(".swift") else { continue }
+            let text = try String(contentsOf: root.appendingPathComponent("Sources/" + name), encoding: .utf8)
+            for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                names.insert(String(text[Range(match.range(at: 1), in: text)!]))
+            }
+        }
+        #expect(names.count >= 15, "the scan found the metrics: \(names.sorted())")
+        #expect(names.filter { !readme.contains("`" + $0) }.sorted() == [], "metrics the README does not list")
+    }
+}
+
 @Suite("The repository stands on its own")
 struct SelfContainedTests {
     /// Sources and tests cite the contract and the style guide in docs/, never a file

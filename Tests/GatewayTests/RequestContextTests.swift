@@ -7,7 +7,7 @@ import Testing
 /// Who did what, in the logs (README "Observability"): the access line of a request names
 /// its organization, its member (or access token) and its request id; the upstream gets the
 /// same id in `X-Request-Id`; a client's id never passes, a trusted proxy's does; the login
-/// line names the subject under the ACS request's id.
+/// line names the subject under the ACS request's id; requests are counted per organization.
 @Suite("Request ids and who a request was for", .serialized)
 struct RequestContextTests {
     typealias API = SettingsAPITests
@@ -110,6 +110,22 @@ struct RequestContextTests {
         let line = try await Self.accessLine(g, path: "/acme/h2-echo")
         #expect(Self.field("request_id", in: line) == sent.first)
         #expect(Self.field("subject", in: line) == "alice@example.test" && Self.field("organization", in: line) == "acme")
+        await SSOFlowTests().stop(g)
+    }
+
+    @Test func requestsAreCountedPerOrganizationAndStatusClassOnlyForNamesTheConfigurationHas() async throws {
+        let g = try await SSOFlowTests.start()
+        let cookie = try await SessionEndTests.logIn(g)
+        for _ in 0..<3 { _ = try await API.request(g, "GET /acme/echo HTTP/1.1\r\nHost: hub.example.test\r\nCookie: \(cookie)\r\n\r\n") }
+        _ = try await API.request(g, "GET /globex/x HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
+        _ = try await API.request(g, "GET /api/organizations/nobody-xyz/sso HTTP/1.1\r\nHost: h\r\n\r\n")
+        _ = try await API.request(g, "GET /organizations/nobody-abc/sso HTTP/1.1\r\nHost: h\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(100))
+        let metrics = try await API.request(g, "GET /_ssogate/metrics HTTP/1.1\r\nHost: h\r\n\r\n").text
+        #expect(metrics.contains("ssogate_organization_requests_total{organization=\"acme\",class=\"2xx\"} 3"), "\(metrics)")
+        #expect(metrics.contains("ssogate_organization_requests_total{organization=\"acme\",class=\"3xx\"}"), "the login's starts and ACS post")
+        #expect(metrics.contains("ssogate_organization_requests_total{organization=\"globex\",class=\"4xx\"} 1"))
+        #expect(!metrics.contains("nobody-"), "a name from a request is never a label")
         await SSOFlowTests().stop(g)
     }
 
