@@ -70,6 +70,12 @@ package final class PostgresStore: GatewayStore {
         }
     }
 
+    /// Runs the connection pool alone, until cancelled: no migration, no purge (the upgrade
+    /// tests set each schema version themselves).
+    package func runPool() async {
+        await client.run()
+    }
+
     /// Runs the pool, migrates the schema (retrying while the database is not up yet) and
     /// purges expired rows, until cancelled. Sessions are purged at `clock`, the time they
     /// were judged at (the gateway's clock).
@@ -106,7 +112,9 @@ package final class PostgresStore: GatewayStore {
     /// Brings the schema to `schemaVersion`, one version at a time, serialized by an
     /// advisory lock so replicas that start together do not race on `CREATE TABLE`. A
     /// database a newer ssogate wrote is refused, not misread.
-    package func migrate() async throws {
+    /// - Parameter target: the version to stop at (the upgrade tests make each earlier
+    ///   version with it, then let `migrate()` bring it up).
+    package func migrate(upTo target: Int = schemaVersion) async throws {
         try await transaction { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(7270717)", logger: self.logger)
             try await connection.query("CREATE TABLE IF NOT EXISTS ssogate_schema (version integer NOT NULL)", logger: self.logger)
@@ -115,14 +123,15 @@ package final class PostgresStore: GatewayStore {
                 current = max(current, version)
             }
             guard current <= Self.schemaVersion else {
-                throw StoreError("postgres: schema version \(current) was written by a newer ssogate; this one knows up to \(Self.schemaVersion)")
+                throw StoreError("postgres: schema version \(current) was written by a newer ssogate; this one knows up to \(Self.schemaVersion): "
+                                 + "run the newer ssogate, or restore the database from before the upgrade")
             }
-            if current < 1 {
+            if current < 1, target >= 1 {
                 // Spent assertion and AuthnRequest IDs (rules 8 and 9) until their expiry.
                 try await connection.query("CREATE TABLE IF NOT EXISTS ssogate_spent_ids (id text PRIMARY KEY, expires timestamptz NOT NULL)", logger: self.logger)
                 try await connection.query("CREATE INDEX IF NOT EXISTS ssogate_spent_ids_expires ON ssogate_spent_ids (expires)", logger: self.logger)
             }
-            if current < 2 {
+            if current < 2, target >= 2 {
                 // Organization settings (one JSON document each), the version replicas poll,
                 // the audit log and admin tokens (hashes).
                 try await connection.query("CREATE TABLE ssogate_org_settings (organization text PRIMARY KEY, settings text NOT NULL)", logger: self.logger)
@@ -139,14 +148,14 @@ package final class PostgresStore: GatewayStore {
                         hash text PRIMARY KEY, id text NOT NULL, organization text NOT NULL, created bigint NOT NULL, expires bigint NOT NULL)
                     """, logger: self.logger)
             }
-            if current < 3 {
+            if current < 3, target >= 3 {
                 try await connection.query("""
                     CREATE TABLE ssogate_admin_links (
                         hash text PRIMARY KEY, id text NOT NULL, organization text NOT NULL, created bigint NOT NULL,
                         expires bigint NOT NULL, used boolean NOT NULL DEFAULT false)
                     """, logger: self.logger)
             }
-            if current < 4 {
+            if current < 4, target >= 4 {
                 // Sessions begun by logins; the endings in order (`seq` is what replicas poll).
                 try await connection.query("""
                     CREATE TABLE ssogate_sessions (
@@ -160,7 +169,7 @@ package final class PostgresStore: GatewayStore {
                     """, logger: self.logger)
                 try await connection.query("CREATE INDEX ssogate_ended_sessions_expires ON ssogate_ended_sessions (expires)", logger: self.logger)
             }
-            if current < 5 {
+            if current < 5, target >= 5 {
                 // Members' access tokens (AccessToken as JSON), found by hash; `changed` is the
                 // token version of the last change (one row lock orders them), which replicas poll.
                 try await connection.query("""
@@ -174,8 +183,9 @@ package final class PostgresStore: GatewayStore {
                                            logger: self.logger)
                 try await connection.query("INSERT INTO ssogate_token_version (id, version) VALUES (1, 0)", logger: self.logger)
             }
+            guard target > current else { return }
             try await connection.query("DELETE FROM ssogate_schema", logger: self.logger)
-            try await connection.query("INSERT INTO ssogate_schema (version) VALUES (\(Self.schemaVersion))", logger: self.logger)
+            try await connection.query("INSERT INTO ssogate_schema (version) VALUES (\(target))", logger: self.logger)
         }
     }
 

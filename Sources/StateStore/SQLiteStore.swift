@@ -57,10 +57,13 @@ package final class SQLiteStore: GatewayStore {
         if lock >= 0 { _ = flock(lock, LOCK_EX) }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
-            try Self.migrator.migrate(pool)
-            if try pool.read({ try Self.migrator.hasBeenSuperseded($0) }) {
-                throw StoreError("sqlite:\(path): written by a newer ssogate (schema \(try pool.read { try Self.migrator.appliedIdentifiers($0) }.sorted().last ?? "?")); this one knows up to \(Self.schemaVersion)")
+            // A file a newer ssogate wrote is refused before anything is changed in it.
+            let unknown = try pool.read { try Self.migrator.appliedIdentifiers($0) }.subtracting(Self.migrator.migrations)
+            if !unknown.isEmpty {
+                throw StoreError("sqlite:\(path): written by a newer ssogate (schema \(unknown.sorted().joined(separator: ", "))); "
+                                 + "this one knows up to \(Self.schemaVersion): run the newer ssogate, or restore the file from before the upgrade")
             }
+            try Self.migrator.migrate(pool)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -132,6 +135,17 @@ package final class SQLiteStore: GatewayStore {
     }()
 
     static let schemaVersion = "5 tokens"
+
+    /// Every schema version this build knows, oldest first.
+    package static var schemaVersions: [String] { migrator.migrations }
+
+    /// Makes (or brings) the file at `path` to the schema version `identifier` and no
+    /// further: what an older ssogate left, for the upgrade tests.
+    package static func migrate(path: String, upTo identifier: String) throws {
+        let pool = try DatabasePool(path: path)
+        try migrator.migrate(pool, upTo: identifier)
+        try pool.close()
+    }
 
     /// The schema versions applied to the file, oldest first.
     package func appliedVersions() throws -> [String] {

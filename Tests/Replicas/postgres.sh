@@ -36,7 +36,8 @@ case $cmd in
     printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n' > "$dir/data/pg_hba.conf"
     printf "ssl = on\nssl_cert_file = '%s/server.crt'\nssl_key_file = '%s/server.key'\n" "$dir" "$dir" >> "$dir/data/postgresql.conf"
     pg -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start
-    psql -q -h "$dir" -p "$port" -U postgres -c "CREATE ROLE ssogate LOGIN PASSWORD 'ssogate-test'" -c "CREATE DATABASE ssogate OWNER ssogate" >/dev/null
+    psql -q -h "$dir" -p "$port" -U postgres -c "CREATE ROLE ssogate LOGIN PASSWORD 'ssogate-test'" -c "CREATE DATABASE ssogate OWNER ssogate" \
+      -c "CREATE DATABASE ssogate_upgrades OWNER ssogate" >/dev/null
     echo "postgres://ssogate:ssogate-test@127.0.0.1:$port/ssogate"
     ;;
   pause) pg stop -m fast ;;
