@@ -11,12 +11,17 @@ content (a valid session cookie, a protected path), in one run, against
                ssg_...`) instead of the session cookie
 
     python3 benchmarks/auth-bench.py [--binary PATH] [--baseline PATH] [--rounds N] [--duration S]
-                                     [--instructions N] [--policy]
+                                     [--instructions N] [--policy] [--tracing [RATIO]]
 
 `--policy` gives the `--binary` gateway's acme an access policy with every per-request rule
 in force (allowed email domains, default role none, enforce_roles, and a resource group
 holding the measured path, in which alice's engineering group gives her write); the
 baseline keeps none, so an older binary that knows no `access` key can run beside it.
+
+`--tracing [RATIO]` turns on the `--binary` gateway's OpenTelemetry spans, RATIO of new traces
+sampled (default 1: every request), exported over OTLP/HTTP to Tests/Tracing/otlp_receiver.py
+(on the clients' CPU): the whole cost of a traced request, spans made, batched, encoded and
+sent; with a small RATIO, what an unsampled request still pays.
 
 Each ssogate keeps its own SQLite store (the default store), so a baseline of an older
 schema version runs beside the binary under test. Both sessions come from real logins: `ssogate dev-idp` is the IdP of the gateways and of
@@ -77,6 +82,8 @@ def parse_args():
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk/h2load measurement")
     p.add_argument("--instructions", type=int, default=2000, help="requests counted under callgrind (0: skip)")
     p.add_argument("--policy", action="store_true", help="an access policy for --binary's acme (see above)")
+    p.add_argument("--tracing", type=float, nargs="?", const=1.0, default=None, metavar="RATIO",
+                   help="OpenTelemetry spans for --binary, RATIO of new traces sampled (default 1; see above)")
     a = p.parse_args()
     if not 1 <= a.rounds <= 50 or not 1 <= a.duration <= 300:
         p.error("--rounds 1..50, --duration 1..300")
@@ -225,7 +232,17 @@ POLICY = """
 """
 
 
-def gateway_config(work, name, port, idp, cert, policy=False):
+def start_otlp_receiver(work, procs):
+    """The tracing tests' OTLP receiver; its port."""
+    receiver = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Tracing", "otlp_receiver.py")
+    proc = Proc("otlp-receiver", [sys.executable, receiver, "--out", os.path.join(work, "spans.jsonl")], cpu=CLIENT_CPU)
+    proc.drain()
+    procs.append(proc)
+    line = proc.wait_for_line("listening ", 10)
+    return int(line.split()[1])
+
+
+def gateway_config(work, name, port, idp, cert, policy=False, tracing=None, ratio=1.0):
     path = os.path.join(work, f"{name}.yaml")
     write(path, f"""listen: "127.0.0.1:{port}"
 workers: 1
@@ -240,7 +257,8 @@ organizations:
   - name: acme
     saml: {{enabled: true, sign_on_url: "{idp}/sso", idp_entity_id: "{idp}/metadata", certificate_file: "{cert}"}}
     role_mapping: {{attribute: groups, rules: [{{value: hf-admins, role: admin}}{{policy_rule}}]}}
-""".replace("{policy_rule}", ", {value: engineering, role: write, resource_group: private}" if policy else "") + (POLICY if policy else ""))
+""".replace("{policy_rule}", ", {value: engineering, role: write, resource_group: private}" if policy else "") + (POLICY if policy else "")
+        + (f'tracing: {{otlp_endpoint: "http://127.0.0.1:{tracing}/v1/traces", sample_ratio: {ratio}}}\n' if tracing else ""))
     return path
 
 
@@ -430,8 +448,10 @@ def main():
         if a.baseline:
             gateways["baseline"] = a.baseline
         configs = {}
+        receiver = start_otlp_receiver(work, procs) if a.tracing is not None else None
         for name in gateways:
-            configs[name] = gateway_config(work, name, ports[name], idp_base, cert, policy=a.policy and name == "ssogate")
+            configs[name] = gateway_config(work, name, ports[name], idp_base, cert, policy=a.policy and name == "ssogate",
+                                           tracing=receiver if name == "ssogate" else None, ratio=a.tracing)
             text = open(configs[name]).read().replace("{upstream}", str(ports["upstream"]))
             write(configs[name], text)
         sp_metadata(a.binary, configs["ssogate"], os.path.join(work, "ssogate-sp.xml"))

@@ -398,9 +398,7 @@ package struct SSOFlow: Sendable {
 
     package func spMetadata(organization name: String) -> LocalResponse {
         guard let org = organizations[name] else { return .text(.notFound, "unknown organization") }
-        let base = configuration.publicURL + "/organizations/" + org.name + "/saml"
-        let xml = SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", sloURL: base + "/slo",
-                                 certificate: org.saml.spKeyPair?.certificate)
+        let xml = SPMetadata.xml(publicURL: configuration.publicURL, organization: org.name, certificate: org.saml.spKeyPair?.certificate)
         return LocalResponse(status: .ok, headers: [("Content-Type", "application/samlmetadata+xml")], body: Array(xml.utf8))
     }
 

@@ -5,6 +5,14 @@ import XMLCore
 /// The SP's metadata for one organization: what an admin gives the IdP (Okta's "Audience
 /// URI" is the entity ID, its "Single sign on URL" the ACS).
 public enum SPMetadata {
+    /// An organization's metadata at the gateway's endpoints under `publicURL`: entity ID
+    /// `…/saml/metadata`, ACS `…/saml/consume`, Single Logout `…/saml/slo`. The one place
+    /// they are spelled for the metadata, whether the gateway serves it or the CLI prints it.
+    public static func xml(publicURL: String, organization: String, certificate: X509Certificate?) -> String {
+        let base = publicURL + "/organizations/" + organization + "/saml"
+        return xml(entityID: base + "/metadata", acsURL: base + "/consume", sloURL: base + "/slo", certificate: certificate)
+    }
+
     /// - Parameter certificate: the SP key pair's certificate, when configured: published
     ///   for signing (AuthnRequests are signed with its key) and for encryption, with the
     ///   encryption methods the gateway decrypts, strongest first.

@@ -269,8 +269,7 @@ struct Metadata: AsyncParsableCommand {
             FileHandle.standardError.write(Data("no organization named \(org) in \(config)\n".utf8))
             throw ExitCode(2)
         }
-        let base = configuration.publicURL + "/organizations/" + organization.name + "/saml"
-        print(SPMetadata.xml(entityID: base + "/metadata", acsURL: base + "/consume", certificate: organization.saml.spKeyPair?.certificate),
+        print(SPMetadata.xml(publicURL: configuration.publicURL, organization: organization.name, certificate: organization.saml.spKeyPair?.certificate),
               terminator: "")
     }
 }

@@ -354,6 +354,8 @@ struct ProcessTests {
         #expect(status == 0)
         #expect(xml.contains("entityID=\"https://hub.example.com/organizations/acme/saml/metadata\""))
         #expect(xml.contains("Location=\"https://hub.example.com/organizations/acme/saml/consume\""))
+        #expect(xml.contains("SingleLogoutService") && xml.contains("Location=\"https://hub.example.com/organizations/acme/saml/slo\""),
+                "the printed metadata is the served one: Single Logout included")
         #expect(try run(["metadata", "--config", example, "--org", "nope"]).0 == 2)
     }
 
