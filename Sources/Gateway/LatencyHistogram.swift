@@ -2,6 +2,18 @@ import Atomics
 import NIOConcurrencyHelpers
 import Prometheus
 
+/// The per-loop shards of one metric: added as loops start, added up at a scrape.
+final class Shards<Shard: Sendable>: Sendable {
+    private let list = NIOLockedValueBox<[Shard]>([])
+
+    func add(_ shard: Shard) -> Shard {
+        list.withLockedValue { $0.append(shard) }
+        return shard
+    }
+
+    var all: [Shard] { list.withLockedValue { $0 } }
+}
+
 /// `ssogate_upstream_response_seconds` without a lock on the request path: each event loop
 /// records into a shard of its own (relaxed atomic increments no other thread writes, on
 /// its own cache lines), and a scrape adds the shards up. swift-prometheus's histogram
@@ -31,21 +43,17 @@ final class LatencyHistogram: Sendable {
         }
     }
 
-    private let shards = NIOLockedValueBox<[Shard]>([])
+    private let shards = Shards<Shard>()
 
     /// A shard for one event loop (made when the loop's context is).
-    func makeShard() -> Shard {
-        let shard = Shard()
-        shards.withLockedValue { $0.append(shard) }
-        return shard
-    }
+    func makeShard() -> Shard { shards.add(Shard()) }
 
     /// The histogram in Prometheus text format: cumulative buckets, +Inf, sum, count.
     func emit(into out: inout [UInt8]) {
         var buckets = [UInt64](repeating: 0, count: Self.bounds.count)
         var count: UInt64 = 0
         var sum: UInt64 = 0
-        for shard in shards.withLockedValue({ $0 }) {
+        for shard in shards.all {
             for index in buckets.indices { buckets[index] &+= shard.buckets[index].load(ordering: .relaxed) }
             count &+= shard.count.load(ordering: .relaxed)
             sum &+= shard.sumNanoseconds.load(ordering: .relaxed)

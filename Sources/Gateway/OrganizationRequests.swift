@@ -20,19 +20,15 @@ final class OrganizationRequests: Sendable {
         }
     }
 
-    private let shards = NIOLockedValueBox<[Shard]>([])
+    private let shards = Shards<Shard>()
 
     /// A shard for one event loop (made when the loop's context is).
-    func makeShard() -> Shard {
-        let shard = Shard()
-        shards.withLockedValue { $0.append(shard) }
-        return shard
-    }
+    func makeShard() -> Shard { shards.add(Shard()) }
 
     /// The counter in Prometheus text format, one line per organization and class seen.
     func emit(into out: inout [UInt8]) {
         var total: [String: [UInt64]] = [:]
-        for shard in shards.withLockedValue({ $0 }) {
+        for shard in shards.all {
             for (organization, counts) in shard.counts.withLockedValue({ $0 }) {
                 var sum = total[organization, default: [0, 0, 0, 0, 0]]
                 for index in sum.indices { sum[index] &+= counts[index] }

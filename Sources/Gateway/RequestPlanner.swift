@@ -50,7 +50,7 @@ struct RequestPlanner {
         let trusted = runtime.isTrusted(peer: peerBytes)
         label = RequestLabel(id: requestID(received, trusted: trusted))
         if let tracing = shared.tracing, !Self.untraced(received.uri) {
-            label.trace = tracing.startRequest(received, trusted: trusted, requestID: label.id)
+            label.trace = tracing.startRequest(received, trusted: trusted, requestID: label.id, draw: loop.requestIDs.nextValue())
         }
         let head: HTTPRequestHead
         switch RequestTarget.normalise(received) {
@@ -130,8 +130,8 @@ struct RequestPlanner {
             let (response, close) = answer(decision, head: head, runtime: runtime, clearing: clearing, html: !webSocket, requestID: label.id)
             return .respond(response, head: head, close: close)
         }
-        // The trace goes on upstream: under the exchange's span when tracing is on, else as a
-        // trusted proxy sent it.
+        // The trace goes on upstream: under the exchange's span when this request is traced,
+        // else as a trusted proxy sent it.
         let routed = runtime.route(route)
         var traceParent: String?, traceState: String?
         if let trace = label.trace {

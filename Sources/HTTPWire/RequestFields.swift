@@ -2,13 +2,9 @@ import CryptoCore
 import Foundation
 import NIOHTTP1
 
-/// The small parsers of the SSO endpoints: cookies, query strings, form bodies, and the
-/// request id that ties a refusal page to its log line. Also used by the development IdP.
+/// The small parsers of the SSO endpoints: cookies, query strings, form bodies. Also used by
+/// the development IdP.
 public enum RequestFields {
-    public static func requestID() -> String {
-        ((try? SecureRandom().bytes(8)) ?? []).map { String(format: "%02x", $0) }.joined()
-    }
-
     /// Cookie pairs of all Cookie fields; the first of a name wins.
     public static func cookies(_ headers: HTTPHeaders) -> [String: Substring] {
         var out: [String: Substring] = [:]

@@ -22,12 +22,15 @@ package struct RequestIDSource {
     }
 
     /// The next id: 16 lowercase hex digits.
-    package mutating func next() -> String {
+    package mutating func next() -> String { Self.hex(nextValue()) }
+
+    /// The next value of the sequence, as a number (the tracing's sampling draw).
+    package mutating func nextValue() -> UInt64 {
         counter &+= 0x9E37_79B9_7F4A_7C15
         var z = counter ^ key
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Self.hex(z ^ (z >> 31))
+        return z ^ (z >> 31)
     }
 
     static func hex(_ value: UInt64) -> String {

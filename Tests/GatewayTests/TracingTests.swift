@@ -8,7 +8,8 @@ import Testing
 /// (Tests/Tracing/otlp_receiver.py decodes the export with the OpenTelemetry project's own
 /// protobuf definitions): a trusted proxy's `traceparent` is the parent of the request's
 /// span, the upstream exchange's span is the parent the upstream is told, an ACS post has
-/// its validation and store calls as children, and a client's `traceparent` starts nothing.
+/// its validation and store calls as children, a client's `traceparent` starts nothing, and
+/// a request sampling leaves out makes no span.
 @Suite("Tracing", .serialized)
 struct TracingTests {
     typealias API = SettingsAPITests
@@ -125,6 +126,37 @@ struct TracingTests {
         #expect(!spans.contains { $0["trace_id"] as? String == "4bf92f3577b34da6a3ce929d0e0e4736" })
         #expect(spans.contains { $0["trace_id"] as? String == sent.split(separator: "-")[1].description && $0["parent_span_id"] as? String == "" })
         #expect(!spans.contains { ($0["attributes"] as? [String: Any])?["url.path"] as? String == "/_ssogate/healthz" })
+    }
+
+    @Test func aRequestLeftOutBySamplingMakesNoSpanAndATrustedParentsFlagDecidesForItsOwn() async throws {
+        let receiver = try Receiver()
+        defer { receiver.stop() }
+        let g = try await SSOFlowTests.start(extra: "tracing: {otlp_endpoint: \"http://127.0.0.1:\(receiver.port)/v1/traces\", sample_ratio: 0}\n"
+                                                    + ForwardAuthTests.trusted)
+        // No parent, ratio 0: no span, and no traceparent of the gateway's upstream.
+        _ = try await API.request(g, "GET /echo HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(g.upstream.requests.last?.values("traceparent") == [])
+        // A trusted parent that was not sampled: no span; its traceparent passes as it came.
+        let unsampled = "00-1111111111111111aaaaaaaaaaaaaaaa-2222222222222222-00"
+        _ = try await API.request(g, "GET /echo HTTP/1.1\r\nHost: h\r\ntraceparent: \(unsampled)\r\n\r\n")
+        #expect(g.upstream.requests.last?.values("traceparent") == [unsampled])
+        // A trusted parent that was sampled: traced whatever the ratio.
+        let sampled = "00-3333333333333333bbbbbbbbbbbbbbbb-4444444444444444-01"
+        _ = try await API.request(g, "GET /echo HTTP/1.1\r\nHost: h\r\ntraceparent: \(sampled)\r\n\r\n")
+        let sent = try #require(g.upstream.requests.last?.values("traceparent").first)
+        #expect(sent.hasPrefix("00-3333333333333333bbbbbbbbbbbbbbbb-") && !sent.contains("4444444444444444"))
+        let spans = await Self.exported(g, receiver)
+        #expect(Set(spans.compactMap { $0["trace_id"] as? String }) == ["3333333333333333bbbbbbbbbbbbbbbb"], "\(spans)")
+        #expect(spans.count == 2, "the request's span and its exchange's")
+    }
+
+    @Test func theSampledFlagIsReadFromAWellFormedTraceparentOnly() {
+        #expect(GatewayTracing.sampledFlag("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") == true)
+        #expect(GatewayTracing.sampledFlag("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00") == false)
+        #expect(GatewayTracing.sampledFlag("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03") == true)
+        #expect(GatewayTracing.sampledFlag("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") == nil)
+        #expect(GatewayTracing.sampledFlag("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x") == nil)
+        #expect(GatewayTracing.sampledFlag("garbage") == nil)
     }
 
     @Test func withoutTracingATrustedProxysTraceparentPassesAsItCame() async throws {
