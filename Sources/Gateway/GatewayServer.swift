@@ -221,6 +221,8 @@ public final class GatewayServer: Sendable {
         if old.logLevel != configuration.logLevel { fixed.append("log_level") }
         if old.accessLog != configuration.accessLog { fixed.append("access_log") }
         if old.store != configuration.store { fixed.append("store") }
+        if old.adminListen != configuration.adminListen { fixed.append("admin_listen") }
+        if old.tracing != configuration.tracing { fixed.append("tracing") }
         if !fixed.isEmpty {
             logger.warning("some changed keys apply only after a restart", metadata: ["keys": "\(fixed.joined(separator: ","))"])
         }

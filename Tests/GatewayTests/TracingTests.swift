@@ -1,3 +1,4 @@
+import Config
 import Foundation
 @testable import Gateway
 import TestFixtures
@@ -157,6 +158,15 @@ struct TracingTests {
         #expect(GatewayTracing.sampledFlag("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") == nil)
         #expect(GatewayTracing.sampledFlag("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x") == nil)
         #expect(GatewayTracing.sampledFlag("garbage") == nil)
+    }
+
+    @Test func aReloadSaysThatTracingAndTheAdminListenerChangeOnlyAtARestart() async throws {
+        let h = try await Harness.start(upstreamPort: 9)
+        let yaml = Harness.yaml(upstreamPort: 9, extra: "tracing: {otlp_endpoint: \"http://127.0.0.1:9/v1/traces\"}\nadmin_listen: \"127.0.0.1:0\"")
+        try h.server.reload(try ConfigLoader.load(yaml: yaml, environment: [:], baseDirectory: "."))
+        let warning = h.logs.all.first { $0.contains("apply only after a restart") }
+        #expect(warning?.contains("admin_listen") == true && warning?.contains("tracing") == true, "\(h.logs.all)")
+        await h.stop()
     }
 
     @Test func withoutTracingATrustedProxysTraceparentPassesAsItCame() async throws {
