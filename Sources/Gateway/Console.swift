@@ -157,7 +157,7 @@ struct Console {
             return Self.page(.unprocessableEntity, ConsolePage.settings(view(org, runtime: shared.runtime, form: values, problems: problems,
                                                                              notice: nil, csrf: csrf, actor: actor)))
         }
-        let saved = try await shared.store.saveDraft(settings, organization: org.name)
+        let saved = try await StoreCalls.traced("save_draft", { try await shared.store.saveDraft(settings, organization: org.name) })
         await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: nil, requestID: requestID)
         await SettingsSync.refresh(shared)
         return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/sso?draft=\(saved.draftRevision)"),
@@ -248,7 +248,7 @@ struct Console {
             page.roles = values
             return Self.page(.unprocessableEntity, ConsolePage.settings(page))
         }
-        _ = try await shared.store.setRoleMapping(mapping, organization: org.name)
+        _ = try await StoreCalls.traced("set_role_mapping", { try await shared.store.setRoleMapping(mapping, organization: org.name) })
         await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: "role_mapping", requestID: requestID)
         await SettingsSync.refresh(shared)
         return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/settings/sso?done=roles"), ("Cache-Control", "no-store")],
@@ -270,7 +270,7 @@ struct Console {
             page.policy = values
             return Self.page(.unprocessableEntity, ConsolePage.settings(page))
         }
-        _ = try await shared.store.setAccessPolicy(policy, organization: org.name)
+        _ = try await StoreCalls.traced("set_access_policy", { try await shared.store.setAccessPolicy(policy, organization: org.name) })
         await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: "access_policy", requestID: requestID)
         await SettingsSync.refresh(shared)
         return LocalResponse(status: .seeOther, headers: [("Location", "/organizations/\(org.name)/settings/sso?done=access"), ("Cache-Control", "no-store")],
@@ -278,7 +278,7 @@ struct Console {
     }
 
     private func toggle(_ on: Bool, org: GatewayConfiguration.Organization, actor: String, requestID: String) async throws -> LocalResponse {
-        guard case .done = try await shared.store.setEnabled(on, organization: org.name) else {
+        guard case .done = try await StoreCalls.traced("set_enabled", { try await shared.store.setEnabled(on, organization: org.name) }) else {
             await audit("sso.enable", org.name, actor: actor, result: "failure", reason: "not_tested", requestID: requestID)
             return Self.page(.conflict, ConsolePage.refused(organization: org.name, title: "Test the settings first",
                                                             detail: "SAML SSO can be enabled once a test login with the active settings has passed. Use \"Update and Test SAML Configuration\".",
@@ -297,7 +297,7 @@ struct Console {
         let token = RequestFields.query(head.uri)["token"] ?? ""
         let link: AdminToken?
         do {
-            link = token.hasPrefix("ssgl_") ? try await shared.store.consumeAdminLink(hash: try AdminToken.hash(token), now: now) : nil
+            link = token.hasPrefix("ssgl_") ? try await StoreCalls.traced("consume_admin_link", { try await shared.store.consumeAdminLink(hash: try AdminToken.hash(token), now: now) }) : nil
         } catch {
             return Self.page(.serviceUnavailable, ConsolePage.refused(organization: org.name, title: "The state store did not answer",
                                                                       detail: "Try the link again in a moment (it was not used up).", actor: nil))
@@ -330,7 +330,7 @@ struct Console {
                            action: filters["action"].flatMap { $0.isEmpty ? nil : $0 }, result: filters["result"].flatMap { $0.isEmpty ? nil : $0 },
                            since: filters["since"].flatMap(SettingsAPI.parseTime), until: filters["until"].flatMap(SettingsAPI.parseTime))
         do {
-            let events = try await shared.store.events(q)
+            let events = try await StoreCalls.traced("events", { try await shared.store.events(q) })
             if let format = query["format"], let export = SettingsAPI.export(events, format: format, organization: org.name) { return export }
             let rows = events.map {
                 ConsolePage.AuditRow(time: $0.time, action: $0.action, result: $0.result, reason: $0.reason, actor: $0.actor, subject: $0.subject,

@@ -258,16 +258,16 @@ struct RequestPlanner {
         if path == "/_ssogate/logout" {
             let logout = Logout(shared: shared, peer: peerText)
             let bytes = Array(body.readableBytesView)
-            return loop.makeFutureWithTask { await logout.answer(head, body: bytes, requestID: requestID) }
+            return Self.answered(on: loop, trace) { await logout.answer(head, body: bytes, requestID: requestID) }
         }
         if path == "/organizations/\(organization)/saml/slo" {
-            return singleLogout(organization: organization, head: head, body: body, requestID: requestID, on: loop)
+            return singleLogout(organization: organization, head: head, body: body, requestID: requestID, trace: trace, on: loop)
         }
         if path.hasPrefix("/organizations/\(organization)/settings/tokens"),
            let page = Tokens.page(String(path.dropFirst("/organizations/\(organization)/".count)), method: head.method) {
             let tokens = Tokens(shared: shared, peer: peerText)
             let bytes = Array(body.readableBytesView)
-            return loop.makeFutureWithTask { await tokens.answerPage(head, body: bytes, organization: organization, page: page, requestID: requestID) }
+            return Self.answered(on: loop, trace) { await tokens.answerPage(head, body: bytes, organization: organization, page: page, requestID: requestID) }
         }
         if head.uri.hasPrefix("/api/"), let (_, id) = Tokens.apiEndpoint(path) {
             let runtime = shared.runtime(on: self.loop)
@@ -277,7 +277,7 @@ struct RequestPlanner {
             }
             let tokens = Tokens(shared: shared, peer: peerText)
             let bytes = Array(body.readableBytesView)
-            return loop.makeFutureWithTask { await tokens.answerAPI(head, body: bytes, organization: organization, id: id, requestID: requestID) }
+            return Self.answered(on: loop, trace) { await tokens.answerAPI(head, body: bytes, organization: organization, id: id, requestID: requestID) }
         }
         let consolePrefix = "/organizations/\(organization)/settings/"
         if path.hasPrefix(consolePrefix), let page = Console.page(String(path.dropFirst("/organizations/\(organization)/".count)), method: head.method) {
@@ -290,7 +290,7 @@ struct RequestPlanner {
             }
             let console = Console(shared: shared, peer: peerText)
             let bytes = Array(body.readableBytesView)
-            return loop.makeFutureWithTask { await console.answer(head, body: bytes, organization: organization, page: page, requestID: requestID) }
+            return Self.answered(on: loop, trace) { await console.answer(head, body: bytes, organization: organization, page: page, requestID: requestID) }
         }
         guard head.uri.hasPrefix("/api/"), let (_, endpoint) = SettingsAPI.endpoint(path) else {
             return consume(organization: organization, head: head, body: body, requestID: requestID, trace: trace, on: loop)
@@ -304,7 +304,7 @@ struct RequestPlanner {
         }
         let api = SettingsAPI(shared: shared, peer: peerText)
         let bytes = Array(body.readableBytesView)
-        return loop.makeFutureWithTask {
+        return Self.answered(on: loop, trace) {
             await api.answer(head, body: bytes, organization: organization, endpoint: endpoint, requestID: requestID)
         }
     }
@@ -386,6 +386,12 @@ struct RequestPlanner {
                 return self.finished(outcome, organization: organization, requestID: requestID, test: true)
             }
         }
+    }
+
+    /// `work` in a task whose state-store calls hang under `trace` (StoreCalls).
+    static func answered(on loop: EventLoop, _ trace: SpanParent?,
+                  _ work: @escaping @Sendable () async -> LocalResponse) -> EventLoopFuture<LocalResponse> {
+        loop.makeFutureWithTask { await StoreCalls.$parent.withValue(trace) { await work() } }
     }
 
     /// `work` under a child span of `trace` named `name`, or just `work` without tracing.

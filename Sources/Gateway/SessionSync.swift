@@ -63,7 +63,7 @@ enum SessionSync {
     static func end(_ shared: GatewayShared, _ which: SessionSelector, known: [(id: String, expires: Int64)] = []) async -> [SessionRecord]? {
         shared.revocations.add(known, now: now(shared))
         do {
-            let ended = try await shared.store.endSessions(which, now: Int64(shared.clock().timeIntervalSince1970))
+            let ended = try await StoreCalls.traced("end_sessions", { try await shared.store.endSessions(which, now: Int64(shared.clock().timeIntervalSince1970)) })
             shared.revocations.add(ended.map { ($0.id, $0.expires) }, now: now(shared))
             return ended
         } catch {
@@ -93,7 +93,7 @@ enum SessionSync {
         let ended = await end(shared, .subject(organization: organization, subject: subject))
         if let ended { shared.metrics.sessionsEnded(ended.count, how: "revoke") }
         // Their access tokens end with their access (docs/SPEC.md: a token never outlives it).
-        if ended != nil, let revoked = try? await shared.store.revokeTokens(organization: organization, subject: subject), revoked > 0 {
+        if ended != nil, let revoked = try? await StoreCalls.traced("revoke_tokens", { try await shared.store.revokeTokens(organization: organization, subject: subject) }), revoked > 0 {
             await TokenSync.poll(shared, after: -1)
         }
         shared.audit(AuditEvent(time: now(shared), action: "session.revoke", organization: organization, actor: actor,
@@ -113,7 +113,7 @@ enum SessionSync {
         var failed: [SessionSelector] = []
         for (index, which) in pending.enumerated() {
             do {
-                let ended = try await shared.store.endSessions(which, now: Int64(shared.clock().timeIntervalSince1970))
+                let ended = try await StoreCalls.traced("end_sessions", { try await shared.store.endSessions(which, now: Int64(shared.clock().timeIntervalSince1970)) })
                 shared.revocations.add(ended.map { ($0.id, $0.expires) }, now: now(shared))
             } catch {
                 failed = Array(pending[index...])

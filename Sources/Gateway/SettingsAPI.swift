@@ -55,7 +55,7 @@ struct SettingsAPI {
         let token: AdminToken
         do {
             guard let bearer = Self.bearer(head), bearer.hasPrefix("ssga_"),
-                  let found = try await shared.store.adminToken(hash: try AdminToken.hash(bearer), now: now) else {
+                  let found = try await StoreCalls.traced("admin_token", { try await shared.store.adminToken(hash: try AdminToken.hash(bearer), now: now) }) else {
                 return LocalResponse(status: .unauthorized, headers: [("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer"),
                                                                       ("Cache-Control", "no-store")],
                                      body: Array(#"{"error":"unauthorized","detail":"Authorization: Bearer with a token of ssogate admin-token"}"#.utf8))
@@ -75,7 +75,7 @@ struct SettingsAPI {
                 return try await audit(org.name, query: RequestFields.query(head.uri))
             case (.sessions, .GET):
                 let subject = RequestFields.query(head.uri)["subject"].flatMap { $0.isEmpty ? nil : $0 }
-                let live = try await shared.store.liveSessions(organization: org.name, subject: subject, now: now, limit: 1000)
+                let live = try await StoreCalls.traced("live_sessions", { try await shared.store.liveSessions(organization: org.name, subject: subject, now: now, limit: 1000) })
                 return Self.json(.ok, ["sessions": live.map(SessionRow.init)])
             case (.revoke, .POST):
                 // Sessions end on every gateway, whoever manages the organization's settings.
@@ -95,7 +95,7 @@ struct SettingsAPI {
                     await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_settings", requestID: requestID)
                     return Self.json(.unprocessableEntity, Problems(errors: problems))
                 }
-                _ = try await shared.store.saveDraft(draft, organization: org.name)
+                _ = try await StoreCalls.traced("save_draft", { try await shared.store.saveDraft(draft, organization: org.name) })
                 await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: nil, requestID: requestID)
                 await SettingsSync.refresh(shared)
                 return Self.json(.ok, state(org, runtime: shared.runtime))
@@ -113,7 +113,7 @@ struct SettingsAPI {
                     await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_role_mapping", requestID: requestID)
                     return Self.json(.unprocessableEntity, Problems(errors: unknown))
                 }
-                _ = try await shared.store.setRoleMapping(mapping, organization: org.name)
+                _ = try await StoreCalls.traced("set_role_mapping", { try await shared.store.setRoleMapping(mapping, organization: org.name) })
                 await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: "role_mapping", requestID: requestID)
                 await SettingsSync.refresh(shared)
                 return Self.json(.ok, state(org, runtime: shared.runtime))
@@ -126,7 +126,7 @@ struct SettingsAPI {
                     await audit("sso.settings.update", org.name, actor: actor, result: "failure", reason: "invalid_access_policy", requestID: requestID)
                     return Self.json(.unprocessableEntity, problems)
                 }
-                _ = try await shared.store.setAccessPolicy(policy, organization: org.name)
+                _ = try await StoreCalls.traced("set_access_policy", { try await shared.store.setAccessPolicy(policy, organization: org.name) })
                 await audit("sso.settings.update", org.name, actor: actor, result: "success", reason: "access_policy", requestID: requestID)
                 await SettingsSync.refresh(shared)
                 return Self.json(.ok, state(org, runtime: shared.runtime))
@@ -140,7 +140,7 @@ struct SettingsAPI {
                 return Self.json(.ok, ["url": runtime.configuration.publicURL + "/organizations/\(org.name)/sso?draft=\(revision)"])
             case (.enable, .POST), (.disable, .POST):
                 let on = endpoint == .enable
-                let outcome = try await shared.store.setEnabled(on, organization: org.name)
+                let outcome = try await StoreCalls.traced("set_enabled", { try await shared.store.setEnabled(on, organization: org.name) })
                 guard case .done = outcome else {
                     await audit("sso.enable", org.name, actor: actor, result: "failure", reason: "not_tested", requestID: requestID)
                     return Self.json(.conflict, ["error": "not_tested", "detail": "settings are enabled once a test login with them passed"])
@@ -368,7 +368,7 @@ struct SettingsAPI {
         let q = AuditQuery(organization: organization, limit: query["limit"].flatMap { Int($0) } ?? 100,
                            action: query["action"].flatMap { $0.isEmpty ? nil : $0 }, result: query["result"].flatMap { $0.isEmpty ? nil : $0 },
                            since: query["since"].flatMap(Self.parseTime), until: query["until"].flatMap(Self.parseTime))
-        let events = try await shared.store.events(q)
+        let events = try await StoreCalls.traced("events", { try await shared.store.events(q) })
         if let format = query["format"], let export = Self.export(events, format: format, organization: organization) { return export }
         return Self.json(.ok, ["events": events.map(AuditRow.init)])
     }

@@ -16,7 +16,7 @@ import StateStore
 /// logout. Counted against the login rates: an unauthenticated client makes the gateway
 /// verify a signature here.
 extension RequestPlanner {
-    func singleLogout(organization: String, head: HTTPRequestHead, body: ByteBuffer, requestID: String,
+    func singleLogout(organization: String, head: HTTPRequestHead, body: ByteBuffer, requestID: String, trace: SpanParent? = nil,
                       on loop: EventLoop) -> EventLoopFuture<LocalResponse> {
         let runtime = shared.runtime(on: self.loop)
         let flow = runtime.flow
@@ -59,11 +59,11 @@ extension RequestPlanner {
         }
         guard let checked else { return loop.makeSucceededFuture(.text(.serviceUnavailable, "too many requests: try again shortly")) }
         return checked.flatMap { outcome in
-            loop.makeFutureWithTask {
+            Self.answered(on: loop, trace) {
                 let request: LogoutRequestMessage
                 do throws(SAMLError) {
                     let (parsed, spend) = try outcome.get()
-                    switch await shared.store.spend([spend], now: shared.clock()) {
+                    switch await StoreCalls.traced("spend", { await shared.store.spend([spend], now: shared.clock()) }) {
                     case .spent: request = parsed
                     case .alreadySpent(let spent): throw spent.refusal
                     case .unavailable: throw SAMLError("state_store_unavailable", "the replay store could not record this logout's ID")
@@ -80,7 +80,8 @@ extension RequestPlanner {
                 shared.metrics.sessionsEnded(ended?.count ?? 0, how: "slo")
                 // `slo_revokes_tokens`: the member's access tokens end with the IdP session too.
                 if ended != nil, runtime.configuration.organization(named: organization)?.saml.sloRevokesTokens == true,
-                   let revoked = try? await shared.store.revokeTokens(organization: organization, subject: request.nameID), revoked > 0 {
+                   let revoked = try? await StoreCalls.traced("revoke_tokens", {
+                       try await shared.store.revokeTokens(organization: organization, subject: request.nameID) }), revoked > 0 {
                     await TokenSync.poll(shared, after: -1)
                 }
                 audit(ended == nil ? "failure" : "success", reason: ended == nil ? "state_store_unavailable" : "slo", subject: request.nameID)

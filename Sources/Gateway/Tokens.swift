@@ -102,7 +102,7 @@ struct Tokens {
                 notice = "The state store did not answer: nothing changed (\(error))."
             }
         }
-        let tokens = (try? await shared.store.listTokens(organization: org.name, subject: admin ? nil : grant.subject)) ?? []
+        let tokens = (try? await StoreCalls.traced("list_tokens", { try await shared.store.listTokens(organization: org.name, subject: admin ? nil : grant.subject) })) ?? []
         let view = TokensPage.View(organization: org.name, member: grant.subject, admin: admin, tokens: tokens, csrf: csrf,
                                    maxDays: Int(runtime.configuration.tokenMaxTTL.components.seconds / 86400), created: created,
                                    notice: notice, publicURL: runtime.configuration.publicURL)
@@ -121,7 +121,7 @@ struct Tokens {
         let grant = member(head, org: org)
         var adminToken: AdminToken?
         if grant == nil, let bearer = SettingsAPI.bearer(head), bearer.hasPrefix("ssga_") {
-            adminToken = try? await shared.store.adminToken(hash: try AdminToken.hash(bearer), now: now)
+            adminToken = try? await StoreCalls.traced("admin_token", { try await shared.store.adminToken(hash: try AdminToken.hash(bearer), now: now) })
             guard adminToken?.organization == org.name else { return SettingsAPI.json(.forbidden, ["error": "forbidden"]) }
         }
         guard grant != nil || adminToken != nil else {
@@ -136,7 +136,7 @@ struct Tokens {
         do {
             switch (head.method, id) {
             case (.GET, nil):
-                let tokens = try await shared.store.listTokens(organization: org.name, subject: admin ? nil : grant?.subject)
+                let tokens = try await StoreCalls.traced("list_tokens", { try await shared.store.listTokens(organization: org.name, subject: admin ? nil : grant?.subject) })
                 return SettingsAPI.json(.ok, ["tokens": tokens.map(TokenRow.init)])
             case (.POST, nil):
                 guard let grant else { return SettingsAPI.json(.forbidden, ["error": "member_only", "detail": "a token is made by the member it acts as"]) }
@@ -180,7 +180,7 @@ struct Tokens {
             return .failure(Problem(message: "A token lasts from 1 to \(most / 86400) days."))
         }
         let made = try AccessToken.make(from: grant, organization: org.name, name: name, readOnly: readOnly, now: now, lifetime: lifetime)
-        try await shared.store.createToken(made.token)
+        try await StoreCalls.traced("create_token", { try await shared.store.createToken(made.token) })
         shared.tokens.apply([made.token], now: now)
         shared.audit(AuditEvent(time: now, action: "token.create", organization: org.name, actor: grant.subject, result: "success",
                                 reason: readOnly ? "read_only" : nil, subject: grant.subject, ip: peer, requestID: requestID))
@@ -190,8 +190,8 @@ struct Tokens {
     /// Revokes the token `id` of `org` when `by` may: its member (`subject`), or an admin.
     private func revoke(id: String, org: String, by actor: String, subject: String? = nil, admin: Bool, requestID: String) async throws -> AccessToken? {
         let owner = subject ?? actor
-        guard let token = try await shared.store.listTokens(organization: org, subject: admin ? nil : owner).first(where: { $0.id == id }),
-              let revoked = try await shared.store.revokeToken(id: token.id, organization: org) else { return nil }
+        guard let token = try await StoreCalls.traced("list_tokens", { try await shared.store.listTokens(organization: org, subject: admin ? nil : owner) }).first(where: { $0.id == id }),
+              let revoked = try await StoreCalls.traced("revoke_token", { try await shared.store.revokeToken(id: token.id, organization: org) }) else { return nil }
         shared.tokens.apply([revoked], now: now)
         shared.audit(AuditEvent(time: now, action: "token.revoke", organization: org, actor: actor, result: "success", reason: nil,
                                 subject: revoked.subject, ip: peer, requestID: requestID))

@@ -17,8 +17,10 @@ import Tracing
 /// (tests) may run in one process.
 ///
 /// Spans: `{method}` (server) from a request's head to its access line, its upstream
-/// exchange (client; its id is the `traceparent` parent the upstream sees), and under an
-/// ACS post `saml.validate` and the state store's `store.record_session` and `store.spend`.
+/// exchange (client; its id is the `traceparent` parent the upstream sees), under an ACS
+/// post `saml.validate` and the state store's `store.record_session` and `store.spend`, and
+/// under the console, API, token, logout and Single Logout endpoints each store call
+/// (`StoreCalls`).
 /// A trusted proxy's `traceparent` is the parent; anyone else's is ignored (a new trace).
 ///
 /// Sampling is decided here, before swift-otel sees the request: a trusted parent's sampled
@@ -210,6 +212,21 @@ struct SpanParent: Sendable {
             span.setStatus(SpanStatus(code: .error))
             throw error
         }
+    }
+}
+
+/// The span the state-store calls of a request hang under, for the task that answers it
+/// (the console, the API, token pages, logout, Single Logout): set by `RequestPlanner` with
+/// `$parent.withValue`, read at each call. Calls made outside a traced request (the
+/// background polls) make no span.
+enum StoreCalls {
+    @TaskLocal static var parent: SpanParent?
+
+    /// `work`, a state-store call, under a span named `store.{name}` when the task answers a
+    /// traced request.
+    static func traced<T>(_ name: String, _ work: () async throws -> T) async rethrows -> T {
+        guard let parent else { return try await work() }
+        return try await parent.measure("store." + name, work)
     }
 }
 

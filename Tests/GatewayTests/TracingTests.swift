@@ -9,7 +9,8 @@ import Testing
 /// (Tests/Tracing/otlp_receiver.py decodes the export with the OpenTelemetry project's own
 /// protobuf definitions): a trusted proxy's `traceparent` is the parent of the request's
 /// span, the upstream exchange's span is the parent the upstream is told, an ACS post has
-/// its validation and store calls as children, a client's `traceparent` starts nothing, and
+/// its validation and store calls as children (and an API request its store calls), a
+/// client's `traceparent` starts nothing, and
 /// a request sampling leaves out makes no span.
 @Suite("Tracing", .serialized)
 struct TracingTests {
@@ -113,6 +114,19 @@ struct TracingTests {
         #expect(names == ["saml.validate", "store.record_session", "store.spend"], "\(children)")
         let validate = try #require(children.first { $0["name"] as? String == "saml.validate" })
         #expect(validate["trace_id"] as? String == post["trace_id"] as? String)
+    }
+
+    @Test func theStoreCallsOfAnAPIRequestAreChildrenOfItsSpan() async throws {
+        let receiver = try Receiver()
+        defer { receiver.stop() }
+        let g = try await SSOFlowTests.start(extra: Self.yaml(receiver))
+        let cookie = try await SessionEndTests.logIn(g)
+        #expect(try await TokenTests.make(g, cookie: cookie).status == 201)
+        let spans = await Self.exported(g, receiver)
+        let post = try #require(spans.first { ($0["attributes"] as? [String: Any])?["url.path"] as? String == "/api/organizations/acme/tokens" },
+                                "\(spans)")
+        let children = spans.filter { $0["parent_span_id"] as? String == post["span_id"] as? String }.compactMap { $0["name"] as? String }
+        #expect(children.contains("store.create_token"), "\(children)")
     }
 
     @Test func aClientsTraceparentStartsNothingAndHealthChecksMakeNoSpans() async throws {
