@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// One target per trust boundary (docs/STYLE.md). HTTPWire reads and writes HTTP/1 heads as
+// One target per trust boundary (docs/CODE-STYLE.md). HTTPWire reads and writes HTTP/1 heads as
 // values (NIO's ByteBuffer and HTTP types, no channels); Gateway, Demo and the executables run
 // the event loops. XMLCore, CryptoCore, Compression and HTTP2Session hold the pointers of
 // libxml2, OpenSSL, zlib/Brotli and libnghttp2; no other target touches C memory.
@@ -41,7 +41,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // HTTP/2 framing, HPACK and flow control (docs/NOTES.md: ~20x swift-nio-http2's requests/s here).
+        // HTTP/2 framing, HPACK and flow control (docs/MEASURED.md: ~20x swift-nio-http2's requests/s here).
         .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlienc", providers: [.apt(["libbrotli-dev"])]),
         .target(name: "XMLCore", dependencies: ["CLibXML2"]),

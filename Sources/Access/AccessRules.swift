@@ -2,7 +2,7 @@ import Config
 import HTTPWire
 import Sessions
 
-/// The access policy's decision (docs/SPEC.md "Access policy"): one pure function of the
+/// The access policy's decision (docs/CONTRACT.md "Access policy"): one pure function of the
 /// configuration (this value, built once per flow), a grant and the request, shared by every
 /// way a request reaches protected content: the proxy over HTTP/1.1 and HTTP/2, access
 /// tokens, forward-auth, and the ACS (which refuses a login the policy would refuse anyway).

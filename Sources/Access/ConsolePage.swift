@@ -2,7 +2,7 @@ import Config
 import Foundation
 import XMLCore
 
-/// The org admin's console (docs/SPEC.md "Organization settings"), as HTML built from
+/// The org admin's console (docs/CONTRACT.md "Organization settings"), as HTML built from
 /// values: the "Organization Settings → SSO → SAML" page, its audit log, and the pages
 /// that say why someone may not see them. No script; every action is a form.
 package enum ConsolePage {

@@ -1,7 +1,7 @@
 import Config
 import HTTPWire
 
-/// Which organization a request path belongs to (docs/SPEC.md "A request for protected content"):
+/// Which organization a request path belongs to (docs/CONTRACT.md "A request for protected content"):
 /// a `protected_paths` pattern whose `{org}` segment names a configured organization with
 /// SAML enabled. Pure; tested without sockets.
 package enum Protection {

@@ -2,7 +2,7 @@ import Config
 import Foundation
 import XMLCore
 
-/// What a member refused by their organization's access policy is told (docs/SPEC.md
+/// What a member refused by their organization's access policy is told (docs/CONTRACT.md
 /// "Access policy"): who they are logged in as, what the organization requires, and whom to
 /// ask; as a page for a browser, as JSON for anything else. The same words reach the audit
 /// log as the reason code.

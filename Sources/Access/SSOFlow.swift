@@ -49,7 +49,7 @@ package final class Granted {
     }
 }
 
-/// The SSO flow (docs/SPEC.md "HTTP endpoints" and "A request for protected content"), as plain
+/// The SSO flow (docs/CONTRACT.md "HTTP endpoints" and "A request for protected content"), as plain
 /// functions from a request's parts to a response or decision: no sockets, clock injected.
 package struct SSOFlow: Sendable {
     package let configuration: GatewayConfiguration
@@ -452,7 +452,7 @@ package struct SSOFlow: Sendable {
     package var clearedSessionCookie: String { "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax\(secure)" }
 
     /// A grant counts only while its organization is configured and enabled (disabling or
-    /// removing an organization ends its grants at once: docs/SPEC.md, revised rule), its
+    /// removing an organization ends its grants at once: docs/CONTRACT.md, revised rule), its
     /// session was not ended, and it was used within its organization's idle timeout.
     package func live(_ session: Session?) -> Session? {
         current(session, now: Int64(clock().timeIntervalSince1970)).session

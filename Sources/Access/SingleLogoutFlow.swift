@@ -5,7 +5,7 @@ import NIOHTTP1
 import SAML
 import Sessions
 
-/// Single Logout at `/organizations/{org}/saml/slo` (docs/SPEC.md "Sessions, logout and
+/// Single Logout at `/organizations/{org}/saml/slo` (docs/CONTRACT.md "Sessions, logout and
 /// Single Logout"), as functions from what arrived to what to answer; the gateway spends
 /// IDs and ends sessions in the store between them.
 extension SSOFlow {

@@ -3,7 +3,7 @@ import HTTPWire
 import Sessions
 import Synchronization
 
-/// The live access tokens this gateway knows, by hash (docs/SPEC.md "Access tokens for CLIs
+/// The live access tokens this gateway knows, by hash (docs/CONTRACT.md "Access tokens for CLIs
 /// and git"), kept current from the state store by TokenSync: a request's token is looked
 /// up without a store round trip. Every change moves `generation`, which empties the
 /// per-loop `TokenCache`s (token text → token, so a known token is not hashed again).

@@ -1,6 +1,6 @@
 import Foundation
 
-/// An organization's access policy (docs/SPEC.md "Access policy"): `organizations[].access` in
+/// An organization's access policy (docs/CONTRACT.md "Access policy"): `organizations[].access` in
 /// the file, or what an org admin saves in the console. The same value, in the same JSON
 /// shape, is what the store keeps and the API shows.
 ///

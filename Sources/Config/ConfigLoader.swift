@@ -3,7 +3,7 @@ import Foundation
 
 /// Runs the four stages: decode, validate, provision, freeze.
 ///
-/// `ssogate check` runs all four, unlike docs/STYLE.md's "first two": an operator checking a
+/// `ssogate check` runs all four, unlike docs/CODE-STYLE.md's "first two": an operator checking a
 /// file wants to hear that `certificate_file` is missing before the reload, as `nginx -t`
 /// opens the files it names.
 public enum ConfigLoader {

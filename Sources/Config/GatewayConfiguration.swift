@@ -119,7 +119,7 @@ public struct GatewayConfiguration: Sendable {
         /// organization's content: refused as unauthenticated, or passed to the application.
         public let appCredentials: AppCredentials
         public internal(set) var roleMapping: RoleMapping?
-        /// Who gets in and with which role (docs/SPEC.md "Access policy"); `.open` when unset.
+        /// Who gets in and with which role (docs/CONTRACT.md "Access policy"); `.open` when unset.
         public internal(set) var access: AccessPolicy
         /// Who changes the IdP settings: the configuration file, or org admins in the console
         /// (then the file's values only seed the store).
@@ -233,7 +233,7 @@ public struct GatewayConfiguration: Sendable {
         }
     }
 
-    /// Where the gateway keeps what it must remember (docs/SPEC.md "State store").
+    /// Where the gateway keeps what it must remember (docs/CONTRACT.md "State store").
     public enum Store: Sendable, Equatable {
         /// This process's memory: nothing survives it (`ssogate demo`, tests).
         case memory

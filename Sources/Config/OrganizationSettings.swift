@@ -1,7 +1,7 @@
 import CryptoCore
 import Foundation
 
-/// The IdP settings an org admin edits in the console and the API (docs/SPEC.md
+/// The IdP settings an org admin edits in the console and the API (docs/CONTRACT.md
 /// "Organization settings"): what Okta shows on its "View SAML setup instructions" page.
 public struct IdPSettings: Sendable, Equatable, Codable {
     public var signOnURL: String

@@ -1,5 +1,5 @@
 /// The one error type of CryptoCore: a stable code plus a human reason.
-/// Equality compares the code only (docs/STYLE.md "Errors").
+/// Equality compares the code only (docs/CODE-STYLE.md "Errors").
 public struct CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     private enum Code: Sendable { case notPEMCertificate, notPEMKey, randomFailed, digestFailed, signFailed, keyTooWeak }
     private let code: Code

@@ -1,7 +1,7 @@
 import COpenSSL
 
 /// Signature algorithms of XML-DSig that ssogate knows. The allowlist of what is accepted
-/// lives in XMLDSig; SHA-1 carries `insecure` in its name (docs/STYLE.md).
+/// lives in XMLDSig; SHA-1 carries `insecure` in its name (docs/CODE-STYLE.md).
 public enum SignatureAlgorithm: Sendable, Equatable, CaseIterable {
     case insecureRSASHA1, rsaSHA256, rsaSHA384, rsaSHA512
     case ecdsaSHA256, ecdsaSHA384, ecdsaSHA512

@@ -2,7 +2,7 @@ import HTTPWire
 import NIOCore
 
 /// How long an HTTP/1 client connection may keep the gateway waiting, per request rather
-/// than per connection state (docs/STYLE.md: a plain state machine, events in, deadlines
+/// than per connection state (docs/CODE-STYLE.md: a plain state machine, events in, deadlines
 /// out, the clock passed in):
 ///
 /// - A new connection gets `headerTimeout` for its first head; between requests a

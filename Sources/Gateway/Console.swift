@@ -10,7 +10,7 @@ import SAML
 import Sessions
 import StateStore
 
-/// The org admin's console pages (docs/SPEC.md "Organization settings"): who may see them,
+/// The org admin's console pages (docs/CONTRACT.md "Organization settings"): who may see them,
 /// and what each form does. Pages are `ConsolePage`'s; the operations are the settings API's
 /// (the same store calls, the same audit events).
 ///

@@ -4,7 +4,7 @@ import HTTPWire
 import NIOHTTP1
 import Sessions
 
-/// Forward-auth (docs/SPEC.md "Forward-auth"): `/_ssogate/auth`, asked by an ingress that
+/// Forward-auth (docs/CONTRACT.md "Forward-auth"): `/_ssogate/auth`, asked by an ingress that
 /// proxies the application itself (nginx `auth_request`, Traefik ForwardAuth, Caddy
 /// `forward_auth`, Envoy `ext_authz`), about a request it describes. The decision is the
 /// built-in proxy's (`SSOFlow.decide`: protected paths, sessions, tokens, the access policy);

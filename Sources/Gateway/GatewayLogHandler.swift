@@ -6,7 +6,7 @@ import Foundation
 import Logging
 
 /// Writes one line per log record to standard output, as `key=value` text or as JSON
-/// (`log_format`). Messages are constant strings; what varies is metadata (docs/STYLE.md).
+/// (`log_format`). Messages are constant strings; what varies is metadata (docs/CODE-STYLE.md).
 public struct GatewayLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]

@@ -12,7 +12,7 @@ import StateStore
 import Synchronization
 
 /// Everything a request needs that a reload may replace, built whole beside the old one
-/// and swapped in one step (docs/STYLE.md "Configuration").
+/// and swapped in one step (docs/CODE-STYLE.md "Configuration").
 final class GatewayRuntime: Sendable {
     let configuration: GatewayConfiguration
     let upstreamTimeout: TimeAmount
@@ -142,7 +142,7 @@ final class GatewayShared: Sendable {
     /// Spent assertion and request IDs, kept across reloads.
     let replayCache: MemoryReplayCache
     /// Where logins spend their IDs and the console keeps settings, audit events and
-    /// tokens: memory, SQLite or PostgreSQL (docs/SPEC.md "State store").
+    /// tokens: memory, SQLite or PostgreSQL (docs/CONTRACT.md "State store").
     let store: GatewayStore
     /// The shared store, when configured: its pool runs while the gateway does.
     let postgres: PostgresStore?

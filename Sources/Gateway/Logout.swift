@@ -7,7 +7,7 @@ import NIOHTTP1
 import Sessions
 import StateStore
 
-/// `/_ssogate/logout` (docs/SPEC.md, the logout row and "Sessions, logout and Single
+/// `/_ssogate/logout` (docs/CONTRACT.md, the logout row and "Sessions, logout and Single
 /// Logout"): `GET` shows the button; `POST` with a same-origin proof ends the browser's
 /// sessions on every replica (and, asked to, every session of the same people), clears the
 /// cookie, audits `sso.logout`, and tells the IdP (SP-initiated Single Logout) when an

@@ -428,7 +428,7 @@ struct RequestPlanner {
         let known = shared.runtime(on: loop).configuration.organization(named: organization) != nil
         shared.metrics.loginFinished(organization: known ? organization : "unknown", result: outcome.result)
         let passed = outcome.result == "success" || outcome.result == "test_success"
-        // The reason code, never the assertion (docs/SPEC.md: a failed login names its reason).
+        // The reason code, never the assertion (docs/CONTRACT.md: a failed login names its reason).
         // A name no organization has gets no audit event: no org admin could read it, and the
         // store would keep the client's text (the log line below says what happened).
         if known { shared.audit(AuditEvent(time: Int64(shared.clock().timeIntervalSince1970), action: test || outcome.result == "test_success" ? "sso.test" : "sso.login",

@@ -6,7 +6,7 @@ import StateStore
 import Synchronization
 
 /// Keeps `GatewayShared.revocations` current from the state store, and ends sessions
-/// (docs/SPEC.md "Sessions, logout and Single Logout"): an ending made on any replica is
+/// (docs/CONTRACT.md "Sessions, logout and Single Logout"): an ending made on any replica is
 /// refused here within `pollEvery`, without a store round trip per request.
 ///
 /// A store that is down does not stop requests (the set is local) and does not lose an
@@ -92,7 +92,7 @@ enum SessionSync {
                        requestID: String) async -> [SessionRecord]? {
         let ended = await end(shared, .subject(organization: organization, subject: subject))
         if let ended { shared.metrics.sessionsEnded(ended.count, how: "revoke") }
-        // Their access tokens end with their access (docs/SPEC.md: a token never outlives it).
+        // Their access tokens end with their access (docs/CONTRACT.md: a token never outlives it).
         if ended != nil, let revoked = try? await StoreCalls.traced("revoke_tokens", { try await shared.store.revokeTokens(organization: organization, subject: subject) }), revoked > 0 {
             await TokenSync.poll(shared, after: -1)
         }

@@ -6,7 +6,7 @@ import NIOHTTP1
 import Sessions
 import StateStore
 
-/// The organization settings API (docs/SPEC.md "Organization settings: console and API"):
+/// The organization settings API (docs/CONTRACT.md "Organization settings: console and API"):
 /// `/api/organizations/{org}/sso`, its `test`, `enable` and `disable`, and `audit`, for a
 /// bearer token of `ssogate admin-token`. Every answer is JSON; every change is audited and
 /// in force on this gateway at once, on other replicas at their next poll.

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import StateStore
 
-/// Keeps the running runtime in step with the state store (docs/SPEC.md "Organization
+/// Keeps the running runtime in step with the state store (docs/CONTRACT.md "Organization
 /// settings"): seeds console-managed organizations from the file once, applies the stored
 /// settings at start, then polls their version: a change made on any replica is in force
 /// here within `pollEvery` (the SPEC asks 5 s). Also drains the audit events of logins.
@@ -87,7 +87,7 @@ enum SettingsSync {
         }
     }
 
-    /// Every audit event is also a log record (docs/SPEC.md: "also written as log records").
+    /// Every audit event is also a log record (docs/CONTRACT.md: "also written as log records").
     static func log(_ shared: GatewayShared, _ event: AuditEvent) {
         var metadata: Logger.Metadata = ["action": "\(event.action)", "organization": "\(event.organization)", "result": "\(event.result)"]
         if let actor = event.actor { metadata["actor"] = "\(actor)" }

@@ -9,7 +9,7 @@ import SAML
 import Sessions
 import StateStore
 
-/// `/organizations/{org}/saml/slo` (docs/SPEC.md "Sessions, logout and Single Logout"): an
+/// `/organizations/{org}/saml/slo` (docs/CONTRACT.md "Sessions, logout and Single Logout"): an
 /// IdP's LogoutRequest (HTTP-Redirect or HTTP-POST) checked on a login worker like an ACS
 /// post, its ID spent, then every session of its NameID and SessionIndex ended on every
 /// gateway and a LogoutResponse sent back; or the IdP's LogoutResponse to this browser's

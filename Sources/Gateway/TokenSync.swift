@@ -4,7 +4,7 @@ import Logging
 import StateStore
 import Synchronization
 
-/// Keeps `GatewayShared.tokens` current from the state store (docs/SPEC.md "Access tokens
+/// Keeps `GatewayShared.tokens` current from the state store (docs/CONTRACT.md "Access tokens
 /// for CLIs and git"): every token created or changed anywhere is read within `pollEvery`,
 /// so a revocation on one replica is refused on every other within seconds; once a minute
 /// the tokens used here are recorded (last used, to the minute) and expired ones dropped.

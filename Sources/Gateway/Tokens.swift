@@ -6,7 +6,7 @@ import NIOHTTP1
 import Sessions
 import StateStore
 
-/// Members' access tokens (docs/SPEC.md "Access tokens for CLIs and git"): the console page
+/// Members' access tokens (docs/CONTRACT.md "Access tokens for CLIs and git"): the console page
 /// `/organizations/{org}/settings/tokens` and `/api/organizations/{org}/tokens[/{id}]`.
 ///
 /// Who: a member with a live grant for the organization (their session cookie) makes, lists

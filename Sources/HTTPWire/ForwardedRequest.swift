@@ -1,7 +1,7 @@
 import Foundation
 import NIOHTTP1
 
-/// The request an ingress asks the forward-auth endpoint about (docs/SPEC.md "Forward-auth"),
+/// The request an ingress asks the forward-auth endpoint about (docs/CONTRACT.md "Forward-auth"),
 /// read from how each ingress describes it:
 /// - Traefik ForwardAuth and Caddy `forward_auth`: `X-Forwarded-Method`, `-Proto`, `-Host`,
 ///   `-Uri` on a `GET` of the endpoint.

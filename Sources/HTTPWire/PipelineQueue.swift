@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// The parts of pipelined HTTP/1.1 requests waiting for their turn, and how many requests
 /// one connection may start per turn of the event loop. A plain value, tested without
-/// sockets (docs/STYLE.md "Protocol logic as state machines"); the connection handler owns
+/// sockets (docs/CODE-STYLE.md "Protocol logic as state machines"); the connection handler owns
 /// one and carries out what it says.
 package struct PipelineQueue {
     /// Heads and bodies waiting, counted by their bytes; past it the queue overflows.

@@ -8,7 +8,7 @@ public struct AuthnRequest: Sendable {
     public let id: String
     public let xml: String
 
-    /// - Parameter random: the source of the ID's bytes (injected, docs/STYLE.md).
+    /// - Parameter random: the source of the ID's bytes (injected, docs/CODE-STYLE.md).
     public init(destination: String, acsURL: String, spEntityID: String, issueInstant: Date,
                 random: () throws -> [UInt8]) rethrows {
         let bytes = try random()

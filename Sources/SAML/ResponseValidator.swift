@@ -43,7 +43,7 @@ enum SAMLNS {
 }
 
 /// Turns an untrusted SAMLResponse into a `ValidatedAssertion` or one reason code: the
-/// nine ACS rules of docs/SPEC.md, in order. Clock and replay cache are injected (docs/STYLE.md).
+/// nine ACS rules of docs/CONTRACT.md, in order. Clock and replay cache are injected (docs/CODE-STYLE.md).
 public struct ResponseValidator: Sendable {
     public static let maxDecodedBytes = 256 * 1024
     /// A login-state cookie lives 10 minutes; its request ID is remembered a little longer.

@@ -4,7 +4,7 @@ import Foundation
 import XMLCore
 import XMLDSig
 
-/// A LogoutRequest an IdP sent, as its checks left it (docs/SPEC.md "Sessions, logout and
+/// A LogoutRequest an IdP sent, as its checks left it (docs/CONTRACT.md "Sessions, logout and
 /// Single Logout"): whose sessions it ends.
 public struct LogoutRequestMessage: Sendable, Equatable {
     public let id: String

@@ -1,7 +1,7 @@
 import CryptoCore
 import Foundation
 
-/// A member's personal access token (docs/SPEC.md "Access tokens for CLIs and git"): made
+/// A member's personal access token (docs/CONTRACT.md "Access tokens for CLIs and git"): made
 /// from their grant for one organization, shown once as `ssg_…`, kept only as a hash. A
 /// request carrying it counts as that grant for that organization only.
 public struct AccessToken: Sendable, Equatable, Codable {

@@ -40,7 +40,7 @@ public struct SessionGrant: Codable, Sendable, Equatable {
 }
 
 /// The session cookie's content: grants by organization name. A grant for one
-/// organization authorizes nothing of another (docs/SPEC.md "A request for protected content").
+/// organization authorizes nothing of another (docs/CONTRACT.md "A request for protected content").
 public struct Session: Codable, Sendable, Equatable {
     public var grants: [String: SessionGrant]
 

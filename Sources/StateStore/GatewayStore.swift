@@ -3,7 +3,7 @@ import CryptoCore
 import Foundation
 import SAML
 
-/// Everything the gateway keeps in its state store (docs/SPEC.md "State store"), one
+/// Everything the gateway keeps in its state store (docs/CONTRACT.md "State store"), one
 /// interface with three implementations held to the same tests: memory, SQLite, PostgreSQL.
 package typealias GatewayStore = ReplayStore & SettingsStore & AuditLog & AdminTokens & AdminLinks & SessionStore & TokenStore
 
@@ -34,7 +34,7 @@ package enum EnableOutcome: Sendable, Equatable {
     case notTested
 }
 
-/// Who did what (docs/SPEC.md's audit actions), newest first when read.
+/// Who did what (docs/CONTRACT.md's audit actions), newest first when read.
 package protocol AuditLog: Sendable {
     func record(_ event: AuditEvent) async throws
     func events(_ query: AuditQuery) async throws -> [AuditEvent]

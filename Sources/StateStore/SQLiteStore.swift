@@ -9,7 +9,7 @@ internal import GRDB
 import Logging
 import SAML
 
-/// The embedded store, the default (docs/SPEC.md "State store"): one SQLite file, so that a
+/// The embedded store, the default (docs/CONTRACT.md "State store"): one SQLite file, so that a
 /// restart forgets nothing (an assertion spent before it stays spent after it).
 ///
 /// GRDB over the system SQLite, in WAL mode: chosen over sqlite-nio by measurement

@@ -1,7 +1,7 @@
 import Foundation
 import Sessions
 
-/// Sessions begun by logins, and which of them were ended (docs/SPEC.md "Sessions, logout
+/// Sessions begun by logins, and which of them were ended (docs/CONTRACT.md "Sessions, logout
 /// and Single Logout"). The session cookie stays sealed and carries each grant's session
 /// ID; a gateway refuses the IDs this store lists as ended, which it polls (so an ending on
 /// one replica holds on every other within seconds) without a round trip per request.

@@ -1,7 +1,7 @@
 import Foundation
 import Sessions
 
-/// Members' access tokens (docs/SPEC.md "Access tokens for CLIs and git"), kept as hashes.
+/// Members' access tokens (docs/CONTRACT.md "Access tokens for CLIs and git"), kept as hashes.
 /// Every gateway holds the live ones in memory, kept current by polling `tokens(changedAfter:)`:
 /// a request's token is looked up without a round trip, and a revocation on one replica is
 /// refused on every other within a poll.

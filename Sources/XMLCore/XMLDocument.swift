@@ -4,7 +4,7 @@ import CLibXML2
 ///
 /// - No network access (`XML_PARSE_NONET`), no entity substitution, no DTD loading or
 ///   attribute defaulting: the parse options never include NOENT, DTDLOAD, DTDATTR or
-///   HUGE (docs/NOTES.md).
+///   HUGE (docs/MEASURED.md).
 /// - A document with a DOCTYPE is refused before parsing and again after (an internal or
 ///   external subset is never used): rule 1 of the ACS.
 /// - Size, depth, elements, attributes and namespace declarations are bounded

@@ -198,7 +198,7 @@ struct C14NScope {
 /// libxml2's is-visible callback: a node is output when it lies in the subtree of
 /// `root` and not in that of `excluded`. Namespace nodes arrive as `xmlNs*`, whose
 /// fields do not line up with `xmlNode` beyond `type`: for them, and for attributes, the
-/// owning element is the `parent` argument (docs/NOTES.md).
+/// owning element is the `parent` argument (docs/MEASURED.md).
 private func isVisibleInScope(_ userData: UnsafeMutableRawPointer?, _ node: xmlNodePtr?, _ parent: xmlNodePtr?) -> Int32 {
     guard let userData, let node else { return 0 }
     let scope = userData.assumingMemoryBound(to: C14NScope.self).pointee

@@ -1,5 +1,5 @@
 /// The one error type of XMLCore: a stable code plus a human reason. Equality compares
-/// the code only (docs/STYLE.md "Errors").
+/// the code only (docs/CODE-STYLE.md "Errors").
 public struct XMLError: Error, Equatable, Sendable, CustomStringConvertible {
     private enum Code: Sendable { case dtdForbidden, malformed, tooDeep, tooLarge, tooComplex, canonicalization }
     private let code: Code

@@ -1,6 +1,6 @@
 import CryptoCore
 
-/// XML-DSig algorithm identifiers, and the allowlist (docs/STYLE.md: by allowlist; the weak
+/// XML-DSig algorithm identifiers, and the allowlist (docs/CODE-STYLE.md: by allowlist; the weak
 /// ones only behind an option whose name says insecure).
 enum DSigURI {
     static let namespace = "http://www.w3.org/2000/09/xmldsig#"

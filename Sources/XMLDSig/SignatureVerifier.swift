@@ -34,7 +34,7 @@ public struct SignedElement: Sendable {
 /// Verifies an enveloped XML-DSig signature held by an element as a direct child, in the
 /// manner of goxmldsig: check the Signature's shape, verify SignedInfo, read the Reference
 /// from the verified SignedInfo bytes, digest the transformed element and hand back only
-/// what was signed (docs/STYLE.md "The verifier returns only what was signed").
+/// what was signed (docs/CODE-STYLE.md "The verifier returns only what was signed").
 public struct SignatureVerifier: Sendable {
     public let trusted: [TrustedKey]
     /// RSA-SHA1 signatures and SHA-1 digests; off unless `allow_sha1: true`.

@@ -1,5 +1,5 @@
 // ssogate-bench FIXTURES_DIR ITERATIONS: times the SAML engine on the golden fixtures.
-// Names follow docs/STYLE.md (`SAML:Validate:...`); prints one line per benchmark:
+// Names follow docs/CODE-STYLE.md (`SAML:Validate:...`); prints one line per benchmark:
 // NAME ops/s µs/op. Run it from benchmarks/saml-bench.sh, which puts xmlsec1 beside it.
 //
 // ssogate-bench hostile ROUNDS [WRITE_DIR]: CPU per ACS validation of each hostile shape

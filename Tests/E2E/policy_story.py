@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The access policy in Chromium against SimpleSAMLphp (docs/SPEC.md "Access policy"), with
+"""The access policy in Chromium against SimpleSAMLphp (docs/CONTRACT.md "Access policy"), with
 umbrella (allowed_email_domains: [example.test], redirect mode) on the http gateway:
 
 1. mallory (mallory@elsewhere.test) opens umbrella's content, signs in at the IdP, and the

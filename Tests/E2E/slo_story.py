@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Single Logout against SimpleSAMLphp in Chromium (docs/SPEC.md "Sessions, logout and
+"""Single Logout against SimpleSAMLphp in Chromium (docs/CONTRACT.md "Sessions, logout and
 Single Logout"), with initech (an SP key pair, redirect mode) on the http gateway:
 
 1. alice logs in through the gateway;

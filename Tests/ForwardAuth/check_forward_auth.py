@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Forward-auth behind real ingresses (docs/SPEC.md "Forward-auth"): Debian's nginx
+"""Forward-auth behind real ingresses (docs/CONTRACT.md "Forward-auth"): Debian's nginx
 (`auth_request`) and Caddy (`forward_auth`), each running the README's snippet as written
 (only its two addresses and its listen port replaced), in front of `ssogate serve` and the
 upstream of Tests/HTTP2 (`/acme/whoami` answers with the headers it received).

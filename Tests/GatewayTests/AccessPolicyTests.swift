@@ -9,7 +9,7 @@ import TestFixtures
 import TestSupport
 import Testing
 
-/// The organization access policy (docs/SPEC.md "Access policy"). One configuration where
+/// The organization access policy (docs/CONTRACT.md "Access policy"). One configuration where
 /// every key is in force:
 /// - acme: `default_role: none`, `allowed_email_domains: [acme.test]`, `enforce_roles`, a
 ///   resource group `secret` (`/acme/secret-*`), and two external collaborators: bob, whom

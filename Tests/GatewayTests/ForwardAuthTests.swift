@@ -5,7 +5,7 @@ import NIOHTTP1
 import TestSupport
 import Testing
 
-/// Forward-auth over real sockets (docs/SPEC.md "Forward-auth"): the request each ingress
+/// Forward-auth over real sockets (docs/CONTRACT.md "Forward-auth"): the request each ingress
 /// describes, answered with the built-in proxy's decision in the shape that ingress relays.
 /// The real nginx and Caddy in front of it are in Tests/ForwardAuth/check_forward_auth.py.
 @Suite("Forward-auth", .serialized)

@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 
-/// What a restart forgets (docs/SPEC.md "State store"): with the SQLite store, the default,
+/// What a restart forgets (docs/CONTRACT.md "State store"): with the SQLite store, the default,
 /// an assertion spent before a restart stays spent after it; with `store: memory` it
 /// could be replayed until it expires, which is why memory is for the demo and tests.
 @Suite("Restarts and the state store", .serialized)

@@ -177,7 +177,7 @@ struct SSOFlowTests {
         let r = try g.harness.request("GET /acme/models HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
         #expect(r.status == 401)
         #expect(r.header("content-type") == "application/json")
-        // docs/SPEC.md's body, and (issue 17) where a CLI gets a token.
+        // docs/CONTRACT.md's body, and (issue 17) where a CLI gets a token.
         #expect(r.text == #"{"error":"sso_required","organization":"acme","sso_url":"https://hub.example.test/organizations/acme/sso","#
                 + #""token_url":"https://hub.example.test/organizations/acme/settings/tokens"}"#)
         #expect(r.header("www-authenticate") == "Basic realm=\"ssogate acme\"")

@@ -5,7 +5,7 @@ import StateStore
 import TestSupport
 import Testing
 
-/// Sessions that end (docs/SPEC.md "Sessions, logout and Single Logout"), over real
+/// Sessions that end (docs/CONTRACT.md "Sessions, logout and Single Logout"), over real
 /// sockets: logout needs a same-origin proof and then ends the cookie everywhere (a copy of
 /// it is refused too), "log out everywhere", an admin's revoke, idle timeout, disabling,
 /// and an ending on one gateway refused by another on the same store within 5 seconds.

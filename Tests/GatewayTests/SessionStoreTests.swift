@@ -3,7 +3,7 @@ import Sessions
 import StateStore
 import Testing
 
-/// Session records and their endings, the same rules for each store (docs/SPEC.md
+/// Session records and their endings, the same rules for each store (docs/CONTRACT.md
 /// "Sessions, logout and Single Logout"): endings select by ID, member, SessionIndex or
 /// organization; each is listed once, in order, for replicas to poll; expired ones go.
 @Suite("State stores: sessions and their endings", .serialized)

@@ -8,7 +8,7 @@ import StateStore
 import TestSupport
 import Testing
 
-/// The organization settings API (docs/SPEC.md "Organization settings: console and API")
+/// The organization settings API (docs/CONTRACT.md "Organization settings: console and API")
 /// over real sockets: the whole "Update and Test, then Enable" story of an org admin, every
 /// status code of the SPEC's list, the audit log, and a second gateway on the same store
 /// picking changes up without a reload.

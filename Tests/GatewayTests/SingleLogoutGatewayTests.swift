@@ -9,7 +9,7 @@ import TestSupport
 import Testing
 import XMLDSig
 
-/// Single Logout over real sockets (docs/SPEC.md "Sessions, logout and Single Logout"):
+/// Single Logout over real sockets (docs/CONTRACT.md "Sessions, logout and Single Logout"):
 /// an IdP's signed LogoutRequest ends the member's session on the gateway and is answered
 /// with a signed LogoutResponse; unsigned, replayed and foreign ones end nothing; a logout
 /// at the gateway sends the IdP a signed LogoutRequest and takes its answer.

@@ -7,7 +7,7 @@ import NIOPosix
 import StateStore
 import Testing
 
-/// The state stores behind one interface, each held to the same rules (docs/SPEC.md "State
+/// The state stores behind one interface, each held to the same rules (docs/CONTRACT.md "State
 /// store", rules 8 and 9): an ID is spent once until its expiry, a login's IDs are spent
 /// all or none, and of many racing logins with the same ID exactly one gets through.
 /// Memory and SQLite always run; PostgreSQL when `make test` started one
@@ -276,7 +276,7 @@ struct StateStoreTests {
     }
 
     @Test func tokensAndLinksAreStoredOnlyAsHashes() async throws {
-        // docs/SPEC.md: admin tokens are "stored hashed"; a copy of the file opens nothing.
+        // docs/CONTRACT.md: admin tokens are "stored hashed"; a copy of the file opens nothing.
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let store = try SQLiteStore(path: folder.path + "/state.db", logger: Logger(label: "test"))

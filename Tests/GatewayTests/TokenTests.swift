@@ -4,7 +4,7 @@ import StateStore
 import TestSupport
 import Testing
 
-/// Access tokens over real sockets (docs/SPEC.md "Access tokens for CLIs and git"): made by a
+/// Access tokens over real sockets (docs/CONTRACT.md "Access tokens for CLIs and git"): made by a
 /// member through the API, good for their organization only (Bearer, or Basic as git sends
 /// it), never passed upstream, read-only when asked, revoked by the member or with their
 /// access, refused on another gateway of the store within 5 s, and guessing is rate-limited.

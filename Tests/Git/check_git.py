@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Debian's git against a repository behind the gateway, with an access token (docs/SPEC.md
+"""Debian's git against a repository behind the gateway, with an access token (docs/CONTRACT.md
 "Access tokens for CLIs and git").
 
 `git http-backend` serves bare repositories under /acme/ and /beta/ (a small CGI upstream);

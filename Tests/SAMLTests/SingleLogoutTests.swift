@@ -7,7 +7,7 @@ import XMLCore
 import XMLDSig
 @testable import SAML
 
-/// Single Logout messages (docs/SPEC.md "Sessions, logout and Single Logout"): an IdP's
+/// Single Logout messages (docs/CONTRACT.md "Sessions, logout and Single Logout"): an IdP's
 /// LogoutRequest signed by Debian's xmlsec1 (HTTP-POST) or over its query (HTTP-Redirect)
 /// is accepted; unsigned, foreign-signed, wrapped, tampered, stale, misaddressed or
 /// misissued ones are refused with their reason; and what the gateway sends is signed.
