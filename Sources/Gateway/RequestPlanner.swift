@@ -351,18 +351,18 @@ struct RequestPlanner {
                     if case .spent = outcome, let record = begun { _ = store.recordSessionNow(record) }
                     return loop.makeSucceededFuture(finish(outcome))
                 }
-                return loop.makeFutureWithTask {
+                return Self.answered(on: loop, trace) {
                     if let record = begun {
                         do {
-                            try await Self.measured(trace, "store.record_session") { try await store.recordSession(record) }
+                            try await StoreCalls.traced("record_session", { try await store.recordSession(record) })
                         } catch {
                             shared.logger.error("state store did not record a session", metadata: ["error": "\(error)"])
                             return .unavailable
                         }
                     }
-                    let outcome = await Self.measured(trace, "store.spend") { await store.spend(spends, now: now) }
+                    let outcome = await StoreCalls.traced("spend", { await store.spend(spends, now: now) })
                     if let record = begun, !(outcome == .spent) {
-                        _ = try? await store.endSessions(.ids([record.id]), now: record.created)
+                        _ = try? await StoreCalls.traced("end_sessions", { try await store.endSessions(.ids([record.id]), now: record.created) })
                     }
                     return outcome
                 }.map(finish)
@@ -374,11 +374,12 @@ struct RequestPlanner {
         // The test's result is recorded (a pass makes the draft active) before the page says
         // so, and in force here at once.
         return answered.flatMap { outcome in
-            loop.makeFutureWithTask {
+            Self.answered(on: loop, trace) {
                 let passed = outcome.result == "test_success"
                 let result = TestResult(ok: passed, at: Int64(shared.clock().timeIntervalSince1970), reason: passed ? nil : outcome.result)
                 do {
-                    _ = try await shared.store.recordTest(organization: organization, revision: draft, result: result)
+                    _ = try await StoreCalls.traced("record_test", {
+                        try await shared.store.recordTest(organization: organization, revision: draft, result: result) })
                     await SettingsSync.refresh(shared)
                 } catch {
                     shared.logger.warning("test result not recorded", metadata: ["organization": "\(organization)", "error": "\(error)"])
@@ -389,15 +390,9 @@ struct RequestPlanner {
     }
 
     /// `work` in a task whose state-store calls hang under `trace` (StoreCalls).
-    static func answered(on loop: EventLoop, _ trace: SpanParent?,
-                  _ work: @escaping @Sendable () async -> LocalResponse) -> EventLoopFuture<LocalResponse> {
+    static func answered<T: Sendable>(on loop: EventLoop, _ trace: SpanParent?,
+                                      _ work: @escaping @Sendable () async -> T) -> EventLoopFuture<T> {
         loop.makeFutureWithTask { await StoreCalls.$parent.withValue(trace) { await work() } }
-    }
-
-    /// `work` under a child span of `trace` named `name`, or just `work` without tracing.
-    static func measured<T>(_ trace: SpanParent?, _ name: String, _ work: () async throws -> T) async rethrows -> T {
-        guard let trace else { return try await work() }
-        return try await trace.measure(name, work)
     }
 
     private func turnedAway(_ refusal: LoginGuard.Refusal, flow: SSOFlow, organization: String, acceptsJSON: Bool,
